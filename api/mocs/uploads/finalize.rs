@@ -1,0 +1,9 @@
+//! `POST /api/mocs/uploads/finalize (also /sessions/finalize and /sessions/{sessionId}/finalize)` — turn a session's completed files into a MOC (201). Idempotent: a finalized session answers its MOC with idempotent: true (200).
+//!
+//! Auth: bearer JWT (or AUTH_BYPASS in development). All logic lives in
+//! `moc_shared`; this binary only runs the route as a Vercel function.
+
+#[tokio::main]
+async fn main() -> Result<(), moc_shared::runtime::Error> {
+    moc_shared::runtime::serve(&moc_shared::routes::FINALIZE).await
+}

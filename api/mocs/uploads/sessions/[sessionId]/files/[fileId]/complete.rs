@@ -1,0 +1,9 @@
+//! `POST /api/mocs/uploads/sessions/{sessionId}/files/{fileId}/complete` — complete the file's S3 multipart upload (200). Idempotent: completing again answers the stored fileUrl.
+//!
+//! Auth: bearer JWT (or AUTH_BYPASS in development). All logic lives in
+//! `moc_shared`; this binary only runs the route as a Vercel function.
+
+#[tokio::main]
+async fn main() -> Result<(), moc_shared::runtime::Error> {
+    moc_shared::runtime::serve(&moc_shared::routes::COMPLETE_FILE).await
+}

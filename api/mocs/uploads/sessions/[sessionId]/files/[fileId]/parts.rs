@@ -1,0 +1,9 @@
+//! `GET /api/mocs/uploads/sessions/{sessionId}/files/{fileId}/parts` — the parts S3 holds for the file, for resume (200). Safe and idempotent.
+//!
+//! Auth: bearer JWT (or AUTH_BYPASS in development). All logic lives in
+//! `moc_shared`; this binary only runs the route as a Vercel function.
+
+#[tokio::main]
+async fn main() -> Result<(), moc_shared::runtime::Error> {
+    moc_shared::runtime::serve(&moc_shared::routes::LIST_PARTS).await
+}

@@ -1,0 +1,9 @@
+//! `PUT /api/mocs/uploads/sessions/{sessionId}/files/{fileId}/parts/{partNumber}` — proxy one part (at most 4.5 MB) to S3 (200). Idempotent: the last write of a part wins. OPTIONS answers CORS preflights when browser uploads are enabled.
+//!
+//! Auth: bearer JWT (or AUTH_BYPASS in development). All logic lives in
+//! `moc_shared`; this binary only runs the route as a Vercel function.
+
+#[tokio::main]
+async fn main() -> Result<(), moc_shared::runtime::Error> {
+    moc_shared::runtime::serve(&moc_shared::routes::UPLOAD_PART).await
+}

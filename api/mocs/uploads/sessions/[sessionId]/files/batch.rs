@@ -1,0 +1,9 @@
+//! `POST /api/mocs/uploads/sessions/{sessionId}/files/batch` — register up to MAX_BATCH_SIZE files, each independently (201, per-item results). Not idempotent per item: a repeated item is a 409 in its result.
+//!
+//! Auth: bearer JWT (or AUTH_BYPASS in development). All logic lives in
+//! `moc_shared`; this binary only runs the route as a Vercel function.
+
+#[tokio::main]
+async fn main() -> Result<(), moc_shared::runtime::Error> {
+    moc_shared::runtime::serve(&moc_shared::routes::REGISTER_BATCH).await
+}

@@ -1,0 +1,9 @@
+//! `POST /api/mocs/uploads/sessions/{sessionId}/files` — register a file and start its S3 multipart upload (201), or re-register with fileId for fresh presigned URLs (200). A duplicate (category, name) is 409.
+//!
+//! Auth: bearer JWT (or AUTH_BYPASS in development). All logic lives in
+//! `moc_shared`; this binary only runs the route as a Vercel function.
+
+#[tokio::main]
+async fn main() -> Result<(), moc_shared::runtime::Error> {
+    moc_shared::runtime::serve(&moc_shared::routes::REGISTER_FILE).await
+}

@@ -1,0 +1,627 @@
+//! The embedded S3 against the real AWS SDK and plain HTTP, the way the upload
+//! API and browsers will use it. Every test runs its own server on a free
+//! port over its own temporary directory.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use moc_dev::s3::{EmbeddedS3, EmbeddedS3Config};
+use rand::RngCore;
+use s3s::crypto::{Checksum, Md5};
+use sha2::{Digest, Sha256};
+
+const ACCESS_KEY: &str = "moc-test-access";
+const SECRET_KEY: &str = "moc-test-secret";
+const REGION: &str = "us-east-1";
+const BUCKET: &str = "moc-uploads";
+const MIB: usize = 1024 * 1024;
+
+struct TestServer {
+    // Declared first so the server stops before its directory is removed.
+    s3: EmbeddedS3,
+    dir: PathBuf,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn unique_dir(name: &str) -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock before 1970")
+        .as_nanos();
+    std::env::temp_dir().join(format!(
+        "moc-embedded-s3-{name}-{}-{nanos}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+async fn start(name: &str) -> TestServer {
+    let dir = unique_dir(name);
+    let s3 = EmbeddedS3::start(EmbeddedS3Config {
+        data_dir: dir.clone(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        access_key: ACCESS_KEY.into(),
+        secret_key: SECRET_KEY.into(),
+        region: REGION.into(),
+        buckets: vec![BUCKET.into()],
+    })
+    .await
+    .expect("embedded S3 starts");
+    TestServer { s3, dir }
+}
+
+fn client_with(endpoint: &str, secret_key: &str, region: &str) -> Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(ACCESS_KEY, secret_key, None, None, "test"))
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    Client::from_conf(config)
+}
+
+fn client(server: &TestServer) -> Client {
+    client_with(&server.s3.endpoint(), SECRET_KEY, REGION)
+}
+
+fn random_bytes(len: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    rand::thread_rng().fill_bytes(&mut buf);
+    buf
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    hex::encode(Md5::checksum(data))
+}
+
+async fn create_upload(client: &Client, key: &str) -> String {
+    client
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .content_type("application/zip")
+        .send()
+        .await
+        .expect("CreateMultipartUpload")
+        .upload_id()
+        .expect("upload id")
+        .to_owned()
+}
+
+async fn presign_part(
+    client: &Client,
+    key: &str,
+    upload_id: &str,
+    part_number: i32,
+    expires_in: Duration,
+) -> String {
+    let presigned = client
+        .upload_part()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(upload_id)
+        .part_number(part_number)
+        .presigned(PresigningConfig::expires_in(expires_in).unwrap())
+        .await
+        .expect("presign UploadPart");
+    assert_eq!(presigned.method(), "PUT");
+    // A browser can only send what the URL carries: no extra signed headers.
+    assert_eq!(
+        presigned.headers().count(),
+        0,
+        "presigned UploadPart needs no headers"
+    );
+    presigned.uri().to_owned()
+}
+
+/// PUTs `body` the way a browser would: no SDK, no signing, just the URL.
+async fn put_url(url: &str, body: Vec<u8>) -> reqwest::Response {
+    reqwest::Client::new()
+        .put(url)
+        .body(body)
+        .send()
+        .await
+        .expect("HTTP PUT reaches the server")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_upload_through_presigned_urls_round_trips() {
+    let server = start("presigned").await;
+    let endpoint = server.s3.endpoint();
+    assert_eq!(
+        endpoint,
+        format!("http://127.0.0.1:{}", server.s3.local_addr().port())
+    );
+    let client = client(&server);
+    let key = "sessions/abc/files/archive.zip";
+
+    let parts = [
+        random_bytes(5 * MIB),
+        random_bytes(5 * MIB),
+        random_bytes(2 * MIB),
+    ];
+    let original: Vec<u8> = parts.concat();
+    let upload_id = create_upload(&client, key).await;
+
+    let listed = client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("ListMultipartUploads");
+    let open: Vec<_> = listed
+        .uploads()
+        .iter()
+        .filter_map(|u| u.upload_id())
+        .collect();
+    assert_eq!(open, [upload_id.as_str()]);
+    assert_eq!(listed.uploads()[0].key(), Some(key));
+
+    let mut etags = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let number = i32::try_from(i + 1).unwrap();
+        let url = presign_part(&client, key, &upload_id, number, Duration::from_secs(300)).await;
+        let resp = put_url(&url, part.clone()).await;
+        assert_eq!(resp.status(), 200, "part {number}: {:?}", resp.text().await);
+        let etag = resp
+            .headers()
+            .get("etag")
+            .expect("UploadPart answers with an ETag")
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            etag,
+            format!("\"{}\"", md5_hex(part)),
+            "part ETag is the quoted MD5"
+        );
+        etags.push(etag);
+    }
+
+    let listed = client
+        .list_parts()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .expect("ListParts");
+    assert_eq!(listed.is_truncated(), Some(false));
+    let numbers: Vec<_> = listed
+        .parts()
+        .iter()
+        .filter_map(|p| p.part_number())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    let sizes: Vec<_> = listed.parts().iter().filter_map(|p| p.size()).collect();
+    assert_eq!(sizes, [5 * MIB as i64, 5 * MIB as i64, 2 * MIB as i64]);
+    let listed_etags: Vec<_> = listed.parts().iter().filter_map(|p| p.e_tag()).collect();
+    assert_eq!(
+        listed_etags, etags,
+        "ListParts reports the ETags UploadPart returned"
+    );
+
+    let completed = CompletedMultipartUpload::builder()
+        .set_parts(Some(
+            listed
+                .parts()
+                .iter()
+                .map(|p| {
+                    CompletedPart::builder()
+                        .part_number(p.part_number().unwrap())
+                        .e_tag(p.e_tag().unwrap())
+                        .build()
+                })
+                .collect(),
+        ))
+        .build();
+    let done = client
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&upload_id)
+        .multipart_upload(completed)
+        .send()
+        .await
+        .expect("CompleteMultipartUpload");
+    let etag = done.e_tag().expect("completed object has an ETag");
+    assert!(etag.ends_with("-3\""), "multipart ETag format, got {etag}");
+
+    let head = client
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("HeadObject");
+    assert_eq!(head.content_length(), Some(original.len() as i64));
+    assert_eq!(head.content_type(), Some("application/zip"));
+    assert_eq!(head.e_tag(), Some(etag));
+
+    let body = client
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("GetObject")
+        .body
+        .collect()
+        .await
+        .expect("object body")
+        .into_bytes();
+    assert_eq!(body.len(), original.len());
+    assert_eq!(
+        hex::encode(Sha256::digest(&body)),
+        hex::encode(Sha256::digest(&original))
+    );
+
+    let listed = client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("ListMultipartUploads after completion");
+    assert!(
+        listed.uploads().is_empty(),
+        "completed upload is no longer listed"
+    );
+
+    let err = client
+        .list_parts()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .expect_err("ListParts of a completed upload");
+    assert_eq!(err.code(), Some("NoSuchUpload"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_or_expired_presigned_urls_are_rejected() {
+    let server = start("tamper").await;
+    let client = client(&server);
+    let key = "tampered.bin";
+    let upload_id = create_upload(&client, key).await;
+
+    let url = presign_part(&client, key, &upload_id, 1, Duration::from_secs(300)).await;
+    let sig_at =
+        url.find("X-Amz-Signature=").expect("signature in query") + "X-Amz-Signature=".len();
+    let mut tampered = url.clone().into_bytes();
+    tampered[sig_at] = if tampered[sig_at] == b'0' { b'1' } else { b'0' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    assert_ne!(tampered, url);
+
+    let resp = put_url(&tampered, b"payload".to_vec()).await;
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("SignatureDoesNotMatch"));
+
+    // Without the query string nothing is signed at all.
+    let unsigned =
+        url.split('?').next().unwrap().to_owned() + &format!("?partNumber=1&uploadId={upload_id}");
+    let resp = put_url(&unsigned, b"payload".to_vec()).await;
+    assert_eq!(resp.status(), 403);
+
+    let short = presign_part(&client, key, &upload_id, 2, Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let resp = put_url(&short, b"payload".to_vec()).await;
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().await.unwrap().contains("AccessDenied"));
+
+    // Control: the untouched URL is accepted, so the 403s above came from
+    // the signature and expiry checks and nothing else.
+    let resp = put_url(&url, b"payload".to_vec()).await;
+    assert_eq!(resp.status(), 200);
+    let listed = client
+        .list_parts()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .expect("ListParts");
+    let numbers: Vec<_> = listed
+        .parts()
+        .iter()
+        .filter_map(|p| p.part_number())
+        .collect();
+    assert_eq!(numbers, [1], "rejected requests stored nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_or_region_are_rejected() {
+    let server = start("creds").await;
+    let endpoint = server.s3.endpoint();
+
+    let bad_secret = client_with(&endpoint, "not-the-secret", REGION);
+    let err = bad_secret
+        .put_object()
+        .bucket(BUCKET)
+        .key("x")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("wrong secret key");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
+    assert_eq!(err.code(), Some("SignatureDoesNotMatch"));
+
+    let other_region = client_with(&endpoint, SECRET_KEY, "eu-west-1");
+    let err = other_region
+        .put_object()
+        .bucket(BUCKET)
+        .key("x")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("request signed for another region");
+    assert_eq!(err.code(), Some("AuthorizationHeaderMalformed"));
+
+    // Control: the right key is accepted and nothing was written before.
+    let good = client(&server);
+    let listed = good
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("ListObjectsV2");
+    assert_eq!(listed.key_count(), Some(0));
+    good.put_object()
+        .bucket(BUCKET)
+        .key("x")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("PutObject with the right key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_parts_paginates_and_rejected_completion_keeps_the_upload() {
+    let server = start("paginate").await;
+    let client = client(&server);
+    let key = "paged.bin";
+    let upload_id = create_upload(&client, key).await;
+
+    // Uploaded out of order: the listing must still come back sorted.
+    let mut etags = std::collections::BTreeMap::new();
+    for number in [3, 1, 2] {
+        let body = format!("part {number} body").into_bytes();
+        let out = client
+            .upload_part()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body.clone()))
+            .send()
+            .await
+            .expect("SDK-signed UploadPart");
+        assert_eq!(
+            out.e_tag(),
+            Some(format!("\"{}\"", md5_hex(&body)).as_str())
+        );
+        etags.insert(number, out.e_tag().unwrap().to_owned());
+    }
+
+    let mut seen = Vec::new();
+    let mut marker = None;
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        assert!(pages <= 3, "pagination does not terminate");
+        let page = client
+            .list_parts()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&upload_id)
+            .max_parts(2)
+            .set_part_number_marker(marker.clone())
+            .send()
+            .await
+            .expect("ListParts page");
+        assert!(page.parts().len() <= 2, "max-parts is honoured");
+        for part in page.parts() {
+            let number = part.part_number().unwrap();
+            assert_eq!(part.e_tag(), Some(etags[&number].as_str()));
+            seen.push(number);
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        marker = page.next_part_number_marker().map(str::to_owned);
+    }
+    assert_eq!(seen, [1, 2, 3]);
+    assert_eq!(pages, 2);
+
+    let complete = |parts: Vec<(i32, String)>| {
+        let parts = parts
+            .into_iter()
+            .map(|(n, etag)| CompletedPart::builder().part_number(n).e_tag(etag).build())
+            .collect();
+        client
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+    };
+
+    let err = complete(vec![(1, "\"0123456789abcdef0123456789abcdef\"".into())])
+        .await
+        .expect_err("wrong ETag");
+    assert_eq!(err.code(), Some("InvalidPart"));
+
+    let err = complete(etags.iter().map(|(n, e)| (*n, e.clone())).collect())
+        .await
+        .expect_err("non-final parts below 5 MiB");
+    assert_eq!(err.code(), Some("EntityTooSmall"));
+
+    let still_there = client
+        .list_parts()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .expect("the upload survives a rejected completion, as on S3");
+    assert_eq!(still_there.parts().len(), 3);
+
+    // A single small part is a valid (last) part.
+    let done = complete(vec![(1, etags[&1].clone())])
+        .await
+        .expect("complete with one part");
+    assert!(done.e_tag().unwrap().ends_with("-1\""));
+    let body = client
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("GetObject")
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert_eq!(&body[..], b"part 1 body");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_and_unknown_uploads() {
+    let server = start("abort").await;
+    let client = client(&server);
+    let upload_id = create_upload(&client, "aborted.bin").await;
+    client
+        .upload_part()
+        .bucket(BUCKET)
+        .key("aborted.bin")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("UploadPart");
+
+    // An upload id is only valid for its own key.
+    let err = client
+        .list_parts()
+        .bucket(BUCKET)
+        .key("other.bin")
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .expect_err("ListParts under another key");
+    assert_eq!(err.code(), Some("NoSuchUpload"));
+
+    client
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("aborted.bin")
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .expect("AbortMultipartUpload");
+
+    let err = client
+        .upload_part()
+        .bucket(BUCKET)
+        .key("aborted.bin")
+        .upload_id(&upload_id)
+        .part_number(2)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("UploadPart after abort");
+    assert_eq!(err.code(), Some("NoSuchUpload"));
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
+
+    let err = client
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("aborted.bin")
+        .upload_id("not-an-upload")
+        .send()
+        .await
+        .expect_err("abort of an unknown upload");
+    assert_eq!(err.code(), Some("NoSuchUpload"));
+
+    let err = client
+        .create_multipart_upload()
+        .bucket("no-such-bucket")
+        .key("k")
+        .send()
+        .await
+        .expect_err("upload into a missing bucket");
+    assert_eq!(err.code(), Some("NoSuchBucket"));
+
+    let listed = client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("ListMultipartUploads");
+    assert!(listed.uploads().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranged_get_returns_the_requested_bytes() {
+    let server = start("range").await;
+    let client = client(&server);
+    let data = random_bytes(1000);
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key("ranged.bin")
+        .content_type("application/octet-stream")
+        .body(ByteStream::from(data.clone()))
+        .send()
+        .await
+        .expect("PutObject");
+
+    let out = client
+        .get_object()
+        .bucket(BUCKET)
+        .key("ranged.bin")
+        .range("bytes=0-3")
+        .send()
+        .await
+        .expect("ranged GetObject");
+    assert_eq!(out.content_length(), Some(4));
+    assert_eq!(out.content_range(), Some("bytes 0-3/1000"));
+    let body = out.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&body[..], &data[..4]);
+
+    let out = client
+        .get_object()
+        .bucket(BUCKET)
+        .key("ranged.bin")
+        .range("bytes=-10")
+        .send()
+        .await
+        .expect("suffix-ranged GetObject");
+    let body = out.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&body[..], &data[990..]);
+}

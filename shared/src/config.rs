@@ -1,0 +1,403 @@
+//! Configuration, read once per cold start from the environment (contract §2).
+//!
+//! Every problem is collected and reported together, so an operator fixes a
+//! deployment in one round trip. A bad configuration never panics: the state
+//! keeps the error and every request answers 500 CONFIGURATION_ERROR.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::domain::ByteSize;
+
+const MIB: u64 = 1024 * 1024;
+
+/// The deployment stage. It prefixes every S3 key, and `production` forbids
+/// the development shortcuts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage(String);
+
+impl Stage {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.0 == "production"
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    Url(String),
+    Inline(String),
+    Unconfigured,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Requests without credentials act as `dev_user_sub`. Presented
+    /// credentials are still verified: a bad token is never silently accepted.
+    pub bypass: bool,
+    pub dev_user_sub: String,
+    pub jwks: JwksSource,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub admin_group: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    pub instruction_max: ByteSize,
+    pub image_max: ByteSize,
+    pub parts_list_max: ByteSize,
+    /// Images and thumbnails together.
+    pub image_max_count: u32,
+    pub parts_list_max_count: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub bucket: String,
+    pub region: String,
+    /// An S3-compatible endpoint; path-style addressing is used when set.
+    pub endpoint: Option<String>,
+    pub public_file_base_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub stage: Stage,
+    pub database_url: String,
+    pub s3: S3Config,
+    pub auth: AuthConfig,
+    pub limits: UploadLimits,
+    pub create_session_per_day: u32,
+    pub session_ttl: Duration,
+    pub presigned_url_ttl: Duration,
+    pub part_size: ByteSize,
+    pub max_batch_size: usize,
+    pub proxy_max_body_bytes: u64,
+    /// The proxied part route gives up (408) when this much of the function's
+    /// `maxDuration` (30 s) is gone, leaving time to answer.
+    pub part_upload_budget: Duration,
+    pub finalize_lock_ttl: Duration,
+    pub finalize_per_minute: u32,
+    pub redis_url: Option<String>,
+    pub rate_limit_bypass: bool,
+    pub allow_browser_uploads: bool,
+    pub allowed_upload_origins: Vec<String>,
+}
+
+/// Everything wrong with the environment, one line per variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}", self.problems.join("; "))
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup`, so tests can supply their own
+    /// environment without touching the process's.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = Env {
+            lookup: &|name| lookup(name).filter(|value| !value.trim().is_empty()),
+            problems: Vec::new(),
+        };
+
+        let stage = Stage(env.string("STAGE").unwrap_or_else(|| "dev".into()));
+        let database_url = env.required("DATABASE_URL");
+        let bucket = env
+            .string("MOC_BUCKET")
+            .or_else(|| env.string("LEGO_API_BUCKET_NAME"));
+        if bucket.is_none() {
+            env.problem("MOC_BUCKET (or LEGO_API_BUCKET_NAME) is required");
+        }
+        let bucket = bucket.unwrap_or_default();
+        let region = env
+            .string("AWS_REGION")
+            .unwrap_or_else(|| "us-east-1".into());
+        let endpoint = env
+            .string("AWS_ENDPOINT_URL_S3")
+            .or_else(|| env.string("S3_ENDPOINT"))
+            .map(|e| e.trim_end_matches('/').to_owned());
+        let public_file_base_url = env
+            .string("PUBLIC_FILE_BASE_URL")
+            .map(|url| url.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| match &endpoint {
+                Some(endpoint) => format!("{endpoint}/{bucket}"),
+                None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+            });
+
+        let auth_bypass = env.flag("AUTH_BYPASS");
+        let jwks = match (env.string("AUTH_JWKS_URL"), env.string("AUTH_JWKS_JSON")) {
+            (_, Some(json)) => JwksSource::Inline(json),
+            (Some(url), None) => JwksSource::Url(url),
+            (None, None) => JwksSource::Unconfigured,
+        };
+        let issuer = env.string("AUTH_ISSUER");
+        if !auth_bypass && (matches!(jwks, JwksSource::Unconfigured) || issuer.is_none()) {
+            env.problem("AUTH_JWKS_URL or AUTH_JWKS_JSON, and AUTH_ISSUER, are required unless AUTH_BYPASS=true");
+        }
+        if auth_bypass && stage.is_production() {
+            env.problem("AUTH_BYPASS=true is forbidden when STAGE=production");
+        }
+        let auth = AuthConfig {
+            bypass: auth_bypass,
+            dev_user_sub: env
+                .string("DEV_USER_SUB")
+                .unwrap_or_else(|| "dev-user-00000000-0000-0000-0000-000000000001".into()),
+            jwks,
+            issuer,
+            audience: env.string("AUTH_AUDIENCE"),
+            admin_group: env
+                .string("AUTH_ADMIN_GROUP")
+                .unwrap_or_else(|| "admin".into()),
+        };
+
+        let limits = UploadLimits {
+            instruction_max: ByteSize::mib(env.number("UPLOAD_PDF_MAX_MB", 50, 1..=5_000)),
+            image_max: ByteSize::mib(env.number("UPLOAD_IMAGE_MAX_MB", 10, 1..=5_000)),
+            parts_list_max: ByteSize::mib(env.number("UPLOAD_PARTSLIST_MAX_MB", 5, 1..=5_000)),
+            image_max_count: env.number("UPLOAD_IMAGE_MAX_COUNT", 10, 0..=1_000) as u32,
+            parts_list_max_count: env.number("UPLOAD_PARTSLIST_MAX_COUNT", 5, 0..=1_000) as u32,
+        };
+
+        // The old service reused PRESIGN_TTL_MINUTES for the session lifetime;
+        // deployments that only set that keep their behaviour.
+        let session_ttl_minutes = match env.string("UPLOAD_SESSION_TTL_MINUTES") {
+            Some(_) => env.number("UPLOAD_SESSION_TTL_MINUTES", 15, 1..=24 * 60),
+            None => env.number("PRESIGN_TTL_MINUTES", 15, 1..=24 * 60),
+        };
+        let presign_ttl_minutes = match env.string("PRESIGNED_URL_TTL_MINUTES") {
+            Some(_) => env.number("PRESIGNED_URL_TTL_MINUTES", 15, 1..=60),
+            None => env.number("PRESIGN_TTL_MINUTES", 15, 1..=60),
+        };
+
+        // Part size trade-off: S3 rejects any non-final part under 5 MiB, so 5
+        // is the floor. Larger parts mean fewer requests (and fewer presigned
+        // URLs in the register response) but each request runs longer and a
+        // failed part costs more to resend on a slow link; past 100 MiB a
+        // single part on a home connection outlives any sensible URL TTL.
+        let part_size_mb = env.number("MULTIPART_PART_SIZE_MB", 5, 5..=100);
+
+        let redis_url = env.string("REDIS_URL");
+        let rate_limit_bypass = env.flag("RATE_LIMIT_BYPASS");
+        if rate_limit_bypass && stage.is_production() {
+            env.problem("RATE_LIMIT_BYPASS=true is forbidden when STAGE=production");
+        }
+
+        let config = Config {
+            database_url: database_url.unwrap_or_default(),
+            s3: S3Config {
+                bucket,
+                region,
+                endpoint,
+                public_file_base_url,
+            },
+            auth,
+            limits,
+            create_session_per_day: env.number("UPLOAD_RATE_LIMIT_PER_DAY", 100, 1..=1_000_000)
+                as u32,
+            session_ttl: Duration::from_secs(session_ttl_minutes * 60),
+            presigned_url_ttl: Duration::from_secs(presign_ttl_minutes * 60),
+            part_size: ByteSize::mib(part_size_mb),
+            max_batch_size: env.number("MAX_BATCH_SIZE", 10, 1..=100) as usize,
+            proxy_max_body_bytes: env.number("PROXY_MAX_BODY_BYTES", 4_500_000, 1..=4_500_000),
+            part_upload_budget: Duration::from_millis(env.number(
+                "PART_UPLOAD_BUDGET_MS",
+                25_000,
+                1..=300_000,
+            )),
+            finalize_lock_ttl: Duration::from_secs(
+                env.number("FINALIZE_LOCK_TTL_MINUTES", 5, 1..=24 * 60) * 60,
+            ),
+            finalize_per_minute: env.number("FINALIZE_RATE_LIMIT_PER_MINUTE", 10, 1..=100_000)
+                as u32,
+            redis_url,
+            rate_limit_bypass,
+            allow_browser_uploads: env.flag("ALLOW_BROWSER_UPLOADS"),
+            allowed_upload_origins: env
+                .string("ALLOWED_UPLOAD_ORIGINS")
+                .map(|list| {
+                    list.split(',')
+                        .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+                        .filter(|origin| !origin.is_empty() && origin != "*")
+                        .collect()
+                })
+                .unwrap_or_default(),
+            stage,
+        };
+
+        if env.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                problems: env.problems,
+            })
+        }
+    }
+
+    /// Warnings an operator must see at cold start.
+    pub fn log_cold_start_warnings(&self) {
+        if self.auth.bypass {
+            tracing::warn!(
+                dev_user_sub = %self.auth.dev_user_sub,
+                "AUTH_BYPASS is on: requests without credentials act as the dev user"
+            );
+        }
+        if self.rate_limit_bypass {
+            tracing::warn!("RATE_LIMIT_BYPASS is on: rate limits count and log but never deny");
+        }
+        if self.redis_url.is_none() {
+            tracing::warn!("REDIS_URL is unset: the finalize rate limit fails open");
+        }
+    }
+
+    pub fn part_size_bytes(&self) -> u64 {
+        self.part_size.bytes()
+    }
+}
+
+struct Env<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<String>,
+}
+
+impl Env<'_> {
+    fn problem(&mut self, message: impl Into<String>) {
+        self.problems.push(message.into());
+    }
+
+    fn string(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).map(|value| value.trim().to_owned())
+    }
+
+    fn required(&mut self, name: &str) -> Option<String> {
+        let value = self.string(name);
+        if value.is_none() {
+            self.problem(format!("{name} is required"));
+        }
+        value
+    }
+
+    fn flag(&mut self, name: &str) -> bool {
+        match self.string(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("false" | "0" | "no" | "off") => false,
+            Some("true" | "1" | "yes" | "on") => true,
+            Some(other) => {
+                self.problem(format!("{name} must be true or false, got {other:?}"));
+                false
+            }
+        }
+    }
+
+    fn number(&mut self, name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> u64 {
+        let Some(raw) = self.string(name) else {
+            return default;
+        };
+        match raw.parse::<u64>() {
+            Ok(value) if range.contains(&value) => value,
+            _ => {
+                self.problem(format!(
+                    "{name} must be an integer in {}..={}, got {raw:?}",
+                    range.start(),
+                    range.end()
+                ));
+                default
+            }
+        }
+    }
+}
+
+impl ByteSize {
+    pub const fn mib(mebibytes: u64) -> Self {
+        ByteSize::new(mebibytes * MIB)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut env: HashMap<String, String> = [
+            ("DATABASE_URL", "postgres://localhost/db"),
+            ("MOC_BUCKET", "bucket"),
+            ("AUTH_BYPASS", "true"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in vars {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        Config::from_lookup(|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.part_size_bytes(), 5_242_880);
+        assert_eq!(config.limits.instruction_max.bytes(), 52_428_800);
+        assert_eq!(config.session_ttl, Duration::from_secs(900));
+        assert_eq!(config.proxy_max_body_bytes, 4_500_000);
+        assert_eq!(
+            config.s3.public_file_base_url,
+            "https://bucket.s3.us-east-1.amazonaws.com"
+        );
+    }
+
+    #[test]
+    fn part_size_outside_five_to_one_hundred_mib_is_refused() {
+        for bad in ["4", "101", "0", "five"] {
+            let err = load(&[("MULTIPART_PART_SIZE_MB", bad)]).unwrap_err();
+            assert!(
+                err.problems[0].contains("MULTIPART_PART_SIZE_MB"),
+                "{bad}: {err}"
+            );
+        }
+        let config = load(&[("MULTIPART_PART_SIZE_MB", "8")]).unwrap();
+        assert_eq!(config.part_size_bytes(), 8 * MIB);
+    }
+
+    #[test]
+    fn auth_bypass_in_production_is_refused() {
+        let err = load(&[("STAGE", "production")]).unwrap_err();
+        assert!(err.to_string().contains("AUTH_BYPASS"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let env: HashMap<&str, &str> = [("PRESIGNED_URL_TTL_MINUTES", "61")].into();
+        let err = Config::from_lookup(|n| env.get(n).map(|v| v.to_string())).unwrap_err();
+        assert_eq!(err.problems.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn endpoint_changes_the_public_base_url() {
+        let config = load(&[("S3_ENDPOINT", "http://127.0.0.1:9000/")]).unwrap();
+        assert_eq!(
+            config.s3.public_file_base_url,
+            "http://127.0.0.1:9000/bucket"
+        );
+    }
+
+    #[test]
+    fn legacy_presign_ttl_is_a_fallback() {
+        let config = load(&[("PRESIGN_TTL_MINUTES", "30")]).unwrap();
+        assert_eq!(config.session_ttl, Duration::from_secs(1800));
+        assert_eq!(config.presigned_url_ttl, Duration::from_secs(1800));
+    }
+}

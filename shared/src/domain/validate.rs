@@ -1,0 +1,252 @@
+//! Schema checks for JSON bodies that report every problem by field path, as
+//! contract §0 asks (`details.errors: {"files[0].size": ["…"]}`).
+
+use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
+
+use serde_json::{Map, Value};
+
+/// Field path → messages, in a stable order.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FieldErrors(pub BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    pub fn add(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.entry(path.into()).or_default().push(message.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn merge(&mut self, other: FieldErrors) {
+        for (path, messages) in other.0 {
+            self.0.entry(path).or_default().extend(messages);
+        }
+    }
+}
+
+/// A JSON object under a field path, read field by field. Each accessor
+/// records a problem and returns `None` rather than failing fast.
+pub struct JsonObject<'a> {
+    path: String,
+    map: Option<&'a Map<String, Value>>,
+}
+
+impl<'a> JsonObject<'a> {
+    pub fn new(path: impl Into<String>, value: &'a Value, errors: &mut FieldErrors) -> Self {
+        let path = path.into();
+        let map = value.as_object();
+        if map.is_none() {
+            errors.add(display_path(&path), "must be an object");
+        }
+        Self { path, map }
+    }
+
+    pub fn is_object(&self) -> bool {
+        self.map.is_some()
+    }
+
+    fn field_path(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map?.get(key).filter(|v| !v.is_null())
+    }
+
+    pub fn string(
+        &self,
+        key: &str,
+        chars: RangeInclusive<usize>,
+        errors: &mut FieldErrors,
+    ) -> Option<String> {
+        if self.map.is_none() {
+            return None;
+        }
+        match self.get(key) {
+            None => {
+                errors.add(self.field_path(key), "is required");
+                None
+            }
+            Some(_) => self.optional_string(key, chars, errors),
+        }
+    }
+
+    pub fn optional_string(
+        &self,
+        key: &str,
+        chars: RangeInclusive<usize>,
+        errors: &mut FieldErrors,
+    ) -> Option<String> {
+        match self.get(key)? {
+            Value::String(s) => {
+                let len = s.chars().count();
+                if chars.contains(&len) {
+                    Some(s.clone())
+                } else {
+                    errors.add(
+                        self.field_path(key),
+                        format!(
+                            "must be {} to {} characters long",
+                            chars.start(),
+                            chars.end()
+                        ),
+                    );
+                    None
+                }
+            }
+            _ => {
+                errors.add(self.field_path(key), "must be a string");
+                None
+            }
+        }
+    }
+
+    pub fn integer(
+        &self,
+        key: &str,
+        range: RangeInclusive<u64>,
+        errors: &mut FieldErrors,
+    ) -> Option<u64> {
+        if self.map.is_none() {
+            return None;
+        }
+        if self.get(key).is_none() {
+            errors.add(self.field_path(key), "is required");
+            return None;
+        }
+        self.optional_integer(key, range, errors)
+    }
+
+    pub fn optional_integer(
+        &self,
+        key: &str,
+        range: RangeInclusive<u64>,
+        errors: &mut FieldErrors,
+    ) -> Option<u64> {
+        let value = self.get(key)?;
+        match value.as_u64() {
+            Some(n) if range.contains(&n) => Some(n),
+            Some(_) => {
+                errors.add(
+                    self.field_path(key),
+                    format!("must be between {} and {}", range.start(), range.end()),
+                );
+                None
+            }
+            None if value.is_number() => {
+                errors.add(
+                    self.field_path(key),
+                    format!(
+                        "must be an integer between {} and {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                None
+            }
+            None => {
+                errors.add(self.field_path(key), "must be an integer");
+                None
+            }
+        }
+    }
+
+    pub fn optional_uuid(&self, key: &str, errors: &mut FieldErrors) -> Option<uuid::Uuid> {
+        let raw = self.optional_string(key, 1..=64, errors)?;
+        match uuid::Uuid::parse_str(&raw) {
+            Ok(id) => Some(id),
+            Err(_) => {
+                errors.add(self.field_path(key), "must be a UUID");
+                None
+            }
+        }
+    }
+
+    /// A required array of `len` items; each item is handed to `item` with its path.
+    pub fn array<T>(
+        &self,
+        key: &str,
+        len: RangeInclusive<usize>,
+        errors: &mut FieldErrors,
+        mut item: impl FnMut(String, &'a Value, &mut FieldErrors) -> Option<T>,
+    ) -> Option<Vec<T>> {
+        if self.map.is_none() {
+            return None;
+        }
+        let path = self.field_path(key);
+        let Some(value) = self.get(key) else {
+            errors.add(path, "is required");
+            return None;
+        };
+        let Some(items) = value.as_array() else {
+            errors.add(path, "must be an array");
+            return None;
+        };
+        if !len.contains(&items.len()) {
+            errors.add(
+                path.clone(),
+                format!(
+                    "must contain {} to {} items",
+                    len.start(),
+                    len.end()
+                ),
+            );
+            return None;
+        }
+        let parsed: Vec<Option<T>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| item(format!("{path}[{i}]"), v, errors))
+            .collect();
+        parsed.into_iter().collect()
+    }
+}
+
+fn display_path(path: &str) -> String {
+    if path.is_empty() {
+        "body".to_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reports_each_problem_under_its_path() {
+        let body = json!({"name": 7, "size": -1, "files": [{"a": 1}, 2]});
+        let mut errors = FieldErrors::default();
+        let obj = JsonObject::new("", &body, &mut errors);
+        assert!(obj.string("name", 1..=10, &mut errors).is_none());
+        assert!(obj.integer("size", 1..=10, &mut errors).is_none());
+        assert!(obj.string("missing", 1..=10, &mut errors).is_none());
+        let files = obj.array("files", 1..=5, &mut errors, |path, v, errors| {
+            JsonObject::new(path, v, errors).integer("a", 1..=1, errors)
+        });
+        assert!(files.is_none());
+        assert_eq!(errors.0["name"], vec!["must be a string"]);
+        assert_eq!(errors.0["size"], vec!["must be an integer"]);
+        assert_eq!(errors.0["missing"], vec!["is required"]);
+        assert_eq!(errors.0["files[1]"], vec!["must be an object"]);
+        assert!(!errors.0.contains_key("files[0].a"));
+    }
+
+    #[test]
+    fn empty_array_is_a_schema_violation() {
+        let body = json!({"files": []});
+        let mut errors = FieldErrors::default();
+        let obj = JsonObject::new("", &body, &mut errors);
+        let files = obj.array("files", 1..=5, &mut errors, |_, _, _| Some(()));
+        assert!(files.is_none());
+        assert!(errors.0["files"][0].contains("1 to 5"));
+    }
+}

@@ -1,0 +1,380 @@
+//! The one error type of the API. Each variant maps to a status and a stable
+//! `error` code (contract §0); 5xx answers carry no internals, the full cause
+//! goes to the log instead.
+
+use http::{HeaderValue, Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::domain::{ByteSize, FieldErrors, FileCategory, PartNumber};
+use crate::domain::{FileRejection, FileVerificationProblem};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest {
+        message: String,
+        details: Option<Value>,
+    },
+    #[error("too many {category} files for this session")]
+    FileCountExceeded {
+        category: FileCategory,
+        max_files: u32,
+        registered: u32,
+    },
+    #[error("batch of {size} files is over the limit of {max_batch_size}")]
+    BatchTooLarge { size: usize, max_batch_size: usize },
+    #[error("part number must be an integer from 1 to 10000")]
+    InvalidPartNumber,
+    #[error("{} file(s) failed verification", files.len())]
+    FileValidationFailed { files: Vec<FileVerificationProblem> },
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: &'static [Method] },
+    #[error("the upload took too long and was stopped")]
+    RequestTimeout { elapsed_ms: u64, timeout_at: String },
+    #[error("{message}")]
+    Conflict { message: String, details: Value },
+    #[error("the upload session has expired")]
+    Gone { expires_at: String, now: String },
+    #[error("{file_name} is larger than the {category} limit")]
+    FileTooLarge {
+        file_name: String,
+        category: FileCategory,
+        max: ByteSize,
+    },
+    #[error("{message}")]
+    PayloadTooLarge {
+        message: &'static str,
+        max_body_bytes: u64,
+    },
+    #[error("{file_name}: type {mime_type} is not allowed for {category} files")]
+    UnsupportedMediaType {
+        file_name: String,
+        mime_type: String,
+        category: FileCategory,
+        allowed: &'static [&'static str],
+    },
+    #[error("the request body does not match the schema")]
+    Validation(FieldErrors),
+    #[error("partCount {received} does not match the file size: expected {expected}")]
+    PartCountMismatch { expected: u64, received: u64 },
+    #[error("daily upload session limit reached")]
+    TooManyRequests {
+        limit: u32,
+        next_allowed_at: String,
+        retry_after_seconds: u64,
+    },
+    #[error("too many finalize requests")]
+    RateLimitExceeded { limit: u32, retry_after_seconds: u64 },
+    #[error("service configuration error: {0}")]
+    Configuration(String),
+    #[error("storage is temporarily unavailable")]
+    S3Unavailable(#[source] BoxError),
+    #[error("database is temporarily unavailable")]
+    DatabaseUnavailable(#[source] BoxError),
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn bad_request_with(message: impl Into<String>, details: Value) -> Self {
+        Self::BadRequest {
+            message: message.into(),
+            details: Some(details),
+        }
+    }
+
+    pub fn internal(error: impl Into<BoxError>) -> Self {
+        Self::Internal(error.into())
+    }
+
+    pub fn invalid_field(path: &str, message: &str) -> Self {
+        let mut errors = FieldErrors::default();
+        errors.add(path, message);
+        Self::Validation(errors)
+    }
+
+    pub fn file_rejected(file_name: &str, category: FileCategory, mime_type: &str, rejection: FileRejection) -> Self {
+        match rejection {
+            FileRejection::TooLarge { max } => Self::FileTooLarge {
+                file_name: file_name.to_owned(),
+                category,
+                max,
+            },
+            FileRejection::UnsupportedType { allowed } => Self::UnsupportedMediaType {
+                file_name: file_name.to_owned(),
+                mime_type: mime_type.to_owned(),
+                category,
+                allowed,
+            },
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            BadRequest { .. }
+            | FileCountExceeded { .. }
+            | BatchTooLarge { .. }
+            | InvalidPartNumber
+            | FileValidationFailed { .. } => StatusCode::BAD_REQUEST,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            NotFound(_) => StatusCode::NOT_FOUND,
+            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Conflict { .. } => StatusCode::CONFLICT,
+            Gone { .. } => StatusCode::GONE,
+            FileTooLarge { .. } | PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Validation(_) | PartCountMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            TooManyRequests { .. } | RateLimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Configuration(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            S3Unavailable(_) | DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            BadRequest { .. } => "BAD_REQUEST",
+            FileCountExceeded { .. } => "FILE_COUNT_EXCEEDED",
+            BatchTooLarge { .. } => "BATCH_TOO_LARGE",
+            InvalidPartNumber => "INVALID_PART_NUMBER",
+            FileValidationFailed { .. } => "FILE_VALIDATION_FAILED",
+            Unauthorized => "UNAUTHORIZED",
+            NotFound(_) => "NOT_FOUND",
+            MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
+            RequestTimeout { .. } => "REQUEST_TIMEOUT",
+            Conflict { .. } => "CONFLICT",
+            Gone { .. } => "GONE",
+            FileTooLarge { .. } => "FILE_TOO_LARGE",
+            PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
+            Validation(_) | PartCountMismatch { .. } => "VALIDATION_ERROR",
+            TooManyRequests { .. } => "TOO_MANY_REQUESTS",
+            RateLimitExceeded { .. } => "RATE_LIMIT_EXCEEDED",
+            Configuration(_) => "CONFIGURATION_ERROR",
+            S3Unavailable(_) => "S3_UNAVAILABLE",
+            DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
+            Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The human sentence of the body. 5xx answers say only what kind of
+    /// failure happened, never its cause.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Configuration(_) => "The service is misconfigured".to_owned(),
+            ApiError::Internal(_) => "An unexpected error occurred".to_owned(),
+            ApiError::S3Unavailable(_) => {
+                "File storage is temporarily unavailable; retry with exponential backoff".to_owned()
+            }
+            ApiError::DatabaseUnavailable(_) => {
+                "The database is temporarily unavailable; retry shortly".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    pub fn details(&self) -> Option<Value> {
+        use ApiError::*;
+        Some(match self {
+            BadRequest { details, .. } => return details.clone(),
+            FileCountExceeded {
+                category,
+                max_files,
+                registered,
+            } => json!({
+                "fileCountExceeded": true,
+                "category": category,
+                "maxFiles": max_files,
+                "registered": registered,
+            }),
+            BatchTooLarge {
+                size,
+                max_batch_size,
+            } => json!({"maxBatchSize": max_batch_size, "received": size}),
+            InvalidPartNumber => json!({"validRange": [1, PartNumber::MAX]}),
+            FileValidationFailed { files } => json!({ "files": files }),
+            RequestTimeout {
+                elapsed_ms,
+                timeout_at,
+            } => json!({"elapsedMs": elapsed_ms, "timeoutAt": timeout_at, "retryable": true}),
+            Conflict { details, .. } => details.clone(),
+            Gone { expires_at, now } => {
+                json!({"sessionExpired": true, "expiresAt": expires_at, "now": now})
+            }
+            FileTooLarge {
+                file_name,
+                category,
+                max,
+            } => json!({"fileName": file_name, "category": category, "maxBytes": max.bytes()}),
+            PayloadTooLarge { max_body_bytes, .. } => json!({
+                "maxBodyBytes": max_body_bytes,
+                "hint": "Upload parts of 5 MiB or more directly to S3 with the presigned URLs from file registration (send partCount).",
+            }),
+            UnsupportedMediaType {
+                file_name,
+                mime_type,
+                category,
+                allowed,
+            } => json!({
+                "fileName": file_name,
+                "type": mime_type,
+                "category": category,
+                "allowedTypes": allowed,
+            }),
+            Validation(errors) => json!({ "errors": errors.0 }),
+            PartCountMismatch { expected, received } => json!({
+                "errors": {"partCount": [format!("must equal ceil(size / partSizeBytes) = {expected}")]},
+                "expectedPartCount": expected,
+                "received": received,
+            }),
+            TooManyRequests {
+                limit,
+                next_allowed_at,
+                retry_after_seconds,
+            } => json!({
+                "limit": limit,
+                "nextAllowedAt": next_allowed_at,
+                "retryAfterSeconds": retry_after_seconds,
+            }),
+            RateLimitExceeded {
+                limit,
+                retry_after_seconds,
+            } => json!({"retryAfter": retry_after_seconds, "limit": limit, "window": "1m"}),
+            S3Unavailable(_) | DatabaseUnavailable(_) => json!({"retryable": true}),
+            Unauthorized | NotFound(_) | MethodNotAllowed { .. } | Configuration(_)
+            | Internal(_) => return None,
+        })
+    }
+
+    /// `Retry-After` seconds, for the answers that carry one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::TooManyRequests {
+                retry_after_seconds,
+                ..
+            }
+            | ApiError::RateLimitExceeded {
+                retry_after_seconds,
+                ..
+            } => Some(*retry_after_seconds),
+            ApiError::S3Unavailable(_) | ApiError::DatabaseUnavailable(_) => Some(2),
+            _ => None,
+        }
+    }
+
+    /// The `{"error", "message", "details"}` object without a request ID, as
+    /// used inside batch results.
+    pub fn to_item_json(&self) -> Value {
+        let mut body = json!({"error": self.code(), "message": self.public_message()});
+        if let Some(details) = self.details() {
+            body["details"] = details;
+        }
+        body
+    }
+
+    /// The full error body of contract §0.
+    pub fn to_body(&self, request_id: &str) -> Value {
+        let mut body = self.to_item_json();
+        body["requestId"] = Value::String(request_id.to_owned());
+        body
+    }
+
+    pub fn allow_header(&self) -> Option<HeaderValue> {
+        match self {
+            ApiError::MethodNotAllowed { allow } => {
+                let list: Vec<&str> = allow.iter().map(Method::as_str).collect();
+                HeaderValue::from_str(&list.join(", ")).ok()
+            }
+            _ => None,
+        }
+    }
+
+    /// Logs the error at the level its status deserves: 5xx in full at ERROR,
+    /// client mistakes briefly at INFO.
+    pub fn log(&self) {
+        let status = self.status().as_u16();
+        if self.status().is_server_error() {
+            let mut causes = Vec::new();
+            let mut source = std::error::Error::source(self);
+            while let Some(cause) = source {
+                causes.push(cause.to_string());
+                source = cause.source();
+            }
+            tracing::error!(status, code = self.code(), error = %self, causes = ?causes, "request failed");
+        } else {
+            tracing::info!(status, code = self.code(), error = %self, "request refused");
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => ApiError::DatabaseUnavailable(error.into()),
+            _ => ApiError::Internal(error.into()),
+        }
+    }
+}
+
+impl From<crate::s3::S3Error> for ApiError {
+    fn from(error: crate::s3::S3Error) -> Self {
+        if error.is_unavailable() {
+            ApiError::S3Unavailable(error.into())
+        } else {
+            ApiError::Internal(error.into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_errors_never_leak_their_cause() {
+        let err = ApiError::internal("relation \"secret_table\" does not exist");
+        let body = err.to_body("req-1");
+        assert_eq!(body["error"], "INTERNAL_ERROR");
+        assert_eq!(body["requestId"], "req-1");
+        assert!(!body.to_string().contains("secret_table"));
+    }
+
+    #[test]
+    fn gone_carries_the_expiry_context() {
+        let err = ApiError::Gone {
+            expires_at: "a".into(),
+            now: "b".into(),
+        };
+        assert_eq!(err.status(), StatusCode::GONE);
+        assert_eq!(err.details().unwrap()["sessionExpired"], true);
+    }
+
+    #[test]
+    fn rate_limits_carry_retry_after() {
+        let err = ApiError::RateLimitExceeded {
+            limit: 10,
+            retry_after_seconds: 42,
+        };
+        assert_eq!(err.retry_after(), Some(42));
+        assert_eq!(err.details().unwrap()["window"], "1m");
+    }
+}

@@ -1,0 +1,318 @@
+//! HTTP plumbing shared by every route: request IDs, path parameters the way
+//! Vercel passes them, bounded body reading, JSON answers and CORS.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, StatusCode, Uri};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::BodyExt;
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::error::{ApiError, BoxError};
+
+/// Any request body, boxed once at the edge so the handlers are not generic.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+pub type Response = http::Response<Bytes>;
+
+/// Largest JSON body any route reads (contract §0).
+pub const MAX_JSON_BODY_BYTES: u64 = 1024 * 1024;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub struct ApiRequest {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    body: Option<Body>,
+    pub request_id: String,
+    pub started: Instant,
+    /// The route's public path with `:name` segments, used to read path
+    /// parameters when the platform did not pass them as query parameters.
+    pattern: &'static str,
+}
+
+/// Turns any body into [`Body`]. Errors from the transport keep their type
+/// so a body-limit overrun can be told apart from a broken connection.
+pub fn box_body<B>(body: B) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+impl ApiRequest {
+    pub fn new<B>(request: http::Request<B>, pattern: &'static str) -> Self
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        let request_id = request_id(&parts.headers);
+        Self {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body: Some(box_body(body)),
+            request_id,
+            started: Instant::now(),
+            pattern,
+        }
+    }
+
+    pub fn header(&self, name: impl http::header::AsHeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A path parameter. Vercel passes a `[param]` segment as a query
+    /// parameter and leaves the path as the client sent it, so the query
+    /// wins; matching the path against the route pattern is the fallback.
+    pub fn param(&self, name: &str) -> Option<String> {
+        query_param(&self.uri, name).or_else(|| match_pattern(self.pattern, self.uri.path(), name))
+    }
+
+    /// A path ID. Anything that is not a UUID is simply not found: it must
+    /// never reach SQL as a cast error.
+    pub fn uuid_param(&self, name: &str, resource: &'static str) -> Result<Uuid, ApiError> {
+        self.param(name)
+            .and_then(|raw| Uuid::parse_str(&raw).ok())
+            .ok_or(ApiError::NotFound(resource))
+    }
+
+    pub fn take_body(&mut self) -> Body {
+        self.body
+            .take()
+            .unwrap_or_else(|| box_body(http_body_util::Empty::<Bytes>::new()))
+    }
+
+    pub fn content_length(&self) -> Option<u64> {
+        self.header(CONTENT_LENGTH).and_then(|v| v.parse().ok())
+    }
+
+    /// Reads the whole body, refusing more than `max` bytes with 413 before
+    /// reading past the limit. One buffer, sized from `Content-Length` when
+    /// the client sent it.
+    pub async fn read_body(&mut self, max: u64) -> Result<Bytes, ApiError> {
+        let too_large = ApiError::PayloadTooLarge {
+            message: "The request body is too large",
+            max_body_bytes: max,
+        };
+        let declared = self.content_length();
+        if declared.is_some_and(|len| len > max) {
+            return Err(too_large);
+        }
+        let mut body = self.take_body();
+        let mut buffer = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|error| {
+                ApiError::bad_request_with(
+                    "The request body could not be read",
+                    serde_json::json!({"reason": error.to_string()}),
+                )
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if (buffer.len() + data.len()) as u64 > max {
+                    return Err(too_large);
+                }
+                buffer.extend_from_slice(&data);
+            }
+        }
+        Ok(buffer.freeze())
+    }
+
+    /// Reads a JSON body: 400 when missing or malformed, 413 over 1 MiB.
+    pub async fn json(&mut self) -> Result<Value, ApiError> {
+        let bytes = self.read_body(MAX_JSON_BODY_BYTES).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request("A JSON request body is required"));
+        }
+        serde_json::from_slice(&bytes).map_err(|error| {
+            ApiError::bad_request_with(
+                "The request body is not valid JSON",
+                serde_json::json!({"line": error.line(), "column": error.column()}),
+            )
+        })
+    }
+}
+
+/// The request's correlation ID: the caller's `x-request-id`, else Vercel's
+/// `x-vercel-id`, else a new UUID. Odd values are replaced, not echoed.
+fn request_id(headers: &HeaderMap) -> String {
+    let usable = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| {
+                !v.is_empty()
+                    && v.len() <= 128
+                    && v.bytes().all(|b| b.is_ascii_graphic())
+            })
+            .map(str::to_owned)
+    };
+    usable("x-request-id")
+        .or_else(|| usable("x-vercel-id"))
+        .unwrap_or_else(|| Uuid::new_v4().to_string())
+}
+
+pub fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then(|| percent_decode(value))
+    })
+}
+
+/// Matches `path` against `pattern` (`/a/:id/b`) and returns the segment
+/// bound to `:name`.
+pub fn match_pattern(pattern: &str, path: &str, name: &str) -> Option<String> {
+    let pattern_segments: Vec<&str> = pattern.trim_matches('/').split('/').collect();
+    let path_segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if pattern_segments.len() != path_segments.len() {
+        return None;
+    }
+    let mut found = None;
+    for (expected, actual) in pattern_segments.iter().zip(&path_segments) {
+        match expected.strip_prefix(':') {
+            Some(param) if param == name => found = Some(percent_decode(actual)),
+            Some(_) => {}
+            None if expected == actual => {}
+            None => return None,
+        }
+    }
+    found
+}
+
+pub fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = match bytes.get(i..i + 3) {
+            Some([b'%', hi, lo]) => hex(*hi).zip(hex(*lo)).map(|(hi, lo)| hi << 4 | lo),
+            _ => None,
+        };
+        match (escaped, bytes[i]) {
+            (Some(byte), _) => {
+                out.push(byte);
+                i += 3;
+            }
+            (None, b'+') => {
+                out.push(b' ');
+                i += 1;
+            }
+            (None, byte) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    let mut response = http::Response::new(Bytes::from(bytes));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+pub fn error_response(error: &ApiError, request_id: &str) -> Response {
+    let mut response = json(error.status(), &error.to_body(request_id));
+    if let Some(seconds) = error.retry_after() {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    if let Some(allow) = error.allow_header() {
+        response.headers_mut().insert(http::header::ALLOW, allow);
+    }
+    response
+}
+
+/// CORS for browser uploads (contract §7): only when enabled and only for a
+/// listed origin; otherwise no CORS header at all, and never `*`.
+pub fn allowed_origin<'a>(config: &Config, headers: &'a HeaderMap) -> Option<&'a HeaderValue> {
+    if !config.allow_browser_uploads {
+        return None;
+    }
+    let origin = headers.get(http::header::ORIGIN)?;
+    let text = origin.to_str().ok()?.trim_end_matches('/');
+    config
+        .allowed_upload_origins
+        .iter()
+        .any(|allowed| allowed == text)
+        .then_some(origin)
+}
+
+pub fn add_cors_headers(response: &mut Response, origin: &HeaderValue, preflight: bool) {
+    let headers = response.headers_mut();
+    headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+    headers.append(http::header::VARY, HeaderValue::from_static("Origin"));
+    headers.insert(
+        http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("ETag, x-request-id"),
+    );
+    if preflight {
+        headers.insert(
+            http::header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("PUT, OPTIONS"),
+        );
+        headers.insert(
+            http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("Content-Type, Authorization"),
+        );
+        headers.insert(
+            http::header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_params_come_from_the_query_first_then_the_path() {
+        let pattern = "/api/s/:sessionId/files/:fileId/complete";
+        let uri: Uri = "/api/s/abc/files/def/complete?sessionId=q".parse().unwrap();
+        assert_eq!(query_param(&uri, "sessionId").as_deref(), Some("q"));
+        assert_eq!(
+            match_pattern(pattern, uri.path(), "fileId").as_deref(),
+            Some("def")
+        );
+        assert_eq!(match_pattern(pattern, "/api/s/abc/files", "fileId"), None);
+        assert_eq!(
+            match_pattern(pattern, "/api/x/abc/files/def/complete", "fileId"),
+            None
+        );
+    }
+
+    #[test]
+    fn percent_decoding_handles_truncated_escapes() {
+        assert_eq!(percent_decode("a%20b"), "a b");
+        assert_eq!(percent_decode("a%2"), "a%2");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn request_ids_prefer_the_callers_then_vercels() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-vercel-id", HeaderValue::from_static("iad1::abc"));
+        assert_eq!(request_id(&headers), "iad1::abc");
+        headers.insert("x-request-id", HeaderValue::from_static("mine"));
+        assert_eq!(request_id(&headers), "mine");
+        headers.insert("x-request-id", HeaderValue::from_static("has space"));
+        assert_eq!(request_id(&headers), "iad1::abc");
+    }
+}

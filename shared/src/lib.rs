@@ -1,0 +1,26 @@
+//! All logic of the MOC upload API.
+//!
+//! The Vercel function binaries under `api/` are thin: each one hands a
+//! [`routes::Route`] to [`runtime::serve`]. Everything they do — configuration,
+//! authentication, the database, S3, rate limits and the upload domain — lives
+//! here, so the dev server and the test suite drive exactly the same code.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod rate_limit;
+pub mod routes;
+pub mod s3;
+pub mod services;
+pub mod state;
+pub mod telemetry;
+pub mod time;
+
+#[cfg(feature = "vercel")]
+pub mod runtime;
+
+pub use error::ApiError;
+pub use state::AppState;

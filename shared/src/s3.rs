@@ -1,0 +1,414 @@
+//! The S3 adapter: every S3 call of the API, with errors sorted into "the
+//! store is unreachable, retry later" and everything else.
+//!
+//! Retries: the SDK's standard retry mode makes up to 3 attempts with
+//! exponential backoff and jitter on throttling, 5xx and connection errors,
+//! within a per-attempt timeout. When the attempts are exhausted the call
+//! fails with [`S3Error::Unavailable`], which the API answers as 503
+//! S3_UNAVAILABLE with `retryable: true`; clients back off (1 s, 2 s, 4 s).
+//!
+//! Identifiers from S3 are opaque: upload IDs are not always UUIDs, and ETags
+//! are stored and compared exactly as S3 returns them, quotes included.
+
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    retry::RetryConfig, timeout::TimeoutConfig,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use bytes::Bytes;
+
+use crate::config::S3Config;
+use crate::domain::PartNumber;
+use crate::error::BoxError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    #[error("S3 {operation} could not reach the store")]
+    Unavailable {
+        operation: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    #[error("S3 {operation}: no such upload")]
+    NoSuchUpload { operation: &'static str },
+    #[error("S3 {operation}: no such key")]
+    NoSuchKey { operation: &'static str },
+    #[error("S3 {operation} failed ({code})")]
+    Service {
+        operation: &'static str,
+        code: String,
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl S3Error {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, S3Error::Unavailable { .. })
+    }
+
+    fn classify<E>(operation: &'static str, error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match &error {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => S3Error::Unavailable {
+                operation,
+                source: error.into(),
+            },
+            SdkError::ServiceError(service) => {
+                let status = service.raw().status().as_u16();
+                let code = service.err().code().unwrap_or("Unknown").to_owned();
+                match code.as_str() {
+                    "NoSuchUpload" => S3Error::NoSuchUpload { operation },
+                    "NoSuchKey" | "NotFound" => S3Error::NoSuchKey { operation },
+                    _ if status == 404 => S3Error::NoSuchKey { operation },
+                    _ if status >= 500 || status == 429 || code == "SlowDown" => {
+                        S3Error::Unavailable {
+                            operation,
+                            source: error.into(),
+                        }
+                    }
+                    _ => S3Error::Service {
+                        operation,
+                        code,
+                        source: error.into(),
+                    },
+                }
+            }
+            _ => S3Error::Service {
+                operation,
+                code: "Unknown".to_owned(),
+                source: error.into(),
+            },
+        }
+    }
+}
+
+/// A part as S3 holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    pub part_number: PartNumber,
+    pub etag: String,
+    pub size: u64,
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A presigned `UploadPart` request: the client PUTs the part's bytes to
+/// `url`, sending exactly `headers`.
+#[derive(Debug, Clone)]
+pub struct PresignedPart {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+}
+
+/// Static credentials from the environment. A Vercel function has no
+/// instance role or profile, so the environment is the whole AWS chain there;
+/// leaving out the rest of the chain keeps STS and SSO out of every binary.
+#[derive(Debug, Clone)]
+pub struct StaticCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl StaticCredentials {
+    pub fn from_env() -> Option<Self> {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Some(Self {
+            access_key_id: var("AWS_ACCESS_KEY_ID")?,
+            secret_access_key: var("AWS_SECRET_ACCESS_KEY")?,
+            session_token: var("AWS_SESSION_TOKEN"),
+        })
+    }
+}
+
+impl S3Store {
+    pub fn new(config: &S3Config, credentials: Option<StaticCredentials>) -> Self {
+        let mut builder = aws_sdk_s3::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            // Presigned part URLs must not carry a checksum of an empty body:
+            // servers that check payload checksums would answer InvalidDigest.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(20))
+                    .build(),
+            );
+        if let Some(credentials) = credentials {
+            builder = builder.credentials_provider(Credentials::new(
+                credentials.access_key_id,
+                credentials.secret_access_key,
+                credentials.session_token,
+                None,
+                "environment",
+            ));
+        }
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.endpoint_url(endpoint).force_path_style(true);
+        }
+        Self {
+            client: Client::from_conf(builder.build()),
+            bucket: config.bucket.clone(),
+        }
+    }
+
+    /// The underlying client, for tests and tooling that inspect the store.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub async fn create_multipart_upload(
+        &self,
+        key: &str,
+        content_type: &str,
+    ) -> Result<String, S3Error> {
+        const OP: &str = "CreateMultipartUpload";
+        let output = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .send()
+            .await
+            .map_err(|e| S3Error::classify(OP, e))?;
+        output
+            .upload_id()
+            .map(str::to_owned)
+            .ok_or_else(|| S3Error::Service {
+                operation: OP,
+                code: "MissingUploadId".into(),
+                source: "response had no UploadId".into(),
+            })
+    }
+
+    pub async fn abort_multipart_upload(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| S3Error::classify("AbortMultipartUpload", e))?;
+        Ok(())
+    }
+
+    /// Presigns one `UploadPart`. The signature covers the part number, the
+    /// upload and `Content-Length`, so the URL uploads exactly that part.
+    pub async fn presign_upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: PartNumber,
+        size: u64,
+        ttl: Duration,
+    ) -> Result<PresignedPart, S3Error> {
+        const OP: &str = "PresignUploadPart";
+        let presigning = PresigningConfig::expires_in(ttl).map_err(|e| S3Error::Service {
+            operation: OP,
+            code: "PresigningConfig".into(),
+            source: e.into(),
+        })?;
+        let request = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part.as_i32())
+            .content_length(size as i64)
+            .presigned(presigning)
+            .await
+            .map_err(|e| S3Error::classify(OP, e))?;
+        let mut headers: Vec<(String, String)> = request
+            .headers()
+            .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
+            .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        headers.push(("Content-Length".to_owned(), size.to_string()));
+        Ok(PresignedPart {
+            url: request.uri().to_owned(),
+            headers,
+        })
+    }
+
+    /// Uploads one part and returns its ETag, as S3 spelt it.
+    pub async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: PartNumber,
+        body: Bytes,
+    ) -> Result<String, S3Error> {
+        const OP: &str = "UploadPart";
+        let length = body.len() as i64;
+        let output = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part.as_i32())
+            .content_length(length)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| S3Error::classify(OP, e))?;
+        output
+            .e_tag()
+            .map(str::to_owned)
+            .ok_or_else(|| S3Error::Service {
+                operation: OP,
+                code: "MissingETag".into(),
+                source: "response had no ETag".into(),
+            })
+    }
+
+    /// Every part S3 holds for the upload, following ListParts pagination.
+    pub async fn list_parts(&self, key: &str, upload_id: &str) -> Result<Vec<StoredPart>, S3Error> {
+        const OP: &str = "ListParts";
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let output = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone())
+                .send()
+                .await
+                .map_err(|e| S3Error::classify(OP, e))?;
+            for part in output.parts() {
+                let (Some(number), Some(etag)) = (
+                    part.part_number().and_then(|n| u16::try_from(n).ok()).and_then(PartNumber::new),
+                    part.e_tag(),
+                ) else {
+                    continue;
+                };
+                parts.push(StoredPart {
+                    part_number: number,
+                    etag: etag.to_owned(),
+                    size: part.size().unwrap_or(0).max(0) as u64,
+                    last_modified: part.last_modified().and_then(|t| {
+                        chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+                    }),
+                });
+            }
+            let next = output.next_part_number_marker().map(str::to_owned);
+            if output.is_truncated() == Some(true) && next.is_some() && next != marker {
+                marker = next;
+            } else {
+                break;
+            }
+        }
+        parts.sort_by_key(|p| p.part_number);
+        parts.dedup_by_key(|p| p.part_number);
+        Ok(parts)
+    }
+
+    /// Completes the upload from `parts` (ascending). The SDK turns an error
+    /// document inside a 200 answer into an error, and a success without an
+    /// ETag is treated as a failure too.
+    pub async fn complete_multipart_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(PartNumber, String)],
+    ) -> Result<(), S3Error> {
+        const OP: &str = "CompleteMultipartUpload";
+        let completed = CompletedMultipartUpload::builder()
+            .set_parts(Some(
+                parts
+                    .iter()
+                    .map(|(number, etag)| {
+                        CompletedPart::builder()
+                            .part_number(number.as_i32())
+                            .e_tag(etag)
+                            .build()
+                    })
+                    .collect(),
+            ))
+            .build();
+        let output = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(completed)
+            .send()
+            .await
+            .map_err(|e| S3Error::classify(OP, e))?;
+        if output.e_tag().is_none() {
+            return Err(S3Error::Service {
+                operation: OP,
+                code: "MissingETag".into(),
+                source: "completion answered without an ETag".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The object's size, or `None` when there is no object at `key`.
+    pub async fn object_size(&self, key: &str) -> Result<Option<u64>, S3Error> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| S3Error::classify("HeadObject", e))
+        {
+            Ok(output) => Ok(Some(output.content_length().unwrap_or(0).max(0) as u64)),
+            Err(S3Error::NoSuchKey { .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The first `len` bytes of the object (fewer if it is shorter).
+    pub async fn read_head(&self, key: &str, len: usize) -> Result<Bytes, S3Error> {
+        const OP: &str = "GetObject";
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(format!("bytes=0-{}", len.saturating_sub(1)))
+            .send()
+            .await
+            .map_err(|e| S3Error::classify(OP, e))?;
+        let body = output.body.collect().await.map_err(|e| S3Error::Unavailable {
+            operation: OP,
+            source: e.into(),
+        })?;
+        let mut bytes = body.into_bytes();
+        bytes.truncate(len);
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,100 @@
+//! What a request needs, built once per cold start: the configuration, one
+//! database pool, one S3 client, the JWKS cache and the Redis client.
+
+use std::sync::{Arc, LazyLock};
+
+use sqlx::PgPool;
+
+use crate::auth::JwksCache;
+use crate::config::{Config, ConfigError};
+use crate::error::ApiError;
+use crate::s3::{S3Store, StaticCredentials};
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    db: PgPool,
+    s3: S3Store,
+    jwks: JwksCache,
+    redis: Option<redis::Client>,
+}
+
+/// The process-wide state of a function instance. Building it opens no
+/// connection (the pool and the Redis client connect on first use), so a cold
+/// start pays only for parsing the environment.
+static GLOBAL: LazyLock<Result<AppState, ConfigError>> = LazyLock::new(|| {
+    let state = Config::from_env().and_then(|config| {
+        AppState::new(config, StaticCredentials::from_env())
+    });
+    match &state {
+        Ok(state) => state.config().log_cold_start_warnings(),
+        Err(error) => tracing::error!(%error, "refusing to serve: the configuration is invalid"),
+    }
+    state
+});
+
+impl AppState {
+    pub fn new(config: Config, s3_credentials: Option<StaticCredentials>) -> Result<Self, ConfigError> {
+        let db = crate::db::pool(&config).map_err(|e| ConfigError {
+            problems: vec![format!("DATABASE_URL is not a valid Postgres URL: {e}")],
+        })?;
+        Self::with_pool(config, db, s3_credentials)
+    }
+
+    /// State over an existing pool; tests hand in the per-test database.
+    pub fn with_pool(
+        config: Config,
+        db: PgPool,
+        s3_credentials: Option<StaticCredentials>,
+    ) -> Result<Self, ConfigError> {
+        let redis = match &config.redis_url {
+            Some(url) => Some(redis::Client::open(url.as_str()).map_err(|e| ConfigError {
+                problems: vec![format!("REDIS_URL is invalid: {e}")],
+            })?),
+            None => None,
+        };
+        let s3 = S3Store::new(&config.s3, s3_credentials);
+        let jwks = JwksCache::new(config.auth.jwks.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                config,
+                db,
+                s3,
+                jwks,
+                redis,
+            }),
+        })
+    }
+
+    /// The instance's state, or the configuration error every request answers with.
+    pub fn global() -> Result<AppState, ApiError> {
+        GLOBAL
+            .as_ref()
+            .map(Clone::clone)
+            .map_err(|error| ApiError::Configuration(error.to_string()))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn db(&self) -> &PgPool {
+        &self.inner.db
+    }
+
+    pub fn s3(&self) -> &S3Store {
+        &self.inner.s3
+    }
+
+    pub fn jwks(&self) -> &JwksCache {
+        &self.inner.jwks
+    }
+
+    pub fn redis(&self) -> Option<&redis::Client> {
+        self.inner.redis.as_ref()
+    }
+}
