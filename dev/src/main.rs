@@ -1,1 +1,106 @@
-fn main() {}
+//! `moc-dev`: the whole API on one local port, the way Vercel would route it,
+//! over real Postgres and Redis and an embedded S3 (unless an S3 endpoint is
+//! configured). Development only.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use moc_dev::s3::{EmbeddedS3, EmbeddedS3Config};
+use moc_dev::{seeds, server, services};
+use moc_shared::AppState;
+use moc_shared::config::Config;
+use moc_shared::error::BoxError;
+use moc_shared::s3::StaticCredentials;
+
+const DEV_ACCESS_KEY: &str = "moc-dev-access-key";
+const DEV_SECRET_KEY: &str = "moc-dev-secret-key";
+
+#[tokio::main]
+async fn main() {
+    if let Err(error) = run().await {
+        eprintln!("moc-dev: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), BoxError> {
+    moc_shared::telemetry::init();
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let port: u16 = env("PORT").map_or(Ok(3000), |p| p.parse())?;
+    let s3_port: u16 = env("S3_PORT").map_or(Ok(9000), |p| p.parse())?;
+
+    // Development defaults; anything set in the environment wins. AUTH_BYPASS
+    // is on here and only here.
+    let mut defaults: HashMap<&str, String> = HashMap::from([
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/moc_uploads_dev".to_owned()),
+        ("MOC_BUCKET", "moc-dev".to_owned()),
+        ("AUTH_BYPASS", "true".to_owned()),
+        ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
+        ("ALLOW_BROWSER_UPLOADS", "true".to_owned()),
+        ("ALLOWED_UPLOAD_ORIGINS", "http://localhost:5173".to_owned()),
+    ]);
+    let external_s3 = env("AWS_ENDPOINT_URL_S3").or_else(|| env("S3_ENDPOINT"));
+    if external_s3.is_none() {
+        defaults.insert("S3_ENDPOINT", format!("http://127.0.0.1:{s3_port}"));
+    }
+    let config = Config::from_lookup(|name| env(name).or_else(|| defaults.get(name).cloned()))?;
+
+    services::ensure_local_services(&config.database_url, config.redis_url.as_deref()).await?;
+    services::ensure_database(&config.database_url).await?;
+
+    let (_embedded, credentials) = match external_s3 {
+        Some(_) => (None, StaticCredentials::from_env()),
+        None => {
+            let data_dir = env("DEV_DATA_DIR").unwrap_or_else(|| ".dev-data/s3".to_owned());
+            let embedded = EmbeddedS3::start(EmbeddedS3Config {
+                data_dir: data_dir.into(),
+                bind: SocketAddr::from(([127, 0, 0, 1], s3_port)),
+                access_key: DEV_ACCESS_KEY.to_owned(),
+                secret_key: DEV_SECRET_KEY.to_owned(),
+                region: config.s3.region.clone(),
+                buckets: vec![config.s3.bucket.clone()],
+            })
+            .await?;
+            let credentials = StaticCredentials {
+                access_key_id: DEV_ACCESS_KEY.to_owned(),
+                secret_access_key: DEV_SECRET_KEY.to_owned(),
+                session_token: None,
+            };
+            (Some(embedded), Some(credentials))
+        }
+    };
+
+    let state = AppState::new(config.clone(), credentials)?;
+    config.log_cold_start_warnings();
+    moc_shared::db::MIGRATOR.run(state.db()).await?;
+    seeds::seed(&state).await?;
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let s3_where = match &config.s3.endpoint {
+        Some(endpoint) if _embedded.is_some() => format!("embedded S3 (SigV4 checked) at {endpoint}, bucket {}", config.s3.bucket),
+        Some(endpoint) => format!("external S3 at {endpoint}, bucket {}", config.s3.bucket),
+        None => format!("AWS S3, bucket {}", config.s3.bucket),
+    };
+    eprintln!(
+        "\n  moc-uploads dev server\n  API        http://127.0.0.1:{port}/api/mocs/uploads/…  (Vercel routing, 4.5 MB body limit)\n  Postgres   {}  (migrated and seeded)\n  Redis      {}\n  S3         {s3_where}\n  Auth       AUTH_BYPASS={} as {}\n",
+        redact(&config.database_url),
+        config.redis_url.as_deref().unwrap_or("(unset: finalize rate limit fails open)"),
+        config.auth.bypass,
+        config.auth.dev_user_sub,
+    );
+    server::serve(listener, state).await?;
+    Ok(())
+}
+
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -111,6 +111,14 @@ impl ApiRequest {
         let mut buffer = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|error| {
+                // A platform body limit in front of the function (the dev
+                // server's 4.5 MB) surfaces as this error mid-stream.
+                if let Some(limit) = error.downcast_ref::<PlatformBodyLimit>() {
+                    return ApiError::PayloadTooLarge {
+                        message: "The request body is over the platform limit",
+                        max_body_bytes: limit.0,
+                    };
+                }
                 ApiError::bad_request_with(
                     "The request body could not be read",
                     serde_json::json!({"reason": error.to_string()}),
@@ -140,6 +148,11 @@ impl ApiRequest {
         })
     }
 }
+
+/// The error a platform body limit raises when a body runs past it.
+#[derive(Debug, thiserror::Error)]
+#[error("request body over the platform limit of {0} bytes")]
+pub struct PlatformBodyLimit(pub u64);
 
 /// The request's correlation ID: the caller's `x-request-id`, else Vercel's
 /// `x-vercel-id`, else a new UUID. Odd values are replaced, not echoed.

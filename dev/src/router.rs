@@ -1,0 +1,196 @@
+//! Routes requests the way Vercel does, so the dev server and the tests see
+//! the same paths production sees:
+//!
+//! 1. the filesystem: each `api/**/*.rs` route file is a function at its own
+//!    path (`index` dropped), a `[param]` segment matching any one segment;
+//! 2. then the `rewrites` of `vercel.json`, in order: `:param` segments bind,
+//!    and the destination names a route file.
+//!
+//! Either way the function sees the path the client sent, with every bound
+//! parameter added as a query parameter — what a Vercel function receives.
+
+use moc_shared::routes::{ROUTES, Route};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Param(String),
+}
+
+fn parse_segments(path: &str, param: impl Fn(&str) -> Option<&str>) -> Vec<Segment> {
+    path.trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|segment| match param(segment) {
+            Some(name) => Segment::Param(name.to_owned()),
+            None => Segment::Literal(segment.to_owned()),
+        })
+        .collect()
+}
+
+fn bracket_param(segment: &str) -> Option<&str> {
+    segment.strip_prefix('[')?.strip_suffix(']')
+}
+
+fn colon_param(segment: &str) -> Option<&str> {
+    segment.strip_prefix(':')
+}
+
+/// Binds `path` to `pattern`, returning the parameters on a match.
+fn bind(pattern: &[Segment], path: &[&str]) -> Option<Vec<(String, String)>> {
+    if pattern.len() != path.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (expected, actual) in pattern.iter().zip(path) {
+        match expected {
+            Segment::Literal(literal) if literal == actual => {}
+            Segment::Literal(_) => return None,
+            Segment::Param(name) => params.push((name.clone(), (*actual).to_owned())),
+        }
+    }
+    Some(params)
+}
+
+struct Function {
+    route: &'static Route,
+    /// The route file's path without `.rs` (and without a final `index`).
+    path: Vec<Segment>,
+    /// The same, spelt as `vercel.json` destinations spell it.
+    destination: String,
+}
+
+struct Rewrite {
+    source: Vec<Segment>,
+    destination: String,
+}
+
+pub struct VercelRouter {
+    functions: Vec<Function>,
+    rewrites: Vec<Rewrite>,
+}
+
+#[derive(Deserialize)]
+struct VercelJson {
+    #[serde(default)]
+    rewrites: Vec<RewriteJson>,
+}
+
+#[derive(Deserialize)]
+struct RewriteJson {
+    source: String,
+    destination: String,
+}
+
+/// A request bound to its function, with the query parameters Vercel adds.
+pub struct Resolved {
+    pub route: &'static Route,
+    pub params: Vec<(String, String)>,
+}
+
+impl VercelRouter {
+    /// The router of this repository: its route files and its `vercel.json`.
+    pub fn for_repo() -> Self {
+        Self::new(include_str!("../../vercel.json"))
+            .expect("the repository's vercel.json is valid (checked by tests)")
+    }
+
+    pub fn new(vercel_json: &str) -> Result<Self, serde_json::Error> {
+        let config: VercelJson = serde_json::from_str(vercel_json)?;
+        let functions = ROUTES
+            .iter()
+            .map(|route| {
+                let without_ext = route.file.trim_end_matches(".rs");
+                let routed = without_ext.trim_end_matches("/index");
+                Function {
+                    route,
+                    path: parse_segments(routed, bracket_param),
+                    destination: format!("/{without_ext}"),
+                }
+            })
+            .collect();
+        let rewrites = config
+            .rewrites
+            .into_iter()
+            .map(|r| Rewrite {
+                source: parse_segments(&r.source, colon_param),
+                destination: r.destination,
+            })
+            .collect();
+        Ok(Self {
+            functions,
+            rewrites,
+        })
+    }
+
+    pub fn resolve(&self, path: &str) -> Option<Resolved> {
+        let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        for function in &self.functions {
+            if let Some(params) = bind(&function.path, &segments) {
+                return Some(Resolved {
+                    route: function.route,
+                    params,
+                });
+            }
+        }
+        for rewrite in &self.rewrites {
+            let Some(params) = bind(&rewrite.source, &segments) else {
+                continue;
+            };
+            let destination = rewrite.destination.trim_end_matches('/');
+            let function = self.functions.iter().find(|f| {
+                f.destination == destination
+                    || f.destination.trim_end_matches("/index") == destination
+            })?;
+            return Some(Resolved {
+                route: function.route,
+                params,
+            });
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moc_shared::routes;
+
+    fn resolve(path: &str) -> (&'static str, Vec<(String, String)>) {
+        let resolved = VercelRouter::for_repo()
+            .resolve(path)
+            .unwrap_or_else(|| panic!("{path} is not routed"));
+        (resolved.route.file, resolved.params)
+    }
+
+    #[test]
+    fn every_story_path_reaches_its_function_with_its_params() {
+        let s = "11111111-1111-1111-1111-111111111111";
+        let f = "22222222-2222-2222-2222-222222222222";
+        let cases: &[(String, &Route, &[&str])] = &[
+            ("/api/mocs/uploads/sessions".into(), &routes::CREATE_SESSION, &[]),
+            (format!("/api/mocs/uploads/sessions/{s}/files"), &routes::REGISTER_FILE, &["sessionId"]),
+            (format!("/api/mocs/uploads/sessions/{s}/files/batch"), &routes::REGISTER_BATCH, &["sessionId"]),
+            (format!("/api/mocs/uploads/sessions/{s}/files/{f}/complete"), &routes::COMPLETE_FILE, &["sessionId", "fileId"]),
+            (format!("/api/mocs/uploads/sessions/{s}/files/{f}/parts"), &routes::LIST_PARTS, &["sessionId", "fileId"]),
+            (format!("/api/mocs/uploads/sessions/{s}/files/{f}/parts/3"), &routes::UPLOAD_PART, &["sessionId", "fileId", "partNumber"]),
+            ("/api/mocs/uploads/finalize".into(), &routes::FINALIZE, &[]),
+            ("/api/mocs/uploads/sessions/finalize".into(), &routes::FINALIZE, &[]),
+            (format!("/api/mocs/uploads/sessions/{s}/finalize"), &routes::FINALIZE, &["sessionId"]),
+        ];
+        for (path, route, params) in cases {
+            let (file, bound) = resolve(path);
+            assert_eq!(file, route.file, "{path}");
+            let names: Vec<&str> = bound.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(&names, params, "{path}");
+        }
+    }
+
+    #[test]
+    fn unknown_paths_are_not_routed() {
+        let router = VercelRouter::for_repo();
+        assert!(router.resolve("/api/mocs/uploads/other").is_none());
+        assert!(router.resolve("/Cargo.toml").is_none());
+    }
+}

@@ -1,0 +1,266 @@
+//! `TestApp`: the API over a fresh database (from `#[sqlx::test]`), a fresh
+//! embedded S3 and the shared local Redis, driven through the same Vercel
+//! routing and handlers as the dev server and the function binaries.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use moc_dev::router::VercelRouter;
+use moc_dev::s3::{EmbeddedS3, EmbeddedS3Config};
+use moc_shared::AppState;
+use moc_shared::config::Config;
+use moc_shared::s3::StaticCredentials;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub const ACCESS_KEY: &str = "moc-test-access";
+pub const SECRET_KEY: &str = "moc-test-secret";
+pub const BUCKET: &str = "moc-test";
+pub const DEV_USER: &str = "dev-user-00000000-0000-0000-0000-000000000001";
+pub const MIB: usize = 1024 * 1024;
+
+pub struct TestApp {
+    pub state: AppState,
+    pub router: VercelRouter,
+    pub s3: EmbeddedS3,
+    pub stage: String,
+    dir: PathBuf,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Value,
+}
+
+impl TestResponse {
+    pub fn code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: u16) -> &Self {
+        assert_eq!(self.status.as_u16(), status, "unexpected answer: {}", self.body);
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        self.assert_status(status);
+        assert_eq!(self.code(), code, "{}", self.body);
+        assert!(self.body["requestId"].is_string(), "errors carry requestId: {}", self.body);
+        assert_eq!(
+            self.headers["x-request-id"].to_str().unwrap(),
+            self.body["requestId"].as_str().unwrap()
+        );
+        self
+    }
+}
+
+fn unique_dir() -> PathBuf {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    std::env::temp_dir().join(format!(
+        "moc-api-test-{}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        Uuid::new_v4().simple()
+    ))
+}
+
+impl TestApp {
+    pub async fn spawn(pool: PgPool) -> Self {
+        Self::with_env(pool, &[]).await
+    }
+
+    /// `env` overrides the test defaults, as environment variables would.
+    pub async fn with_env(pool: PgPool, env: &[(&str, &str)]) -> Self {
+        let dir = unique_dir();
+        let s3 = EmbeddedS3::start(EmbeddedS3Config {
+            data_dir: dir.clone(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            access_key: ACCESS_KEY.into(),
+            secret_key: SECRET_KEY.into(),
+            region: "us-east-1".into(),
+            buckets: vec![BUCKET.into()],
+        })
+        .await
+        .expect("embedded S3 starts");
+        // A stage of its own keeps this test's Redis keys and S3 keys apart.
+        let stage = format!("t{}", &Uuid::new_v4().simple().to_string()[..10]);
+        let mut vars: HashMap<String, String> = [
+            ("DATABASE_URL", "postgres://unused-the-pool-is-given"),
+            ("MOC_BUCKET", BUCKET),
+            ("AUTH_BYPASS", "true"),
+            ("REDIS_URL", "redis://127.0.0.1:6379"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        vars.insert("S3_ENDPOINT".into(), s3.endpoint());
+        vars.insert("STAGE".into(), stage.clone());
+        for (k, v) in env {
+            vars.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test config is valid");
+        let credentials = StaticCredentials {
+            access_key_id: ACCESS_KEY.into(),
+            secret_access_key: SECRET_KEY.into(),
+            session_token: None,
+        };
+        let state = AppState::with_pool(config, pool, Some(credentials)).expect("state builds");
+        Self {
+            state,
+            router: VercelRouter::for_repo(),
+            s3,
+            stage,
+            dir,
+        }
+    }
+
+    pub async fn send(&self, request: Request<Full<Bytes>>) -> TestResponse {
+        let response = moc_dev::server::handle(&self.router, self.state.clone(), request).await;
+        let (parts, body) = response.into_parts();
+        assert!(parts.headers.contains_key("x-request-id"), "every answer carries x-request-id");
+        let body = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()))
+        };
+        TestResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    pub fn request(method: Method, path: &str) -> http::request::Builder {
+        Request::builder().method(method).uri(path)
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> TestResponse {
+        let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
+        self.send(
+            Self::request(method, path)
+                .header("content-type", "application/json")
+                .body(Full::new(bytes))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> TestResponse {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn put_part(&self, session: &str, file: &str, part: &str, bytes: Bytes) -> TestResponse {
+        self.send(
+            Self::request(Method::PUT, &format!("/api/mocs/uploads/sessions/{session}/files/{file}/parts/{part}"))
+                .header("content-type", "application/octet-stream")
+                .header("content-length", bytes.len())
+                .body(Full::new(bytes))
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// Creates a session declaring `files`, returning its ID.
+    pub async fn create_session(&self, files: Value) -> String {
+        let response = self.post("/api/mocs/uploads/sessions", json!({ "files": files })).await;
+        response.assert_status(201);
+        response.body["sessionId"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn register(&self, session: &str, file: Value) -> TestResponse {
+        self.post(&format!("/api/mocs/uploads/sessions/{session}/files"), file).await
+    }
+
+    pub async fn complete(&self, session: &str, file: &str, parts: Value) -> TestResponse {
+        self.post(
+            &format!("/api/mocs/uploads/sessions/{session}/files/{file}/complete"),
+            json!({ "parts": parts }),
+        )
+        .await
+    }
+
+    /// Registers a small file and uploads it as one proxied part; returns
+    /// (fileId, etag).
+    pub async fn upload_single_part(&self, session: &str, meta: Value, bytes: Bytes) -> (String, String) {
+        let registered = self.register(session, meta).await;
+        registered.assert_status(201);
+        let file_id = registered.body["fileId"].as_str().unwrap().to_owned();
+        let part = self.put_part(session, &file_id, "1", bytes).await;
+        part.assert_status(200);
+        (file_id, part.body["etag"].as_str().unwrap().to_owned())
+    }
+
+    /// Registers, uploads and completes a small single-part file.
+    pub async fn completed_file(&self, session: &str, meta: Value, bytes: Bytes) -> (String, String) {
+        let (file_id, etag) = self.upload_single_part(session, meta, bytes).await;
+        let completed = self.complete(session, &file_id, json!([{"partNumber": 1, "etag": etag}])).await;
+        completed.assert_status(200);
+        (file_id, completed.body["fileUrl"].as_str().unwrap().to_owned())
+    }
+
+    /// Serves the app on a real local port (the dev server's own loop).
+    pub async fn serve_http(&self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = self.state.clone();
+        tokio::spawn(async move { moc_dev::server::serve(listener, state).await });
+        format!("http://{addr}")
+    }
+
+    pub async fn open_uploads(&self) -> usize {
+        self.state
+            .s3()
+            .client()
+            .list_multipart_uploads()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("ListMultipartUploads")
+            .uploads()
+            .len()
+    }
+}
+
+pub fn pdf_meta(name: &str, size: usize) -> Value {
+    json!({"category": "instruction", "name": name, "size": size, "type": "application/pdf", "ext": "pdf"})
+}
+
+pub fn png_meta(name: &str, size: usize) -> Value {
+    json!({"category": "image", "name": name, "size": size, "type": "image/png", "ext": "png"})
+}
+
+pub fn csv_meta(name: &str, size: usize) -> Value {
+    json!({"category": "parts-list", "name": name, "size": size, "type": "text/csv", "ext": "csv"})
+}
+
+/// `len` bytes that start with the PDF signature.
+pub fn pdf_bytes(len: usize) -> Bytes {
+    let mut bytes = b"%PDF-1.7\n".to_vec();
+    bytes.extend((0..len.saturating_sub(bytes.len())).map(|i| (i * 31 % 251) as u8));
+    bytes.truncate(len);
+    Bytes::from(bytes)
+}
+
+pub fn png_bytes(len: usize) -> Bytes {
+    let mut bytes = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    bytes.resize(len, 7);
+    Bytes::from(bytes)
+}

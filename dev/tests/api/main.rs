@@ -1,0 +1,10 @@
+//! Black-box API tests: real Postgres (a fresh database per test), real Redis,
+//! and the embedded S3 with SigV4 checks.
+
+mod auth;
+mod complete;
+mod finalize;
+mod helpers;
+mod parts;
+mod register;
+mod sessions;
