@@ -19,6 +19,17 @@
 //!   S3 keeps it for a retry; completions are validated before delegating.
 //! - An unknown upload id gets `NoSuchUpload` (404), not `AccessDenied`.
 //! - A request signed for another region is refused, as S3 does.
+//! - Object keys: `s3s-fs` names files after the key (the object under
+//!   `{bucket}/{key}`, its metadata in `.bucket-{b64}.object-{b64(key)}...`
+//!   files in the root), so a key past roughly 120 bytes (less with a
+//!   longer bucket name), or with a segment past 255, breaks the 255-byte
+//!   file name limit and every write answers 500.
+//!   The wrapper therefore hands `s3s-fs` only a fixed-length storage key,
+//!   the hex SHA-256 of the real key (see [`storage_key`]), in every
+//!   operation, and keeps the real key next to the object in
+//!   `{bucket}/{storage key}.key` so ListObjects(V2) can answer with real
+//!   keys; responses that echo a key get the real one back. Objects written
+//!   before this mapping (stored under their real key) are not visible.
 //!
 //! Only ever a dependency of the dev crate: never linked into a function
 //! binary.
@@ -36,18 +47,19 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use s3s::auth::SimpleAuth;
-use s3s::crypto::{Checksum, Md5};
+use s3s::crypto::{Checksum, Md5, Sha256};
 use s3s::dto::{
-    AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput,
-    CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput, CreateBucketInput,
-    CreateBucketOutput, CreateMultipartUploadInput, CreateMultipartUploadOutput, DeleteBucketInput,
-    DeleteBucketOutput, DeleteObjectInput, DeleteObjectOutput, DeleteObjectsInput,
-    DeleteObjectsOutput, ETag, GetBucketLocationInput, GetBucketLocationOutput, GetObjectInput,
-    GetObjectOutput, HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput,
-    ListBucketsInput, ListBucketsOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
-    ListObjectsInput, ListObjectsOutput, ListObjectsV2Input, ListObjectsV2Output, ListPartsInput,
-    ListPartsOutput, MultipartUpload, Part, PutObjectInput, PutObjectOutput, Timestamp,
-    UploadPartCopyInput, UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, CommonPrefix,
+    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput,
+    CopySource, CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput,
+    CreateMultipartUploadOutput, DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput,
+    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, ETag, GetBucketLocationInput,
+    GetBucketLocationOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
+    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput,
+    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListObjectsInput, ListObjectsOutput,
+    ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, MultipartUpload,
+    Object, Part, PutObjectInput, PutObjectOutput, Timestamp, UploadPartCopyInput,
+    UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
 use s3s::service::{S3Service, S3ServiceBuilder};
 use s3s::{S3, S3Error, S3Request, S3Response, S3Result, s3_error};
@@ -241,10 +253,17 @@ async fn serve(listener: TcpListener, service: S3Service) {
 }
 
 /// `s3s-fs` plus the multipart behaviour S3 has and `s3s-fs` lacks (see the
-/// module docs). It relies on `s3s-fs` 0.14.1's on-disk layout in the root:
+/// module docs). It relies on `s3s-fs` 0.14.1's on-disk layout: in the root,
 /// `.upload-{id}.json` exists while an upload is open and
-/// `.upload_id-{id}.part-{n}` holds part n; the `=0.14.1` pin keeps that
-/// stable. Its own per-upload record is `.moc-mpu-{id}.json`.
+/// `.upload_id-{id}.part-{n}` holds part n; an object with storage key `s`
+/// is the file `{bucket}/{s}`. The `=0.14.1` pin keeps that stable. Its own
+/// files are the per-upload record `.moc-mpu-{id}.json` in the root and the
+/// real key of each object in `{bucket}/{s}.key`.
+///
+/// Every key taken from a request is mapped with [`storage_key`] right
+/// before the request goes to `s3s-fs`, after SigV4 was checked over the
+/// real key; the wrapper's own checks (upload records, listings) work on
+/// real keys.
 struct Backend {
     fs: FileSystem,
     root: PathBuf,
@@ -279,6 +298,22 @@ struct PartInfo {
     len: u64,
     modified: SystemTime,
     etag: String,
+}
+
+/// An object found in a bucket directory, under its real key.
+struct StoredObject {
+    key: String,
+    size: u64,
+    modified: SystemTime,
+}
+
+/// One page of a ListObjects(V2) answer.
+struct ListPage {
+    contents: Vec<Object>,
+    common_prefixes: Vec<CommonPrefix>,
+    is_truncated: bool,
+    /// The last key or common prefix returned, when there is more.
+    next_marker: Option<String>,
 }
 
 fn no_such_upload() -> S3Error {
@@ -455,9 +490,274 @@ impl Backend {
         Ok(())
     }
 
+    fn key_file(&self, bucket: &str, storage_key: &str) -> PathBuf {
+        self.root.join(bucket).join(format!("{storage_key}.key"))
+    }
+
+    /// Records the real key of an object about to be written under
+    /// [`storage_key`]`(key)`. Written before the object, so an object on
+    /// disk always has it. Not removed with the object: a stale one is inert
+    /// (listings start from object files), and keeping it means a delete
+    /// cannot race a concurrent write of the same key into an object that
+    /// is never listed.
+    async fn remember_key(&self, bucket: &str, key: &str) -> S3Result<()> {
+        let skey = storage_key(key);
+        let path = self.key_file(bucket, &skey);
+        match tokio::fs::read(&path).await {
+            Ok(existing) if existing == key.as_bytes() => return Ok(()),
+            Ok(_) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(internal(err)),
+        }
+        let tmp = self
+            .root
+            .join(bucket)
+            .join(format!(".{skey}.key.{}.tmp", Uuid::new_v4()));
+        let written = async {
+            tokio::fs::write(&tmp, key).await?;
+            tokio::fs::rename(&tmp, &path).await
+        }
+        .await;
+        match written {
+            Ok(()) => Ok(()),
+            Err(err) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                if err.kind() == io::ErrorKind::NotFound {
+                    Err(s3_error!(NoSuchBucket))
+                } else {
+                    Err(internal(err))
+                }
+            }
+        }
+    }
+
+    /// The bucket's objects whose real key starts with `prefix`, sorted by
+    /// key. Only storage-key files count, so the `.key` files, temporary
+    /// files and anything stored before the key mapping are skipped.
+    async fn stored_objects(&self, bucket: &str, prefix: &str) -> S3Result<Vec<StoredObject>> {
+        self.require_bucket(bucket).await?;
+        let mut entries = tokio::fs::read_dir(self.root.join(bucket))
+            .await
+            .map_err(internal)?;
+        let mut objects = Vec::new();
+        while let Some(entry) = entries.next_entry().await.map_err(internal)? {
+            let name = entry.file_name();
+            let Some(skey) = name.to_str().filter(|n| is_storage_key(n)) else {
+                continue;
+            };
+            let meta = match entry.metadata().await {
+                Ok(meta) if meta.is_file() => meta,
+                Ok(_) => continue,
+                // Deleted since the directory was read.
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(internal(err)),
+            };
+            let key = match tokio::fs::read(self.key_file(bucket, skey)).await {
+                Ok(bytes) => String::from_utf8(bytes).ok(),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => None,
+                Err(err) => return Err(internal(err)),
+            };
+            let Some(key) = key.filter(|k| storage_key(k) == skey) else {
+                tracing::warn!(
+                    bucket,
+                    storage_key = skey,
+                    "embedded S3: object without a valid key file is not listed"
+                );
+                continue;
+            };
+            if !key.starts_with(prefix) {
+                continue;
+            }
+            objects.push(StoredObject {
+                key,
+                size: meta.len(),
+                modified: meta.modified().map_err(internal)?,
+            });
+        }
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(objects)
+    }
+
+    /// One page of a listing, S3's way: a key that contains `delimiter`
+    /// after `prefix` rolls up into the common prefix ending at that
+    /// delimiter, and objects and common prefixes are paged together in key
+    /// order, resuming after `after` (a start key, or the last key or common
+    /// prefix of the previous page).
+    async fn list_page(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        after: Option<&str>,
+        max_keys: usize,
+    ) -> S3Result<ListPage> {
+        let delimiter = delimiter.filter(|d| !d.is_empty());
+        let mut contents = Vec::new();
+        let mut common_prefixes = Vec::new();
+        let mut last: Option<String> = None;
+        let mut is_truncated = false;
+        for obj in self.stored_objects(bucket, prefix).await? {
+            let rolled_up = delimiter.and_then(|d| {
+                obj.key[prefix.len()..]
+                    .find(d)
+                    .map(|pos| obj.key[..prefix.len() + pos + d.len()].to_owned())
+            });
+            let name = rolled_up.as_deref().unwrap_or(&obj.key);
+            // Keys are sorted, so the keys of one common prefix are adjacent.
+            if after.is_some_and(|after| name <= after) || last.as_deref() == Some(name) {
+                continue;
+            }
+            if contents.len() + common_prefixes.len() == max_keys {
+                is_truncated = max_keys > 0;
+                break;
+            }
+            last = Some(name.to_owned());
+            match rolled_up {
+                Some(prefix) => common_prefixes.push(CommonPrefix {
+                    prefix: Some(prefix),
+                }),
+                None => contents.push(Object {
+                    size: Some(i64::try_from(obj.size).map_err(|e| internal(io::Error::other(e)))?),
+                    last_modified: Some(Timestamp::from(obj.modified)),
+                    key: Some(obj.key),
+                    ..Default::default()
+                }),
+            }
+        }
+        Ok(ListPage {
+            contents,
+            common_prefixes,
+            is_truncated,
+            next_marker: last.filter(|_| is_truncated),
+        })
+    }
+
+    async fn list_objects_v2_impl(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        self.check_region(&req)?;
+        let input = req.input;
+        let max_keys = page_size(input.max_keys, "max-keys")?;
+        // The continuation token is the last key or common prefix returned.
+        let after = input
+            .continuation_token
+            .as_deref()
+            .max(input.start_after.as_deref());
+        let page = self
+            .list_page(
+                &input.bucket,
+                input.prefix.as_deref().unwrap_or(""),
+                input.delimiter.as_deref(),
+                after,
+                max_keys,
+            )
+            .await?;
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: input.prefix,
+            delimiter: input.delimiter,
+            max_keys: Some(to_i32(max_keys)),
+            key_count: Some(to_i32(page.contents.len() + page.common_prefixes.len())),
+            continuation_token: input.continuation_token,
+            next_continuation_token: page.next_marker,
+            start_after: input.start_after,
+            is_truncated: Some(page.is_truncated),
+            contents: non_empty(page.contents),
+            common_prefixes: non_empty(page.common_prefixes),
+            // Keys go out unencoded, so the answer must not claim otherwise.
+            encoding_type: None,
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects_impl(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        self.check_region(&req)?;
+        let input = req.input;
+        let max_keys = page_size(input.max_keys, "max-keys")?;
+        let page = self
+            .list_page(
+                &input.bucket,
+                input.prefix.as_deref().unwrap_or(""),
+                input.delimiter.as_deref(),
+                input.marker.as_deref(),
+                max_keys,
+            )
+            .await?;
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(input.bucket),
+            prefix: input.prefix,
+            delimiter: input.delimiter,
+            marker: input.marker,
+            next_marker: page.next_marker,
+            max_keys: Some(to_i32(max_keys)),
+            is_truncated: Some(page.is_truncated),
+            contents: non_empty(page.contents),
+            common_prefixes: non_empty(page.common_prefixes),
+            encoding_type: None,
+            ..Default::default()
+        }))
+    }
+
+    async fn put_object_impl(
+        &self,
+        mut req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        self.check_region(&req)?;
+        // s3s-fs would create a missing bucket's directory on the fly.
+        self.require_bucket(&req.input.bucket).await?;
+        self.remember_key(&req.input.bucket, &req.input.key).await?;
+        to_storage_key(&mut req.input.key);
+        self.fs.put_object(req).await
+    }
+
+    async fn copy_object_impl(
+        &self,
+        mut req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        self.check_region(&req)?;
+        self.require_bucket(&req.input.bucket).await?;
+        // Other sources (access points, outposts) s3s-fs refuses anyway.
+        if let CopySource::Bucket { key, .. } = &mut req.input.copy_source {
+            *key = storage_key(key).into();
+        }
+        self.remember_key(&req.input.bucket, &req.input.key).await?;
+        to_storage_key(&mut req.input.key);
+        self.fs.copy_object(req).await
+    }
+
+    async fn delete_objects_impl(
+        &self,
+        mut req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        self.check_region(&req)?;
+        self.require_bucket(&req.input.bucket).await?;
+        let mut real_keys = HashMap::new();
+        for object in &mut req.input.delete.objects {
+            let skey = storage_key(&object.key);
+            real_keys.insert(skey.clone(), std::mem::replace(&mut object.key, skey));
+        }
+        let mut resp = self.fs.delete_objects(req).await?;
+        let restore = |key: &mut Option<String>| {
+            if let Some(real) = key.as_ref().and_then(|k| real_keys.get(k)) {
+                *key = Some(real.clone());
+            }
+        };
+        for deleted in resp.output.deleted.iter_mut().flatten() {
+            restore(&mut deleted.key);
+        }
+        for error in resp.output.errors.iter_mut().flatten() {
+            restore(&mut error.key);
+        }
+        Ok(resp)
+    }
+
     async fn create_multipart_upload_impl(
         &self,
-        req: S3Request<CreateMultipartUploadInput>,
+        mut req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         self.check_region(&req)?;
         // s3s-fs would happily open an upload into a bucket that is not there.
@@ -467,7 +767,9 @@ impl Backend {
             key: req.input.key.clone(),
             initiated_unix_ms: unix_ms(SystemTime::now()),
         };
-        let resp = self.fs.create_multipart_upload(req).await?;
+        to_storage_key(&mut req.input.key);
+        let mut resp = self.fs.create_multipart_upload(req).await?;
+        resp.output.key = Some(record.key.clone());
         let id = resp
             .output
             .upload_id
@@ -480,7 +782,7 @@ impl Backend {
 
     async fn upload_part_impl(
         &self,
-        req: S3Request<UploadPartInput>,
+        mut req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         self.check_region(&req)?;
         let input = &req.input;
@@ -494,17 +796,22 @@ impl Backend {
                 "Part number must be an integer between 1 and 10000, inclusive"
             ));
         }
+        to_storage_key(&mut req.input.key);
         self.fs.upload_part(req).await
     }
 
     async fn upload_part_copy_impl(
         &self,
-        req: S3Request<UploadPartCopyInput>,
+        mut req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         self.check_region(&req)?;
         let input = &req.input;
         self.open_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
+        to_storage_key(&mut req.input.key);
+        if let CopySource::Bucket { key, .. } = &mut req.input.copy_source {
+            *key = storage_key(key).into();
+        }
         self.fs.upload_part_copy(req).await
     }
 
@@ -565,7 +872,7 @@ impl Backend {
 
     async fn complete_multipart_upload_impl(
         &self,
-        req: S3Request<CompleteMultipartUploadInput>,
+        mut req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         self.check_region(&req)?;
         let input = &req.input;
@@ -634,25 +941,30 @@ impl Backend {
             }
         }
 
+        self.remember_key(&input.bucket, &input.key).await?;
+        let real_key = input.key.clone();
+        to_storage_key(&mut req.input.key);
         let mut resp = self.fs.complete_multipart_upload(req).await?;
         // s3s-fs answers through a keep-alive body (whitespace until the XML
         // is ready); its work is already done, so send a plain response.
         if let Some(pending) = resp.output.future.take() {
             resp.output = pending.await?;
         }
+        resp.output.key = Some(real_key);
         self.forget_upload(id).await?;
         Ok(resp)
     }
 
     async fn abort_multipart_upload_impl(
         &self,
-        req: S3Request<AbortMultipartUploadInput>,
+        mut req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         self.check_region(&req)?;
         let input = &req.input;
         let id = self
             .open_upload(&input.bucket, &input.key, &input.upload_id)
             .await?;
+        to_storage_key(&mut req.input.key);
         let resp = self.fs.abort_multipart_upload(req).await?;
         self.forget_upload(id).await?;
         Ok(resp)
@@ -761,6 +1073,32 @@ fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// The key `s3s-fs` gets in place of a client-visible key: the hex SHA-256
+/// of the key. Every key becomes 64 characters of `[0-9a-f]`, so the file
+/// names `s3s-fs` derives from it stay well below 255 bytes (the longest,
+/// an open upload's metadata file, is 160 bytes plus the base64 of the bucket
+/// name: at most 244), and no key can leave its bucket directory or alias
+/// another key the way `a//b` and `a/./b` would as paths.
+fn storage_key(key: &str) -> String {
+    hex_lower(&Sha256::checksum(key.as_bytes()))
+}
+
+fn to_storage_key(key: &mut String) {
+    *key = storage_key(key);
+}
+
+fn is_storage_key(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn to_i32(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
+    (!items.is_empty()).then_some(items)
+}
+
 fn hex_lower(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
@@ -791,6 +1129,23 @@ macro_rules! s3_methods {
             })
         }
     )*};
+    // Operations on one object that need nothing but the key mapped.
+    (keyed: $($method:ident($input:ty) -> $output:ty;)*) => {$(
+        fn $method<'life0, 'async_trait>(
+            &'life0 self,
+            mut req: S3Request<$input>,
+        ) -> S3Future<'async_trait, $output>
+        where
+            'life0: 'async_trait,
+            Self: 'async_trait,
+        {
+            Box::pin(async move {
+                self.check_region(&req)?;
+                to_storage_key(&mut req.input.key);
+                self.fs.$method(req).await
+            })
+        }
+    )*};
     (override: $($method:ident($input:ty) -> $output:ty => $imp:ident;)*) => {$(
         fn $method<'life0, 'async_trait>(
             &'life0 self,
@@ -812,17 +1167,20 @@ impl S3 for Backend {
         head_bucket(HeadBucketInput) -> HeadBucketOutput;
         get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput;
         list_buckets(ListBucketsInput) -> ListBucketsOutput;
-        list_objects(ListObjectsInput) -> ListObjectsOutput;
-        list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output;
-        put_object(PutObjectInput) -> PutObjectOutput;
+    }
+
+    s3_methods! { keyed:
         get_object(GetObjectInput) -> GetObjectOutput;
         head_object(HeadObjectInput) -> HeadObjectOutput;
-        copy_object(CopyObjectInput) -> CopyObjectOutput;
         delete_object(DeleteObjectInput) -> DeleteObjectOutput;
-        delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
     }
 
     s3_methods! { override:
+        list_objects(ListObjectsInput) -> ListObjectsOutput => list_objects_impl;
+        list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output => list_objects_v2_impl;
+        put_object(PutObjectInput) -> PutObjectOutput => put_object_impl;
+        copy_object(CopyObjectInput) -> CopyObjectOutput => copy_object_impl;
+        delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput => delete_objects_impl;
         create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput
             => create_multipart_upload_impl;
         upload_part(UploadPartInput) -> UploadPartOutput => upload_part_impl;

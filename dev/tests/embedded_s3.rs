@@ -625,3 +625,276 @@ async fn ranged_get_returns_the_requested_bytes() {
     let body = out.body.collect().await.unwrap().into_bytes();
     assert_eq!(&body[..], &data[990..]);
 }
+
+/// Keys as the upload API builds them are far longer than a file name may
+/// be once s3s-fs has base64-encoded them into its metadata file names; the
+/// server must store them under short names and still answer with the
+/// real keys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_keys_work_everywhere() {
+    let server = start("long-keys").await;
+    let client = client(&server);
+    let key = format!(
+        "dev/moc-instructions/dev-user-00000000-0000-0000-0000-000000000001/\
+         aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa/instruction/{}/\
+         cccccccc-cccc-cccc-cccc-cccccccccccc.pdf",
+        "b".repeat(44)
+    );
+    assert!(key.len() >= 200, "key is {} bytes", key.len());
+    assert!(key.matches('/').count() >= 5);
+
+    let created = client
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(&key)
+        .content_type("application/pdf")
+        .send()
+        .await
+        .expect("CreateMultipartUpload with a long key");
+    assert_eq!(created.key(), Some(key.as_str()));
+    let upload_id = created.upload_id().expect("upload id").to_owned();
+
+    let listed = client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .prefix("dev/moc-instructions/")
+        .send()
+        .await
+        .expect("ListMultipartUploads");
+    let open: Vec<_> = listed
+        .uploads()
+        .iter()
+        .map(|u| (u.key(), u.upload_id()))
+        .collect();
+    assert_eq!(open, [(Some(key.as_str()), Some(upload_id.as_str()))]);
+
+    let parts = [random_bytes(5 * MIB), random_bytes(1000)];
+    let original = parts.concat();
+    let mut etags = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let number = i32::try_from(i + 1).unwrap();
+        let url = presign_part(&client, &key, &upload_id, number, Duration::from_secs(300)).await;
+        let resp = put_url(&url, part.clone()).await;
+        assert_eq!(resp.status(), 200, "part {number}: {:?}", resp.text().await);
+        etags.push(
+            resp.headers()
+                .get("etag")
+                .expect("UploadPart answers with an ETag")
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+
+    let listed = client
+        .list_parts()
+        .bucket(BUCKET)
+        .key(&key)
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .expect("ListParts");
+    assert_eq!(listed.key(), Some(key.as_str()));
+    let listed_parts: Vec<_> = listed
+        .parts()
+        .iter()
+        .map(|p| (p.part_number().unwrap(), p.e_tag().unwrap().to_owned()))
+        .collect();
+    assert_eq!(listed_parts, [(1, etags[0].clone()), (2, etags[1].clone())]);
+
+    let completed = CompletedMultipartUpload::builder()
+        .set_parts(Some(
+            listed_parts
+                .iter()
+                .map(|(n, etag)| CompletedPart::builder().part_number(*n).e_tag(etag).build())
+                .collect(),
+        ))
+        .build();
+    let done = client
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(&key)
+        .upload_id(&upload_id)
+        .multipart_upload(completed)
+        .send()
+        .await
+        .expect("CompleteMultipartUpload with a long key");
+    assert_eq!(done.key(), Some(key.as_str()));
+    let etag = done.e_tag().expect("ETag").to_owned();
+    assert!(etag.ends_with("-2\""), "multipart ETag format, got {etag}");
+
+    let head = client
+        .head_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .send()
+        .await
+        .expect("HeadObject with a long key");
+    assert_eq!(head.content_length(), Some(original.len() as i64));
+    assert_eq!(head.content_type(), Some("application/pdf"));
+    assert_eq!(head.e_tag(), Some(etag.as_str()));
+
+    // Across the boundary between the two parts.
+    let (first, last) = (5 * MIB - 10, 5 * MIB + 9);
+    let out = client
+        .get_object()
+        .bucket(BUCKET)
+        .key(&key)
+        .range(format!("bytes={first}-{last}"))
+        .send()
+        .await
+        .expect("ranged GetObject with a long key");
+    assert_eq!(
+        out.content_range(),
+        Some(format!("bytes {first}-{last}/{}", original.len()).as_str())
+    );
+    let body = out.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&body[..], &original[first..=last]);
+
+    let listed = client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("ListMultipartUploads after completion");
+    assert!(listed.uploads().is_empty());
+
+    // ~300 bytes, one segment alone longer than a file name may be.
+    let long_segment = format!(
+        "dev/moc-instructions/{}/{}.bin",
+        "s".repeat(260),
+        "t".repeat(10)
+    );
+    assert!(long_segment.len() >= 295, "{}", long_segment.len());
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key(&long_segment)
+        .body(ByteStream::from_static(b"small object"))
+        .send()
+        .await
+        .expect("PutObject with a 260-byte key segment");
+    let copy = format!("{key}.copy");
+    client
+        .copy_object()
+        .bucket(BUCKET)
+        .key(&copy)
+        .copy_source(format!("{BUCKET}/{long_segment}"))
+        .send()
+        .await
+        .expect("CopyObject between long keys");
+    let copied = client
+        .get_object()
+        .bucket(BUCKET)
+        .key(&copy)
+        .send()
+        .await
+        .expect("GetObject of the copy")
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert_eq!(&copied[..], b"small object");
+
+    // Listings come back with the real keys, in key order, page by page.
+    let mut expected = vec![key.clone(), copy.clone(), long_segment.clone()];
+    expected.sort();
+    let mut seen = Vec::new();
+    let mut token = None;
+    for _ in 0..4 {
+        let page = client
+            .list_objects_v2()
+            .bucket(BUCKET)
+            .prefix("dev/moc-instructions/")
+            .max_keys(2)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .expect("ListObjectsV2 page");
+        seen.extend(page.contents().iter().map(|o| o.key().unwrap().to_owned()));
+        token = page.next_continuation_token().map(str::to_owned);
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+    }
+    assert_eq!(seen, expected);
+    let all = client
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("ListObjectsV2");
+    let sized: Vec<_> = all
+        .contents()
+        .iter()
+        .map(|o| (o.key().unwrap(), o.size().unwrap()))
+        .collect();
+    assert!(sized.contains(&(key.as_str(), original.len() as i64)));
+
+    let grouped = client
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix("dev/moc-instructions/")
+        .delimiter("/")
+        .send()
+        .await
+        .expect("ListObjectsV2 with a delimiter");
+    let prefixes: Vec<_> = grouped
+        .common_prefixes()
+        .iter()
+        .filter_map(|p| p.prefix())
+        .collect();
+    assert_eq!(
+        prefixes,
+        [
+            "dev/moc-instructions/dev-user-00000000-0000-0000-0000-000000000001/".to_owned(),
+            format!("dev/moc-instructions/{}/", "s".repeat(260)),
+        ]
+    );
+    assert!(grouped.contents().is_empty());
+
+    client
+        .delete_object()
+        .bucket(BUCKET)
+        .key(&long_segment)
+        .send()
+        .await
+        .expect("DeleteObject with a long key");
+    let err = client
+        .head_object()
+        .bucket(BUCKET)
+        .key(&long_segment)
+        .send()
+        .await
+        .expect_err("HeadObject of a deleted object");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
+    let deleted = client
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(
+            aws_sdk_s3::types::Delete::builder()
+                .objects(
+                    aws_sdk_s3::types::ObjectIdentifier::builder()
+                        .key(&copy)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("DeleteObjects with a long key");
+    let deleted: Vec<_> = deleted.deleted().iter().filter_map(|d| d.key()).collect();
+    assert_eq!(deleted, [copy.as_str()]);
+
+    let left = client
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("ListObjectsV2 after deleting");
+    let left: Vec<_> = left.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(left, [key.as_str()]);
+}

@@ -131,11 +131,12 @@ pub async fn finalize(state: &AppState, user: &User, body: Value) -> Result<Fina
 
     let result = finalize_locked(state, user, &session, &input, lock).await;
     match result {
-        Ok(view) => {
+        Ok((view, files)) => {
             tracing::info!(
                 session_id = %session.id,
                 moc_id = %view.id,
-                file_count = view.image_keys.len() + view.parts_keys.len() + usize::from(view.pdf_key.is_some()),
+                file_count = files.len(),
+                total_size_bytes = files.iter().map(|f| f.size.max(0) as u64).sum::<u64>(),
                 duration_ms = started.elapsed().as_millis() as u64,
                 "session finalized"
             );
@@ -215,7 +216,7 @@ async fn finalize_locked(
     session: &SessionRow,
     input: &FinalizeInput,
     lock: NaiveDateTime,
-) -> Result<MocView, ApiError> {
+) -> Result<(MocView, Vec<FileRow>), ApiError> {
     let files: Vec<FileRow> = sqlx::query_as(&format!(
         "SELECT {FILE_COLUMNS} FROM upload_session_files
           WHERE session_id = $1 AND status = 'completed' ORDER BY created_at, id"
@@ -239,7 +240,8 @@ async fn finalize_locked(
         let slug = free_slug(state, &user.id, &base).await?;
         match write_moc(state, user, session, input, &files, &slug, lock).await {
             Ok(moc_id) => {
-                return load_moc(state.db().acquire().await?.as_mut(), moc_id).await;
+                let view = load_moc(state.db().acquire().await?.as_mut(), moc_id).await?;
+                return Ok((view, files));
             }
             Err(WriteError::TitleTaken) => {
                 let suggested = free_slug(state, &user.id, &base).await?;
@@ -247,7 +249,7 @@ async fn finalize_locked(
                     message: "You already have a MOC with this title".into(),
                     details: json!({
                         "title": input.title,
-                        "suggestedSlug": slug_candidate(&suggested, 1),
+                        "suggestedSlug": suggested,
                         "retryStrategy": "AUTO_APPEND",
                     }),
                 });
