@@ -17,7 +17,7 @@ pub fn init() {
             .json()
             .with_env_filter(filter)
             .with_current_span(true)
-            .with_span_list(false)
+            .with_span_list(true)
             .flatten_event(true)
             .with_target(false)
             .try_init();
