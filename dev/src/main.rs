@@ -32,7 +32,10 @@ async fn run() -> Result<(), BoxError> {
     // Development defaults; anything set in the environment wins. AUTH_BYPASS
     // is on here and only here.
     let mut defaults: HashMap<&str, String> = HashMap::from([
-        ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/moc_uploads_dev".to_owned()),
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/moc_uploads_dev".to_owned(),
+        ),
         ("MOC_BUCKET", "moc-dev".to_owned()),
         ("AUTH_BYPASS", "true".to_owned()),
         ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
@@ -77,14 +80,20 @@ async fn run() -> Result<(), BoxError> {
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     let s3_where = match &config.s3.endpoint {
-        Some(endpoint) if _embedded.is_some() => format!("embedded S3 (SigV4 checked) at {endpoint}, bucket {}", config.s3.bucket),
+        Some(endpoint) if _embedded.is_some() => format!(
+            "embedded S3 (SigV4 checked) at {endpoint}, bucket {}",
+            config.s3.bucket
+        ),
         Some(endpoint) => format!("external S3 at {endpoint}, bucket {}", config.s3.bucket),
         None => format!("AWS S3, bucket {}", config.s3.bucket),
     };
     eprintln!(
         "\n  moc-uploads dev server\n  API        http://127.0.0.1:{port}/api/mocs/uploads/…  (Vercel routing, 4.5 MB body limit)\n  Postgres   {}  (migrated and seeded)\n  Redis      {}\n  S3         {s3_where}\n  Auth       AUTH_BYPASS={} as {}\n",
         redact(&config.database_url),
-        config.redis_url.as_deref().unwrap_or("(unset: finalize rate limit fails open)"),
+        config
+            .redis_url
+            .as_deref()
+            .unwrap_or("(unset: finalize rate limit fails open)"),
         config.auth.bypass,
         config.auth.dev_user_sub,
     );

@@ -125,7 +125,11 @@ impl VercelRouter {
     }
 
     pub fn resolve(&self, path: &str) -> Option<Resolved> {
-        let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+        let segments: Vec<&str> = path
+            .trim_matches('/')
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
         for function in &self.functions {
             if let Some(params) = bind(&function.path, &segments) {
                 return Some(Resolved {
@@ -169,15 +173,47 @@ mod tests {
         let s = "11111111-1111-1111-1111-111111111111";
         let f = "22222222-2222-2222-2222-222222222222";
         let cases: &[(String, &Route, &[&str])] = &[
-            ("/api/mocs/uploads/sessions".into(), &routes::CREATE_SESSION, &[]),
-            (format!("/api/mocs/uploads/sessions/{s}/files"), &routes::REGISTER_FILE, &["sessionId"]),
-            (format!("/api/mocs/uploads/sessions/{s}/files/batch"), &routes::REGISTER_BATCH, &["sessionId"]),
-            (format!("/api/mocs/uploads/sessions/{s}/files/{f}/complete"), &routes::COMPLETE_FILE, &["sessionId", "fileId"]),
-            (format!("/api/mocs/uploads/sessions/{s}/files/{f}/parts"), &routes::LIST_PARTS, &["sessionId", "fileId"]),
-            (format!("/api/mocs/uploads/sessions/{s}/files/{f}/parts/3"), &routes::UPLOAD_PART, &["sessionId", "fileId", "partNumber"]),
+            (
+                "/api/mocs/uploads/sessions".into(),
+                &routes::CREATE_SESSION,
+                &[],
+            ),
+            (
+                format!("/api/mocs/uploads/sessions/{s}/files"),
+                &routes::REGISTER_FILE,
+                &["sessionId"],
+            ),
+            (
+                format!("/api/mocs/uploads/sessions/{s}/files/batch"),
+                &routes::REGISTER_BATCH,
+                &["sessionId"],
+            ),
+            (
+                format!("/api/mocs/uploads/sessions/{s}/files/{f}/complete"),
+                &routes::COMPLETE_FILE,
+                &["sessionId", "fileId"],
+            ),
+            (
+                format!("/api/mocs/uploads/sessions/{s}/files/{f}/parts"),
+                &routes::LIST_PARTS,
+                &["sessionId", "fileId"],
+            ),
+            (
+                format!("/api/mocs/uploads/sessions/{s}/files/{f}/parts/3"),
+                &routes::UPLOAD_PART,
+                &["sessionId", "fileId", "partNumber"],
+            ),
             ("/api/mocs/uploads/finalize".into(), &routes::FINALIZE, &[]),
-            ("/api/mocs/uploads/sessions/finalize".into(), &routes::FINALIZE, &[]),
-            (format!("/api/mocs/uploads/sessions/{s}/finalize"), &routes::FINALIZE, &["sessionId"]),
+            (
+                "/api/mocs/uploads/sessions/finalize".into(),
+                &routes::FINALIZE,
+                &[],
+            ),
+            (
+                format!("/api/mocs/uploads/sessions/{s}/finalize"),
+                &routes::FINALIZE,
+                &["sessionId"],
+            ),
         ];
         for (path, route, params) in cases {
             let (file, bound) = resolve(path);

@@ -35,10 +35,12 @@ pub async fn seed(state: &AppState) -> Result<(), BoxError> {
 }
 
 async fn key_of(state: &AppState, file_id: Uuid) -> Result<(String, String), BoxError> {
-    Ok(sqlx::query_as("SELECT s3_key, mime_type FROM upload_session_files WHERE id = $1")
-        .bind(file_id)
-        .fetch_one(state.db())
-        .await?)
+    Ok(
+        sqlx::query_as("SELECT s3_key, mime_type FROM upload_session_files WHERE id = $1")
+            .bind(file_id)
+            .fetch_one(state.db())
+            .await?,
+    )
 }
 
 /// A one-part multipart upload, completed: what a finished upload leaves.

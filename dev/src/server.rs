@@ -42,7 +42,11 @@ pub async fn serve(listener: TcpListener, state: AppState) -> std::io::Result<()
     }
 }
 
-pub async fn handle<B>(router: &VercelRouter, state: AppState, request: Request<B>) -> Response<Bytes>
+pub async fn handle<B>(
+    router: &VercelRouter,
+    state: AppState,
+    request: Request<B>,
+) -> Response<Bytes>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<moc_shared::error::BoxError>,
@@ -108,7 +112,9 @@ fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             other => format!("%{other:02X}"),
         })
         .collect()
@@ -138,7 +144,9 @@ where
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
                     if len > self.remaining {
-                        return Poll::Ready(Some(Err(Box::new(PlatformBodyLimit(PLATFORM_MAX_BODY_BYTES)))));
+                        return Poll::Ready(Some(Err(Box::new(PlatformBodyLimit(
+                            PLATFORM_MAX_BODY_BYTES,
+                        )))));
                     }
                     self.remaining -= len;
                 }

@@ -47,10 +47,18 @@ pub const START_REDIS: &str =
     "redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no";
 
 /// Starts local Postgres and Redis when the URLs point at this machine.
-pub async fn ensure_local_services(database_url: &str, redis_url: Option<&str>) -> Result<(), BoxError> {
+pub async fn ensure_local_services(
+    database_url: &str,
+    redis_url: Option<&str>,
+) -> Result<(), BoxError> {
     let options: PgConnectOptions = database_url.parse()?;
     if is_local(options.get_host()) {
-        ensure_running("PostgreSQL", &format!("127.0.0.1:{}", options.get_port()), START_POSTGRES).await?;
+        ensure_running(
+            "PostgreSQL",
+            &format!("127.0.0.1:{}", options.get_port()),
+            START_POSTGRES,
+        )
+        .await?;
     }
     if let Some(url) = redis_url
         && (url.contains("127.0.0.1") || url.contains("localhost"))
@@ -69,14 +77,18 @@ pub async fn ensure_database(database_url: &str) -> Result<(), BoxError> {
     let options: PgConnectOptions = database_url.parse()?;
     let name = options.get_database().unwrap_or("postgres").to_owned();
     let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await?;
-    if !exists {
-        sqlx::query(&format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\"")))
-            .execute(&mut admin)
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
             .await?;
+    if !exists {
+        sqlx::query(&format!(
+            "CREATE DATABASE \"{}\"",
+            name.replace('"', "\"\"")
+        ))
+        .execute(&mut admin)
+        .await?;
         eprintln!("created database {name}");
     }
     Ok(())

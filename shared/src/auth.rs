@@ -87,7 +87,12 @@ impl JwksCache {
                 .build()
                 .unwrap_or_default()
         });
-        match client.get(url).send().await.and_then(|r| r.error_for_status()) {
+        match client
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+        {
             Ok(response) => match response.json::<JwkSet>().await {
                 Ok(set) => {
                     tracing::info!(keys = set.keys.len(), "fetched JWKS");
@@ -117,7 +122,10 @@ fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty());
     Some(token.ok_or(()))
@@ -155,7 +163,10 @@ async fn verify(config: &AuthConfig, jwks: &JwksCache, token: &str) -> Result<Us
     }
     let kid = header.kid.ok_or("token has no kid")?;
     let key = jwks.key(&kid).await.ok_or("unknown kid")?;
-    let issuer = config.issuer.as_deref().ok_or("AUTH_ISSUER is not configured")?;
+    let issuer = config
+        .issuer
+        .as_deref()
+        .ok_or("AUTH_ISSUER is not configured")?;
 
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_issuer(&[issuer]);

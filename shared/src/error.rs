@@ -70,7 +70,10 @@ pub enum ApiError {
         retry_after_seconds: u64,
     },
     #[error("too many finalize requests")]
-    RateLimitExceeded { limit: u32, retry_after_seconds: u64 },
+    RateLimitExceeded {
+        limit: u32,
+        retry_after_seconds: u64,
+    },
     #[error("service configuration error: {0}")]
     Configuration(String),
     #[error("storage is temporarily unavailable")]
@@ -106,7 +109,12 @@ impl ApiError {
         Self::Validation(errors)
     }
 
-    pub fn file_rejected(file_name: &str, category: FileCategory, mime_type: &str, rejection: FileRejection) -> Self {
+    pub fn file_rejected(
+        file_name: &str,
+        category: FileCategory,
+        mime_type: &str,
+        rejection: FileRejection,
+    ) -> Self {
         match rejection {
             FileRejection::TooLarge { max } => Self::FileTooLarge {
                 file_name: file_name.to_owned(),
@@ -257,7 +265,10 @@ impl ApiError {
                 retry_after_seconds,
             } => json!({"retryAfter": retry_after_seconds, "limit": limit, "window": "1m"}),
             S3Unavailable(_) | DatabaseUnavailable(_) => json!({"retryable": true}),
-            Unauthorized | NotFound(_) | MethodNotAllowed { .. } | Configuration(_)
+            Unauthorized
+            | NotFound(_)
+            | MethodNotAllowed { .. }
+            | Configuration(_)
             | Internal(_) => return None,
         })
     }

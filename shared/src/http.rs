@@ -6,8 +6,8 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode, Uri};
-use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
 use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -162,11 +162,7 @@ fn request_id(headers: &HeaderMap) -> String {
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
-            .filter(|v| {
-                !v.is_empty()
-                    && v.len() <= 128
-                    && v.bytes().all(|b| b.is_ascii_graphic())
-            })
+            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
             .map(str::to_owned)
     };
     usable("x-request-id")

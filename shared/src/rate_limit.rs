@@ -105,7 +105,10 @@ pub async fn count_finalize(
         return Ok(());
     }
     let Some(client) = redis else {
-        tracing::warn!(action = action.name(), "rate limit store not configured (REDIS_URL unset): allowing");
+        tracing::warn!(
+            action = action.name(),
+            "rate limit store not configured (REDIS_URL unset): allowing"
+        );
         return Ok(());
     };
     let now = Utc::now();
@@ -117,14 +120,22 @@ pub async fn count_finalize(
         user.id
     );
     let limit = action.limit(config);
-    let count = match tokio::time::timeout(std::time::Duration::from_millis(500), incr(client, &key)).await {
+    let count = match tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        incr(client, &key),
+    )
+    .await
+    {
         Ok(Ok(count)) => count,
         Ok(Err(error)) => {
             tracing::warn!(action = action.name(), %error, "rate limit store unavailable: failing open");
             return Ok(());
         }
         Err(_) => {
-            tracing::warn!(action = action.name(), "rate limit store timed out: failing open");
+            tracing::warn!(
+                action = action.name(),
+                "rate limit store timed out: failing open"
+            );
             return Ok(());
         }
     };

@@ -59,7 +59,6 @@ fn create_session(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
     })
 }
 
-
 pub static REGISTER_FILE: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/files/index.rs",
     pattern: "/api/mocs/uploads/sessions/:sessionId/files",
@@ -84,7 +83,6 @@ fn register_file(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
     })
 }
 
-
 pub static REGISTER_BATCH: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/files/batch.rs",
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/batch",
@@ -107,7 +105,6 @@ fn register_batch(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
     })
 }
 
-
 pub static COMPLETE_FILE: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/files/[fileId]/complete.rs",
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/complete",
@@ -127,7 +124,6 @@ fn complete_file(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
         Ok(api_http::json(StatusCode::OK, &completed))
     })
 }
-
 
 pub static LIST_PARTS: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/files/[fileId]/parts.rs",
@@ -149,7 +145,6 @@ fn list_parts(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
         ))
     })
 }
-
 
 pub static UPLOAD_PART: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/files/[fileId]/parts/[partNumber].rs",
@@ -174,7 +169,6 @@ fn upload_part(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
         Ok(api_http::json(StatusCode::OK, &uploaded))
     })
 }
-
 
 pub static FINALIZE: Route = Route {
     file: "api/mocs/uploads/finalize.rs",
@@ -207,7 +201,6 @@ fn finalize(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
     })
 }
 
-
 /// Every route, most specific first.
 pub static ROUTES: [&Route; 7] = [
     &CREATE_SESSION,
@@ -222,7 +215,11 @@ pub static ROUTES: [&Route; 7] = [
 /// Serves one request on `route`: request ID, logging span, method check,
 /// CORS, authentication, the handler, and the error mapping. It never fails
 /// and never panics the process: every outcome is a response.
-pub async fn dispatch<B>(route: &Route, state: Result<AppState, ApiError>, request: http::Request<B>) -> http::Response<Bytes>
+pub async fn dispatch<B>(
+    route: &Route,
+    state: Result<AppState, ApiError>,
+    request: http::Request<B>,
+) -> http::Response<Bytes>
 where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -267,11 +264,20 @@ where
     .await
 }
 
-async fn handle(route: &Route, state: Result<AppState, ApiError>, request: ApiRequest) -> Result<Response, ApiError> {
+async fn handle(
+    route: &Route,
+    state: Result<AppState, ApiError>,
+    request: ApiRequest,
+) -> Result<Response, ApiError> {
     if request.method == Method::OPTIONS {
         let mut response = http::Response::new(Bytes::new());
         *response.status_mut() = StatusCode::NO_CONTENT;
-        let allow: Vec<&str> = route.methods.iter().map(Method::as_str).chain(["OPTIONS"]).collect();
+        let allow: Vec<&str> = route
+            .methods
+            .iter()
+            .map(Method::as_str)
+            .chain(["OPTIONS"])
+            .collect();
         if let Ok(value) = http::HeaderValue::from_str(&allow.join(", ")) {
             response.headers_mut().insert(http::header::ALLOW, value);
         }
@@ -287,6 +293,8 @@ async fn handle(route: &Route, state: Result<AppState, ApiError>, request: ApiRe
     tracing::Span::current().record("user_id", tracing::field::display(&user.id));
     match (route.handler)(state, user, request).await {
         Ok(result) => result,
-        Err(join_error) => Err(ApiError::internal(format!("handler panicked: {join_error}"))),
+        Err(join_error) => Err(ApiError::internal(format!(
+            "handler panicked: {join_error}"
+        ))),
     }
 }

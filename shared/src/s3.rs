@@ -53,7 +53,10 @@ impl S3Error {
         matches!(self, S3Error::Unavailable { .. })
     }
 
-    fn classify<E>(operation: &'static str, error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Self
+    fn classify<E>(
+        operation: &'static str,
+        error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
@@ -305,7 +308,9 @@ impl S3Store {
                 .map_err(|e| S3Error::classify(OP, e))?;
             for part in output.parts() {
                 let (Some(number), Some(etag)) = (
-                    part.part_number().and_then(|n| u16::try_from(n).ok()).and_then(PartNumber::new),
+                    part.part_number()
+                        .and_then(|n| u16::try_from(n).ok())
+                        .and_then(PartNumber::new),
                     part.e_tag(),
                 ) else {
                     continue;
@@ -314,9 +319,9 @@ impl S3Store {
                     part_number: number,
                     etag: etag.to_owned(),
                     size: part.size().unwrap_or(0).max(0) as u64,
-                    last_modified: part.last_modified().and_then(|t| {
-                        chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
-                    }),
+                    last_modified: part
+                        .last_modified()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
                 });
             }
             let next = output.next_part_number_marker().map(str::to_owned);
@@ -403,10 +408,14 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| S3Error::classify(OP, e))?;
-        let body = output.body.collect().await.map_err(|e| S3Error::Unavailable {
-            operation: OP,
-            source: e.into(),
-        })?;
+        let body = output
+            .body
+            .collect()
+            .await
+            .map_err(|e| S3Error::Unavailable {
+                operation: OP,
+                source: e.into(),
+            })?;
         let mut bytes = body.into_bytes();
         bytes.truncate(len);
         Ok(bytes)

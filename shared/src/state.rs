@@ -27,9 +27,8 @@ struct Inner {
 /// connection (the pool and the Redis client connect on first use), so a cold
 /// start pays only for parsing the environment.
 static GLOBAL: LazyLock<Result<AppState, ConfigError>> = LazyLock::new(|| {
-    let state = Config::from_env().and_then(|config| {
-        AppState::new(config, StaticCredentials::from_env())
-    });
+    let state =
+        Config::from_env().and_then(|config| AppState::new(config, StaticCredentials::from_env()));
     match &state {
         Ok(state) => state.config().log_cold_start_warnings(),
         Err(error) => tracing::error!(%error, "refusing to serve: the configuration is invalid"),
@@ -38,7 +37,10 @@ static GLOBAL: LazyLock<Result<AppState, ConfigError>> = LazyLock::new(|| {
 });
 
 impl AppState {
-    pub fn new(config: Config, s3_credentials: Option<StaticCredentials>) -> Result<Self, ConfigError> {
+    pub fn new(
+        config: Config,
+        s3_credentials: Option<StaticCredentials>,
+    ) -> Result<Self, ConfigError> {
         let db = crate::db::pool(&config).map_err(|e| ConfigError {
             problems: vec![format!("DATABASE_URL is not a valid Postgres URL: {e}")],
         })?;

@@ -28,8 +28,9 @@ mod tests {
 
     #[test]
     fn formats_with_milliseconds_and_z() {
-        let at = NaiveDateTime::parse_from_str("2026-11-22 10:00:00.123456", "%Y-%m-%d %H:%M:%S%.f")
-            .unwrap();
+        let at =
+            NaiveDateTime::parse_from_str("2026-11-22 10:00:00.123456", "%Y-%m-%d %H:%M:%S%.f")
+                .unwrap();
         assert_eq!(rfc3339(at), "2026-11-22T10:00:00.123Z");
     }
 }

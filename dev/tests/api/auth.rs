@@ -52,49 +52,84 @@ fn claims(sub: &str, issuer: &str, exp_offset: i64) -> Value {
 }
 
 async fn create_with(app: &TestApp, token: Option<&str>) -> TestResponse {
-    let mut request = TestApp::request(Method::POST, "/api/mocs/uploads/sessions").header("content-type", "application/json");
+    let mut request = TestApp::request(Method::POST, "/api/mocs/uploads/sessions")
+        .header("content-type", "application/json");
     if let Some(token) = token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
     let body = json!({"files": [pdf_meta("a.pdf", 10)]}).to_string();
-    app.send(request.body(http_body_util::Full::new(bytes::Bytes::from(body))).unwrap()).await
+    app.send(
+        request
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap(),
+    )
+    .await
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn jwts_are_verified_for_signature_issuer_expiry_audience_and_kid(pool: PgPool) {
     let signer = Signer::new("key-1");
-    let app = TestApp::with_env(pool.clone(), &[
-        ("AUTH_BYPASS", "false"),
-        ("AUTH_JWKS_JSON", &signer.jwks),
-        ("AUTH_ISSUER", ISSUER),
-        ("AUTH_AUDIENCE", AUDIENCE),
-    ])
+    let app = TestApp::with_env(
+        pool.clone(),
+        &[
+            ("AUTH_BYPASS", "false"),
+            ("AUTH_JWKS_JSON", &signer.jwks),
+            ("AUTH_ISSUER", ISSUER),
+            ("AUTH_AUDIENCE", AUDIENCE),
+        ],
+    )
     .await;
 
-    let valid = create_with(&app, Some(&signer.token("key-1", claims("user-a", ISSUER, 600)))).await;
+    let valid = create_with(
+        &app,
+        Some(&signer.token("key-1", claims("user-a", ISSUER, 600))),
+    )
+    .await;
     valid.assert_status(201);
-    let owner: String = sqlx::query_scalar("SELECT user_id FROM upload_sessions WHERE id = $1::uuid")
-        .bind(valid.body["sessionId"].as_str().unwrap()).fetch_one(&pool).await.unwrap();
+    let owner: String =
+        sqlx::query_scalar("SELECT user_id FROM upload_sessions WHERE id = $1::uuid")
+            .bind(valid.body["sessionId"].as_str().unwrap())
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(owner, "user-a");
 
     let refused = [
         ("no credentials", None),
-        ("expired", Some(signer.token("key-1", claims("user-a", ISSUER, -600)))),
-        ("wrong issuer", Some(signer.token("key-1", claims("user-a", "https://evil.example", 600)))),
-        ("unknown kid", Some(signer.token("key-2", claims("user-a", ISSUER, 600)))),
-        ("bad signature", Some(Signer::new("key-1").token("key-1", claims("user-a", ISSUER, 600)))),
-        ("wrong audience", Some(signer.token("key-1", {
-            let mut c = claims("user-a", ISSUER, 600);
-            c["client_id"] = json!("someone-else");
-            c
-        }))),
+        (
+            "expired",
+            Some(signer.token("key-1", claims("user-a", ISSUER, -600))),
+        ),
+        (
+            "wrong issuer",
+            Some(signer.token("key-1", claims("user-a", "https://evil.example", 600))),
+        ),
+        (
+            "unknown kid",
+            Some(signer.token("key-2", claims("user-a", ISSUER, 600))),
+        ),
+        (
+            "bad signature",
+            Some(Signer::new("key-1").token("key-1", claims("user-a", ISSUER, 600))),
+        ),
+        (
+            "wrong audience",
+            Some(signer.token("key-1", {
+                let mut c = claims("user-a", ISSUER, 600);
+                c["client_id"] = json!("someone-else");
+                c
+            })),
+        ),
         ("garbage", Some("not.a.jwt".to_owned())),
     ];
     for (case, token) in refused {
         let response = create_with(&app, token.as_deref()).await;
         assert_eq!(response.status, 401, "{case}: {}", response.body);
         assert_eq!(response.body["error"], "UNAUTHORIZED", "{case}");
-        assert_eq!(response.body["message"], "authentication required", "{case}: says nothing of the failed check");
+        assert_eq!(
+            response.body["message"], "authentication required",
+            "{case}: says nothing of the failed check"
+        );
     }
 }
 
@@ -102,14 +137,23 @@ async fn jwts_are_verified_for_signature_issuer_expiry_audience_and_kid(pool: Pg
 async fn the_bypass_acts_as_the_dev_user_but_still_refuses_bad_tokens(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     create_with(&app, None).await.assert_status(201);
-    create_with(&app, Some("forged")).await.assert_error(401, "UNAUTHORIZED");
+    create_with(&app, Some("forged"))
+        .await
+        .assert_error(401, "UNAUTHORIZED");
 }
 
 #[test]
 fn the_bypass_is_refused_in_production() {
-    let env = [("DATABASE_URL", "postgres://x"), ("MOC_BUCKET", "b"), ("AUTH_BYPASS", "true"), ("STAGE", "production")];
+    let env = [
+        ("DATABASE_URL", "postgres://x"),
+        ("MOC_BUCKET", "b"),
+        ("AUTH_BYPASS", "true"),
+        ("STAGE", "production"),
+    ];
     let error = moc_shared::config::Config::from_lookup(|name| {
-        env.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        env.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
     })
     .unwrap_err();
     assert!(error.to_string().contains("AUTH_BYPASS"));

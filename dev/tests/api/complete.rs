@@ -8,17 +8,27 @@ use crate::helpers::*;
 async fn completing_twice_answers_the_same_url(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let session = app.create_session(json!([pdf_meta("a.pdf", 100)])).await;
-    let (file_id, etag) = app.upload_single_part(&session, pdf_meta("a.pdf", 100), pdf_bytes(100)).await;
+    let (file_id, etag) = app
+        .upload_single_part(&session, pdf_meta("a.pdf", 100), pdf_bytes(100))
+        .await;
     let parts = json!([{"partNumber": 1, "etag": etag}]);
     let first = app.complete(&session, &file_id, parts.clone()).await;
     first.assert_status(200);
     let url = first.body["fileUrl"].as_str().unwrap();
-    assert!(url.starts_with(&format!("{}/{BUCKET}/{}/moc-instructions/", app.s3.endpoint(), app.stage)));
+    assert!(url.starts_with(&format!(
+        "{}/{BUCKET}/{}/moc-instructions/",
+        app.s3.endpoint(),
+        app.stage
+    )));
     let second = app.complete(&session, &file_id, parts).await;
     second.assert_status(200);
     assert_eq!(second.body["fileUrl"], url);
-    let status: String = sqlx::query_scalar("SELECT status FROM upload_session_files WHERE id = $1::uuid")
-        .bind(&file_id).fetch_one(&pool).await.unwrap();
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM upload_session_files WHERE id = $1::uuid")
+            .bind(&file_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(status, "completed");
 }
 
@@ -26,7 +36,9 @@ async fn completing_twice_answers_the_same_url(pool: PgPool) {
 async fn two_concurrent_completes_complete_once_and_agree(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let session = app.create_session(json!([pdf_meta("a.pdf", 100)])).await;
-    let (file_id, etag) = app.upload_single_part(&session, pdf_meta("a.pdf", 100), pdf_bytes(100)).await;
+    let (file_id, etag) = app
+        .upload_single_part(&session, pdf_meta("a.pdf", 100), pdf_bytes(100))
+        .await;
     let parts = json!([{"partNumber": 1, "etag": etag}]);
     let both = join_all((0..2).map(|_| app.complete(&session, &file_id, parts.clone()))).await;
     both[0].assert_status(200);
@@ -40,28 +52,44 @@ async fn two_concurrent_completes_complete_once_and_agree(pool: PgPool) {
 async fn completing_in_an_expired_session_is_gone(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let session = app.create_session(json!([pdf_meta("a.pdf", 100)])).await;
-    let (file_id, etag) = app.upload_single_part(&session, pdf_meta("a.pdf", 100), pdf_bytes(100)).await;
+    let (file_id, etag) = app
+        .upload_single_part(&session, pdf_meta("a.pdf", 100), pdf_bytes(100))
+        .await;
     sqlx::query("UPDATE upload_sessions SET expires_at = (now() AT TIME ZONE 'utc') - interval '1 second' WHERE id = $1::uuid")
         .bind(&session).execute(&pool).await.unwrap();
-    let gone = app.complete(&session, &file_id, json!([{"partNumber": 1, "etag": etag}])).await;
+    let gone = app
+        .complete(&session, &file_id, json!([{"partNumber": 1, "etag": etag}]))
+        .await;
     gone.assert_error(410, "GONE");
     assert_eq!(gone.body["details"]["sessionExpired"], true);
-    assert!(gone.body["details"]["expiresAt"].is_string() && gone.body["details"]["now"].is_string());
+    assert!(
+        gone.body["details"]["expiresAt"].is_string() && gone.body["details"]["now"].is_string()
+    );
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn the_listed_parts_must_match_what_s3_holds(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let session = app.create_session(json!([pdf_meta("big.pdf", 12 * MIB)])).await;
+    let session = app
+        .create_session(json!([pdf_meta("big.pdf", 12 * MIB)]))
+        .await;
     let registered = app.register(&session, pdf_meta("big.pdf", 12 * MIB)).await;
     registered.assert_status(201);
     let file_id = registered.body["fileId"].as_str().unwrap().to_owned();
     // The last part fits through the proxied route; parts 1 and 2 do not.
-    let last = app.put_part(&session, &file_id, "3", pdf_bytes(2 * MIB)).await;
+    let last = app
+        .put_part(&session, &file_id, "3", pdf_bytes(2 * MIB))
+        .await;
     last.assert_status(200);
     let etag3 = last.body["etag"].as_str().unwrap().to_owned();
 
-    let missing = app.complete(&session, &file_id, json!([{"partNumber": 3, "etag": etag3}])).await;
+    let missing = app
+        .complete(
+            &session,
+            &file_id,
+            json!([{"partNumber": 3, "etag": etag3}]),
+        )
+        .await;
     missing.assert_error(400, "BAD_REQUEST");
     assert_eq!(missing.body["details"]["missingPartNumbers"], json!([1, 2]));
 
@@ -74,29 +102,49 @@ async fn the_listed_parts_must_match_what_s3_holds(pool: PgPool) {
     let mut etags = Vec::new();
     for n in 1..=2 {
         let part = moc_shared::domain::PartNumber::new(n).unwrap();
-        etags.push(app.state.s3().upload_part(&key, &upload_id, part, pdf_bytes(5 * MIB)).await.unwrap());
+        etags.push(
+            app.state
+                .s3()
+                .upload_part(&key, &upload_id, part, pdf_bytes(5 * MIB))
+                .await
+                .unwrap(),
+        );
     }
-    let count = app.complete(&session, &file_id, json!([{"partNumber": 1, "etag": etags[0]}])).await;
+    let count = app
+        .complete(
+            &session,
+            &file_id,
+            json!([{"partNumber": 1, "etag": etags[0]}]),
+        )
+        .await;
     count.assert_error(400, "BAD_REQUEST");
     assert_eq!(count.body["details"]["expected"], 3);
     assert_eq!(count.body["details"]["received"], 1);
 
     let wrong = app
-        .complete(&session, &file_id, json!([
-            {"partNumber": 1, "etag": etags[0]},
-            {"partNumber": 2, "etag": "\"00000000000000000000000000000000\""},
-            {"partNumber": 3, "etag": etag3},
-        ]))
+        .complete(
+            &session,
+            &file_id,
+            json!([
+                {"partNumber": 1, "etag": etags[0]},
+                {"partNumber": 2, "etag": "\"00000000000000000000000000000000\""},
+                {"partNumber": 3, "etag": etag3},
+            ]),
+        )
         .await;
     wrong.assert_error(400, "BAD_REQUEST");
     assert_eq!(wrong.body["details"]["partNumber"], 2);
 
     let done = app
-        .complete(&session, &file_id, json!([
-            {"partNumber": 1, "etag": etags[0]},
-            {"partNumber": 2, "etag": etags[1]},
-            {"partNumber": 3, "etag": etag3},
-        ]))
+        .complete(
+            &session,
+            &file_id,
+            json!([
+                {"partNumber": 1, "etag": etags[0]},
+                {"partNumber": 2, "etag": etags[1]},
+                {"partNumber": 3, "etag": etag3},
+            ]),
+        )
         .await;
     done.assert_status(200);
 }

@@ -51,7 +51,12 @@ impl TestResponse {
 
     #[track_caller]
     pub fn assert_status(&self, status: u16) -> &Self {
-        assert_eq!(self.status.as_u16(), status, "unexpected answer: {}", self.body);
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {}",
+            self.body
+        );
         self
     }
 
@@ -59,7 +64,11 @@ impl TestResponse {
     pub fn assert_error(&self, status: u16, code: &str) -> &Self {
         self.assert_status(status);
         assert_eq!(self.code(), code, "{}", self.body);
-        assert!(self.body["requestId"].is_string(), "errors carry requestId: {}", self.body);
+        assert!(
+            self.body["requestId"].is_string(),
+            "errors carry requestId: {}",
+            self.body
+        );
         assert_eq!(
             self.headers["x-request-id"].to_str().unwrap(),
             self.body["requestId"].as_str().unwrap()
@@ -112,7 +121,8 @@ impl TestApp {
         for (k, v) in env {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
-        let config = Config::from_lookup(|name| vars.get(name).cloned()).expect("test config is valid");
+        let config =
+            Config::from_lookup(|name| vars.get(name).cloned()).expect("test config is valid");
         let credentials = StaticCredentials {
             access_key_id: ACCESS_KEY.into(),
             secret_access_key: SECRET_KEY.into(),
@@ -131,11 +141,15 @@ impl TestApp {
     pub async fn send(&self, request: Request<Full<Bytes>>) -> TestResponse {
         let response = moc_dev::server::handle(&self.router, self.state.clone(), request).await;
         let (parts, body) = response.into_parts();
-        assert!(parts.headers.contains_key("x-request-id"), "every answer carries x-request-id");
+        assert!(
+            parts.headers.contains_key("x-request-id"),
+            "every answer carries x-request-id"
+        );
         let body = if body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()))
+            serde_json::from_slice(&body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into()))
         };
         TestResponse {
             status: parts.status,
@@ -167,26 +181,38 @@ impl TestApp {
         self.call(Method::GET, path, None).await
     }
 
-    pub async fn put_part(&self, session: &str, file: &str, part: &str, bytes: Bytes) -> TestResponse {
+    pub async fn put_part(
+        &self,
+        session: &str,
+        file: &str,
+        part: &str,
+        bytes: Bytes,
+    ) -> TestResponse {
         self.send(
-            Self::request(Method::PUT, &format!("/api/mocs/uploads/sessions/{session}/files/{file}/parts/{part}"))
-                .header("content-type", "application/octet-stream")
-                .header("content-length", bytes.len())
-                .body(Full::new(bytes))
-                .unwrap(),
+            Self::request(
+                Method::PUT,
+                &format!("/api/mocs/uploads/sessions/{session}/files/{file}/parts/{part}"),
+            )
+            .header("content-type", "application/octet-stream")
+            .header("content-length", bytes.len())
+            .body(Full::new(bytes))
+            .unwrap(),
         )
         .await
     }
 
     /// Creates a session declaring `files`, returning its ID.
     pub async fn create_session(&self, files: Value) -> String {
-        let response = self.post("/api/mocs/uploads/sessions", json!({ "files": files })).await;
+        let response = self
+            .post("/api/mocs/uploads/sessions", json!({ "files": files }))
+            .await;
         response.assert_status(201);
         response.body["sessionId"].as_str().unwrap().to_owned()
     }
 
     pub async fn register(&self, session: &str, file: Value) -> TestResponse {
-        self.post(&format!("/api/mocs/uploads/sessions/{session}/files"), file).await
+        self.post(&format!("/api/mocs/uploads/sessions/{session}/files"), file)
+            .await
     }
 
     pub async fn complete(&self, session: &str, file: &str, parts: Value) -> TestResponse {
@@ -199,7 +225,12 @@ impl TestApp {
 
     /// Registers a small file and uploads it as one proxied part; returns
     /// (fileId, etag).
-    pub async fn upload_single_part(&self, session: &str, meta: Value, bytes: Bytes) -> (String, String) {
+    pub async fn upload_single_part(
+        &self,
+        session: &str,
+        meta: Value,
+        bytes: Bytes,
+    ) -> (String, String) {
         let registered = self.register(session, meta).await;
         registered.assert_status(201);
         let file_id = registered.body["fileId"].as_str().unwrap().to_owned();
@@ -209,11 +240,21 @@ impl TestApp {
     }
 
     /// Registers, uploads and completes a small single-part file.
-    pub async fn completed_file(&self, session: &str, meta: Value, bytes: Bytes) -> (String, String) {
+    pub async fn completed_file(
+        &self,
+        session: &str,
+        meta: Value,
+        bytes: Bytes,
+    ) -> (String, String) {
         let (file_id, etag) = self.upload_single_part(session, meta, bytes).await;
-        let completed = self.complete(session, &file_id, json!([{"partNumber": 1, "etag": etag}])).await;
+        let completed = self
+            .complete(session, &file_id, json!([{"partNumber": 1, "etag": etag}]))
+            .await;
         completed.assert_status(200);
-        (file_id, completed.body["fileUrl"].as_str().unwrap().to_owned())
+        (
+            file_id,
+            completed.body["fileUrl"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// Serves the app on a real local port (the dev server's own loop).

@@ -12,26 +12,46 @@ async fn registering_a_file_starts_one_s3_multipart_upload(pool: PgPool) {
     response.assert_status(201);
     assert!(response.body["presignedUrls"].is_null());
     let upload_id = response.body["uploadId"].as_str().unwrap();
-    let uploads = app.state.s3().client().list_multipart_uploads().bucket(BUCKET).send().await.unwrap();
+    let uploads = app
+        .state
+        .s3()
+        .client()
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(uploads.uploads().len(), 1);
     assert_eq!(uploads.uploads()[0].upload_id(), Some(upload_id));
     let key = uploads.uploads()[0].key().unwrap();
-    assert!(key.starts_with(&format!("{}/moc-instructions/{DEV_USER}/{session}/instruction/", app.stage)));
+    assert!(key.starts_with(&format!(
+        "{}/moc-instructions/{DEV_USER}/{session}/instruction/",
+        app.stage
+    )));
     assert!(key.ends_with(".pdf"));
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn unknown_foreign_and_malformed_sessions_are_not_found(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    app.register("not-a-uuid", pdf_meta("a.pdf", 1)).await.assert_error(404, "NOT_FOUND");
-    app.register(&uuid::Uuid::new_v4().to_string(), pdf_meta("a.pdf", 1)).await.assert_error(404, "NOT_FOUND");
+    app.register("not-a-uuid", pdf_meta("a.pdf", 1))
+        .await
+        .assert_error(404, "NOT_FOUND");
+    app.register(&uuid::Uuid::new_v4().to_string(), pdf_meta("a.pdf", 1))
+        .await
+        .assert_error(404, "NOT_FOUND");
     let other = uuid::Uuid::new_v4();
     sqlx::query("INSERT INTO upload_sessions (id, user_id, part_size_bytes, expires_at) VALUES ($1, 'someone-else', 5242880, now() + interval '1 hour')")
         .bind(other).execute(&pool).await.unwrap();
-    app.register(&other.to_string(), pdf_meta("a.pdf", 1)).await.assert_error(404, "NOT_FOUND");
-    app.post("/api/mocs/uploads/sessions/x/files/y/complete", json!({"parts": [{"partNumber": 1, "etag": "e"}]}))
+    app.register(&other.to_string(), pdf_meta("a.pdf", 1))
         .await
         .assert_error(404, "NOT_FOUND");
+    app.post(
+        "/api/mocs/uploads/sessions/x/files/y/complete",
+        json!({"parts": [{"partNumber": 1, "etag": "e"}]}),
+    )
+    .await
+    .assert_error(404, "NOT_FOUND");
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
@@ -43,21 +63,36 @@ async fn an_expired_or_inactive_session_refuses_registration_with_context(pool: 
     let expired = app.register(&session, pdf_meta("a.pdf", 10)).await;
     expired.assert_error(400, "BAD_REQUEST");
     assert_eq!(expired.body["details"]["sessionExpired"], true);
-    assert!(expired.body["details"]["expiresAt"].is_string() && expired.body["details"]["now"].is_string());
+    assert!(
+        expired.body["details"]["expiresAt"].is_string()
+            && expired.body["details"]["now"].is_string()
+    );
 
     let session = app.create_session(json!([pdf_meta("a.pdf", 10)])).await;
-    sqlx::query("UPDATE upload_sessions SET status = 'cancelled' WHERE id = $1::uuid").bind(&session).execute(&pool).await.unwrap();
-    app.register(&session, pdf_meta("a.pdf", 10)).await.assert_error(400, "BAD_REQUEST");
+    sqlx::query("UPDATE upload_sessions SET status = 'cancelled' WHERE id = $1::uuid")
+        .bind(&session)
+        .execute(&pool)
+        .await
+        .unwrap();
+    app.register(&session, pdf_meta("a.pdf", 10))
+        .await
+        .assert_error(400, "BAD_REQUEST");
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn twenty_concurrent_identical_registrations_give_one_file_and_one_upload(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
     let session = app.create_session(json!([pdf_meta("same.pdf", 100)])).await;
-    let responses = join_all((0..20).map(|_| app.register(&session, pdf_meta("same.pdf", 100)))).await;
+    let responses =
+        join_all((0..20).map(|_| app.register(&session, pdf_meta("same.pdf", 100)))).await;
     let created: Vec<_> = responses.iter().filter(|r| r.status == 201).collect();
     let conflicts: Vec<_> = responses.iter().filter(|r| r.status == 409).collect();
-    assert_eq!(created.len(), 1, "{:?}", responses.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(
+        created.len(),
+        1,
+        "{:?}",
+        responses.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     assert_eq!(conflicts.len(), 19);
     let winner = created[0].body["fileId"].as_str().unwrap();
     for conflict in conflicts {
@@ -70,9 +105,15 @@ async fn twenty_concurrent_identical_registrations_give_one_file_and_one_upload(
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn registering_past_the_declared_count_is_refused_counting_the_attempt(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let session = app.create_session(json!([pdf_meta("a.pdf", 10), pdf_meta("b.pdf", 10)])).await;
-    app.register(&session, pdf_meta("one.pdf", 10)).await.assert_status(201);
-    app.register(&session, pdf_meta("two.pdf", 10)).await.assert_status(201);
+    let session = app
+        .create_session(json!([pdf_meta("a.pdf", 10), pdf_meta("b.pdf", 10)]))
+        .await;
+    app.register(&session, pdf_meta("one.pdf", 10))
+        .await
+        .assert_status(201);
+    app.register(&session, pdf_meta("two.pdf", 10))
+        .await
+        .assert_status(201);
     let third = app.register(&session, pdf_meta("three.pdf", 10)).await;
     third.assert_error(400, "FILE_COUNT_EXCEEDED");
     assert_eq!(third.body["details"]["maxFiles"], 2);
@@ -84,10 +125,14 @@ async fn registering_past_the_declared_count_is_refused_counting_the_attempt(poo
 async fn size_mime_and_part_count_are_checked_at_registration(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let session = app.create_session(json!([pdf_meta("a.pdf", 10)])).await;
-    app.register(&session, pdf_meta("a.pdf", 51 * MIB)).await.assert_error(413, "FILE_TOO_LARGE");
+    app.register(&session, pdf_meta("a.pdf", 51 * MIB))
+        .await
+        .assert_error(413, "FILE_TOO_LARGE");
     let mut wrong = pdf_meta("a.pdf", 10);
     wrong["type"] = json!("image/png");
-    app.register(&session, wrong).await.assert_error(415, "UNSUPPORTED_MEDIA_TYPE");
+    app.register(&session, wrong)
+        .await
+        .assert_error(415, "UNSUPPORTED_MEDIA_TYPE");
     let mut counted = pdf_meta("a.pdf", 12 * MIB);
     counted["partCount"] = json!(2);
     let mismatch = app.register(&session, counted).await;
@@ -95,24 +140,36 @@ async fn size_mime_and_part_count_are_checked_at_registration(pool: PgPool) {
     assert_eq!(mismatch.body["details"]["expectedPartCount"], 3);
     let mut bad_ext = pdf_meta("a.pdf", 10);
     bad_ext["ext"] = json!("../x");
-    app.register(&session, bad_ext).await.assert_error(422, "VALIDATION_ERROR");
+    app.register(&session, bad_ext)
+        .await
+        .assert_error(422, "VALIDATION_ERROR");
     assert_eq!(app.open_uploads().await, 0);
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn part_count_returns_presigned_urls_and_reregistration_refreshes_them(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let session = app.create_session(json!([pdf_meta("big.pdf", 12 * MIB)])).await;
+    let session = app
+        .create_session(json!([pdf_meta("big.pdf", 12 * MIB)]))
+        .await;
     let mut meta = pdf_meta("big.pdf", 12 * MIB);
     meta["partCount"] = json!(3);
     let first = app.register(&session, meta.clone()).await;
     first.assert_status(201);
     let urls = first.body["presignedUrls"].as_array().unwrap();
     assert_eq!(urls.len(), 3);
-    let sizes: Vec<u64> = urls.iter().map(|u| u["sizeBytes"].as_u64().unwrap()).collect();
+    let sizes: Vec<u64> = urls
+        .iter()
+        .map(|u| u["sizeBytes"].as_u64().unwrap())
+        .collect();
     assert_eq!(sizes, vec![5 * MIB as u64, 5 * MIB as u64, 2 * MIB as u64]);
     assert_eq!(urls[2]["headers"]["Content-Length"], (2 * MIB).to_string());
-    assert!(urls[0]["url"].as_str().unwrap().contains("X-Amz-Signature="));
+    assert!(
+        urls[0]["url"]
+            .as_str()
+            .unwrap()
+            .contains("X-Amz-Signature=")
+    );
     assert!(urls[0]["expiresAt"].as_str().unwrap().ends_with('Z'));
 
     meta["fileId"] = first.body["fileId"].clone();
@@ -121,16 +178,24 @@ async fn part_count_returns_presigned_urls_and_reregistration_refreshes_them(poo
     assert_eq!(again.body["fileId"], first.body["fileId"]);
     assert_eq!(again.body["uploadId"], first.body["uploadId"]);
     assert_eq!(again.body["presignedUrls"].as_array().unwrap().len(), 3);
-    assert_eq!(app.open_uploads().await, 1, "re-registration reuses the upload");
+    assert_eq!(
+        app.open_uploads().await,
+        1,
+        "re-registration reuses the upload"
+    );
 
     meta["size"] = json!(12 * MIB - 1);
-    app.register(&session, meta).await.assert_error(409, "CONFLICT");
+    app.register(&session, meta)
+        .await
+        .assert_error(409, "CONFLICT");
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn a_batch_commits_each_item_and_reports_failures_in_order(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let session = app.create_session(json!([pdf_meta("a.pdf", 10), pdf_meta("b.pdf", 10)])).await;
+    let session = app
+        .create_session(json!([pdf_meta("a.pdf", 10), pdf_meta("b.pdf", 10)]))
+        .await;
     let batch = app
         .post(
             &format!("/api/mocs/uploads/sessions/{session}/files/batch"),
@@ -145,8 +210,12 @@ async fn a_batch_commits_each_item_and_reports_failures_in_order(pool: PgPool) {
     }
     assert!(results[0]["fileId"].is_string() && results[1]["uploadId"].is_string());
     assert_eq!(results[2]["error"]["error"], "FILE_COUNT_EXCEEDED");
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM upload_session_files WHERE session_id = $1::uuid")
-        .bind(&session).fetch_one(&pool).await.unwrap();
+    let stored: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM upload_session_files WHERE session_id = $1::uuid")
+            .bind(&session)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(stored, 2);
     assert_eq!(app.open_uploads().await, 2);
 
@@ -157,7 +226,12 @@ async fn a_batch_commits_each_item_and_reports_failures_in_order(pool: PgPool) {
         )
         .await;
     mixed.assert_status(201);
-    let codes: Vec<&str> = mixed.body["results"].as_array().unwrap().iter().map(|r| r["error"]["error"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = mixed.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["error"]["error"].as_str().unwrap())
+        .collect();
     assert_eq!(codes, ["CONFLICT", "FILE_TOO_LARGE", "VALIDATION_ERROR"]);
 }
 
@@ -166,7 +240,12 @@ async fn a_batch_over_max_batch_size_is_refused_whole(pool: PgPool) {
     let app = TestApp::with_env(pool, &[("MAX_BATCH_SIZE", "3")]).await;
     let session = app.create_session(json!([pdf_meta("a.pdf", 10)])).await;
     let files: Vec<_> = (0..4).map(|i| pdf_meta(&format!("{i}.pdf"), 10)).collect();
-    let response = app.post(&format!("/api/mocs/uploads/sessions/{session}/files/batch"), json!({"files": files})).await;
+    let response = app
+        .post(
+            &format!("/api/mocs/uploads/sessions/{session}/files/batch"),
+            json!({"files": files}),
+        )
+        .await;
     response.assert_error(400, "BATCH_TOO_LARGE");
     assert_eq!(response.body["details"]["maxBatchSize"], 3);
     assert_eq!(app.open_uploads().await, 0);

@@ -16,49 +16,81 @@ async fn creating_a_session_answers_flat_json_and_stores_the_declared_files(pool
     response.assert_status(201);
     assert_eq!(response.body["partSizeBytes"], 5_242_880);
     assert!(response.body["expiresAt"].as_str().unwrap().ends_with('Z'));
-    let id: uuid::Uuid = response.body["sessionId"].as_str().unwrap().parse().unwrap();
-    let (status, declared): (String, serde_json::Value) =
-        sqlx::query_as("SELECT status, metadata->'declaredFiles' FROM upload_sessions WHERE id = $1")
-            .bind(id)
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let id: uuid::Uuid = response.body["sessionId"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (status, declared): (String, serde_json::Value) = sqlx::query_as(
+        "SELECT status, metadata->'declaredFiles' FROM upload_sessions WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(status, "active");
-    assert_eq!(declared, json!({"instruction": 1, "image": 1, "parts-list": 1}));
+    assert_eq!(
+        declared,
+        json!({"instruction": 1, "image": 1, "parts-list": 1})
+    );
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn invalid_create_requests_get_their_contract_codes(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    app.post(SESSIONS, json!({"files": []})).await.assert_error(422, "VALIDATION_ERROR");
+    app.post(SESSIONS, json!({"files": []}))
+        .await
+        .assert_error(422, "VALIDATION_ERROR");
     let wrong_type = app.post(SESSIONS, json!({"files": [{"category": "instruction", "name": "a", "size": "big", "type": "application/pdf", "ext": "pdf"}]})).await;
     wrong_type.assert_error(422, "VALIDATION_ERROR");
     assert!(wrong_type.body["details"]["errors"]["files[0].size"].is_array());
-    app.post(SESSIONS, json!({"files": [png_meta("a.png", 1)]})).await.assert_error(400, "BAD_REQUEST");
-    let too_many: Vec<_> = (0..6).map(|i| csv_meta(&format!("{i}.csv"), 1)).chain([pdf_meta("a.pdf", 1)]).collect();
+    app.post(SESSIONS, json!({"files": [png_meta("a.png", 1)]}))
+        .await
+        .assert_error(400, "BAD_REQUEST");
+    let too_many: Vec<_> = (0..6)
+        .map(|i| csv_meta(&format!("{i}.csv"), 1))
+        .chain([pdf_meta("a.pdf", 1)])
+        .collect();
     let exceeded = app.post(SESSIONS, json!({"files": too_many})).await;
     exceeded.assert_error(400, "FILE_COUNT_EXCEEDED");
     assert_eq!(exceeded.body["details"]["fileCountExceeded"], true);
-    let big = app.post(SESSIONS, json!({"files": [pdf_meta("a.pdf", 50 * MIB + 1)]})).await;
+    let big = app
+        .post(
+            SESSIONS,
+            json!({"files": [pdf_meta("a.pdf", 50 * MIB + 1)]}),
+        )
+        .await;
     big.assert_error(413, "FILE_TOO_LARGE");
     assert_eq!(big.body["details"]["maxBytes"], 52_428_800);
     let gif = app.post(SESSIONS, json!({"files": [pdf_meta("a.pdf", 1), {"category": "image", "name": "x.gif", "size": 1, "type": "image/gif", "ext": "gif"}]})).await;
     gif.assert_error(415, "UNSUPPORTED_MEDIA_TYPE");
-    assert!(gif.body["details"]["allowedTypes"].as_array().unwrap().contains(&json!("image/png")));
+    assert!(
+        gif.body["details"]["allowedTypes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("image/png"))
+    );
 
     let raw = |body: &'static str| {
         TestApp::request(Method::POST, SESSIONS)
             .header("content-type", "application/json")
-            .body(http_body_util::Full::new(bytes::Bytes::from_static(body.as_bytes())))
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                body.as_bytes(),
+            )))
             .unwrap()
     };
-    app.send(raw("{not json")).await.assert_error(400, "BAD_REQUEST");
+    app.send(raw("{not json"))
+        .await
+        .assert_error(400, "BAD_REQUEST");
     app.send(raw("")).await.assert_error(400, "BAD_REQUEST");
     let get = app.get(SESSIONS).await;
     get.assert_error(405, "METHOD_NOT_ALLOWED");
     assert_eq!(get.headers["allow"], "POST");
 
-    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM user_daily_uploads").fetch_one(&pool).await.unwrap();
+    let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM user_daily_uploads")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(sessions, 0, "invalid requests never use up quota");
 }
 
@@ -75,15 +107,30 @@ async fn the_daily_limit_holds_exactly_under_twenty_concurrent_creates(pool: PgP
         response.assert_error(429, "TOO_MANY_REQUESTS");
         assert!(response.headers.contains_key("retry-after"));
         assert_eq!(response.body["details"]["limit"], 7);
-        assert!(response.body["details"]["nextAllowedAt"].as_str().unwrap().ends_with("T00:00:00.000Z"));
+        assert!(
+            response.body["details"]["nextAllowedAt"]
+                .as_str()
+                .unwrap()
+                .ends_with("T00:00:00.000Z")
+        );
     }
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM upload_sessions").fetch_one(&pool).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM upload_sessions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(stored, 7);
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn rate_limit_bypass_counts_past_the_limit_but_never_denies(pool: PgPool) {
-    let app = TestApp::with_env(pool.clone(), &[("UPLOAD_RATE_LIMIT_PER_DAY", "2"), ("RATE_LIMIT_BYPASS", "true")]).await;
+    let app = TestApp::with_env(
+        pool.clone(),
+        &[
+            ("UPLOAD_RATE_LIMIT_PER_DAY", "2"),
+            ("RATE_LIMIT_BYPASS", "true"),
+        ],
+    )
+    .await;
     for _ in 0..4 {
         app.create_session(json!([pdf_meta("a.pdf", 10)])).await;
     }
@@ -98,7 +145,9 @@ async fn rate_limit_bypass_counts_past_the_limit_but_never_denies(pool: PgPool) 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn the_part_size_follows_multipart_part_size_mb(pool: PgPool) {
     let app = TestApp::with_env(pool, &[("MULTIPART_PART_SIZE_MB", "8")]).await;
-    let response = app.post(SESSIONS, json!({"files": [pdf_meta("a.pdf", 10)]})).await;
+    let response = app
+        .post(SESSIONS, json!({"files": [pdf_meta("a.pdf", 10)]}))
+        .await;
     response.assert_status(201);
     assert_eq!(response.body["partSizeBytes"], 8 * MIB);
 }

@@ -123,7 +123,9 @@ impl Extension {
     pub fn parse(raw: &str) -> Option<Self> {
         let ext = raw.trim_start_matches('.').to_ascii_lowercase();
         let valid = (1..=10).contains(&ext.len())
-            && ext.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            && ext
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
         valid.then_some(Self(ext))
     }
 
@@ -259,7 +261,9 @@ mod tests {
 
     #[test]
     fn schema_problems_are_reported_per_field() {
-        let errors = parse(json!({"category": "video", "name": "", "size": 0, "type": 3, "ext": "p/d"})).unwrap_err();
+        let errors =
+            parse(json!({"category": "video", "name": "", "size": 0, "type": 3, "ext": "p/d"}))
+                .unwrap_err();
         for field in ["category", "name", "size", "type", "ext"] {
             assert!(errors.0.contains_key(field), "{field}: {errors:?}");
         }

@@ -18,7 +18,11 @@ pub fn key_safe_user_id(sub: &str) -> String {
             }
         })
         .collect();
-    if safe.is_empty() { "_".to_owned() } else { safe }
+    if safe.is_empty() {
+        "_".to_owned()
+    } else {
+        safe
+    }
 }
 
 /// `{stage}/moc-instructions/{userId}/{sessionId}/{category}/{fileId}.{ext}`

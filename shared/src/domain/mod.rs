@@ -10,9 +10,9 @@ mod validate;
 mod verify;
 
 pub use file::{ByteSize, DeclaredFiles, Extension, FileCategory, FileMetadata, FileRejection};
-pub use verify::{FileVerificationProblem, VerificationFailure};
 pub use keys::{ObjectKey, key_safe_user_id};
 pub use magic::{SNIFF_LEN, content_matches};
 pub use part::{PartNumber, PartPlan, S3_MIN_PART_SIZE};
 pub use slug::{SLUG_MAX_LEN, slug_candidate, slugify};
 pub use validate::{FieldErrors, JsonObject};
+pub use verify::{FileVerificationProblem, VerificationFailure};

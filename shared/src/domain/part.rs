@@ -82,7 +82,17 @@ mod tests {
 
     #[test]
     fn part_numbers_are_strict_decimal_in_range() {
-        for bad in ["0", "10001", "1abc", "", "-1", "+1", " 1", "1.0", "99999999999"] {
+        for bad in [
+            "0",
+            "10001",
+            "1abc",
+            "",
+            "-1",
+            "+1",
+            " 1",
+            "1.0",
+            "99999999999",
+        ] {
             assert_eq!(PartNumber::parse(bad), None, "{bad:?}");
         }
         assert_eq!(PartNumber::parse("1").unwrap().get(), 1);

@@ -65,9 +65,7 @@ impl<'a> JsonObject<'a> {
         chars: RangeInclusive<usize>,
         errors: &mut FieldErrors,
     ) -> Option<String> {
-        if self.map.is_none() {
-            return None;
-        }
+        self.map?;
         match self.get(key) {
             None => {
                 errors.add(self.field_path(key), "is required");
@@ -113,9 +111,7 @@ impl<'a> JsonObject<'a> {
         range: RangeInclusive<u64>,
         errors: &mut FieldErrors,
     ) -> Option<u64> {
-        if self.map.is_none() {
-            return None;
-        }
+        self.map?;
         if self.get(key).is_none() {
             errors.add(self.field_path(key), "is required");
             return None;
@@ -176,9 +172,7 @@ impl<'a> JsonObject<'a> {
         errors: &mut FieldErrors,
         mut item: impl FnMut(String, &'a Value, &mut FieldErrors) -> Option<T>,
     ) -> Option<Vec<T>> {
-        if self.map.is_none() {
-            return None;
-        }
+        self.map?;
         let path = self.field_path(key);
         let Some(value) = self.get(key) else {
             errors.add(path, "is required");
@@ -191,11 +185,7 @@ impl<'a> JsonObject<'a> {
         if !len.contains(&items.len()) {
             errors.add(
                 path.clone(),
-                format!(
-                    "must contain {} to {} items",
-                    len.start(),
-                    len.end()
-                ),
+                format!("must contain {} to {} items", len.start(), len.end()),
             );
             return None;
         }

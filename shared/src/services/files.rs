@@ -30,7 +30,8 @@ impl RegisterInput {
         let mut errors = FieldErrors::default();
         let file = FileMetadata::from_json(path, value, &mut errors);
         let obj = JsonObject::new(path, value, &mut FieldErrors::default());
-        let part_count = obj.optional_integer("partCount", 1..=u64::from(PartNumber::MAX), &mut errors);
+        let part_count =
+            obj.optional_integer("partCount", 1..=u64::from(PartNumber::MAX), &mut errors);
         let file_id = obj.optional_uuid("fileId", &mut errors);
         match file {
             Some(file) if errors.is_empty() => Ok(Self {
@@ -374,7 +375,10 @@ async fn register_new(
             Ok(row)
         }
         Err(error) => {
-            let _ = state.s3().abort_multipart_upload(key.as_str(), &upload_id).await;
+            let _ = state
+                .s3()
+                .abort_multipart_upload(key.as_str(), &upload_id)
+                .await;
             Err(error.into())
         }
     }
@@ -665,6 +669,9 @@ mod tests {
             stored(3, "\"c\"", 2 * MIB),
         ];
         let parts = check_listed_parts(&plan(), &good, &list).unwrap();
-        assert_eq!(parts[1].1, "\"b\"", "S3's own spelling is what gets completed");
+        assert_eq!(
+            parts[1].1, "\"b\"",
+            "S3's own spelling is what gets completed"
+        );
     }
 }

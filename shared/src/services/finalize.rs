@@ -49,15 +49,18 @@ impl FinalizeInput {
         let theme = obj.optional_string("theme", 0..=100, &mut errors);
         let tags = match body.get("tags") {
             None | Some(Value::Null) => Some(Vec::new()),
-            Some(_) => obj.array("tags", 0..=20, &mut errors, |path, value, errors| {
-                match value.as_str() {
+            Some(_) => obj.array(
+                "tags",
+                0..=20,
+                &mut errors,
+                |path, value, errors| match value.as_str() {
                     Some(tag) if (1..=50).contains(&tag.chars().count()) => Some(tag.to_owned()),
                     _ => {
                         errors.add(path, "must be a string of 1 to 50 characters");
                         None
                     }
-                }
-            }),
+                },
+            ),
         };
         match (session_id, title, tags) {
             (Some(session_id), Some(title), Some(tags)) if errors.is_empty() => {
@@ -107,7 +110,11 @@ pub enum FinalizeOutcome {
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
-pub async fn finalize(state: &AppState, user: &User, body: Value) -> Result<FinalizeOutcome, ApiError> {
+pub async fn finalize(
+    state: &AppState,
+    user: &User,
+    body: Value,
+) -> Result<FinalizeOutcome, ApiError> {
     let started = Instant::now();
     let input = FinalizeInput::from_json(&body)?;
     tracing::Span::current().record("session_id", tracing::field::display(input.session_id));
@@ -164,9 +171,13 @@ async fn replay(state: &AppState, session: &SessionRow) -> Result<Option<MocView
 
 /// Takes the `finalizing_at` lock when it is free or stale. Returns the lock
 /// timestamp, or `None` when another finalize holds a fresh lock.
-async fn acquire_lock(state: &AppState, session: &SessionRow) -> Result<Option<NaiveDateTime>, ApiError> {
+async fn acquire_lock(
+    state: &AppState,
+    session: &SessionRow,
+) -> Result<Option<NaiveDateTime>, ApiError> {
     let now = time::now();
-    let stale_before = now - chrono::Duration::from_std(state.config().finalize_lock_ttl).unwrap_or_default();
+    let stale_before =
+        now - chrono::Duration::from_std(state.config().finalize_lock_ttl).unwrap_or_default();
     let taken: Option<(Option<NaiveDateTime>,)> = sqlx::query_as(
         "WITH previous AS (
              SELECT id, finalizing_at FROM upload_sessions WHERE id = $1 FOR UPDATE
@@ -292,7 +303,10 @@ async fn verify_files(state: &AppState, files: &[FileRow]) -> Result<(), ApiErro
     }
 }
 
-async fn verify_file(state: &AppState, file: &FileRow) -> Result<Option<FileVerificationProblem>, ApiError> {
+async fn verify_file(
+    state: &AppState,
+    file: &FileRow,
+) -> Result<Option<FileVerificationProblem>, ApiError> {
     let problem = |reason, message: String| {
         Ok(Some(FileVerificationProblem {
             file_id: file.id,
@@ -302,16 +316,30 @@ async fn verify_file(state: &AppState, file: &FileRow) -> Result<Option<FileVeri
         }))
     };
     let Some(category) = file.category() else {
-        return problem(VerificationFailure::Type, format!("unknown category {}", file.category));
+        return problem(
+            VerificationFailure::Type,
+            format!("unknown category {}", file.category),
+        );
     };
     if !category.allowed_types().contains(&file.mime_type.as_str()) {
-        return problem(VerificationFailure::Type, format!("{} is not allowed for {category} files", file.mime_type));
+        return problem(
+            VerificationFailure::Type,
+            format!("{} is not allowed for {category} files", file.mime_type),
+        );
     }
     let Some(key) = file.s3_key.as_deref() else {
-        return problem(VerificationFailure::Missing, "the file has no stored object".into());
+        return problem(
+            VerificationFailure::Missing,
+            "the file has no stored object".into(),
+        );
     };
     match state.s3().object_size(key).await? {
-        None => return problem(VerificationFailure::Missing, "no object was found in storage".into()),
+        None => {
+            return problem(
+                VerificationFailure::Missing,
+                "no object was found in storage".into(),
+            );
+        }
         Some(size) if size != file.size as u64 => {
             return problem(
                 VerificationFailure::Size,

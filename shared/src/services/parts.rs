@@ -26,7 +26,10 @@ pub struct PartView {
     pub uploaded_at: chrono::NaiveDateTime,
 }
 
-fn serialize_time<S: serde::Serializer>(at: &chrono::NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+fn serialize_time<S: serde::Serializer>(
+    at: &chrono::NaiveDateTime,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.serialize_str(&time::rfc3339(*at))
 }
 
@@ -181,7 +184,11 @@ pub async fn upload(
         Ok(result) => result?,
         Err(_) => {
             let elapsed = started.elapsed();
-            tracing::error!(elapsed_ms = elapsed.as_millis() as u64, budget_ms = budget.as_millis() as u64, "part upload abandoned near the function time limit");
+            tracing::error!(
+                elapsed_ms = elapsed.as_millis() as u64,
+                budget_ms = budget.as_millis() as u64,
+                "part upload abandoned near the function time limit"
+            );
             return Err(ApiError::RequestTimeout {
                 elapsed_ms: elapsed.as_millis() as u64,
                 timeout_at: time::rfc3339_utc(
@@ -238,7 +245,11 @@ fn looks_like_part_etag(etag: &str) -> bool {
     let inner = etag.strip_prefix('"').and_then(|e| e.strip_suffix('"'));
     inner.is_some_and(|hex| {
         let digest = hex.split_once('-').map_or(hex, |(d, n)| {
-            if n.bytes().all(|b| b.is_ascii_digit()) { d } else { "" }
+            if n.bytes().all(|b| b.is_ascii_digit()) {
+                d
+            } else {
+                ""
+            }
         });
         digest.len() == 32 && digest.bytes().all(|b| b.is_ascii_hexdigit())
     })
@@ -292,7 +303,9 @@ mod tests {
     #[test]
     fn etag_shapes() {
         assert!(looks_like_part_etag("\"9e107d9d372bb6826bd81d3542a419d6\""));
-        assert!(looks_like_part_etag("\"9e107d9d372bb6826bd81d3542a419d6-3\""));
+        assert!(looks_like_part_etag(
+            "\"9e107d9d372bb6826bd81d3542a419d6-3\""
+        ));
         assert!(!looks_like_part_etag("9e107d9d372bb6826bd81d3542a419d6"));
         assert!(!looks_like_part_etag("\"opaque-etag\""));
     }

@@ -52,7 +52,11 @@ impl SessionRow {
     /// here deletes it. Clients should re-create a session when less than 10
     /// minutes remain rather than race the expiry: re-create, re-register
     /// files, upload, complete.
-    pub async fn expiration(&self, db: impl PgExecutor<'_>, now: NaiveDateTime) -> (String, String) {
+    pub async fn expiration(
+        &self,
+        db: impl PgExecutor<'_>,
+        now: NaiveDateTime,
+    ) -> (String, String) {
         let files_registered: i64 =
             sqlx::query_scalar("SELECT count(*) FROM upload_session_files WHERE session_id = $1")
                 .bind(self.id)

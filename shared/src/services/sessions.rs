@@ -26,7 +26,11 @@ pub struct CreatedSession {
 /// session, in the order of contract §4.1: an invalid request never uses up
 /// quota, and a quota denial writes nothing.
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
-pub async fn create(state: &AppState, user: &User, body: Value) -> Result<CreatedSession, ApiError> {
+pub async fn create(
+    state: &AppState,
+    user: &User,
+    body: Value,
+) -> Result<CreatedSession, ApiError> {
     let config = state.config();
     let mut errors = FieldErrors::default();
     let files = JsonObject::new("", &body, &mut errors).array(
