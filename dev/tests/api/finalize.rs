@@ -304,3 +304,64 @@ async fn the_finalize_aliases_reach_the_same_function(pool: PgPool) {
     replay.assert_status(200);
     assert_eq!(replay.body["idempotent"], true);
 }
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn finalizing_an_expired_session_is_gone_but_a_finalized_one_replays(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let session = app.create_session(json!([pdf_meta("a.pdf", 64)])).await;
+    app.completed_file(&session, pdf_meta("a.pdf", 64), pdf_bytes(64))
+        .await;
+    let expire = || {
+        sqlx::query("UPDATE upload_sessions SET expires_at = (now() AT TIME ZONE 'utc') - interval '1 second' WHERE id = $1::uuid")
+            .bind(session.clone())
+            .execute(&pool)
+    };
+    expire().await.unwrap();
+    let gone = app.post(FINALIZE, finalize_body(&session, "Late")).await;
+    gone.assert_error(410, "GONE");
+    assert_eq!(gone.body["details"]["sessionExpired"], true);
+
+    sqlx::query("UPDATE upload_sessions SET expires_at = (now() AT TIME ZONE 'utc') + interval '1 hour' WHERE id = $1::uuid")
+        .bind(&session).execute(&pool).await.unwrap();
+    app.post(FINALIZE, finalize_body(&session, "Late"))
+        .await
+        .assert_status(201);
+    expire().await.unwrap();
+    let replay = app.post(FINALIZE, finalize_body(&session, "Late")).await;
+    replay.assert_status(200);
+    assert_eq!(replay.body["idempotent"], true);
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_missing_object_or_wrong_size_is_reported_per_file(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let session = app
+        .create_session(json!([pdf_meta("a.pdf", 64), png_meta("b.png", 64)]))
+        .await;
+    let (pdf, _) = app
+        .completed_file(&session, pdf_meta("a.pdf", 64), pdf_bytes(64))
+        .await;
+    let (png, _) = app
+        .completed_file(&session, png_meta("b.png", 64), png_bytes(64))
+        .await;
+    sqlx::query("UPDATE upload_session_files SET size = 65 WHERE id = $1::uuid")
+        .bind(&pdf)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE upload_session_files SET s3_key = s3_key || '.gone' WHERE id = $1::uuid")
+        .bind(&png)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let response = app.post(FINALIZE, finalize_body(&session, "Broken")).await;
+    response.assert_error(400, "FILE_VALIDATION_FAILED");
+    let mut reasons: Vec<String> = response.body["details"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["reason"].as_str().unwrap().to_owned())
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons, ["missing", "size"]);
+}

@@ -166,3 +166,60 @@ async fn an_incoming_request_id_is_echoed(pool: PgPool) {
     response.assert_error(422, "VALIDATION_ERROR");
     assert_eq!(response.body["requestId"], "trace-me-123");
 }
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_json_body_over_one_mebibyte_is_refused(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let padding = "x".repeat(1024 * 1024);
+    let response = app
+        .post(
+            SESSIONS,
+            json!({"files": [pdf_meta("a.pdf", 10)], "padding": padding}),
+        )
+        .await;
+    response.assert_error(413, "PAYLOAD_TOO_LARGE");
+    assert_eq!(response.body["details"]["maxBodyBytes"], 1024 * 1024);
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_misconfigured_function_answers_configuration_error(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let request = TestApp::request(Method::POST, SESSIONS)
+        .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+        .unwrap();
+    let misconfigured = Err(moc_shared::ApiError::Configuration(
+        "MOC_BUCKET is required".into(),
+    ));
+    let response =
+        moc_shared::routes::dispatch(&moc_shared::routes::CREATE_SESSION, misconfigured, request)
+            .await;
+    assert_eq!(response.status(), 500);
+    let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body["error"], "CONFIGURATION_ERROR");
+    assert!(
+        !body.to_string().contains("MOC_BUCKET"),
+        "the cause stays in the log"
+    );
+    drop(app);
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn an_unreachable_database_gives_a_retryable_503(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let config = moc_shared::config::Config {
+        database_url: "postgres://postgres@127.0.0.1:1/nowhere".into(),
+        ..app.state.config().clone()
+    };
+    let state = moc_shared::AppState::new(config, None).unwrap();
+    let request = TestApp::request(Method::POST, SESSIONS)
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            json!({"files": [pdf_meta("a.pdf", 10)]}).to_string(),
+        )))
+        .unwrap();
+    let response =
+        moc_shared::routes::dispatch(&moc_shared::routes::CREATE_SESSION, Ok(state), request).await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body["error"], "DATABASE_UNAVAILABLE");
+    assert_eq!(body["details"]["retryable"], true);
+}

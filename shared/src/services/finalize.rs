@@ -351,6 +351,8 @@ async fn verify_file(
     if category == FileCategory::Instruction || category.is_image() {
         let head = state.s3().read_head(key, SNIFF_LEN).await?;
         if !content_matches(&file.mime_type, &head) {
+            // The declared type was only advisory until now (contract §4.1).
+            tracing::warn!(file_id = %file.id, declared = %file.mime_type, "stored content does not match the declared type");
             return problem(
                 VerificationFailure::MagicBytes,
                 format!("the content is not {}", file.mime_type),
