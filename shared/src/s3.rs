@@ -49,6 +49,15 @@ pub enum S3Error {
 }
 
 impl S3Error {
+    /// A success answer that lacks what every S3 answer of its kind carries.
+    fn malformed(operation: &'static str, code: &str, what: &'static str) -> Self {
+        S3Error::Service {
+            operation,
+            code: code.to_owned(),
+            source: what.into(),
+        }
+    }
+
     pub fn is_unavailable(&self) -> bool {
         matches!(self, S3Error::Unavailable { .. })
     }
@@ -199,11 +208,7 @@ impl S3Store {
         output
             .upload_id()
             .map(str::to_owned)
-            .ok_or_else(|| S3Error::Service {
-                operation: OP,
-                code: "MissingUploadId".into(),
-                source: "response had no UploadId".into(),
-            })
+            .ok_or_else(|| S3Error::malformed(OP, "MissingUploadId", "response had no UploadId"))
     }
 
     pub async fn abort_multipart_upload(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
@@ -283,11 +288,7 @@ impl S3Store {
         output
             .e_tag()
             .map(str::to_owned)
-            .ok_or_else(|| S3Error::Service {
-                operation: OP,
-                code: "MissingETag".into(),
-                source: "response had no ETag".into(),
-            })
+            .ok_or_else(|| S3Error::malformed(OP, "MissingETag", "response had no ETag"))
     }
 
     /// Every part S3 holds for the upload, following ListParts pagination.
@@ -370,11 +371,11 @@ impl S3Store {
             .await
             .map_err(|e| S3Error::classify(OP, e))?;
         if output.e_tag().is_none() {
-            return Err(S3Error::Service {
-                operation: OP,
-                code: "MissingETag".into(),
-                source: "completion answered without an ETag".into(),
-            });
+            return Err(S3Error::malformed(
+                OP,
+                "MissingETag",
+                "completion answered without an ETag",
+            ));
         }
         Ok(())
     }

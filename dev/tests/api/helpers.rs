@@ -223,6 +223,16 @@ impl TestApp {
         .await
     }
 
+    /// A new session declaring `meta`, with that file registered; returns
+    /// (sessionId, fileId).
+    pub async fn registered_file(&self, meta: Value) -> (String, String) {
+        let session = self.create_session(json!([meta.clone()])).await;
+        let registered = self.register(&session, meta).await;
+        registered.assert_status(201);
+        let file_id = registered.body["fileId"].as_str().unwrap().to_owned();
+        (session, file_id)
+    }
+
     /// Registers a small file and uploads it as one proxied part; returns
     /// (fileId, etag).
     pub async fn upload_single_part(

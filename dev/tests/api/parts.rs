@@ -177,11 +177,7 @@ async fn tampered_and_expired_presigned_urls_are_refused_by_s3(pool: PgPool) {
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn part_numbers_must_be_plain_integers_in_range(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let session = app.create_session(json!([pdf_meta("a.pdf", 10)])).await;
-    let file = app.register(&session, pdf_meta("a.pdf", 10)).await.body["fileId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (session, file) = app.registered_file(pdf_meta("a.pdf", 10)).await;
     for bad in ["0", "10001", "1abc", "-1"] {
         let response = app
             .put_part(&session, &file, bad, Bytes::from_static(b"x"))
@@ -197,11 +193,7 @@ async fn part_numbers_must_be_plain_integers_in_range(pool: PgPool) {
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn a_body_over_four_and_a_half_megabytes_is_refused(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let session = app.create_session(json!([pdf_meta("a.pdf", 10)])).await;
-    let file = app.register(&session, pdf_meta("a.pdf", 10)).await.body["fileId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (session, file) = app.registered_file(pdf_meta("a.pdf", 10)).await;
     let response = app
         .put_part(&session, &file, "1", Bytes::from(vec![0u8; 4_500_001]))
         .await;
@@ -260,11 +252,7 @@ async fn a_proxied_part_is_recorded_and_moves_the_file_to_uploading(pool: PgPool
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn a_file_without_parts_lists_none(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let session = app.create_session(json!([pdf_meta("a.pdf", 10)])).await;
-    let file = app.register(&session, pdf_meta("a.pdf", 10)).await.body["fileId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (session, file) = app.registered_file(pdf_meta("a.pdf", 10)).await;
     let listed = app
         .get(&format!(
             "/api/mocs/uploads/sessions/{session}/files/{file}/parts"
@@ -283,11 +271,7 @@ async fn a_file_without_parts_lists_none(pool: PgPool) {
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn an_unreachable_s3_gives_a_retryable_503(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let session = app.create_session(json!([pdf_meta("a.pdf", 10)])).await;
-    let file = app.register(&session, pdf_meta("a.pdf", 10)).await.body["fileId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (session, file) = app.registered_file(pdf_meta("a.pdf", 10)).await;
     // The same database, but S3 pointed at a port nobody listens on.
     let broken = TestApp::with_env(
         pool,
@@ -307,11 +291,7 @@ async fn an_unreachable_s3_gives_a_retryable_503(pool: PgPool) {
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn a_part_upload_past_its_time_budget_answers_408(pool: PgPool) {
     let app = TestApp::with_env(pool, &[("PART_UPLOAD_BUDGET_MS", "300")]).await;
-    let session = app.create_session(json!([pdf_meta("a.pdf", 10)])).await;
-    let file = app.register(&session, pdf_meta("a.pdf", 10)).await.body["fileId"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (session, file) = app.registered_file(pdf_meta("a.pdf", 10)).await;
     let base = app.serve_http().await;
     // A client that sends half its part, then stalls.
     let stalled = futures::stream::iter([Ok::<_, std::io::Error>(b"%PDF-".to_vec())]).chain(
