@@ -289,14 +289,7 @@ async fn register_new(
     .await?;
     ensure_registrable(state, &locked).await?;
 
-    let existing: Option<Uuid> = sqlx::query_scalar(
-        "SELECT id FROM upload_session_files WHERE session_id = $1 AND category = $2 AND name = $3",
-    )
-    .bind(session.id)
-    .bind(file.category.as_str())
-    .bind(&file.name)
-    .fetch_optional(&mut *tx)
-    .await?;
+    let existing = existing_file_id(&mut *tx, session.id, file).await?;
     if let Some(existing_file_id) = existing {
         return Err(duplicate(existing_file_id, file));
     }
@@ -340,7 +333,11 @@ async fn register_new(
     .await;
     if let Err(error) = inserted {
         if crate::db::constraint(&error) == Some("upload_session_files_session_category_name_key") {
-            return Err(duplicate(Uuid::nil(), file));
+            // Only reachable if a writer bypassed the session lock (e.g. the
+            // old service); the index still keeps the name unique.
+            drop(tx);
+            let existing = existing_file_id(state.db(), session.id, file).await?;
+            return Err(duplicate(existing.unwrap_or_default(), file));
         }
         return Err(error.into());
     }
@@ -382,6 +379,21 @@ async fn register_new(
             Err(error.into())
         }
     }
+}
+
+async fn existing_file_id(
+    db: impl sqlx::PgExecutor<'_>,
+    session_id: Uuid,
+    file: &FileMetadata,
+) -> Result<Option<Uuid>, ApiError> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM upload_session_files WHERE session_id = $1 AND category = $2 AND name = $3",
+    )
+    .bind(session_id)
+    .bind(file.category.as_str())
+    .bind(&file.name)
+    .fetch_optional(db)
+    .await?)
 }
 
 fn duplicate(existing_file_id: Uuid, file: &FileMetadata) -> ApiError {
