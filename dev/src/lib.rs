@@ -1,6 +1,7 @@
 //! Local development only: the dev server, Vercel-style routing, the
 //! embedded S3 and the seeds. Nothing here is linked into a function binary.
 
+pub mod gateway;
 pub mod router;
 pub mod s3;
 pub mod seeds;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use moc_dev::gateway::{self, Functions, Gateway};
 use moc_dev::s3::{EmbeddedS3, EmbeddedS3Config};
 use moc_dev::{seeds, server, services};
 use moc_shared::AppState;
@@ -28,6 +29,10 @@ async fn run() -> Result<(), BoxError> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let port: u16 = env("PORT").map_or(Ok(3000), |p| p.parse())?;
     let s3_port: u16 = env("S3_PORT").map_or(Ok(9000), |p| p.parse())?;
+    // Gateway mode: forward to the real function binaries (dev/src/gateway.rs).
+    let functions = env("MOC_DEV_FUNCTIONS")
+        .map(|setting| Functions::from_setting(&setting))
+        .transpose()?;
 
     // Development defaults; anything set in the environment wins. AUTH_BYPASS
     // is on here and only here.
@@ -87,8 +92,15 @@ async fn run() -> Result<(), BoxError> {
         Some(endpoint) => format!("external S3 at {endpoint}, bucket {}", config.s3.bucket),
         None => format!("AWS S3, bucket {}", config.s3.bucket),
     };
+    let serving = match &functions {
+        Some(functions) => format!(
+            "gateway to the function binaries (MOC_DEV_FUNCTIONS):\n{}",
+            functions.describe()
+        ),
+        None => "every route in-process".to_owned(),
+    };
     eprintln!(
-        "\n  moc-uploads dev server\n  API        http://127.0.0.1:{port}/api/mocs/uploads/…  (Vercel routing, 4.5 MB body limit)\n  Postgres   {}  (migrated and seeded)\n  Redis      {}\n  S3         {s3_where}\n  Auth       AUTH_BYPASS={} as {}\n",
+        "\n  moc-uploads dev server\n  API        http://127.0.0.1:{port}/api/mocs/uploads/…  (Vercel routing, 4.5 MB body limit)\n  Functions  {serving}\n  Postgres   {}  (migrated and seeded)\n  Redis      {}\n  S3         {s3_where}\n  Auth       AUTH_BYPASS={} as {}\n",
         redact(&config.database_url),
         config
             .redis_url
@@ -97,7 +109,10 @@ async fn run() -> Result<(), BoxError> {
         config.auth.bypass,
         config.auth.dev_user_sub,
     );
-    server::serve(listener, state).await?;
+    match functions {
+        Some(functions) => gateway::serve(listener, Gateway::for_repo(functions)).await?,
+        None => server::serve(listener, state).await?,
+    }
     Ok(())
 }
 

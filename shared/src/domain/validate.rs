@@ -135,6 +135,13 @@ impl<'a> JsonObject<'a> {
                 );
                 None
             }
+            None if value.is_i64() => {
+                errors.add(
+                    self.field_path(key),
+                    format!("must be between {} and {}", range.start(), range.end()),
+                );
+                None
+            }
             None if value.is_number() => {
                 errors.add(
                     self.field_path(key),
@@ -213,19 +220,21 @@ mod tests {
 
     #[test]
     fn reports_each_problem_under_its_path() {
-        let body = json!({"name": 7, "size": -1, "files": [{"a": 1}, 2]});
+        let body = json!({"name": 7, "size": -1, "count": "3", "files": [{"a": 1}, 2]});
         let mut errors = FieldErrors::default();
         let obj = JsonObject::new("", &body, &mut errors);
         assert!(obj.string("name", 1..=10, &mut errors).is_none());
         assert!(obj.integer("size", 1..=10, &mut errors).is_none());
         assert!(obj.string("missing", 1..=10, &mut errors).is_none());
+        assert!(obj.integer("count", 1..=10, &mut errors).is_none());
         let files = obj.array("files", 1..=5, &mut errors, |path, v, errors| {
             JsonObject::new(path, v, errors).integer("a", 1..=1, errors)
         });
         assert!(files.is_none());
         assert_eq!(errors.0["name"], vec!["must be a string"]);
-        assert_eq!(errors.0["size"], vec!["must be an integer"]);
+        assert_eq!(errors.0["size"], vec!["must be between 1 and 10"]);
         assert_eq!(errors.0["missing"], vec!["is required"]);
+        assert_eq!(errors.0["count"], vec!["must be an integer"]);
         assert_eq!(errors.0["files[1]"], vec!["must be an object"]);
         assert!(!errors.0.contains_key("files[0].a"));
     }

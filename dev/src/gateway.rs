@@ -1,0 +1,805 @@
+//! Gateway mode of the dev server: the same Vercel routing in front of the
+//! real function binaries, one process per route file, as Vercel runs them.
+//!
+//! `moc-dev` with `MOC_DEV_FUNCTIONS` set (inline JSON, or the path of a JSON
+//! file) maps each route file to the address its function listens on:
+//!
+//! ```json
+//! { "api/mocs/uploads/finalize.rs": 3207,
+//!   "api/mocs/uploads/sessions/index.rs": "127.0.0.1:3201" }
+//! ```
+//!
+//! (a port means `127.0.0.1:port`; `host:port` and `http://host:port` work
+//! too). Each request is resolved by [`VercelRouter`], checked against the
+//! platform's 4.5 MB body limit, and forwarded over HTTP/1.1 with the path the
+//! client sent, the bound parameters appended as query parameters, the
+//! headers (hop-by-hop ones dropped, `x-forwarded-*` and an `x-vercel-id`
+//! added, as Vercel adds them) and the body streamed. The function's answer is
+//! streamed back. What the platform itself answers, it answers in the API's
+//! error shape: 404 for an unrouted path, 413 over the body limit, 502
+//! `FUNCTION_INVOCATION_FAILED` when the function is not answering, 504
+//! `FUNCTION_INVOCATION_TIMEOUT` past the route's `maxDuration` in
+//! `vercel.json`.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use moc_shared::error::{ApiError, BoxError};
+use moc_shared::http::{PlatformBodyLimit, REQUEST_ID, error_response};
+use moc_shared::routes::{ROUTES, Route};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+use crate::router::VercelRouter;
+use crate::server::PLATFORM_MAX_BODY_BYTES;
+
+/// Vercel's default `maxDuration` for a function `vercel.json` does not list.
+const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(300);
+
+pub type GatewayBody = UnsyncBoxBody<Bytes, BoxError>;
+type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Where each function listens, by route file.
+#[derive(Debug, Clone)]
+pub struct Functions {
+    by_file: HashMap<&'static str, Uri>,
+}
+
+impl Functions {
+    /// Reads `MOC_DEV_FUNCTIONS`: inline JSON when it starts with `{`, else
+    /// the path of a JSON file.
+    pub fn from_setting(setting: &str) -> Result<Self, BoxError> {
+        let trimmed = setting.trim();
+        if trimmed.starts_with('{') {
+            return Self::parse(trimmed).map_err(|e| format!("MOC_DEV_FUNCTIONS: {e}").into());
+        }
+        let text = std::fs::read_to_string(trimmed)
+            .map_err(|e| format!("MOC_DEV_FUNCTIONS: cannot read {trimmed}: {e}"))?;
+        Self::parse(&text).map_err(|e| format!("MOC_DEV_FUNCTIONS ({trimmed}): {e}").into())
+    }
+
+    /// Parses the route file → address map; every key must be a route file.
+    pub fn parse(json: &str) -> Result<Self, String> {
+        let map: HashMap<String, Value> =
+            serde_json::from_str(json).map_err(|e| format!("not a JSON object: {e}"))?;
+        let mut by_file = HashMap::new();
+        let mut problems = Vec::new();
+        for (file, address) in &map {
+            let Some(route) = ROUTES.iter().find(|r| r.file == file) else {
+                problems.push(format!("{file:?} is not a route file"));
+                continue;
+            };
+            match upstream_uri(address) {
+                Some(uri) => {
+                    by_file.insert(route.file, uri);
+                }
+                None => problems.push(format!(
+                    "{file}: {address} is not a port, host:port or http://host:port"
+                )),
+            }
+        }
+        if !problems.is_empty() {
+            let known: Vec<&str> = ROUTES.iter().map(|r| r.file).collect();
+            return Err(format!(
+                "{}; the route files are: {}",
+                problems.join("; "),
+                known.join(", ")
+            ));
+        }
+        Ok(Self { by_file })
+    }
+
+    pub fn get(&self, route: &Route) -> Option<&Uri> {
+        self.by_file.get(route.file)
+    }
+
+    /// The route files no function is mapped to (they answer 502).
+    pub fn unmapped(&self) -> Vec<&'static str> {
+        ROUTES
+            .iter()
+            .map(|r| r.file)
+            .filter(|f| !self.by_file.contains_key(f))
+            .collect()
+    }
+
+    /// One line per route file, for the banner.
+    pub fn describe(&self) -> String {
+        ROUTES
+            .iter()
+            .map(|r| match self.by_file.get(r.file) {
+                Some(uri) => format!("    {uri}  {}", r.file),
+                None => format!("    (unmapped: 502)  {}", r.file),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+fn upstream_uri(address: &Value) -> Option<Uri> {
+    let text = match address {
+        Value::Number(n) => {
+            let port = u16::try_from(n.as_u64()?).ok().filter(|p| *p != 0)?;
+            format!("http://127.0.0.1:{port}")
+        }
+        Value::String(s) if s.parse::<u16>().is_ok_and(|p| p != 0) => {
+            format!("http://127.0.0.1:{s}")
+        }
+        Value::String(s) if s.starts_with("http://") => s.trim_end_matches('/').to_owned(),
+        Value::String(s) if !s.contains('/') => format!("http://{s}"),
+        _ => return None,
+    };
+    let uri: Uri = text.parse().ok()?;
+    (uri.authority().is_some_and(|a| a.port_u16().is_some())
+        && uri.path_and_query().is_none_or(|p| p.as_str() == "/"))
+    .then_some(uri)
+}
+
+#[derive(Deserialize)]
+struct VercelFunctions {
+    #[serde(default)]
+    functions: HashMap<String, FunctionSettings>,
+}
+
+#[derive(Deserialize)]
+struct FunctionSettings {
+    #[serde(rename = "maxDuration")]
+    max_duration: Option<u64>,
+}
+
+/// The gateway: routing, platform limits and forwarding.
+pub struct Gateway {
+    router: VercelRouter,
+    functions: Functions,
+    max_durations: HashMap<&'static str, Duration>,
+    client: Client<HttpConnector, UpstreamBody>,
+}
+
+impl Gateway {
+    /// The gateway of this repository: its route files and its `vercel.json`.
+    pub fn for_repo(functions: Functions) -> Self {
+        Self::new(
+            VercelRouter::for_repo(),
+            functions,
+            include_str!("../../vercel.json"),
+        )
+        .expect("the repository's vercel.json is valid (checked by tests)")
+    }
+
+    pub fn new(
+        router: VercelRouter,
+        functions: Functions,
+        vercel_json: &str,
+    ) -> Result<Self, serde_json::Error> {
+        let settings: VercelFunctions = serde_json::from_str(vercel_json)?;
+        let max_durations = ROUTES
+            .iter()
+            .map(|route| {
+                let seconds = settings
+                    .functions
+                    .get(route.file)
+                    .and_then(|f| f.max_duration);
+                (
+                    route.file,
+                    seconds.map_or(DEFAULT_MAX_DURATION, Duration::from_secs),
+                )
+            })
+            .collect();
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build_http();
+        Ok(Self {
+            router,
+            functions,
+            max_durations,
+            client,
+        })
+    }
+
+    /// Forwards one request to its function and streams the answer back.
+    pub async fn handle<B>(
+        &self,
+        request: Request<B>,
+        client: Option<SocketAddr>,
+    ) -> Response<GatewayBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let started = Instant::now();
+        // What Vercel adds to every request; the function takes it as its
+        // request ID when the caller sent no x-request-id.
+        let vercel_id = format!("dev1::{}", uuid::Uuid::new_v4().simple());
+        let request_id = request_id(request.headers(), &vercel_id);
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+
+        let Some(resolved) = self.router.resolve(&path) else {
+            return platform_error(&request_id, &vercel_id, &ApiError::NotFound("route"));
+        };
+        let route = resolved.route;
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > PLATFORM_MAX_BODY_BYTES) {
+            return platform_error(&request_id, &vercel_id, &body_too_large());
+        }
+        let Some(upstream) = self.functions.get(route) else {
+            return invocation_failed(
+                &request_id,
+                &vercel_id,
+                format!("no function process is configured for {}", route.file),
+            );
+        };
+
+        let (mut parts, body) = request.into_parts();
+        let over_limit = Arc::new(AtomicBool::new(false));
+        let body = BodyLimit {
+            inner: body,
+            remaining: PLATFORM_MAX_BODY_BYTES,
+            tripped: over_limit.clone(),
+        };
+        parts.uri = forwarded_uri(upstream, &parts.uri, &resolved.params);
+        parts.version = Version::HTTP_11;
+        forwarded_headers(&mut parts.headers, client, &vercel_id);
+        let forwarded = Request::from_parts(parts, body.boxed_unsync());
+
+        let max_duration = self
+            .max_durations
+            .get(route.file)
+            .copied()
+            .unwrap_or(DEFAULT_MAX_DURATION);
+        let answer = tokio::time::timeout(max_duration, self.client.request(forwarded)).await;
+        let response = match answer {
+            Ok(Ok(response)) => {
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                if let Ok(value) = HeaderValue::from_str(&vercel_id) {
+                    parts.headers.insert("x-vercel-id", value);
+                }
+                Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync())
+            }
+            Ok(Err(_)) if over_limit.load(Ordering::Relaxed) => {
+                platform_error(&request_id, &vercel_id, &body_too_large())
+            }
+            Ok(Err(error)) => invocation_failed(
+                &request_id,
+                &vercel_id,
+                format!(
+                    "the function {} at {upstream} failed: {}",
+                    route.file,
+                    error_chain(&error)
+                ),
+            ),
+            Err(_) => gateway_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "FUNCTION_INVOCATION_TIMEOUT",
+                format!(
+                    "the function {} did not answer within its maxDuration of {} s",
+                    route.file,
+                    max_duration.as_secs()
+                ),
+                &request_id,
+                &vercel_id,
+            ),
+        };
+        tracing::info!(
+            request_id = %request_id,
+            method = %method,
+            path = %path,
+            function = route.file,
+            upstream = %upstream,
+            status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "gateway forwarded"
+        );
+        response
+    }
+}
+
+/// Serves until the task is dropped.
+pub async fn serve(listener: TcpListener, gateway: Gateway) -> std::io::Result<()> {
+    let gateway = Arc::new(gateway);
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let gateway = gateway.clone();
+                async move { Ok::<_, Infallible>(gateway.handle(request, Some(peer)).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn body_too_large() -> ApiError {
+    ApiError::PayloadTooLarge {
+        message: "The request body is over the platform limit of 4.5 MB",
+        max_body_bytes: PLATFORM_MAX_BODY_BYTES,
+    }
+}
+
+/// The caller's request ID when usable, else the `x-vercel-id` the function
+/// will see (what the function itself would pick).
+fn request_id(headers: &HeaderMap, vercel_id: &str) -> String {
+    headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .unwrap_or(vercel_id)
+        .to_owned()
+}
+
+fn with_ids(
+    mut response: Response<GatewayBody>,
+    request_id: &str,
+    vercel_id: &str,
+) -> Response<GatewayBody> {
+    for (name, value) in [("x-request-id", request_id), ("x-vercel-id", vercel_id)] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}
+
+fn full(bytes: Bytes) -> GatewayBody {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// An answer the platform gives before (or instead of) the function, in the
+/// API's error shape.
+fn platform_error(request_id: &str, vercel_id: &str, error: &ApiError) -> Response<GatewayBody> {
+    with_ids(
+        error_response(error, request_id).map(full),
+        request_id,
+        vercel_id,
+    )
+}
+
+fn invocation_failed(request_id: &str, vercel_id: &str, message: String) -> Response<GatewayBody> {
+    gateway_error(
+        StatusCode::BAD_GATEWAY,
+        "FUNCTION_INVOCATION_FAILED",
+        message,
+        request_id,
+        vercel_id,
+    )
+}
+
+fn gateway_error(
+    status: StatusCode,
+    code: &str,
+    message: String,
+    request_id: &str,
+    vercel_id: &str,
+) -> Response<GatewayBody> {
+    tracing::warn!(request_id, code, %message, "gateway error");
+    let body = serde_json::json!({ "error": code, "message": message, "requestId": request_id });
+    let mut response = Response::new(full(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    with_ids(response, request_id, vercel_id)
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The function's URI: the upstream's address, the path the client sent, its
+/// query, then the bound parameters, as Vercel passes them.
+fn forwarded_uri(upstream: &Uri, original: &Uri, params: &[(String, String)]) -> Uri {
+    let mut query: Vec<String> = original
+        .query()
+        .filter(|q| !q.is_empty())
+        .map(|q| vec![q.to_owned()])
+        .unwrap_or_default();
+    for (name, value) in params {
+        query.push(format!("{}={}", encode(name), encode(value)));
+    }
+    let path_and_query = if query.is_empty() {
+        original.path().to_owned()
+    } else {
+        format!("{}?{}", original.path(), query.join("&"))
+    };
+    let authority = upstream
+        .authority()
+        .map(|a| a.as_str())
+        .unwrap_or("127.0.0.1");
+    format!("http://{authority}{path_and_query}")
+        .parse()
+        .expect("an authority and a path that parsed before make a URI")
+}
+
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// Headers that describe one connection, not the request (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    // The length is the body's own; hyper frames the forwarded message itself.
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
+/// The request headers the function sees: the client's, less the hop-by-hop
+/// ones, plus what Vercel's proxy adds.
+fn forwarded_headers(headers: &mut HeaderMap, client: Option<SocketAddr>, vercel_id: &str) {
+    strip_hop_by_hop(headers);
+    // The gateway answered any `Expect: 100-continue` itself.
+    headers.remove(header::EXPECT);
+    if let Some(host) = headers.get(header::HOST).cloned() {
+        headers.insert("x-forwarded-host", host);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if let Some(ip) = client.map(|c| c.ip().to_string())
+        && let Ok(value) = HeaderValue::from_str(&ip)
+    {
+        headers.insert("x-forwarded-for", value.clone());
+        headers.insert("x-real-ip", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(vercel_id) {
+        headers.insert("x-vercel-id", value);
+    }
+}
+
+/// Fails the body once it runs past the platform limit (for bodies that did
+/// not declare their length), and says so through `tripped`.
+struct BodyLimit<B> {
+    inner: B,
+    remaining: u64,
+    tripped: Arc<AtomicBool>,
+}
+
+impl<B> Body for BodyLimit<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > self.remaining {
+                        self.tripped.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err(Box::new(PlatformBodyLimit(
+                            PLATFORM_MAX_BODY_BYTES,
+                        )))));
+                    }
+                    self.remaining -= len;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            other => other.map(|_| None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use moc_shared::routes;
+
+    #[test]
+    fn the_function_map_takes_ports_and_addresses_by_route_file() {
+        let functions = Functions::parse(
+            r#"{
+                "api/mocs/uploads/sessions/index.rs": 3201,
+                "api/mocs/uploads/finalize.rs": "127.0.0.1:3207",
+                "api/mocs/uploads/sessions/[sessionId]/files/index.rs": "http://localhost:3202/",
+                "api/mocs/uploads/sessions/[sessionId]/files/batch.rs": "3203"
+            }"#,
+        )
+        .unwrap();
+        let uri = |r: &Route| functions.get(r).map(|u| u.to_string());
+        assert_eq!(
+            uri(&routes::CREATE_SESSION).unwrap(),
+            "http://127.0.0.1:3201/"
+        );
+        assert_eq!(uri(&routes::FINALIZE).unwrap(), "http://127.0.0.1:3207/");
+        assert_eq!(
+            uri(&routes::REGISTER_FILE).unwrap(),
+            "http://localhost:3202/"
+        );
+        assert_eq!(
+            uri(&routes::REGISTER_BATCH).unwrap(),
+            "http://127.0.0.1:3203/"
+        );
+        assert_eq!(functions.unmapped().len(), 3);
+    }
+
+    #[test]
+    fn the_function_map_refuses_unknown_files_and_bad_addresses() {
+        let error =
+            Functions::parse(r#"{"api/nope.rs": 1, "api/mocs/uploads/finalize.rs": "x/y"}"#)
+                .unwrap_err();
+        assert!(
+            error.contains("\"api/nope.rs\" is not a route file"),
+            "{error}"
+        );
+        assert!(error.contains("x/y"), "{error}");
+        assert!(Functions::parse("[1]").is_err());
+        assert!(Functions::parse(r#"{"api/mocs/uploads/finalize.rs": 0}"#).is_err());
+    }
+
+    #[test]
+    fn the_function_sees_the_client_path_and_query_then_the_params() {
+        let upstream: Uri = "http://127.0.0.1:3205".parse().unwrap();
+        let original: Uri = "/api/x/s1/files?a=1".parse().unwrap();
+        let params = vec![
+            ("sessionId".to_owned(), "s 1".to_owned()),
+            ("fileId".to_owned(), "f".to_owned()),
+        ];
+        assert_eq!(
+            forwarded_uri(&upstream, &original, &params).to_string(),
+            "http://127.0.0.1:3205/api/x/s1/files?a=1&sessionId=s%201&fileId=f"
+        );
+        assert_eq!(
+            forwarded_uri(&upstream, &"/p".parse().unwrap(), &[]).to_string(),
+            "http://127.0.0.1:3205/p"
+        );
+    }
+
+    /// A stand-in function: echoes what it received as JSON.
+    async fn echo_function() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        |request: Request<hyper::body::Incoming>| async move {
+                            let (parts, body) = request.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let headers: HashMap<String, String> = parts
+                                .headers
+                                .iter()
+                                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                                .collect();
+                            let echo = serde_json::json!({
+                                "uri": parts.uri.to_string(),
+                                "method": parts.method.as_str(),
+                                "headers": headers,
+                                "bodyLen": body.len(),
+                            });
+                            let mut response =
+                                Response::new(Full::new(Bytes::from(echo.to_string())));
+                            response
+                                .headers_mut()
+                                .insert("x-request-id", HeaderValue::from_static("from-function"));
+                            Ok::<_, Infallible>(response)
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn json_of(response: Response<GatewayBody>) -> (StatusCode, HeaderMap, Value) {
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            serde_json::from_slice(&bytes).unwrap(),
+        )
+    }
+
+    fn gateway(port: u16) -> Gateway {
+        let mapped = format!(
+            r#"{{"api/mocs/uploads/sessions/[sessionId]/files/[fileId]/parts/[partNumber].rs": {port},
+                "api/mocs/uploads/finalize.rs": 1}}"#
+        );
+        Gateway::for_repo(Functions::parse(&mapped).unwrap())
+    }
+
+    #[tokio::test]
+    async fn requests_reach_their_function_with_params_headers_and_body() {
+        let function = echo_function().await;
+        let gateway = gateway(function.port());
+        let request = Request::put("/api/mocs/uploads/sessions/s1/files/f1/parts/2?x=y")
+            .header("host", "example.test")
+            .header("connection", "keep-alive, x-drop")
+            .header("x-drop", "1")
+            .header("authorization", "Bearer t")
+            .body(Full::new(Bytes::from(vec![7u8; 1000])))
+            .unwrap();
+        let (status, headers, echo) = json_of(
+            gateway
+                .handle(request, Some("10.0.0.9:1234".parse().unwrap()))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(headers["x-request-id"], "from-function");
+        assert!(
+            headers["x-vercel-id"]
+                .to_str()
+                .unwrap()
+                .starts_with("dev1::")
+        );
+        assert_eq!(
+            echo["uri"],
+            "/api/mocs/uploads/sessions/s1/files/f1/parts/2?x=y&sessionId=s1&fileId=f1&partNumber=2"
+        );
+        assert_eq!(echo["method"], "PUT");
+        assert_eq!(echo["bodyLen"], 1000);
+        let sent = &echo["headers"];
+        assert_eq!(sent["host"], "example.test");
+        assert_eq!(sent["authorization"], "Bearer t");
+        assert_eq!(sent["x-forwarded-for"], "10.0.0.9");
+        assert_eq!(sent["x-forwarded-host"], "example.test");
+        assert!(sent.get("x-drop").is_none());
+        assert!(sent["x-vercel-id"].as_str().unwrap().starts_with("dev1::"));
+    }
+
+    #[tokio::test]
+    async fn the_platform_answers_what_never_reaches_a_function() {
+        let function = echo_function().await;
+        let gateway = gateway(function.port());
+        let part = "/api/mocs/uploads/sessions/s1/files/f1/parts/1";
+
+        let unrouted = Request::get("/api/other")
+            .header("x-request-id", "rid-1")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (status, headers, body) = json_of(gateway.handle(unrouted, None).await).await;
+        assert_eq!(
+            (status.as_u16(), body["error"].as_str()),
+            (404, Some("NOT_FOUND"))
+        );
+        assert_eq!(
+            (
+                headers["x-request-id"].to_str().unwrap(),
+                body["requestId"].as_str()
+            ),
+            ("rid-1", Some("rid-1"))
+        );
+
+        // Declared over the limit: refused before forwarding.
+        let declared = Request::put(part)
+            .header("content-length", "4500001")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (status, _, body) = json_of(gateway.handle(declared, None).await).await;
+        assert_eq!(
+            (status.as_u16(), body["error"].as_str()),
+            (413, Some("PAYLOAD_TOO_LARGE"))
+        );
+
+        // Undeclared and over the limit: cut off while streaming.
+        let chunks: Vec<Result<Frame<Bytes>, Infallible>> = (0..5)
+            .map(|_| Ok(Frame::data(Bytes::from(vec![0u8; 1_000_000]))))
+            .collect();
+        let streamed = http_body_util::StreamBody::new(futures::stream::iter(chunks));
+        let request = Request::put(part).body(streamed).unwrap();
+        let (status, _, body) = json_of(gateway.handle(request, None).await).await;
+        assert_eq!(
+            (status.as_u16(), body["error"].as_str()),
+            (413, Some("PAYLOAD_TOO_LARGE"))
+        );
+
+        // Mapped to a port nothing listens on; and not mapped at all.
+        let down = Request::post("/api/mocs/uploads/finalize")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (status, headers, body) = json_of(gateway.handle(down, None).await).await;
+        assert_eq!(
+            (status.as_u16(), body["error"].as_str()),
+            (502, Some("FUNCTION_INVOCATION_FAILED"))
+        );
+        assert_eq!(
+            headers["x-request-id"].to_str().unwrap(),
+            body["requestId"].as_str().unwrap()
+        );
+        let unmapped = Request::post("/api/mocs/uploads/sessions")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (status, _, body) = json_of(gateway.handle(unmapped, None).await).await;
+        assert_eq!(
+            (status.as_u16(), body["error"].as_str()),
+            (502, Some("FUNCTION_INVOCATION_FAILED"))
+        );
+    }
+
+    #[test]
+    fn every_route_has_its_max_duration_from_vercel_json() {
+        let gateway = Gateway::for_repo(Functions::parse("{}").unwrap());
+        assert_eq!(gateway.max_durations.len(), ROUTES.len());
+        assert_eq!(
+            gateway.max_durations[routes::FINALIZE.file],
+            Duration::from_secs(60)
+        );
+    }
+}
