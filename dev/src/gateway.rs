@@ -229,9 +229,23 @@ impl Gateway {
         let request_id = request_id(request.headers(), &vercel_id);
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
+        let answered_here = |response: Response<GatewayBody>| {
+            tracing::info!(
+                request_id = %request_id,
+                method = %method,
+                path = %path,
+                status = response.status().as_u16(),
+                "gateway answered itself: no function invoked"
+            );
+            response
+        };
 
         let Some(resolved) = self.router.resolve(&path) else {
-            return platform_error(&request_id, &vercel_id, &ApiError::NotFound("route"));
+            return answered_here(platform_error(
+                &request_id,
+                &vercel_id,
+                &ApiError::NotFound("route"),
+            ));
         };
         let route = resolved.route;
         let declared = request
@@ -240,14 +254,14 @@ impl Gateway {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > PLATFORM_MAX_BODY_BYTES) {
-            return platform_error(&request_id, &vercel_id, &body_too_large());
+            return answered_here(platform_error(&request_id, &vercel_id, &body_too_large()));
         }
         let Some(upstream) = self.functions.get(route) else {
-            return invocation_failed(
+            return answered_here(invocation_failed(
                 &request_id,
                 &vercel_id,
                 format!("no function process is configured for {}", route.file),
-            );
+            ));
         };
 
         let (mut parts, body) = request.into_parts();
