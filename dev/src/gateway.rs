@@ -24,23 +24,24 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
-use http_body::{Body, Frame, SizeHint};
+use http_body::Body;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use moc_shared::error::{ApiError, BoxError};
-use moc_shared::http::{PlatformBodyLimit, REQUEST_ID, error_response};
+use moc_shared::http::{REQUEST_ID, error_response};
+
+use crate::server::{BodyLimit, encode};
 use moc_shared::routes::{ROUTES, Route};
 use serde::Deserialize;
 use serde_json::Value;
@@ -460,18 +461,6 @@ fn forwarded_uri(upstream: &Uri, original: &Uri, params: &[(String, String)]) ->
         .expect("an authority and a path that parsed before make a URI")
 }
 
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
 /// Headers that describe one connection, not the request (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -520,54 +509,6 @@ fn forwarded_headers(headers: &mut HeaderMap, client: Option<SocketAddr>, vercel
     }
     if let Ok(value) = HeaderValue::from_str(vercel_id) {
         headers.insert("x-vercel-id", value);
-    }
-}
-
-/// Fails the body once it runs past the platform limit (for bodies that did
-/// not declare their length), and says so through `tripped`.
-struct BodyLimit<B> {
-    inner: B,
-    remaining: u64,
-    tripped: Arc<AtomicBool>,
-}
-
-impl<B> Body for BodyLimit<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    let len = data.len() as u64;
-                    if len > self.remaining {
-                        self.tripped.store(true, Ordering::Relaxed);
-                        return Poll::Ready(Some(Err(Box::new(PlatformBodyLimit(
-                            PLATFORM_MAX_BODY_BYTES,
-                        )))));
-                    }
-                    self.remaining -= len;
-                }
-                Poll::Ready(Some(Ok(frame)))
-            }
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
-            other => other.map(|_| None),
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 
@@ -773,8 +714,8 @@ mod tests {
         );
 
         // Undeclared and over the limit: cut off while streaming.
-        let chunks: Vec<Result<Frame<Bytes>, Infallible>> = (0..5)
-            .map(|_| Ok(Frame::data(Bytes::from(vec![0u8; 1_000_000]))))
+        let chunks: Vec<Result<http_body::Frame<Bytes>, Infallible>> = (0..5)
+            .map(|_| Ok(http_body::Frame::data(Bytes::from(vec![0u8; 1_000_000]))))
             .collect();
         let streamed = http_body_util::StreamBody::new(futures::stream::iter(chunks));
         let request = Request::put(part).body(streamed).unwrap();

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -75,6 +76,7 @@ where
         BodyLimit {
             inner: body,
             remaining: PLATFORM_MAX_BODY_BYTES,
+            tripped: Arc::default(),
         },
     );
     routes::dispatch(resolved.route, Ok(state), request).await
@@ -108,7 +110,8 @@ fn with_query_params(uri: &Uri, params: &[(String, String)]) -> Uri {
         .unwrap_or_else(|_| uri.clone())
 }
 
-fn encode(value: &str) -> String {
+/// Percent-encodes a query parameter value (RFC 3986 unreserved kept).
+pub(crate) fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
@@ -121,10 +124,11 @@ fn encode(value: &str) -> String {
 }
 
 /// Fails the body once it runs past the platform limit, for bodies that did
-/// not declare their length.
-struct BodyLimit<B> {
-    inner: B,
-    remaining: u64,
+/// not declare their length, and says so through `tripped`.
+pub(crate) struct BodyLimit<B> {
+    pub(crate) inner: B,
+    pub(crate) remaining: u64,
+    pub(crate) tripped: Arc<AtomicBool>,
 }
 
 impl<B> Body for BodyLimit<B>
@@ -144,6 +148,7 @@ where
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
                     if len > self.remaining {
+                        self.tripped.store(true, Ordering::Relaxed);
                         return Poll::Ready(Some(Err(Box::new(PlatformBodyLimit(
                             PLATFORM_MAX_BODY_BYTES,
                         )))));
