@@ -276,7 +276,8 @@ impl TestApp {
         format!("http://{addr}")
     }
 
-    pub async fn open_uploads(&self) -> usize {
+    /// The multipart uploads S3 holds open in the test bucket.
+    pub async fn uploads(&self) -> Vec<aws_sdk_s3::types::MultipartUpload> {
         self.state
             .s3()
             .client()
@@ -286,7 +287,11 @@ impl TestApp {
             .await
             .expect("ListMultipartUploads")
             .uploads()
-            .len()
+            .to_vec()
+    }
+
+    pub async fn open_uploads(&self) -> usize {
+        self.uploads().await.len()
     }
 }
 

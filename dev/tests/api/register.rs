@@ -12,18 +12,10 @@ async fn registering_a_file_starts_one_s3_multipart_upload(pool: PgPool) {
     response.assert_status(201);
     assert!(response.body["presignedUrls"].is_null());
     let upload_id = response.body["uploadId"].as_str().unwrap();
-    let uploads = app
-        .state
-        .s3()
-        .client()
-        .list_multipart_uploads()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(uploads.uploads().len(), 1);
-    assert_eq!(uploads.uploads()[0].upload_id(), Some(upload_id));
-    let key = uploads.uploads()[0].key().unwrap();
+    let uploads = app.uploads().await;
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].upload_id(), Some(upload_id));
+    let key = uploads[0].key().unwrap();
     assert!(key.starts_with(&format!(
         "{}/moc-instructions/{DEV_USER}/{session}/instruction/",
         app.stage
