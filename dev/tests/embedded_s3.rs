@@ -68,6 +68,7 @@ async fn start(name: &str) -> TestServer {
 fn client_with(endpoint: &str, secret_key: &str, region: &str) -> Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(moc_shared::s3::https_client())
         .region(Region::new(region.to_owned()))
         .endpoint_url(endpoint)
         .force_path_style(true)

@@ -147,10 +147,20 @@ impl StaticCredentials {
     }
 }
 
+/// The HTTPS client of every S3 client in the process: rustls on *ring*, so
+/// no cold start pays aws-lc's entropy seeding (docs/adr/0003-crypto-provider.md).
+pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 impl S3Store {
     pub fn new(config: &S3Config, credentials: Option<StaticCredentials>) -> Self {
         let mut builder = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(https_client())
             .region(Region::new(config.region.clone()))
             // Presigned part URLs must not carry a checksum of an empty body:
             // servers that check payload checksums would answer InvalidDigest.
