@@ -39,7 +39,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use moc_shared::error::{ApiError, BoxError};
-use moc_shared::http::{REQUEST_ID, error_response};
+use moc_shared::http::{REQUEST_ID, error_response, set_request_id};
 
 use crate::server::{BodyLimit, encode};
 use moc_shared::routes::{ROUTES, Route};
@@ -373,10 +373,9 @@ fn with_ids(
     request_id: &str,
     vercel_id: &str,
 ) -> Response<GatewayBody> {
-    for (name, value) in [("x-request-id", request_id), ("x-vercel-id", vercel_id)] {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            response.headers_mut().insert(name, value);
-        }
+    set_request_id(response.headers_mut(), request_id);
+    if let Ok(value) = HeaderValue::from_str(vercel_id) {
+        response.headers_mut().insert("x-vercel-id", value);
     }
     response
 }
@@ -409,20 +408,21 @@ fn invocation_failed(request_id: &str, vercel_id: &str, message: String) -> Resp
 
 fn gateway_error(
     status: StatusCode,
-    code: &str,
+    code: &'static str,
     message: String,
     request_id: &str,
     vercel_id: &str,
 ) -> Response<GatewayBody> {
     tracing::warn!(request_id, code, %message, "gateway error");
-    let body = serde_json::json!({ "error": code, "message": message, "requestId": request_id });
-    let mut response = Response::new(full(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    with_ids(response, request_id, vercel_id)
+    platform_error(
+        request_id,
+        vercel_id,
+        &ApiError::Platform {
+            status,
+            code,
+            message,
+        },
+    )
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
@@ -691,9 +691,12 @@ mod tests {
             .unwrap();
         let (status, headers, body) = json_of(gateway.handle(unrouted, None).await).await;
         assert_eq!(
-            (status.as_u16(), body["error"].as_str()),
+            (status.as_u16(), body["error"]["type"].as_str()),
             (404, Some("NOT_FOUND"))
         );
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"]["code"], "NOT_FOUND");
+        assert_eq!(headers["x-correlation-id"], "rid-1");
         assert_eq!(
             (
                 headers["x-request-id"].to_str().unwrap(),
@@ -709,7 +712,7 @@ mod tests {
             .unwrap();
         let (status, _, body) = json_of(gateway.handle(declared, None).await).await;
         assert_eq!(
-            (status.as_u16(), body["error"].as_str()),
+            (status.as_u16(), body["error"]["type"].as_str()),
             (413, Some("PAYLOAD_TOO_LARGE"))
         );
 
@@ -721,7 +724,7 @@ mod tests {
         let request = Request::put(part).body(streamed).unwrap();
         let (status, _, body) = json_of(gateway.handle(request, None).await).await;
         assert_eq!(
-            (status.as_u16(), body["error"].as_str()),
+            (status.as_u16(), body["error"]["type"].as_str()),
             (413, Some("PAYLOAD_TOO_LARGE"))
         );
 
@@ -731,7 +734,7 @@ mod tests {
             .unwrap();
         let (status, headers, body) = json_of(gateway.handle(down, None).await).await;
         assert_eq!(
-            (status.as_u16(), body["error"].as_str()),
+            (status.as_u16(), body["error"]["type"].as_str()),
             (502, Some("FUNCTION_INVOCATION_FAILED"))
         );
         assert_eq!(
@@ -743,7 +746,7 @@ mod tests {
             .unwrap();
         let (status, _, body) = json_of(gateway.handle(unmapped, None).await).await;
         assert_eq!(
-            (status.as_u16(), body["error"].as_str()),
+            (status.as_u16(), body["error"]["type"].as_str()),
             (502, Some("FUNCTION_INVOCATION_FAILED"))
         );
     }

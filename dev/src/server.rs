@@ -8,12 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, Uri};
+use http::{Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use moc_shared::error::ApiError;
-use moc_shared::http::{PlatformBodyLimit, REQUEST_ID, error_response};
+use moc_shared::http::{PlatformBodyLimit, REQUEST_ID, error_response, set_request_id};
 use moc_shared::{AppState, routes};
 use tokio::net::TcpListener;
 
@@ -82,7 +82,10 @@ where
     routes::dispatch(resolved.route, Ok(state), request).await
 }
 
-/// An answer the platform gives before any function runs, in the API's shape.
+/// An answer the platform gives before any function runs, in the API's error
+/// envelope (rendered by the shared error type, as every route's errors are).
+/// No CORS headers: on Vercel the platform, not a function, answers an
+/// unrouted path or an oversized body, and it knows no allowed origins.
 fn platform_error<B>(request: &Request<B>, error: ApiError) -> Response<Bytes> {
     let request_id = request
         .headers()
@@ -91,9 +94,7 @@ fn platform_error<B>(request: &Request<B>, error: ApiError) -> Response<Bytes> {
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut response = error_response(&error, &request_id);
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
+    set_request_id(response.headers_mut(), &request_id);
     response
 }
 

@@ -1,5 +1,6 @@
-//! Authentication (contract §1): Cognito-style RS256 bearer tokens verified
-//! against a JWKS, or the development bypass.
+//! Authentication (contract §1): the frontend's `auth_token` cookie (a Cognito
+//! ID token) first, then `Authorization: Bearer` (an access or ID token), each
+//! an RS256 JWT verified against a JWKS; or the development bypass.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -18,6 +19,18 @@ use crate::error::ApiError;
 pub struct User {
     pub id: String,
     pub is_admin: bool,
+}
+
+/// How the caller proved who they are. A browser attaches a cookie to any
+/// request to this API, whoever made the page, so only cookie-authenticated
+/// state changes need the CSRF origin check; a header has to be set by the
+/// calling script itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential {
+    Cookie,
+    Header,
+    /// No credentials, accepted as the dev user under `AUTH_BYPASS`.
+    Bypass,
 }
 
 /// An unknown `kid` refetches the JWKS (keys rotate), but at most this often,
@@ -110,11 +123,36 @@ impl JwksCache {
 struct Claims {
     sub: String,
     #[serde(default)]
+    token_use: Option<String>,
+    #[serde(default)]
     aud: Option<Value>,
     #[serde(default)]
     client_id: Option<String>,
     #[serde(default, rename = "cognito:groups")]
     groups: Vec<String>,
+}
+
+/// Which Cognito token a credential slot accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Accepts {
+    /// The cookie holds what the frontend's auth service stores: an ID token.
+    IdToken,
+    /// The header carries an access token, or an ID token.
+    AnyToken,
+}
+
+/// The value of cookie `name`, when the request carries one (empty counts as
+/// absent: that is how a logged-out cookie is cleared).
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim().trim_matches('"'))
+        .filter(|value| !value.is_empty())
 }
 
 fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
@@ -131,32 +169,47 @@ fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
     Some(token.ok_or(()))
 }
 
-/// Authenticates a request. Without credentials, the bypass (when on) makes
-/// the caller the dev user; credentials that are presented are always
-/// verified, so a bad token is refused even in development.
+/// Authenticates a request, in the order of contract §1: the cookie, and
+/// only without one the header. A cookie that is present but invalid is
+/// refused even when a valid header comes with it: falling through would let
+/// a stale session silently act as whoever the header names. Without any
+/// credentials the bypass (when on) makes the caller the dev user;
+/// credentials that are presented are always verified.
 pub async fn authenticate(
     config: &AuthConfig,
     jwks: &JwksCache,
     headers: &HeaderMap,
-) -> Result<User, ApiError> {
-    match bearer_token(headers) {
-        None if config.bypass => Ok(User {
-            id: config.dev_user_sub.clone(),
-            is_admin: false,
-        }),
-        None | Some(Err(())) => Err(ApiError::Unauthorized),
-        Some(Ok(token)) => match verify(config, jwks, token).await {
-            Ok(user) => Ok(user),
-            Err(reason) => {
-                // The answer never says which check failed; the log does.
-                tracing::info!(reason, "bearer token refused");
-                Err(ApiError::Unauthorized)
+) -> Result<(User, Credential), ApiError> {
+    let (token, credential, accepts) =
+        match (cookie(headers, &config.cookie_name), bearer_token(headers)) {
+            (Some(token), _) => (token, Credential::Cookie, Accepts::IdToken),
+            (None, Some(Ok(token))) => (token, Credential::Header, Accepts::AnyToken),
+            (None, Some(Err(()))) => return Err(ApiError::Unauthorized),
+            (None, None) if config.bypass => {
+                let user = User {
+                    id: config.dev_user_sub.clone(),
+                    is_admin: false,
+                };
+                return Ok((user, Credential::Bypass));
             }
-        },
+            (None, None) => return Err(ApiError::Unauthorized),
+        };
+    match verify(config, jwks, token, accepts).await {
+        Ok(user) => Ok((user, credential)),
+        Err(reason) => {
+            // The answer never says which check failed; the log does.
+            tracing::info!(reason, credential = ?credential, "token refused");
+            Err(ApiError::Unauthorized)
+        }
     }
 }
 
-async fn verify(config: &AuthConfig, jwks: &JwksCache, token: &str) -> Result<User, &'static str> {
+async fn verify(
+    config: &AuthConfig,
+    jwks: &JwksCache,
+    token: &str,
+    accepts: Accepts,
+) -> Result<User, &'static str> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| "malformed token")?;
     if header.alg != Algorithm::RS256 {
         return Err("algorithm is not RS256");
@@ -172,22 +225,32 @@ async fn verify(config: &AuthConfig, jwks: &JwksCache, token: &str) -> Result<Us
     validation.set_issuer(&[issuer]);
     validation.set_required_spec_claims(&["exp", "iss", "sub"]);
     validation.leeway = 30;
-    // Cognito access tokens carry `client_id` rather than `aud`, so the
-    // audience is checked by hand below.
+    // Cognito ID tokens carry `aud`, access tokens `client_id`; which one
+    // is checked depends on `token_use`, below.
     validation.validate_aud = false;
     let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
         .map_err(|_| "signature, expiry or issuer check failed")?
         .claims;
 
-    if let Some(audience) = &config.audience {
-        let aud_matches = match &claims.aud {
-            Some(Value::String(aud)) => aud == audience,
-            Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
-            _ => false,
-        };
-        if !aud_matches && claims.client_id.as_deref() != Some(audience.as_str()) {
-            return Err("audience mismatch");
+    let audience = config.audience.as_deref();
+    match (claims.token_use.as_deref(), accepts) {
+        (Some("id"), _) => {
+            let aud_matches = |audience: &str| match &claims.aud {
+                Some(Value::String(aud)) => aud == audience,
+                Some(Value::Array(list)) => list.iter().any(|a| a.as_str() == Some(audience)),
+                _ => false,
+            };
+            if audience.is_some_and(|a| !aud_matches(a)) {
+                return Err("ID token audience mismatch");
+            }
         }
+        (Some("access"), Accepts::AnyToken) => {
+            if audience.is_some_and(|a| claims.client_id.as_deref() != Some(a)) {
+                return Err("access token client_id mismatch");
+            }
+        }
+        (Some("access"), Accepts::IdToken) => return Err("the cookie holds an access token"),
+        _ => return Err("token_use is neither id nor access"),
     }
     if claims.sub.is_empty() {
         return Err("empty sub");
@@ -196,4 +259,29 @@ async fn verify(config: &AuthConfig, jwks: &JwksCache, token: &str) -> Result<Us
         is_admin: claims.groups.iter().any(|g| g == &config.admin_group),
         id: claims.sub,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_auth_cookie_is_found_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            http::header::COOKIE,
+            http::HeaderValue::from_static("theme=dark; auth_token=abc.def.ghi"),
+        );
+        assert_eq!(cookie(&headers, "auth_token"), Some("abc.def.ghi"));
+        assert_eq!(cookie(&headers, "auth"), None);
+        headers.insert(
+            http::header::COOKIE,
+            http::HeaderValue::from_static("auth_token="),
+        );
+        assert_eq!(
+            cookie(&headers, "auth_token"),
+            None,
+            "a cleared cookie is no cookie"
+        );
+    }
 }

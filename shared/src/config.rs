@@ -43,6 +43,8 @@ pub struct AuthConfig {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub admin_group: String,
+    /// The cookie the frontend's auth service sets (`AUTH_COOKIE_NAME`).
+    pub cookie_name: String,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -81,11 +83,16 @@ pub struct Config {
     /// `maxDuration` (30 s) is gone, leaving time to answer.
     pub part_upload_budget: Duration,
     pub finalize_lock_ttl: Duration,
+    /// How long a finalize that finds a fresh lock waits for its holder
+    /// (`FINALIZE_WAIT_MS`, contract §4.7 step 7).
+    pub finalize_wait: Duration,
     pub finalize_per_minute: u32,
     pub redis_url: Option<String>,
     pub rate_limit_bypass: bool,
     pub allow_browser_uploads: bool,
-    pub allowed_upload_origins: Vec<String>,
+    /// `CORS_ALLOWED_ORIGINS`, else `ALLOWED_UPLOAD_ORIGINS`: exact origins,
+    /// never `*` (contract §7).
+    pub cors_allowed_origins: Vec<String>,
 }
 
 /// Everything wrong with the environment, one line per variable.
@@ -163,6 +170,9 @@ impl Config {
             admin_group: env
                 .string("AUTH_ADMIN_GROUP")
                 .unwrap_or_else(|| "admin".into()),
+            cookie_name: env
+                .string("AUTH_COOKIE_NAME")
+                .unwrap_or_else(|| "auth_token".into()),
         };
 
         let limits = UploadLimits {
@@ -222,13 +232,19 @@ impl Config {
             finalize_lock_ttl: Duration::from_secs(
                 env.number("FINALIZE_LOCK_TTL_MINUTES", 5, 1..=24 * 60) * 60,
             ),
+            finalize_wait: Duration::from_millis(env.number(
+                "FINALIZE_WAIT_MS",
+                10_000,
+                0..=60_000,
+            )),
             finalize_per_minute: env.number("FINALIZE_RATE_LIMIT_PER_MINUTE", 10, 1..=100_000)
                 as u32,
             redis_url,
             rate_limit_bypass,
             allow_browser_uploads: env.flag("ALLOW_BROWSER_UPLOADS"),
-            allowed_upload_origins: env
-                .string("ALLOWED_UPLOAD_ORIGINS")
+            cors_allowed_origins: env
+                .string("CORS_ALLOWED_ORIGINS")
+                .or_else(|| env.string("ALLOWED_UPLOAD_ORIGINS"))
                 .map(|list| {
                     list.split(',')
                         .map(|origin| origin.trim().trim_end_matches('/').to_owned())

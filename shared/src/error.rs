@@ -1,6 +1,8 @@
 //! The one error type of the API. Each variant maps to a status and a stable
-//! `error` code (contract §0); 5xx answers carry no internals, the full cause
-//! goes to the log instead.
+//! code (contract §0); 5xx answers carry no internals, the full cause goes to
+//! the log instead. [`ApiError::to_body`] is the only place the error
+//! envelope is written: routes, batch items, the dev server and the gateway
+//! all render through it (docs/adr/0004-error-envelope-and-auth-order.md).
 
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
@@ -31,6 +33,8 @@ pub enum ApiError {
     FileValidationFailed { files: Vec<FileVerificationProblem> },
     #[error("authentication required")]
     Unauthorized,
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("method not allowed")]
@@ -82,6 +86,15 @@ pub enum ApiError {
     DatabaseUnavailable(#[source] BoxError),
     #[error("internal error")]
     Internal(#[source] BoxError),
+    /// An answer the platform gives instead of a function (the dev gateway's
+    /// 502 FUNCTION_INVOCATION_FAILED and 504 FUNCTION_INVOCATION_TIMEOUT,
+    /// Vercel's own codes), in the same envelope as every other error.
+    #[error("{message}")]
+    Platform {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -139,6 +152,7 @@ impl ApiError {
             | InvalidPartNumber
             | FileValidationFailed { .. } => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
+            Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -150,6 +164,7 @@ impl ApiError {
             TooManyRequests { .. } | RateLimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Configuration(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             S3Unavailable(_) | DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Platform { status, .. } => *status,
         }
     }
 
@@ -163,6 +178,7 @@ impl ApiError {
             InvalidPartNumber => "INVALID_PART_NUMBER",
             FileValidationFailed { .. } => "FILE_VALIDATION_FAILED",
             Unauthorized => "UNAUTHORIZED",
+            Forbidden(_) => "FORBIDDEN",
             NotFound(_) => "NOT_FOUND",
             MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             RequestTimeout { .. } => "REQUEST_TIMEOUT",
@@ -178,6 +194,7 @@ impl ApiError {
             S3Unavailable(_) => "S3_UNAVAILABLE",
             DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
             Internal(_) => "INTERNAL_ERROR",
+            Platform { code, .. } => code,
         }
     }
 
@@ -266,6 +283,8 @@ impl ApiError {
             } => json!({"retryAfter": retry_after_seconds, "limit": limit, "window": "1m"}),
             S3Unavailable(_) | DatabaseUnavailable(_) => json!({"retryable": true}),
             Unauthorized
+            | Forbidden(_)
+            | Platform { .. }
             | NotFound(_)
             | MethodNotAllowed { .. }
             | Configuration(_)
@@ -289,21 +308,27 @@ impl ApiError {
         }
     }
 
-    /// The `{"error", "message", "details"}` object without a request ID, as
-    /// used inside batch results.
+    /// The `error` object of contract §0: `code` and `type` both carry the
+    /// stable code (the old Lambdas' clients read `code`, the production
+    /// frontend reads `type`). Batch results carry it as their items' `error`.
     pub fn to_item_json(&self) -> Value {
-        let mut body = json!({"error": self.code(), "message": self.public_message()});
+        let code = self.code();
+        let mut error = json!({"code": code, "type": code, "message": self.public_message()});
         if let Some(details) = self.details() {
-            body["details"] = details;
+            error["details"] = details;
         }
-        body
+        error
     }
 
-    /// The full error body of contract §0.
+    /// The full error body of contract §0:
+    /// `{"success": false, "error": {…}, "requestId", "timestamp"}`.
     pub fn to_body(&self, request_id: &str) -> Value {
-        let mut body = self.to_item_json();
-        body["requestId"] = Value::String(request_id.to_owned());
-        body
+        json!({
+            "success": false,
+            "error": self.to_item_json(),
+            "requestId": request_id,
+            "timestamp": crate::time::rfc3339(crate::time::now()),
+        })
     }
 
     pub fn allow_header(&self) -> Option<HeaderValue> {
@@ -364,8 +389,12 @@ mod tests {
     fn server_errors_never_leak_their_cause() {
         let err = ApiError::internal("relation \"secret_table\" does not exist");
         let body = err.to_body("req-1");
-        assert_eq!(body["error"], "INTERNAL_ERROR");
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
+        assert_eq!(body["error"]["type"], "INTERNAL_ERROR");
+        assert!(body["error"].get("details").is_none());
         assert_eq!(body["requestId"], "req-1");
+        assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
         assert!(!body.to_string().contains("secret_table"));
     }
 

@@ -24,6 +24,16 @@ pub type Response = http::Response<Bytes>;
 pub const MAX_JSON_BODY_BYTES: u64 = 1024 * 1024;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// The old Lambdas' name for the request ID; the frontend may read either.
+pub const CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
+
+/// Puts the request ID on an answer under both of its names (contract §0).
+pub fn set_request_id(headers: &mut HeaderMap, request_id: &str) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(CORRELATION_ID, value.clone());
+        headers.insert(REQUEST_ID, value);
+    }
+}
 
 pub struct ApiRequest {
     pub method: Method,
@@ -248,8 +258,9 @@ pub fn error_response(error: &ApiError, request_id: &str) -> Response {
     response
 }
 
-/// CORS for browser uploads (contract §7): only when enabled and only for a
-/// listed origin; otherwise no CORS header at all, and never `*`.
+/// The request's `Origin`, when it is one CORS serves (contract §7): CORS is
+/// on and the origin is listed exactly. Otherwise no CORS header is sent, and
+/// `*` never is: the frontend calls with credentials.
 pub fn allowed_origin<'a>(config: &Config, headers: &'a HeaderMap) -> Option<&'a HeaderValue> {
     if !config.allow_browser_uploads {
         return None;
@@ -257,34 +268,79 @@ pub fn allowed_origin<'a>(config: &Config, headers: &'a HeaderMap) -> Option<&'a
     let origin = headers.get(http::header::ORIGIN)?;
     let text = origin.to_str().ok()?.trim_end_matches('/');
     config
-        .allowed_upload_origins
+        .cors_allowed_origins
         .iter()
         .any(|allowed| allowed == text)
         .then_some(origin)
 }
 
-pub fn add_cors_headers(response: &mut Response, origin: &HeaderValue, preflight: bool) {
+/// The API's own origin, as the client addressed it: `X-Forwarded-Proto`
+/// (default `http`) and `X-Forwarded-Host`, else `Host`. Vercel sets both
+/// forwarded headers; without them the request reached a plain-HTTP server
+/// directly (the dev server). Defaulting to `http` fails closed: a browser on
+/// an `https` page never sends an `http` origin.
+pub fn own_origin(headers: &HeaderMap) -> Option<String> {
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let host = first("x-forwarded-host").or_else(|| first("host"))?;
+    let proto = first("x-forwarded-proto").unwrap_or("http");
+    Some(format!(
+        "{}://{}",
+        proto.to_ascii_lowercase(),
+        host.to_ascii_lowercase()
+    ))
+}
+
+/// Headers a preflight allows (contract §7).
+const ALLOW_HEADERS: &str = "Content-Type, Authorization, X-Request-Id";
+/// Response headers a cross-origin script may read (contract §7).
+const EXPOSE_HEADERS: &str = "ETag, X-Request-Id, X-Correlation-Id, Retry-After";
+
+/// Credentialed CORS headers for `origin` (already checked by
+/// [`allowed_origin`]). A preflight also gets the route's methods.
+pub fn add_cors_headers(
+    response: &mut Response,
+    origin: &HeaderValue,
+    preflight: Option<&[Method]>,
+) {
+    use http::header::*;
     let headers = response.headers_mut();
-    headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-    headers.append(http::header::VARY, HeaderValue::from_static("Origin"));
+    headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
     headers.insert(
-        http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("ETag, x-request-id"),
+        ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
     );
-    if preflight {
+    headers.append(VARY, HeaderValue::from_static("Origin"));
+    headers.insert(
+        ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSE_HEADERS),
+    );
+    if let Some(methods) = preflight {
+        if let Ok(value) = HeaderValue::from_str(&method_list(methods)) {
+            headers.insert(ACCESS_CONTROL_ALLOW_METHODS, value);
+        }
         headers.insert(
-            http::header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("PUT, OPTIONS"),
+            ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(ALLOW_HEADERS),
         );
-        headers.insert(
-            http::header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("Content-Type, Authorization"),
-        );
-        headers.insert(
-            http::header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("86400"),
-        );
+        headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     }
+}
+
+/// A route's methods plus `OPTIONS`, as `Allow` and
+/// `Access-Control-Allow-Methods` list them.
+pub fn method_list(methods: &[Method]) -> String {
+    let mut list: Vec<&str> = methods.iter().map(Method::as_str).collect();
+    if !methods.contains(&Method::OPTIONS) {
+        list.push("OPTIONS");
+    }
+    list.join(", ")
 }
 
 #[cfg(test)]
@@ -312,6 +368,26 @@ mod tests {
         assert_eq!(percent_decode("a%20b"), "a b");
         assert_eq!(percent_decode("a%2"), "a%2");
         assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn the_own_origin_prefers_the_forwarded_host_and_proto() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(own_origin(&headers), None);
+        headers.insert("host", HeaderValue::from_static("localhost:3000"));
+        assert_eq!(
+            own_origin(&headers).as_deref(),
+            Some("http://localhost:3000")
+        );
+        headers.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("API.example.com"),
+        );
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        assert_eq!(
+            own_origin(&headers).as_deref(),
+            Some("https://api.example.com")
+        );
     }
 
     #[test]

@@ -8,10 +8,10 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 use tracing::Instrument;
 
-use crate::auth::{self, User};
+use crate::auth::{self, Credential, User};
 use crate::domain::PartNumber;
 use crate::error::{ApiError, BoxError};
-use crate::http::{self as api_http, ApiRequest, REQUEST_ID, Response};
+use crate::http::{self as api_http, ApiRequest, Response};
 use crate::services::finalize::FinalizeOutcome;
 use crate::services::{files, finalize, parts, sessions};
 use crate::state::AppState;
@@ -35,9 +35,10 @@ pub struct Route {
     pub pattern: &'static str,
     /// Older public paths served by the same function.
     pub aliases: &'static [&'static str],
+    /// The methods it serves; they also make its `Allow` and
+    /// `Access-Control-Allow-Methods` lists. CORS and the CSRF check apply to
+    /// every route through [`dispatch`], so a route declares nothing for them.
     pub methods: &'static [Method],
-    /// Whether browser uploads may call it cross-origin (contract §7).
-    pub cors: bool,
     pub handler: Handler,
 }
 
@@ -46,7 +47,6 @@ pub static CREATE_SESSION: Route = Route {
     pattern: "/api/mocs/uploads/sessions",
     aliases: &[],
     methods: &[Method::POST],
-    cors: false,
     handler: create_session,
 };
 
@@ -64,7 +64,6 @@ pub static REGISTER_FILE: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files",
     aliases: &[],
     methods: &[Method::POST],
-    cors: false,
     handler: register_file,
 };
 
@@ -88,7 +87,6 @@ pub static REGISTER_BATCH: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/batch",
     aliases: &[],
     methods: &[Method::POST],
-    cors: false,
     handler: register_batch,
 };
 
@@ -110,7 +108,6 @@ pub static COMPLETE_FILE: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/complete",
     aliases: &[],
     methods: &[Method::POST],
-    cors: false,
     handler: complete_file,
 };
 
@@ -130,7 +127,6 @@ pub static LIST_PARTS: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/parts",
     aliases: &[],
     methods: &[Method::GET],
-    cors: false,
     handler: list_parts,
 };
 
@@ -151,7 +147,6 @@ pub static UPLOAD_PART: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/parts/:partNumber",
     aliases: &[],
     methods: &[Method::PUT],
-    cors: true,
     handler: upload_part,
 };
 
@@ -178,7 +173,6 @@ pub static FINALIZE: Route = Route {
         "/api/mocs/uploads/sessions/:sessionId/finalize",
     ],
     methods: &[Method::POST],
-    cors: false,
     handler: finalize,
 };
 
@@ -189,14 +183,21 @@ fn finalize(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
         Ok(match finalize::finalize(&state, &user, body).await? {
             FinalizeOutcome::Created(moc) => api_http::json(StatusCode::CREATED, &moc),
             FinalizeOutcome::Replayed(moc) => api_http::json(StatusCode::OK, &moc),
-            FinalizeOutcome::InProgress => api_http::json(
-                StatusCode::OK,
-                &serde_json::json!({
-                    "status": "finalizing",
-                    "idempotent": true,
-                    "message": "Finalization in progress",
-                }),
-            ),
+            FinalizeOutcome::InProgress => {
+                let mut response = api_http::json(
+                    StatusCode::OK,
+                    &serde_json::json!({
+                        "status": "finalizing",
+                        "idempotent": true,
+                        "message": "Finalization in progress",
+                    }),
+                );
+                response.headers_mut().insert(
+                    http::header::RETRY_AFTER,
+                    http::HeaderValue::from_static("2"),
+                );
+                response
+            }
         })
     })
 }
@@ -213,8 +214,8 @@ pub static ROUTES: [&Route; 7] = [
 ];
 
 /// Serves one request on `route`: request ID, logging span, method check,
-/// CORS, authentication, the handler, and the error mapping. It never fails
-/// and never panics the process: every outcome is a response.
+/// CORS, authentication, the CSRF check, the handler, and the error mapping.
+/// It never fails and never panics the process: every outcome is a response.
 pub async fn dispatch<B>(
     route: &Route,
     state: Result<AppState, ApiError>,
@@ -231,13 +232,15 @@ where
         request_id = %request_id,
         method = %request.method,
         path = %request.uri.path(),
+        user_id = tracing::field::Empty,
     );
     async move {
         let started = request.started;
+        // Decided before the handler runs, so that every answer to a listed
+        // origin carries the CORS headers, errors included (contract §7).
         let origin = state
             .as_ref()
             .ok()
-            .filter(|_| route.cors)
             .and_then(|s| api_http::allowed_origin(s.config(), &request.headers).cloned());
         let is_preflight = request.method == Method::OPTIONS;
         let mut response = match handle(route, state, request).await {
@@ -248,11 +251,13 @@ where
             }
         };
         if let Some(origin) = &origin {
-            api_http::add_cors_headers(&mut response, origin, is_preflight);
+            api_http::add_cors_headers(
+                &mut response,
+                origin,
+                is_preflight.then_some(route.methods),
+            );
         }
-        if let Ok(value) = http::HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert(REQUEST_ID, value);
-        }
+        api_http::set_request_id(response.headers_mut(), &request_id);
         tracing::info!(
             status = response.status().as_u16(),
             duration_ms = started.elapsed().as_millis() as u64,
@@ -272,13 +277,7 @@ async fn handle(
     if request.method == Method::OPTIONS {
         let mut response = http::Response::new(Bytes::new());
         *response.status_mut() = StatusCode::NO_CONTENT;
-        let allow: Vec<&str> = route
-            .methods
-            .iter()
-            .map(Method::as_str)
-            .chain(["OPTIONS"])
-            .collect();
-        if let Ok(value) = http::HeaderValue::from_str(&allow.join(", ")) {
+        if let Ok(value) = http::HeaderValue::from_str(&api_http::method_list(route.methods)) {
             response.headers_mut().insert(http::header::ALLOW, value);
         }
         return Ok(response);
@@ -289,12 +288,51 @@ async fn handle(
         });
     }
     let state = state?;
-    let user = auth::authenticate(&state.config().auth, state.jwks(), &request.headers).await?;
+    let (user, credential) =
+        auth::authenticate(&state.config().auth, state.jwks(), &request.headers).await?;
     tracing::Span::current().record("user_id", tracing::field::display(&user.id));
+    check_csrf(&state, credential, &request)?;
     match (route.handler)(state, user, request).await {
         Ok(result) => result,
         Err(join_error) => Err(ApiError::internal(format!(
             "handler panicked: {join_error}"
         ))),
     }
+}
+
+/// Contract §1: a cookie-authenticated state change that names its `Origin`
+/// must come from a CORS-allowed origin or from the API's own origin. The
+/// browser attaches the cookie to requests any page makes; the `Origin` it
+/// sets cannot be forged by that page. Header-authenticated calls are exempt:
+/// another origin's script cannot read the token to send it. A request
+/// without `Origin` is not a cross-site browser request (browsers send it on
+/// every cross-origin POST, PUT and DELETE) and passes.
+fn check_csrf(
+    state: &AppState,
+    credential: Credential,
+    request: &ApiRequest,
+) -> Result<(), ApiError> {
+    let changes_state = matches!(request.method, Method::POST | Method::PUT | Method::DELETE);
+    if credential != Credential::Cookie || !changes_state {
+        return Ok(());
+    }
+    let Some(origin) = request.headers.get(http::header::ORIGIN) else {
+        return Ok(());
+    };
+    if api_http::allowed_origin(state.config(), &request.headers).is_some() {
+        return Ok(());
+    }
+    let own = api_http::own_origin(&request.headers);
+    let origin = origin
+        .to_str()
+        .unwrap_or("")
+        .trim_end_matches('/')
+        .to_ascii_lowercase();
+    if own.is_some_and(|own| own == origin) {
+        return Ok(());
+    }
+    tracing::warn!(%origin, "cookie-authenticated state change from a foreign origin refused");
+    Err(ApiError::Forbidden(
+        "This request comes from an origin that may not change data with your session cookie",
+    ))
 }

@@ -1,25 +1,25 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rsa::pkcs8::{EncodePrivateKey, LineEnding};
-use rsa::traits::PublicKeyParts;
 use http::Method;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+use rsa::traits::PublicKeyParts;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 
 use crate::helpers::*;
 
-const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_test";
-const AUDIENCE: &str = "moc-web-client";
+pub const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_test";
+pub const AUDIENCE: &str = "moc-web-client";
 
 /// An RSA key made for this test, and its JWKS.
-struct Signer {
+pub struct Signer {
     encoding: EncodingKey,
-    jwks: String,
+    pub jwks: String,
 }
 
 impl Signer {
-    fn new(kid: &str) -> Self {
+    pub fn new(kid: &str) -> Self {
         let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key");
         let pem = key.to_pkcs8_pem(LineEnding::LF).expect("PKCS#8");
         let jwks = json!({"keys": [{
@@ -33,16 +33,35 @@ impl Signer {
         }
     }
 
-    fn token(&self, kid: &str, claims: Value) -> String {
+    pub fn token(&self, kid: &str, claims: Value) -> String {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(kid.to_owned());
         jsonwebtoken::encode(&header, &claims, &self.encoding).expect("token")
     }
 }
 
-fn claims(sub: &str, issuer: &str, exp_offset: i64) -> Value {
+/// Claims of a Cognito access token (the `Authorization` header's).
+pub fn claims(sub: &str, issuer: &str, exp_offset: i64) -> Value {
     let now = chrono::Utc::now().timestamp();
-    json!({"sub": sub, "iss": issuer, "exp": now + exp_offset, "iat": now, "client_id": AUDIENCE, "cognito:groups": ["users"]})
+    json!({"sub": sub, "iss": issuer, "exp": now + exp_offset, "iat": now, "token_use": "access", "client_id": AUDIENCE, "cognito:groups": ["users"]})
+}
+
+/// Claims of a Cognito ID token (what the frontend's `auth_token` cookie holds).
+pub fn id_claims(sub: &str, exp_offset: i64) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({"sub": sub, "iss": ISSUER, "exp": now + exp_offset, "iat": now, "token_use": "id", "aud": AUDIENCE, "cognito:groups": ["users"]})
+}
+
+/// A test app that verifies real JWTs signed by `signer` (no bypass).
+pub async fn app_with_jwts(pool: PgPool, signer: &Signer, env: &[(&str, &str)]) -> TestApp {
+    let mut vars = vec![
+        ("AUTH_BYPASS", "false"),
+        ("AUTH_JWKS_JSON", signer.jwks.as_str()),
+        ("AUTH_ISSUER", ISSUER),
+        ("AUTH_AUDIENCE", AUDIENCE),
+    ];
+    vars.extend_from_slice(env);
+    TestApp::with_env(pool, &vars).await
 }
 
 async fn create_with(app: &TestApp, token: Option<&str>) -> TestResponse {
@@ -87,6 +106,9 @@ async fn jwts_are_verified_for_signature_issuer_expiry_audience_and_kid(pool: Pg
             .await
             .unwrap();
     assert_eq!(owner, "user-a");
+    create_with(&app, Some(&signer.token("key-1", id_claims("user-b", 600))))
+        .await
+        .assert_status(201);
 
     let refused = [
         ("no credentials", None),
@@ -114,14 +136,45 @@ async fn jwts_are_verified_for_signature_issuer_expiry_audience_and_kid(pool: Pg
                 c
             })),
         ),
+        (
+            "access token without token_use",
+            Some(signer.token("key-1", {
+                let mut c = claims("user-a", ISSUER, 600);
+                c.as_object_mut().unwrap().remove("token_use");
+                c
+            })),
+        ),
+        (
+            "ID token for another audience",
+            Some(signer.token("key-1", {
+                let mut c = id_claims("user-a", 600);
+                c["aud"] = json!("someone-else");
+                c
+            })),
+        ),
+        (
+            "HS256 signed with the public key",
+            Some(
+                jsonwebtoken::encode(
+                    &{
+                        let mut h = Header::new(Algorithm::HS256);
+                        h.kid = Some("key-1".into());
+                        h
+                    },
+                    &claims("user-a", ISSUER, 600),
+                    &EncodingKey::from_secret(signer.jwks.as_bytes()),
+                )
+                .unwrap(),
+            ),
+        ),
         ("garbage", Some("not.a.jwt".to_owned())),
     ];
     for (case, token) in refused {
         let response = create_with(&app, token.as_deref()).await;
         assert_eq!(response.status, 401, "{case}: {}", response.body);
-        assert_eq!(response.body["error"], "UNAUTHORIZED", "{case}");
+        assert_eq!(response.body["error"]["code"], "UNAUTHORIZED", "{case}");
         assert_eq!(
-            response.body["message"], "authentication required",
+            response.body["error"]["message"], "authentication required",
             "{case}: says nothing of the failed check"
         );
     }

@@ -61,9 +61,10 @@ async fn completing_in_an_expired_session_is_gone(pool: PgPool) {
         .complete(&session, &file_id, json!([{"partNumber": 1, "etag": etag}]))
         .await;
     gone.assert_error(410, "GONE");
-    assert_eq!(gone.body["details"]["sessionExpired"], true);
+    assert_eq!(gone.body["error"]["details"]["sessionExpired"], true);
     assert!(
-        gone.body["details"]["expiresAt"].is_string() && gone.body["details"]["now"].is_string()
+        gone.body["error"]["details"]["expiresAt"].is_string()
+            && gone.body["error"]["details"]["now"].is_string()
     );
 }
 
@@ -91,7 +92,10 @@ async fn the_listed_parts_must_match_what_s3_holds(pool: PgPool) {
         )
         .await;
     missing.assert_error(400, "BAD_REQUEST");
-    assert_eq!(missing.body["details"]["missingPartNumbers"], json!([1, 2]));
+    assert_eq!(
+        missing.body["error"]["details"]["missingPartNumbers"],
+        json!([1, 2])
+    );
 
     let (key, upload_id): (String, String) =
         sqlx::query_as("SELECT s3_key, upload_id FROM upload_session_files WHERE id = $1::uuid")
@@ -118,8 +122,8 @@ async fn the_listed_parts_must_match_what_s3_holds(pool: PgPool) {
         )
         .await;
     count.assert_error(400, "BAD_REQUEST");
-    assert_eq!(count.body["details"]["expected"], 3);
-    assert_eq!(count.body["details"]["received"], 1);
+    assert_eq!(count.body["error"]["details"]["expected"], 3);
+    assert_eq!(count.body["error"]["details"]["received"], 1);
 
     let wrong = app
         .complete(
@@ -133,7 +137,7 @@ async fn the_listed_parts_must_match_what_s3_holds(pool: PgPool) {
         )
         .await;
     wrong.assert_error(400, "BAD_REQUEST");
-    assert_eq!(wrong.body["details"]["partNumber"], 2);
+    assert_eq!(wrong.body["error"]["details"]["partNumber"], 2);
 
     let done = app
         .complete(

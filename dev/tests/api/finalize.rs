@@ -147,10 +147,13 @@ async fn a_pdf_that_is_not_a_pdf_fails_on_magic_bytes(pool: PgPool) {
     let response = app.post(FINALIZE, finalize_body(&session, "Fake")).await;
     response.assert_error(400, "FILE_VALIDATION_FAILED");
     assert_eq!(
-        response.body["details"]["files"][0]["reason"],
+        response.body["error"]["details"]["files"][0]["reason"],
         "magic-bytes"
     );
-    assert_eq!(response.body["details"]["files"][0]["filename"], "fake.pdf");
+    assert_eq!(
+        response.body["error"]["details"]["files"][0]["filename"],
+        "fake.pdf"
+    );
     let lock: Option<chrono::NaiveDateTime> =
         sqlx::query_scalar("SELECT finalizing_at FROM upload_sessions WHERE id = $1::uuid")
             .bind(&session)
@@ -192,7 +195,7 @@ async fn a_failure_after_the_moc_insert_rolls_everything_back(pool: PgPool) {
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn a_stale_lock_is_taken_over_and_a_fresh_one_is_respected(pool: PgPool) {
-    let app = TestApp::spawn(pool.clone()).await;
+    let app = TestApp::with_env(pool.clone(), &[("FINALIZE_WAIT_MS", "300")]).await;
     let session = app.create_session(json!([pdf_meta("a.pdf", 64)])).await;
     app.completed_file(&session, pdf_meta("a.pdf", 64), pdf_bytes(64))
         .await;
@@ -201,12 +204,18 @@ async fn a_stale_lock_is_taken_over_and_a_fresh_one_is_respected(pool: PgPool) {
             .bind(session.clone()).bind(minutes).execute(&pool)
     };
     set_lock(1).await.unwrap();
+    let started = std::time::Instant::now();
     let busy = app.post(FINALIZE, finalize_body(&session, "Locked")).await;
     busy.assert_status(200);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(300),
+        "waits FINALIZE_WAIT_MS for the holder before giving up"
+    );
     assert_eq!(
         busy.body,
         json!({"status": "finalizing", "idempotent": true, "message": "Finalization in progress"})
     );
+    assert_eq!(busy.headers["retry-after"], "2");
     set_lock(10).await.unwrap();
     app.post(FINALIZE, finalize_body(&session, "Locked"))
         .await
@@ -226,10 +235,13 @@ async fn a_taken_title_gets_a_conflict_with_a_suggested_slug(pool: PgPool) {
         .await;
     conflict.assert_error(409, "CONFLICT");
     assert_eq!(
-        conflict.body["details"]["suggestedSlug"],
+        conflict.body["error"]["details"]["suggestedSlug"],
         "existing-moc-title-2"
     );
-    assert_eq!(conflict.body["details"]["retryStrategy"], "AUTO_APPEND");
+    assert_eq!(
+        conflict.body["error"]["details"]["retryStrategy"],
+        "AUTO_APPEND"
+    );
     let retry = app
         .post(FINALIZE, finalize_body(&session, "Existing MOC Title (1)"))
         .await;
@@ -254,8 +266,8 @@ async fn the_eleventh_finalize_in_a_minute_is_rate_limited(pool: PgPool) {
     }
     last.assert_error(429, "RATE_LIMIT_EXCEEDED");
     assert!(last.headers.contains_key("retry-after"));
-    assert_eq!(last.body["details"]["limit"], 10);
-    assert_eq!(last.body["details"]["window"], "1m");
+    assert_eq!(last.body["error"]["details"]["limit"], 10);
+    assert_eq!(last.body["error"]["details"]["window"], "1m");
     assert!(statuses[..10].iter().all(|r| r.status == 404));
 }
 
@@ -319,7 +331,7 @@ async fn finalizing_an_expired_session_is_gone_but_a_finalized_one_replays(pool:
     expire().await.unwrap();
     let gone = app.post(FINALIZE, finalize_body(&session, "Late")).await;
     gone.assert_error(410, "GONE");
-    assert_eq!(gone.body["details"]["sessionExpired"], true);
+    assert_eq!(gone.body["error"]["details"]["sessionExpired"], true);
 
     sqlx::query("UPDATE upload_sessions SET expires_at = (now() AT TIME ZONE 'utc') + interval '1 hour' WHERE id = $1::uuid")
         .bind(&session).execute(&pool).await.unwrap();
@@ -356,7 +368,7 @@ async fn a_missing_object_or_wrong_size_is_reported_per_file(pool: PgPool) {
         .unwrap();
     let response = app.post(FINALIZE, finalize_body(&session, "Broken")).await;
     response.assert_error(400, "FILE_VALIDATION_FAILED");
-    let mut reasons: Vec<String> = response.body["details"]["files"]
+    let mut reasons: Vec<String> = response.body["error"]["details"]["files"]
         .as_array()
         .unwrap()
         .iter()

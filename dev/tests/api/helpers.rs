@@ -45,8 +45,9 @@ pub struct TestResponse {
 }
 
 impl TestResponse {
-    pub fn code(&self) -> &str {
-        self.body["error"].as_str().unwrap_or("")
+    /// `error.details`, where context fields live (contract §0).
+    pub fn details(&self) -> &Value {
+        &self.body["error"]["details"]
     }
 
     #[track_caller]
@@ -63,18 +64,33 @@ impl TestResponse {
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: &str) -> &Self {
         self.assert_status(status);
-        assert_eq!(self.code(), code, "{}", self.body);
-        assert!(
-            self.body["requestId"].is_string(),
-            "errors carry requestId: {}",
-            self.body
-        );
-        assert_eq!(
-            self.headers["x-request-id"].to_str().unwrap(),
-            self.body["requestId"].as_str().unwrap()
-        );
+        assert_envelope(&self.body, &self.headers, code);
         self
     }
+}
+
+/// The error envelope of contract §0, as the production frontend validates
+/// it: `success: false`, `error.type` and `error.code` both the stable code,
+/// a string `error.message`, `error.details` an object when present, and the
+/// request ID in the body and in both headers.
+#[track_caller]
+pub fn assert_envelope(body: &Value, headers: &http::HeaderMap, code: &str) {
+    assert_eq!(body["success"], false, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert_eq!(body["error"]["type"], code, "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    assert!(
+        body["error"].get("details").is_none_or(Value::is_object),
+        "details is an object when present: {body}"
+    );
+    let timestamp = body["timestamp"].as_str().expect("timestamp");
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(timestamp).is_ok() && timestamp.ends_with('Z'),
+        "{timestamp}"
+    );
+    let request_id = body["requestId"].as_str().expect("requestId");
+    assert_eq!(headers["x-request-id"].to_str().unwrap(), request_id);
+    assert_eq!(headers["x-correlation-id"].to_str().unwrap(), request_id);
 }
 
 fn unique_dir() -> PathBuf {
@@ -144,6 +160,11 @@ impl TestApp {
         assert!(
             parts.headers.contains_key("x-request-id"),
             "every answer carries x-request-id"
+        );
+        assert_eq!(
+            parts.headers.get("x-correlation-id"),
+            parts.headers.get("x-request-id"),
+            "every answer carries X-Correlation-Id equal to x-request-id"
         );
         let body = if body.is_empty() {
             Value::Null

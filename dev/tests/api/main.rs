@@ -4,6 +4,7 @@
 mod auth;
 mod complete;
 mod finalize;
+mod frontend;
 mod helpers;
 mod parts;
 mod register;

@@ -183,7 +183,10 @@ async fn part_numbers_must_be_plain_integers_in_range(pool: PgPool) {
             .put_part(&session, &file, bad, Bytes::from_static(b"x"))
             .await;
         response.assert_error(400, "INVALID_PART_NUMBER");
-        assert_eq!(response.body["details"]["validRange"], json!([1, 10000]));
+        assert_eq!(
+            response.body["error"]["details"]["validRange"],
+            json!([1, 10000])
+        );
     }
     app.put_part(&session, &file, "1", Bytes::new())
         .await
@@ -198,7 +201,7 @@ async fn a_body_over_four_and_a_half_megabytes_is_refused(pool: PgPool) {
         .put_part(&session, &file, "1", Bytes::from(vec![0u8; 4_500_001]))
         .await;
     response.assert_error(413, "PAYLOAD_TOO_LARGE");
-    assert_eq!(response.body["details"]["maxBodyBytes"], 4_500_000);
+    assert_eq!(response.body["error"]["details"]["maxBodyBytes"], 4_500_000);
 
     // A streamed body without a Content-Length is cut off at the same limit.
     let base = app.serve_http().await;
@@ -280,7 +283,7 @@ async fn an_unreachable_s3_gives_a_retryable_503(pool: PgPool) {
     .await;
     let response = broken.put_part(&session, &file, "1", pdf_bytes(10)).await;
     response.assert_error(503, "S3_UNAVAILABLE");
-    assert_eq!(response.body["details"]["retryable"], true);
+    assert_eq!(response.body["error"]["details"]["retryable"], true);
     assert!(response.headers.contains_key("retry-after"));
     assert!(
         !response.body.to_string().contains("127.0.0.1"),
@@ -310,10 +313,16 @@ async fn a_part_upload_past_its_time_budget_answers_408(pool: PgPool) {
         .await
         .unwrap();
     assert_eq!(response.status(), 408);
+    let headers = http::HeaderMap::from_iter(
+        response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "REQUEST_TIMEOUT");
-    assert!(body["details"]["elapsedMs"].as_u64().unwrap() >= 300);
-    assert!(body["details"]["timeoutAt"].is_string());
+    assert_envelope(&body, &headers, "REQUEST_TIMEOUT");
+    assert!(body["error"]["details"]["elapsedMs"].as_u64().unwrap() >= 300);
+    assert!(body["error"]["details"]["timeoutAt"].is_string());
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
@@ -349,8 +358,9 @@ async fn cors_preflight_answers_only_listed_origins(pool: PgPool) {
     );
     assert_eq!(
         allowed.headers["access-control-allow-headers"],
-        "Content-Type, Authorization"
+        "Content-Type, Authorization, X-Request-Id"
     );
+    assert_eq!(allowed.headers["access-control-allow-credentials"], "true");
     assert_eq!(allowed.headers["access-control-max-age"], "86400");
     assert_eq!(allowed.headers["vary"], "Origin");
     let other = app.send(preflight("https://evil.example")).await;

@@ -54,10 +54,10 @@ async fn an_expired_or_inactive_session_refuses_registration_with_context(pool: 
         .bind(&session).execute(&pool).await.unwrap();
     let expired = app.register(&session, pdf_meta("a.pdf", 10)).await;
     expired.assert_error(400, "BAD_REQUEST");
-    assert_eq!(expired.body["details"]["sessionExpired"], true);
+    assert_eq!(expired.body["error"]["details"]["sessionExpired"], true);
     assert!(
-        expired.body["details"]["expiresAt"].is_string()
-            && expired.body["details"]["now"].is_string()
+        expired.body["error"]["details"]["expiresAt"].is_string()
+            && expired.body["error"]["details"]["now"].is_string()
     );
 
     let session = app.create_session(json!([pdf_meta("a.pdf", 10)])).await;
@@ -89,7 +89,7 @@ async fn twenty_concurrent_identical_registrations_give_one_file_and_one_upload(
     let winner = created[0].body["fileId"].as_str().unwrap();
     for conflict in conflicts {
         conflict.assert_error(409, "CONFLICT");
-        assert_eq!(conflict.body["details"]["existingFileId"], winner);
+        assert_eq!(conflict.body["error"]["details"]["existingFileId"], winner);
     }
     assert_eq!(app.open_uploads().await, 1);
 }
@@ -108,8 +108,8 @@ async fn registering_past_the_declared_count_is_refused_counting_the_attempt(poo
         .assert_status(201);
     let third = app.register(&session, pdf_meta("three.pdf", 10)).await;
     third.assert_error(400, "FILE_COUNT_EXCEEDED");
-    assert_eq!(third.body["details"]["maxFiles"], 2);
-    assert_eq!(third.body["details"]["registered"], 2);
+    assert_eq!(third.body["error"]["details"]["maxFiles"], 2);
+    assert_eq!(third.body["error"]["details"]["registered"], 2);
     assert_eq!(app.open_uploads().await, 2);
 }
 
@@ -129,7 +129,7 @@ async fn size_mime_and_part_count_are_checked_at_registration(pool: PgPool) {
     counted["partCount"] = json!(2);
     let mismatch = app.register(&session, counted).await;
     mismatch.assert_error(422, "VALIDATION_ERROR");
-    assert_eq!(mismatch.body["details"]["expectedPartCount"], 3);
+    assert_eq!(mismatch.body["error"]["details"]["expectedPartCount"], 3);
     let mut bad_ext = pdf_meta("a.pdf", 10);
     bad_ext["ext"] = json!("../x");
     app.register(&session, bad_ext)
@@ -201,7 +201,7 @@ async fn a_batch_commits_each_item_and_reports_failures_in_order(pool: PgPool) {
         assert_eq!(result["index"], i);
     }
     assert!(results[0]["fileId"].is_string() && results[1]["uploadId"].is_string());
-    assert_eq!(results[2]["error"]["error"], "FILE_COUNT_EXCEEDED");
+    assert_eq!(results[2]["error"]["code"], "FILE_COUNT_EXCEEDED");
     let stored: i64 =
         sqlx::query_scalar("SELECT count(*) FROM upload_session_files WHERE session_id = $1::uuid")
             .bind(&session)
@@ -222,7 +222,7 @@ async fn a_batch_commits_each_item_and_reports_failures_in_order(pool: PgPool) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["error"]["error"].as_str().unwrap())
+        .map(|r| r["error"]["code"].as_str().unwrap())
         .collect();
     assert_eq!(codes, ["CONFLICT", "FILE_TOO_LARGE", "VALIDATION_ERROR"]);
 }
@@ -239,6 +239,6 @@ async fn a_batch_over_max_batch_size_is_refused_whole(pool: PgPool) {
         )
         .await;
     response.assert_error(400, "BATCH_TOO_LARGE");
-    assert_eq!(response.body["details"]["maxBatchSize"], 3);
+    assert_eq!(response.body["error"]["details"]["maxBatchSize"], 3);
     assert_eq!(app.open_uploads().await, 0);
 }

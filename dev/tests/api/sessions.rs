@@ -43,7 +43,7 @@ async fn invalid_create_requests_get_their_contract_codes(pool: PgPool) {
         .assert_error(422, "VALIDATION_ERROR");
     let wrong_type = app.post(SESSIONS, json!({"files": [{"category": "instruction", "name": "a", "size": "big", "type": "application/pdf", "ext": "pdf"}]})).await;
     wrong_type.assert_error(422, "VALIDATION_ERROR");
-    assert!(wrong_type.body["details"]["errors"]["files[0].size"].is_array());
+    assert!(wrong_type.body["error"]["details"]["errors"]["files[0].size"].is_array());
     app.post(SESSIONS, json!({"files": [png_meta("a.png", 1)]}))
         .await
         .assert_error(400, "BAD_REQUEST");
@@ -53,7 +53,7 @@ async fn invalid_create_requests_get_their_contract_codes(pool: PgPool) {
         .collect();
     let exceeded = app.post(SESSIONS, json!({"files": too_many})).await;
     exceeded.assert_error(400, "FILE_COUNT_EXCEEDED");
-    assert_eq!(exceeded.body["details"]["fileCountExceeded"], true);
+    assert_eq!(exceeded.body["error"]["details"]["fileCountExceeded"], true);
     let big = app
         .post(
             SESSIONS,
@@ -61,11 +61,11 @@ async fn invalid_create_requests_get_their_contract_codes(pool: PgPool) {
         )
         .await;
     big.assert_error(413, "FILE_TOO_LARGE");
-    assert_eq!(big.body["details"]["maxBytes"], 52_428_800);
+    assert_eq!(big.body["error"]["details"]["maxBytes"], 52_428_800);
     let gif = app.post(SESSIONS, json!({"files": [pdf_meta("a.pdf", 1), {"category": "image", "name": "x.gif", "size": 1, "type": "image/gif", "ext": "gif"}]})).await;
     gif.assert_error(415, "UNSUPPORTED_MEDIA_TYPE");
     assert!(
-        gif.body["details"]["allowedTypes"]
+        gif.body["error"]["details"]["allowedTypes"]
             .as_array()
             .unwrap()
             .contains(&json!("image/png"))
@@ -106,9 +106,9 @@ async fn the_daily_limit_holds_exactly_under_twenty_concurrent_creates(pool: PgP
     for response in limited {
         response.assert_error(429, "TOO_MANY_REQUESTS");
         assert!(response.headers.contains_key("retry-after"));
-        assert_eq!(response.body["details"]["limit"], 7);
+        assert_eq!(response.body["error"]["details"]["limit"], 7);
         assert!(
-            response.body["details"]["nextAllowedAt"]
+            response.body["error"]["details"]["nextAllowedAt"]
                 .as_str()
                 .unwrap()
                 .ends_with("T00:00:00.000Z")
@@ -178,7 +178,10 @@ async fn a_json_body_over_one_mebibyte_is_refused(pool: PgPool) {
         )
         .await;
     response.assert_error(413, "PAYLOAD_TOO_LARGE");
-    assert_eq!(response.body["details"]["maxBodyBytes"], 1024 * 1024);
+    assert_eq!(
+        response.body["error"]["details"]["maxBodyBytes"],
+        1024 * 1024
+    );
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
@@ -195,7 +198,7 @@ async fn a_misconfigured_function_answers_configuration_error(pool: PgPool) {
             .await;
     assert_eq!(response.status(), 500);
     let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
-    assert_eq!(body["error"], "CONFIGURATION_ERROR");
+    assert_envelope(&body, response.headers(), "CONFIGURATION_ERROR");
     assert!(
         !body.to_string().contains("MOC_BUCKET"),
         "the cause stays in the log"
@@ -220,6 +223,6 @@ async fn an_unreachable_database_gives_a_retryable_503(pool: PgPool) {
         moc_shared::routes::dispatch(&moc_shared::routes::CREATE_SESSION, Ok(state), request).await;
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
-    assert_eq!(body["error"], "DATABASE_UNAVAILABLE");
-    assert_eq!(body["details"]["retryable"], true);
+    assert_envelope(&body, response.headers(), "DATABASE_UNAVAILABLE");
+    assert_eq!(body["error"]["details"]["retryable"], true);
 }

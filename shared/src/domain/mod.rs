@@ -14,5 +14,5 @@ pub use keys::{ObjectKey, key_safe_user_id};
 pub use magic::{SNIFF_LEN, content_matches};
 pub use part::{PartNumber, PartPlan, S3_MIN_PART_SIZE};
 pub use slug::{SLUG_MAX_LEN, slug_candidate, slugify};
-pub use validate::{FieldErrors, JsonObject};
+pub use validate::{FieldErrors, JsonObject, TextKind, text_problem};
 pub use verify::{FileVerificationProblem, VerificationFailure};

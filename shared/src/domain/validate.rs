@@ -26,6 +26,31 @@ impl FieldErrors {
     }
 }
 
+/// Which control characters a text field may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextKind {
+    /// Names, titles, tags, theme, IDs: no C0 control character at all.
+    Line,
+    /// Free text (descriptions): tab, and the line breaks a text area sends.
+    Multiline,
+}
+
+/// Why `text` may not be stored, if it may not (contract §0): Postgres
+/// cannot hold NUL in `text` (an unchecked NUL was a 500), and the other C0
+/// controls are never meant in these fields. Anything else, every script and
+/// emoji included, is kept exactly as sent.
+pub fn text_problem(text: &str, kind: TextKind) -> Option<&'static str> {
+    let allowed = |c: char| kind == TextKind::Multiline && matches!(c, '\t' | '\n' | '\r');
+    text.chars()
+        .any(|c| c.is_ascii_control() && c != '\u{7f}' && !allowed(c))
+        .then_some(match kind {
+            TextKind::Line => "must not contain NUL or other control characters",
+            TextKind::Multiline => {
+                "must not contain NUL or control characters other than tab and line breaks"
+            }
+        })
+}
+
 /// A JSON object under a field path, read field by field. Each accessor
 /// records a problem and returns `None` rather than failing fast.
 pub struct JsonObject<'a> {
@@ -81,10 +106,25 @@ impl<'a> JsonObject<'a> {
         chars: RangeInclusive<usize>,
         errors: &mut FieldErrors,
     ) -> Option<String> {
+        self.optional_text(key, chars, TextKind::Line, errors)
+    }
+
+    /// An optional string of `chars` characters whose control characters
+    /// follow `kind`.
+    pub fn optional_text(
+        &self,
+        key: &str,
+        chars: RangeInclusive<usize>,
+        kind: TextKind,
+        errors: &mut FieldErrors,
+    ) -> Option<String> {
         match self.get(key)? {
             Value::String(s) => {
                 let len = s.chars().count();
-                if chars.contains(&len) {
+                if let Some(problem) = text_problem(s, kind) {
+                    errors.add(self.field_path(key), problem);
+                    None
+                } else if chars.contains(&len) {
                     Some(s.clone())
                 } else {
                     errors.add(
@@ -237,6 +277,15 @@ mod tests {
         assert_eq!(errors.0["count"], vec!["must be an integer"]);
         assert_eq!(errors.0["files[1]"], vec!["must be an object"]);
         assert!(!errors.0.contains_key("files[0].a"));
+    }
+
+    #[test]
+    fn control_characters_are_refused_by_field_kind() {
+        assert!(text_problem("a\0b", TextKind::Line).is_some());
+        assert!(text_problem("bell\u{7}", TextKind::Multiline).is_some());
+        assert!(text_problem("tab\there", TextKind::Line).is_some());
+        assert_eq!(text_problem("tab\there\r\nline", TextKind::Multiline), None);
+        assert_eq!(text_problem("Café 🧱 مرحبا", TextKind::Line), None);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! `docs/adr/0001-finalize-transaction.md` for the transaction boundary.
 
 use std::collections::HashSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
 use serde::Serialize;
@@ -13,8 +13,8 @@ use uuid::Uuid;
 use crate::auth::User;
 use crate::db;
 use crate::domain::{
-    FieldErrors, FileCategory, FileVerificationProblem, JsonObject, SNIFF_LEN, VerificationFailure,
-    content_matches, slug_candidate, slugify,
+    FieldErrors, FileCategory, FileVerificationProblem, JsonObject, SNIFF_LEN, TextKind,
+    VerificationFailure, content_matches, slug_candidate, slugify, text_problem,
 };
 use crate::error::ApiError;
 use crate::rate_limit;
@@ -24,6 +24,9 @@ use crate::time;
 
 /// Serialization failures and deadlocks are retried this many times.
 const TRANSACTION_ATTEMPTS: u32 = 3;
+/// How often a finalize waiting for a concurrent one looks again. Each look
+/// is two short queries on a pooled connection that goes straight back.
+const LOCK_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How far down `base`, `base-2`, … a free slug is looked for.
 const SLUG_CANDIDATES: u32 = 1000;
 
@@ -45,22 +48,28 @@ impl FinalizeInput {
         }
         let session_id = obj.optional_uuid("uploadSessionId", &mut errors);
         let title = obj.string("title", 1..=200, &mut errors);
-        let description = obj.optional_string("description", 0..=5000, &mut errors);
+        let description =
+            obj.optional_text("description", 0..=5000, TextKind::Multiline, &mut errors);
         let theme = obj.optional_string("theme", 0..=100, &mut errors);
         let tags = match body.get("tags") {
             None | Some(Value::Null) => Some(Vec::new()),
-            Some(_) => obj.array(
-                "tags",
-                0..=20,
-                &mut errors,
-                |path, value, errors| match value.as_str() {
-                    Some(tag) if (1..=50).contains(&tag.chars().count()) => Some(tag.to_owned()),
+            Some(_) => obj.array("tags", 0..=20, &mut errors, |path, value, errors| {
+                let tag = value.as_str();
+                let problem = tag.and_then(|tag| text_problem(tag, TextKind::Line));
+                match (tag, problem) {
+                    (_, Some(problem)) => {
+                        errors.add(path, problem);
+                        None
+                    }
+                    (Some(tag), None) if (1..=50).contains(&tag.chars().count()) => {
+                        Some(tag.to_owned())
+                    }
                     _ => {
                         errors.add(path, "must be a string of 1 to 50 characters");
                         None
                     }
-                },
-            ),
+                }
+            }),
         };
         match (session_id, title, tags) {
             (Some(session_id), Some(title), Some(tags)) if errors.is_empty() => {
@@ -120,20 +129,32 @@ pub async fn finalize(
     tracing::Span::current().record("session_id", tracing::field::display(input.session_id));
     rate_limit::count_finalize(state.redis(), state.config(), user).await?;
 
-    let session = records::owned_session(state.db(), input.session_id, user).await?;
-    if let Some(view) = replay(state, &session).await? {
-        return Ok(FinalizeOutcome::Replayed(view));
-    }
-    let now = time::now();
-    if session.is_expired(now) {
-        return Err(session.gone(state.db(), now).await);
-    }
-    let Some(lock) = acquire_lock(state, &session).await? else {
-        let current = records::owned_session(state.db(), input.session_id, user).await?;
-        return match replay(state, &current).await? {
-            Some(view) => Ok(FinalizeOutcome::Replayed(view)),
-            None => Ok(FinalizeOutcome::InProgress),
-        };
+    // Step 7: a fresh lock held by another finalize (a double click, a
+    // retried request) is waited out by polling, so the caller gets the MOC
+    // it can parse rather than the "finalizing" body. No transaction stays
+    // open while waiting: every look is two short statements on a pooled
+    // connection. If the holder gives up and releases the lock, this request
+    // takes it and does the work.
+    let deadline = Instant::now() + state.config().finalize_wait;
+    let mut session = records::owned_session(state.db(), input.session_id, user).await?;
+    let lock = loop {
+        if let Some(view) = replay(state, &session).await? {
+            return Ok(FinalizeOutcome::Replayed(view));
+        }
+        let now = time::now();
+        if session.is_expired(now) {
+            return Err(session.gone(state.db(), now).await);
+        }
+        if let Some(lock) = acquire_lock(state, &session).await? {
+            break lock;
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            tracing::info!(session_id = %session.id, "finalize still in progress elsewhere; answering finalizing");
+            return Ok(FinalizeOutcome::InProgress);
+        }
+        tokio::time::sleep(remaining.min(LOCK_POLL_INTERVAL)).await;
+        session = records::owned_session(state.db(), input.session_id, user).await?;
     };
 
     let result = finalize_locked(state, user, &session, &input, lock).await;
