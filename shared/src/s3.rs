@@ -292,6 +292,14 @@ impl S3Store {
             .part_number(part.as_i32())
             .content_length(length)
             .body(ByteStream::from(body))
+            .customize()
+            // UNSIGNED-PAYLOAD, as in the presigned URLs clients PUT every
+            // other part to: the signature still covers the upload, the part
+            // number and Content-Length, and TLS to S3 protects the bytes. A
+            // signed payload costs a SHA-256 of the part here and again in S3,
+            // which made the proxied path markedly slower than the direct one
+            // (docs/PERFORMANCE.md, load benchmark).
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|e| S3Error::classify(OP, e))?;
