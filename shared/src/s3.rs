@@ -296,9 +296,8 @@ impl S3Store {
             // UNSIGNED-PAYLOAD, as in the presigned URLs clients PUT every
             // other part to: the signature still covers the upload, the part
             // number and Content-Length, and TLS to S3 protects the bytes. A
-            // signed payload costs a SHA-256 of the part here and again in S3,
-            // which made the proxied path markedly slower than the direct one
-            // (docs/PERFORMANCE.md, load benchmark).
+            // signed payload would cost a SHA-256 of the part here and another
+            // in S3 to check it, CPU the direct path never spends.
             .disable_payload_signing()
             .send()
             .await
