@@ -46,6 +46,9 @@ async fn run() -> Result<(), BoxError> {
         ("REDIS_URL", "redis://127.0.0.1:6379".to_owned()),
         ("ALLOW_BROWSER_UPLOADS", "true".to_owned()),
         ("ALLOWED_UPLOAD_ORIGINS", "http://localhost:5173".to_owned()),
+        // The sweeper's bearer secret, so it can be called locally
+        // (`__http__/upload-lifecycle.http`); a deployment sets its own.
+        ("CRON_SECRET", "moc-dev-cron-secret".to_owned()),
     ]);
     let external_s3 = env("AWS_ENDPOINT_URL_S3").or_else(|| env("S3_ENDPOINT"));
     if external_s3.is_none() {

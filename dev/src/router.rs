@@ -1,10 +1,18 @@
 //! Routes requests the way Vercel does, so the dev server and the tests see
 //! the same paths production sees:
 //!
-//! 1. the filesystem: each `api/**/*.rs` route file is a function at its own
-//!    path (`index` dropped), a `[param]` segment matching any one segment;
+//! 1. the filesystem: a route file without a `[param]` segment is a function
+//!    at its own path (`index` dropped);
 //! 2. then the `rewrites` of `vercel.json`, in order: `:param` segments bind,
-//!    and the destination names a route file.
+//!    and the destination names a route file;
+//! 3. then the route files with `[param]` segments, each matching any one
+//!    segment there, longest paths first and, among equals, the one with
+//!    fewer parameters first (Vercel's zero-config API routes, which it
+//!    appends after the user's rewrites in the same phase).
+//!
+//! So `/sessions/finalize` reaches finalize through its rewrite even though
+//! `sessions/[sessionId]/index.rs` would match it too, and
+//! `/sessions/{id}/files/batch` reaches `batch.rs`, not `[fileId]/index.rs`.
 //!
 //! Either way the function sees the path the client sent, with every bound
 //! parameter added as a query parameter — what a Vercel function receives.
@@ -130,7 +138,8 @@ impl VercelRouter {
             .split('/')
             .filter(|s| !s.is_empty())
             .collect();
-        for function in &self.functions {
+        let is_dynamic = |f: &Function| f.path.iter().any(|s| matches!(s, Segment::Param(_)));
+        for function in self.functions.iter().filter(|f| !is_dynamic(f)) {
             if let Some(params) = bind(&function.path, &segments) {
                 return Some(Resolved {
                     route: function.route,
@@ -152,7 +161,35 @@ impl VercelRouter {
                 params,
             });
         }
+        for function in self.dynamic_functions() {
+            if let Some(params) = bind(&function.path, &segments) {
+                return Some(Resolved {
+                    route: function.route,
+                    params,
+                });
+            }
+        }
         None
+    }
+
+    /// The `[param]` route files in Vercel's order: more segments first,
+    /// then fewer parameters, then by name.
+    fn dynamic_functions(&self) -> Vec<&Function> {
+        let params = |f: &Function| {
+            f.path
+                .iter()
+                .filter(|s| matches!(s, Segment::Param(_)))
+                .count()
+        };
+        let mut dynamic: Vec<&Function> = self.functions.iter().filter(|f| params(f) > 0).collect();
+        dynamic.sort_by(|a, b| {
+            b.path
+                .len()
+                .cmp(&a.path.len())
+                .then(params(a).cmp(&params(b)))
+                .then(a.route.file.cmp(b.route.file))
+        });
+        dynamic
     }
 }
 
@@ -214,12 +251,78 @@ mod tests {
                 &routes::FINALIZE,
                 &["sessionId"],
             ),
+            (
+                format!("/api/mocs/uploads/sessions/{s}"),
+                &routes::SESSION,
+                &["sessionId"],
+            ),
+            (
+                format!("/api/mocs/uploads/sessions/{s}/extend"),
+                &routes::EXTEND_SESSION,
+                &["sessionId"],
+            ),
+            (
+                format!("/api/mocs/uploads/sessions/{s}/files/{f}"),
+                &routes::ABORT_FILE,
+                &["sessionId", "fileId"],
+            ),
+            (
+                format!("/api/mocs/uploads/sessions/{s}/files/{f}/urls"),
+                &routes::FRESH_URLS,
+                &["sessionId", "fileId"],
+            ),
+            (
+                "/api/cron/expire-upload-sessions".into(),
+                &routes::EXPIRE_SESSIONS,
+                &[],
+            ),
         ];
         for (path, route, params) in cases {
             let (file, bound) = resolve(path);
             assert_eq!(file, route.file, "{path}");
             let names: Vec<&str> = bound.iter().map(|(n, _)| n.as_str()).collect();
             assert_eq!(&names, params, "{path}");
+        }
+    }
+
+    /// Without the rewrites, the dynamic route files alone must still send
+    /// the literal paths to their own functions (Vercel's order, step 3).
+    #[test]
+    fn dynamic_segments_never_swallow_literal_siblings() {
+        let bare = VercelRouter::new(r#"{"rewrites": []}"#).unwrap();
+        let s = "11111111-1111-1111-1111-111111111111";
+        let file_of = |path: &str| bare.resolve(path).map(|r| r.route.file);
+        assert_eq!(
+            file_of(&format!("/api/mocs/uploads/sessions/{s}/files/batch")),
+            Some(routes::REGISTER_BATCH.file)
+        );
+        assert_eq!(
+            file_of(&format!("/api/mocs/uploads/sessions/{s}/files/x")),
+            Some(routes::ABORT_FILE.file)
+        );
+        assert_eq!(
+            file_of("/api/mocs/uploads/finalize"),
+            Some(routes::FINALIZE.file)
+        );
+    }
+
+    /// The single source: every route's public path and alias, as
+    /// `routes.rs` declares it, reaches that route through `vercel.json`.
+    #[test]
+    fn every_declared_path_reaches_its_route() {
+        let router = VercelRouter::for_repo();
+        for route in ROUTES {
+            for pattern in std::iter::once(route.pattern).chain(route.aliases.iter().copied()) {
+                let path = pattern
+                    .split('/')
+                    .map(|s| if s.starts_with(':') { "x1" } else { s })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let resolved = router
+                    .resolve(&path)
+                    .unwrap_or_else(|| panic!("{pattern} is not routed"));
+                assert_eq!(resolved.route.file, route.file, "{pattern}");
+            }
         }
     }
 

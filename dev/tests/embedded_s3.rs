@@ -899,3 +899,98 @@ async fn long_keys_work_everywhere() {
     let left: Vec<_> = left.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(left, [key.as_str()]);
 }
+
+/// What the expiry sweeper relies on: ListMultipartUploads filtered by
+/// prefix and paged with key and upload-ID markers (several uploads of one
+/// key included), and an abort after which an already issued presigned part
+/// URL gets S3's 404 NoSuchUpload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_multipart_uploads_pages_by_prefix_and_abort_kills_presigned_urls() {
+    let server = start("list-uploads").await;
+    let client = client(&server);
+    let mut mine = Vec::new();
+    for key in [
+        "stage/a.pdf",
+        "stage/b.pdf",
+        "stage/b.pdf",
+        "stage/c.pdf",
+        "stage/d.pdf",
+    ] {
+        mine.push((key.to_owned(), create_upload(&client, key).await));
+    }
+    create_upload(&client, "other/a.pdf").await;
+    create_upload(&client, "stagecoach/x.pdf").await;
+
+    let mut seen = Vec::new();
+    let (mut key_marker, mut id_marker): (Option<String>, Option<String>) = (None, None);
+    let mut pages = 0;
+    loop {
+        let page = client
+            .list_multipart_uploads()
+            .bucket(BUCKET)
+            .prefix("stage/")
+            .max_uploads(2)
+            .set_key_marker(key_marker.take())
+            .set_upload_id_marker(id_marker.take())
+            .send()
+            .await
+            .expect("ListMultipartUploads page");
+        pages += 1;
+        assert!(page.uploads().len() <= 2);
+        for upload in page.uploads() {
+            assert!(upload.initiated().is_some(), "uploads carry Initiated");
+            seen.push((
+                upload.key().unwrap().to_owned(),
+                upload.upload_id().unwrap().to_owned(),
+            ));
+        }
+        if page.is_truncated() != Some(true) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        id_marker = page.next_upload_id_marker().map(str::to_owned);
+        assert!(key_marker.is_some() && id_marker.is_some());
+        assert!(pages < 10, "pagination does not advance");
+    }
+    assert_eq!(pages, 3);
+    let mut want = mine.clone();
+    want.sort();
+    let mut got = seen.clone();
+    got.sort();
+    assert_eq!(got, want, "every upload under the prefix exactly once");
+    let keys: Vec<&str> = seen.iter().map(|(k, _)| k.as_str()).collect();
+    assert!(keys.windows(2).all(|w| w[0] <= w[1]), "key order: {keys:?}");
+
+    // An issued presigned URL stops working once its upload is aborted.
+    let (key, upload_id) = &mine[0];
+    let url = presign_part(&client, key, upload_id, 1, Duration::from_secs(300)).await;
+    client
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await
+        .expect("AbortMultipartUpload");
+    let resp = put_url(&url, b"late part".to_vec()).await;
+    assert_eq!(resp.status(), 404);
+    assert!(
+        resp.text()
+            .await
+            .unwrap()
+            .contains("<Code>NoSuchUpload</Code>")
+    );
+    let left = client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .prefix("stage/")
+        .send()
+        .await
+        .expect("ListMultipartUploads");
+    assert_eq!(left.uploads().len(), 4);
+    assert!(
+        left.uploads()
+            .iter()
+            .all(|u| u.upload_id() != Some(upload_id))
+    );
+}

@@ -93,6 +93,16 @@ pub struct Config {
     /// `CORS_ALLOWED_ORIGINS`, else `ALLOWED_UPLOAD_ORIGINS`: exact origins,
     /// never `*` (contract §7).
     pub cors_allowed_origins: Vec<String>,
+    /// How far extensions may push a session's expiry past its creation (§4.11).
+    pub session_max_lifetime: Duration,
+    /// How long after expiry a session's S3 state is kept before the sweeper
+    /// removes it, and how old an unreferenced multipart upload must be
+    /// before it counts as an orphan (§4.13).
+    pub expired_session_grace: Duration,
+    /// The bearer secret Vercel Cron sends; unset refuses every cron call.
+    pub cron_secret: Option<String>,
+    /// Sessions one sweeper run claims (`SWEEP_BATCH_SIZE`, default 100).
+    pub sweep_batch_size: u32,
 }
 
 /// Everything wrong with the environment, one line per variable.
@@ -207,7 +217,22 @@ impl Config {
             env.problem("RATE_LIMIT_BYPASS=true is forbidden when STAGE=production");
         }
 
+        let session_max_lifetime_minutes =
+            env.number("UPLOAD_SESSION_MAX_LIFETIME_MINUTES", 1440, 1..=7 * 24 * 60);
+        if session_max_lifetime_minutes < session_ttl_minutes {
+            env.problem(format!(
+                "UPLOAD_SESSION_MAX_LIFETIME_MINUTES ({session_max_lifetime_minutes}) must not be below the session TTL ({session_ttl_minutes})"
+            ));
+        }
+        let cron_secret = env.string("CRON_SECRET");
+
         let config = Config {
+            session_max_lifetime: Duration::from_secs(session_max_lifetime_minutes * 60),
+            expired_session_grace: Duration::from_secs(
+                env.number("EXPIRED_SESSION_GRACE_MINUTES", 60, 0..=30 * 24 * 60) * 60,
+            ),
+            cron_secret,
+            sweep_batch_size: env.number("SWEEP_BATCH_SIZE", 100, 1..=1_000) as u32,
             database_url: database_url.unwrap_or_default(),
             s3: S3Config {
                 bucket,
@@ -277,6 +302,11 @@ impl Config {
         }
         if self.redis_url.is_none() {
             tracing::warn!("REDIS_URL is unset: the finalize rate limit fails open");
+        }
+        if self.cron_secret.is_none() {
+            tracing::warn!(
+                "CRON_SECRET is unset: the expiry sweeper answers 403 to every call, so abandoned uploads are never cleaned"
+            );
         }
     }
 
@@ -369,6 +399,10 @@ mod tests {
         assert_eq!(config.limits.instruction_max.bytes(), 52_428_800);
         assert_eq!(config.session_ttl, Duration::from_secs(900));
         assert_eq!(config.proxy_max_body_bytes, 4_500_000);
+        assert_eq!(config.session_max_lifetime, Duration::from_secs(1440 * 60));
+        assert_eq!(config.expired_session_grace, Duration::from_secs(3600));
+        assert_eq!(config.sweep_batch_size, 100);
+        assert!(config.cron_secret.is_none());
         assert_eq!(
             config.s3.public_file_base_url,
             "https://bucket.s3.us-east-1.amazonaws.com"
@@ -399,6 +433,19 @@ mod tests {
         let env: HashMap<&str, &str> = [("PRESIGNED_URL_TTL_MINUTES", "61")].into();
         let err = Config::from_lookup(|n| env.get(n).map(|v| v.to_string())).unwrap_err();
         assert_eq!(err.problems.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn a_maximum_lifetime_below_the_ttl_is_refused() {
+        let err = load(&[
+            ("UPLOAD_SESSION_TTL_MINUTES", "30"),
+            ("UPLOAD_SESSION_MAX_LIFETIME_MINUTES", "20"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("UPLOAD_SESSION_MAX_LIFETIME_MINUTES")
+        );
     }
 
     #[test]

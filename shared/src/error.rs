@@ -33,6 +33,8 @@ pub enum ApiError {
     FileValidationFailed { files: Vec<FileVerificationProblem> },
     #[error("authentication required")]
     Unauthorized,
+    /// 403: the caller is known but may not do this (a cron call without the
+    /// cron secret). The message never says which check failed.
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0} not found")]

@@ -245,6 +245,13 @@ pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Response {
     response
 }
 
+/// An answer without a body (204).
+pub fn empty(status: StatusCode) -> Response {
+    let mut response = http::Response::new(Bytes::new());
+    *response.status_mut() = status;
+    response
+}
+
 pub fn error_response(error: &ApiError, request_id: &str) -> Response {
     let mut response = json(error.status(), &error.to_body(request_id));
     if let Some(seconds) = error.retry_after() {

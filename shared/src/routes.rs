@@ -13,13 +13,22 @@ use crate::domain::PartNumber;
 use crate::error::{ApiError, BoxError};
 use crate::http::{self as api_http, ApiRequest, Response};
 use crate::services::finalize::FinalizeOutcome;
-use crate::services::{files, finalize, parts, sessions};
+use crate::services::{files, finalize, lifecycle, parts, sessions};
 use crate::state::AppState;
 
 /// A handler runs as its own task: a panic becomes a 500 for its request, not
 /// a dead instance.
 type HandlerTask = tokio::task::JoinHandle<Result<Response, ApiError>>;
-pub type Handler = fn(AppState, User, ApiRequest) -> HandlerTask;
+
+/// Who may call a route, and what its handler is handed.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// A user route: cookie or bearer JWT (§1); the handler gets the user.
+    User(fn(AppState, User, ApiRequest) -> HandlerTask),
+    /// The scheduled job: `Authorization: Bearer $CRON_SECRET` only (§4.13).
+    /// No user credential applies, and the handler gets no user.
+    Cron(fn(AppState, ApiRequest) -> HandlerTask),
+}
 
 fn task<F>(work: F) -> HandlerTask
 where
@@ -47,7 +56,7 @@ pub static CREATE_SESSION: Route = Route {
     pattern: "/api/mocs/uploads/sessions",
     aliases: &[],
     methods: &[Method::POST],
-    handler: create_session,
+    handler: Handler::User(create_session),
 };
 
 fn create_session(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
@@ -64,7 +73,7 @@ pub static REGISTER_FILE: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files",
     aliases: &[],
     methods: &[Method::POST],
-    handler: register_file,
+    handler: Handler::User(register_file),
 };
 
 fn register_file(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
@@ -87,7 +96,7 @@ pub static REGISTER_BATCH: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/batch",
     aliases: &[],
     methods: &[Method::POST],
-    handler: register_batch,
+    handler: Handler::User(register_batch),
 };
 
 fn register_batch(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
@@ -108,7 +117,7 @@ pub static COMPLETE_FILE: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/complete",
     aliases: &[],
     methods: &[Method::POST],
-    handler: complete_file,
+    handler: Handler::User(complete_file),
 };
 
 fn complete_file(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
@@ -127,7 +136,7 @@ pub static LIST_PARTS: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/parts",
     aliases: &[],
     methods: &[Method::GET],
-    handler: list_parts,
+    handler: Handler::User(list_parts),
 };
 
 fn list_parts(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
@@ -147,7 +156,7 @@ pub static UPLOAD_PART: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/parts/:partNumber",
     aliases: &[],
     methods: &[Method::PUT],
-    handler: upload_part,
+    handler: Handler::User(upload_part),
 };
 
 fn upload_part(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
@@ -173,7 +182,7 @@ pub static FINALIZE: Route = Route {
         "/api/mocs/uploads/sessions/:sessionId/finalize",
     ],
     methods: &[Method::POST],
-    handler: finalize,
+    handler: Handler::User(finalize),
 };
 
 fn finalize(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
@@ -202,8 +211,98 @@ fn finalize(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
     })
 }
 
-/// Every route, most specific first.
-pub static ROUTES: [&Route; 7] = [
+pub static SESSION: Route = Route {
+    file: "api/mocs/uploads/sessions/[sessionId]/index.rs",
+    pattern: "/api/mocs/uploads/sessions/:sessionId",
+    aliases: &[],
+    methods: &[Method::GET, Method::DELETE],
+    handler: Handler::User(session),
+};
+
+/// GET: the session's status (§4.8); DELETE: cancel it (§4.9).
+fn session(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
+    task(async move {
+        let session_id = req.uuid_param("sessionId", "upload session")?;
+        if req.method == Method::DELETE {
+            lifecycle::cancel(&state, &user, session_id).await?;
+            return Ok(api_http::empty(StatusCode::NO_CONTENT));
+        }
+        let view = lifecycle::status(&state, &user, session_id).await?;
+        Ok(api_http::json(StatusCode::OK, &view))
+    })
+}
+
+pub static ABORT_FILE: Route = Route {
+    file: "api/mocs/uploads/sessions/[sessionId]/files/[fileId]/index.rs",
+    pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId",
+    aliases: &[],
+    methods: &[Method::DELETE],
+    handler: Handler::User(abort_file),
+};
+
+fn abort_file(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
+    task(async move {
+        let session_id = req.uuid_param("sessionId", "upload session")?;
+        let file_id = req.uuid_param("fileId", "file")?;
+        lifecycle::abort_file(&state, &user, session_id, file_id).await?;
+        Ok(api_http::empty(StatusCode::NO_CONTENT))
+    })
+}
+
+pub static EXTEND_SESSION: Route = Route {
+    file: "api/mocs/uploads/sessions/[sessionId]/extend.rs",
+    pattern: "/api/mocs/uploads/sessions/:sessionId/extend",
+    aliases: &[],
+    methods: &[Method::POST],
+    handler: Handler::User(extend_session),
+};
+
+fn extend_session(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
+    task(async move {
+        let session_id = req.uuid_param("sessionId", "upload session")?;
+        let extended = lifecycle::extend(&state, &user, session_id).await?;
+        Ok(api_http::json(StatusCode::OK, &extended))
+    })
+}
+
+pub static FRESH_URLS: Route = Route {
+    file: "api/mocs/uploads/sessions/[sessionId]/files/[fileId]/urls.rs",
+    pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/urls",
+    aliases: &[],
+    methods: &[Method::POST],
+    handler: Handler::User(fresh_urls),
+};
+
+fn fresh_urls(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
+    task(async move {
+        let mut req = req;
+        let session_id = req.uuid_param("sessionId", "upload session")?;
+        let file_id = req.uuid_param("fileId", "file")?;
+        let body = req.json().await?;
+        let urls = lifecycle::fresh_urls(&state, &user, session_id, file_id, body).await?;
+        Ok(api_http::json(StatusCode::OK, &urls))
+    })
+}
+
+pub static EXPIRE_SESSIONS: Route = Route {
+    file: "api/cron/expire-upload-sessions.rs",
+    pattern: "/api/cron/expire-upload-sessions",
+    aliases: &[],
+    methods: &[Method::GET],
+    handler: Handler::Cron(expire_sessions),
+};
+
+fn expire_sessions(state: AppState, req: ApiRequest) -> HandlerTask {
+    task(async move {
+        lifecycle::authorize_cron(&state, req.header(http::header::AUTHORIZATION))?;
+        let report = lifecycle::sweep(&state).await?;
+        Ok(api_http::json(StatusCode::OK, &report))
+    })
+}
+
+/// Every route. The dev router orders them as Vercel does (static paths,
+/// then `vercel.json` rewrites, then dynamic segments), not by this list.
+pub static ROUTES: [&Route; 12] = [
     &CREATE_SESSION,
     &REGISTER_BATCH,
     &REGISTER_FILE,
@@ -211,6 +310,11 @@ pub static ROUTES: [&Route; 7] = [
     &UPLOAD_PART,
     &LIST_PARTS,
     &FINALIZE,
+    &SESSION,
+    &ABORT_FILE,
+    &EXTEND_SESSION,
+    &FRESH_URLS,
+    &EXPIRE_SESSIONS,
 ];
 
 /// Serves one request on `route`: request ID, logging span, method check,
@@ -288,11 +392,17 @@ async fn handle(
         });
     }
     let state = state?;
-    let (user, credential) =
-        auth::authenticate(&state.config().auth, state.jwks(), &request.headers).await?;
-    tracing::Span::current().record("user_id", tracing::field::display(&user.id));
-    check_csrf(&state, credential, &request)?;
-    match (route.handler)(state, user, request).await {
+    let task = match route.handler {
+        Handler::User(handler) => {
+            let (user, credential) =
+                auth::authenticate(&state.config().auth, state.jwks(), &request.headers).await?;
+            tracing::Span::current().record("user_id", tracing::field::display(&user.id));
+            check_csrf(&state, credential, &request)?;
+            handler(state, user, request)
+        }
+        Handler::Cron(handler) => handler(state, request),
+    };
+    match task.await {
         Ok(result) => result,
         Err(join_error) => Err(ApiError::internal(format!(
             "handler panicked: {join_error}"

@@ -112,6 +112,14 @@ pub struct StoredPart {
     pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// A multipart upload S3 lists as open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenUpload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// A presigned `UploadPart` request: the client PUTs the part's bytes to
 /// `url`, sending exactly `headers`.
 #[derive(Debug, Clone)]
@@ -231,6 +239,83 @@ impl S3Store {
             .await
             .map_err(|e| S3Error::classify("AbortMultipartUpload", e))?;
         Ok(())
+    }
+
+    /// Aborts an upload. `Ok(false)`: S3 no longer knows it (aborted,
+    /// completed or never created), which is what an abort wants anyway.
+    pub async fn abort_upload_if_open(&self, key: &str, upload_id: &str) -> Result<bool, S3Error> {
+        match self.abort_multipart_upload(key, upload_id).await {
+            Ok(()) => Ok(true),
+            Err(S3Error::NoSuchUpload { .. }) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Deletes an object; a key with no object is not an error (S3 answers
+    /// 204 either way, some compatible stores 404).
+    pub async fn delete_object(&self, key: &str) -> Result<(), S3Error> {
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| S3Error::classify("DeleteObject", e))
+        {
+            Ok(_) | Err(S3Error::NoSuchKey { .. }) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Every open multipart upload under `prefix`, following
+    /// ListMultipartUploads pagination (key marker + upload ID marker), up
+    /// to `max` uploads so one call stays bounded.
+    pub async fn list_open_uploads(
+        &self,
+        prefix: &str,
+        max: usize,
+    ) -> Result<Vec<OpenUpload>, S3Error> {
+        const OP: &str = "ListMultipartUploads";
+        let mut uploads = Vec::new();
+        let mut key_marker: Option<String> = None;
+        let mut upload_id_marker: Option<String> = None;
+        loop {
+            let output = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.clone())
+                .set_upload_id_marker(upload_id_marker.clone())
+                .send()
+                .await
+                .map_err(|e| S3Error::classify(OP, e))?;
+            for upload in output.uploads() {
+                let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) else {
+                    continue;
+                };
+                uploads.push(OpenUpload {
+                    key: key.to_owned(),
+                    upload_id: upload_id.to_owned(),
+                    initiated: upload
+                        .initiated()
+                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
+                });
+            }
+            let next = (
+                output.next_key_marker().map(str::to_owned),
+                output.next_upload_id_marker().map(str::to_owned),
+            );
+            let advanced = next.0.is_some() && (next.0 != key_marker || next.1 != upload_id_marker);
+            if output.is_truncated() == Some(true) && advanced && uploads.len() < max {
+                (key_marker, upload_id_marker) = next;
+            } else {
+                break;
+            }
+        }
+        uploads.truncate(max);
+        Ok(uploads)
     }
 
     /// Presigns one `UploadPart`. The signature covers the part number, the

@@ -10,6 +10,8 @@
 //   Cargo [[bin]] whose `path` is that route file;
 // - config.json routes send each story path to the right function, with the
 //   path's parameters as query parameters;
+// - the vercel.json `crons` reach config.json unchanged, and every cron path
+//   is routed to a function (the expiry sweeper every 15 minutes);
 // - vercel.json rewrites keep the form the dev server reads (`:param` sources,
 //   destinations that are route files without `.rs`);
 // - static/ holds only what public/ holds, and no source or config file.
@@ -53,7 +55,23 @@ const STORIES = [
     `${R}/[sessionId]/files/[fileId]/parts/[partNumber].rs`,
     { sessionId: SESSION, fileId: FILE, partNumber: PART },
   ],
+  [`${S}/${SESSION}`, `${R}/[sessionId]/index.rs`, { sessionId: SESSION }],
+  [`${S}/${SESSION}/extend`, `${R}/[sessionId]/extend.rs`, { sessionId: SESSION }],
+  [
+    `${S}/${SESSION}/files/${FILE}`,
+    `${R}/[sessionId]/files/[fileId]/index.rs`,
+    { sessionId: SESSION, fileId: FILE },
+  ],
+  [
+    `${S}/${SESSION}/files/${FILE}/urls`,
+    `${R}/[sessionId]/files/[fileId]/urls.rs`,
+    { sessionId: SESSION, fileId: FILE },
+  ],
+  ["/api/cron/expire-upload-sessions", "api/cron/expire-upload-sessions.rs", {}],
 ];
+
+// The scheduled jobs vercel.json must declare: [path, schedule, route file].
+const CRONS = [["/api/cron/expire-upload-sessions", "*/15 * * * *", "api/cron/expire-upload-sessions.rs"]];
 
 // Never to be published, whatever public/ holds.
 const FORBIDDEN_STATIC = [
@@ -302,6 +320,21 @@ for (const url of ["/Cargo.toml", "/Cargo.lock", "/vercel.json", "/.env", "/shar
   check(!got.fn && !got.static, `${url} is served (${got.fn ?? got.static}): it must not be`);
 }
 
+// ---------------------------------------------------------------- crons
+const declaredCrons = Array.isArray(vercelJson.crons) ? vercelJson.crons : [];
+const builtCrons = Array.isArray(config.crons) ? config.crons : [];
+for (const [cronPath, schedule, file] of CRONS) {
+  const declared = declaredCrons.find((c) => c.path === cronPath);
+  check(declared?.schedule === schedule, `vercel.json crons: ${cronPath} must run on "${schedule}", found ${JSON.stringify(declared)}`);
+  const built = builtCrons.find((c) => c.path === cronPath);
+  check(built?.schedule === schedule, `config.json crons: ${cronPath} on "${schedule}" is missing, found ${JSON.stringify(builtCrons)}`);
+  const got = resolve(cronPath);
+  check(got.fn === file.replace(/\.rs$/, ""), `cron ${cronPath}: routed to ${got.fn ?? `status ${got.status}`}, want function ${file}`);
+}
+for (const { path: cronPath } of declaredCrons) {
+  check(CRONS.some(([p]) => p === cronPath), `vercel.json crons: ${cronPath} is not a known scheduled job`);
+}
+
 // ---------------------------------------------------------------- vercel.json form (read by the dev server)
 const rewrites = Array.isArray(vercelJson.rewrites) ? vercelJson.rewrites : [];
 check(rewrites.length > 0, "vercel.json has no rewrites");
@@ -324,6 +357,6 @@ if (failures.length) {
   process.exit(1);
 }
 console.log(
-  `check-output: ${routeFiles.length} functions, ${STORIES.length} story paths, ${staticFiles.size} static file(s) checked`,
+  `check-output: ${routeFiles.length} functions, ${STORIES.length} story paths, ${CRONS.length} cron(s), ${staticFiles.size} static file(s) checked`,
 );
 console.log(`check-output: ${passed} passed, 0 failed`);

@@ -202,6 +202,54 @@ impl TestApp {
         self.call(Method::GET, path, None).await
     }
 
+    pub async fn delete(&self, path: &str) -> TestResponse {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Calls the expiry sweeper as Vercel Cron does, with `secret` as the
+    /// bearer token (none: no Authorization header).
+    pub async fn sweep(&self, secret: Option<&str>) -> TestResponse {
+        let mut request = Self::request(Method::GET, "/api/cron/expire-upload-sessions");
+        if let Some(secret) = secret {
+            request = request.header("authorization", format!("Bearer {secret}"));
+        }
+        self.send(request.body(Full::new(Bytes::new())).unwrap())
+            .await
+    }
+
+    /// Moves a session's expiry `minutes` into the past (negative: future).
+    pub async fn expire(&self, session: &str, minutes: i64) {
+        sqlx::query(
+            "UPDATE upload_sessions
+                SET expires_at = (now() AT TIME ZONE 'utc') - make_interval(mins => $2)
+              WHERE id = $1::uuid",
+        )
+        .bind(session)
+        .bind(minutes as i32)
+        .execute(self.state.db())
+        .await
+        .expect("expire the session");
+    }
+
+    /// The S3 key and upload ID registration stored for a file.
+    pub async fn file_upload(&self, file: &str) -> (String, String) {
+        sqlx::query_as("SELECT s3_key, upload_id FROM upload_session_files WHERE id = $1::uuid")
+            .bind(file)
+            .fetch_one(self.state.db())
+            .await
+            .expect("the file row")
+    }
+
+    /// Whether S3 holds an object at `key`.
+    pub async fn object_exists(&self, key: &str) -> bool {
+        self.state
+            .s3()
+            .object_size(key)
+            .await
+            .expect("HeadObject")
+            .is_some()
+    }
+
     pub async fn put_part(
         &self,
         session: &str,

@@ -6,6 +6,8 @@ mod complete;
 mod finalize;
 mod frontend;
 mod helpers;
+mod lifecycle;
 mod parts;
 mod register;
 mod sessions;
+mod sweeper;

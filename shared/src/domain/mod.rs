@@ -3,6 +3,7 @@
 
 mod file;
 mod keys;
+mod lifecycle;
 mod magic;
 mod part;
 mod slug;
@@ -11,6 +12,10 @@ mod verify;
 
 pub use file::{ByteSize, DeclaredFiles, Extension, FileCategory, FileMetadata, FileRejection};
 pub use keys::{ObjectKey, key_safe_user_id};
+pub use lifecycle::{
+    FileAction, FileRefusal, FileStatus, Permit, Refusal, SessionAction, SessionState,
+    SessionStatus,
+};
 pub use magic::{SNIFF_LEN, content_matches};
 pub use part::{PartNumber, PartPlan, S3_MIN_PART_SIZE};
 pub use slug::{SLUG_MAX_LEN, slug_candidate, slugify};

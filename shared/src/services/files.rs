@@ -9,10 +9,11 @@ use crate::domain::{
     FieldErrors, FileCategory, FileMetadata, JsonObject, ObjectKey, PartNumber, PartPlan,
     S3_MIN_PART_SIZE,
 };
+use crate::domain::{FileAction, Permit, Refusal, SessionAction};
 use crate::error::ApiError;
 use crate::s3::StoredPart;
-use crate::services::parts;
 use crate::services::records::{self, FILE_COLUMNS, FileRow, SESSION_COLUMNS, SessionRow};
+use crate::services::{lifecycle, parts};
 use crate::state::AppState;
 use crate::time;
 
@@ -163,22 +164,24 @@ async fn registrable_session(
     Ok(session)
 }
 
+/// Registration's own answers to the lifecycle's refusals (contract §4.2):
+/// 400, with the expiry context when the session expired.
 async fn ensure_registrable(state: &AppState, session: &SessionRow) -> Result<(), ApiError> {
-    if session.status != "active" {
-        return Err(ApiError::bad_request_with(
+    let now = time::now();
+    match lifecycle::lifecycle_of(state, session, now).permits(SessionAction::RegisterFile) {
+        Ok(_) => Ok(()),
+        Err(Refusal::Expired) if session.status == "active" => {
+            let (expires_at, now) = session.expiration(state.db(), now).await;
+            Err(ApiError::bad_request_with(
+                "The upload session has expired; create a new session",
+                json!({"sessionExpired": true, "expiresAt": expires_at, "now": now}),
+            ))
+        }
+        Err(_) => Err(ApiError::bad_request_with(
             "The upload session is not active",
             json!({"status": session.status}),
-        ));
+        )),
     }
-    let now = time::now();
-    if session.is_expired(now) {
-        let (expires_at, now) = session.expiration(state.db(), now).await;
-        return Err(ApiError::bad_request_with(
-            "The upload session has expired; create a new session",
-            json!({"sessionExpired": true, "expiresAt": expires_at, "now": now}),
-        ));
-    }
-    Ok(())
 }
 
 async fn register_one(
@@ -233,12 +236,7 @@ async fn reregister(
     file: &FileMetadata,
 ) -> Result<FileRow, ApiError> {
     let row = records::session_file(state.db(), session.id, file_id).await?;
-    if row.is_completed() {
-        return Err(ApiError::Conflict {
-            message: "This file is already completed".into(),
-            details: json!({"fileId": row.id, "fileUrl": row.file_url}),
-        });
-    }
+    lifecycle::file_permit(&row, FileAction::Reregister)?;
     let same = row.category == file.category.as_str()
         && row.name == file.name
         && row.size as u64 == file.size.bytes()
@@ -426,10 +424,21 @@ async fn presign_all(
     upload_id: &str,
     plan: PartPlan,
 ) -> Result<Vec<PresignedPartUrl>, ApiError> {
+    presign_parts(state, key, upload_id, plan, plan.parts()).await
+}
+
+/// Presigned URLs for `parts` of the file, valid for `PRESIGNED_URL_TTL_MINUTES`.
+pub async fn presign_parts(
+    state: &AppState,
+    key: &str,
+    upload_id: &str,
+    plan: PartPlan,
+    parts: impl IntoIterator<Item = PartNumber>,
+) -> Result<Vec<PresignedPartUrl>, ApiError> {
     let ttl = state.config().presigned_url_ttl;
     let expires_at = time::rfc3339(time::add(time::now(), ttl));
-    let mut urls = Vec::with_capacity(plan.part_count() as usize);
-    for part in plan.parts() {
+    let mut urls = Vec::new();
+    for part in parts {
         let size = plan.part_size_of(part);
         let presigned = state
             .s3()
@@ -492,9 +501,15 @@ pub async fn complete(
     let listed = parse_listed_parts(&body)?;
     let session = records::owned_session(state.db(), session_id, user).await?;
     let now = time::now();
-    if session.is_expired(now) {
-        return Err(session.gone(state.db(), now).await);
-    }
+    // A finalized session still answers a repeated complete of a completed
+    // file (below); it completes nothing new.
+    let replay_only = match lifecycle::lifecycle_of(state, &session, now)
+        .permits(SessionAction::CompleteFile)
+    {
+        Ok(_) => None,
+        Err(Refusal::Finalized) => Some(Refusal::Finalized),
+        Err(refusal) => return Err(lifecycle::refusal_error(state, &session, refusal, now).await),
+    };
 
     let mut tx = state.db().begin().await?;
     let file: FileRow = sqlx::query_as(&format!(
@@ -506,7 +521,10 @@ pub async fn complete(
     .await?
     .ok_or(ApiError::NotFound("file"))?;
 
-    if let (true, Some(file_url)) = (file.is_completed(), &file.file_url) {
+    if let (Ok(Permit::AlreadyDone), Some(file_url)) = (
+        lifecycle::file_permit(&file, FileAction::Complete),
+        &file.file_url,
+    ) {
         tracing::warn!(
             "file already completed: answering idempotently (the client may be retrying)"
         );
@@ -514,6 +532,10 @@ pub async fn complete(
             file_id,
             file_url: file_url.clone(),
         });
+    }
+    if let Some(refusal) = replay_only {
+        drop(tx);
+        return Err(lifecycle::refusal_error(state, &session, refusal, now).await);
     }
 
     let (key, upload_id) = file.upload()?;

@@ -12,12 +12,14 @@ use uuid::Uuid;
 
 use crate::auth::User;
 use crate::db;
+use crate::domain::SessionAction;
 use crate::domain::{
     FieldErrors, FileCategory, FileVerificationProblem, JsonObject, SNIFF_LEN, TextKind,
     VerificationFailure, content_matches, slug_candidate, slugify, text_problem,
 };
 use crate::error::ApiError;
 use crate::rate_limit;
+use crate::services::lifecycle;
 use crate::services::records::{self, FILE_COLUMNS, FileRow, SessionRow};
 use crate::state::AppState;
 use crate::time;
@@ -141,10 +143,7 @@ pub async fn finalize(
         if let Some(view) = replay(state, &session).await? {
             return Ok(FinalizeOutcome::Replayed(view));
         }
-        let now = time::now();
-        if session.is_expired(now) {
-            return Err(session.gone(state.db(), now).await);
-        }
+        lifecycle::permit(state, &session, SessionAction::Finalize).await?;
         if let Some(lock) = acquire_lock(state, &session).await? {
             break lock;
         }
@@ -206,6 +205,7 @@ async fn acquire_lock(
          UPDATE upload_sessions s SET finalizing_at = $2, updated_at = $2
            FROM previous
           WHERE s.id = previous.id
+            AND s.status = ANY($4)
             AND s.finalized_at IS NULL
             AND (previous.finalizing_at IS NULL OR previous.finalizing_at < $3)
          RETURNING previous.finalizing_at",
@@ -213,6 +213,7 @@ async fn acquire_lock(
     .bind(session.id)
     .bind(now)
     .bind(stale_before)
+    .bind(SessionAction::Finalize.from_statuses())
     .fetch_optional(state.db())
     .await?;
     match taken {

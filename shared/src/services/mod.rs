@@ -4,6 +4,7 @@
 
 pub mod files;
 pub mod finalize;
+pub mod lifecycle;
 pub mod parts;
 pub mod records;
 pub mod sessions;

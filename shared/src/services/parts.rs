@@ -8,10 +8,11 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::auth::User;
-use crate::domain::PartNumber;
+use crate::domain::{FileAction, FileStatus, PartNumber, SessionAction};
 use crate::error::ApiError;
 use crate::http::ApiRequest;
 use crate::s3::StoredPart;
+use crate::services::lifecycle;
 use crate::services::records::{self, FileRow, SessionRow};
 use crate::state::AppState;
 use crate::time;
@@ -94,7 +95,7 @@ pub async fn list(
     let session = records::owned_session(state.db(), session_id, user).await?;
     let file = records::session_file(state.db(), session_id, file_id).await?;
     // A completed upload no longer exists in S3; its recorded parts are final.
-    if !file.is_completed() && file.upload_id.is_some() {
+    if FileStatus::parse(&file.status).has_open_upload() && file.upload_id.is_some() {
         reconcile(state, &session, &file).await?;
     }
     let parts = sqlx::query_as::<_, PartView>(
@@ -151,17 +152,9 @@ pub async fn upload(
     }
 
     let session = records::owned_session(state.db(), session_id, user).await?;
-    let now = time::now();
-    if session.is_expired(now) {
-        return Err(session.gone(state.db(), now).await);
-    }
+    lifecycle::permit(state, &session, SessionAction::UploadParts).await?;
     let file = records::session_file(state.db(), session_id, file_id).await?;
-    if file.is_completed() {
-        return Err(ApiError::Conflict {
-            message: "This file is already completed; it takes no more parts".into(),
-            details: serde_json::json!({"fileId": file.id}),
-        });
-    }
+    lifecycle::file_permit(&file, FileAction::UploadPart)?;
     let (key, upload_id) = file.upload()?;
 
     let started = request.started;
@@ -285,11 +278,13 @@ async fn record_part(
     .execute(&mut *tx)
     .await?;
     sqlx::query(
-        "UPDATE upload_session_files SET status = 'uploading', updated_at = $2
-          WHERE id = $1 AND status = 'pending'",
+        "UPDATE upload_session_files SET status = $3, updated_at = $2
+          WHERE id = $1 AND status = $4",
     )
     .bind(file.id)
     .bind(now)
+    .bind(FileStatus::Pending.after_part().as_str())
+    .bind(FileStatus::Pending.as_str())
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;

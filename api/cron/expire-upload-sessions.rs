@@ -1,0 +1,9 @@
+//! `GET /api/cron/expire-upload-sessions` — the expiry sweeper, run by Vercel Cron (200 with its counts).
+//!
+//! Auth: `Authorization: Bearer $CRON_SECRET` only; anything else is 403. All logic lives in
+//! `moc_shared`; this binary only runs the route as a Vercel function.
+
+#[tokio::main]
+async fn main() -> Result<(), moc_shared::runtime::Error> {
+    moc_shared::runtime::serve(&moc_shared::routes::EXPIRE_SESSIONS).await
+}

@@ -1,0 +1,9 @@
+//! `DELETE /api/mocs/uploads/sessions/{sessionId}/files/{fileId}` — abort one file: its upload, object and rows (204).
+//!
+//! Auth: cookie or bearer JWT (or AUTH_BYPASS in development). All logic lives in
+//! `moc_shared`; this binary only runs the route as a Vercel function.
+
+#[tokio::main]
+async fn main() -> Result<(), moc_shared::runtime::Error> {
+    moc_shared::runtime::serve(&moc_shared::routes::ABORT_FILE).await
+}

@@ -1,0 +1,9 @@
+//! `POST /api/mocs/uploads/sessions/{sessionId}/files/{fileId}/urls` — fresh presigned part URLs, for the listed parts or every part S3 lacks (200).
+//!
+//! Auth: cookie or bearer JWT (or AUTH_BYPASS in development). All logic lives in
+//! `moc_shared`; this binary only runs the route as a Vercel function.
+
+#[tokio::main]
+async fn main() -> Result<(), moc_shared::runtime::Error> {
+    moc_shared::runtime::serve(&moc_shared::routes::FRESH_URLS).await
+}

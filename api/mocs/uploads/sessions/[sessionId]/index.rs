@@ -1,0 +1,9 @@
+//! `GET /api/mocs/uploads/sessions/{sessionId}` — the session's status and files (200); `DELETE` — cancel it (204).
+//!
+//! Auth: cookie or bearer JWT (or AUTH_BYPASS in development). All logic lives in
+//! `moc_shared`; this binary only runs the route as a Vercel function.
+
+#[tokio::main]
+async fn main() -> Result<(), moc_shared::runtime::Error> {
+    moc_shared::runtime::serve(&moc_shared::routes::SESSION).await
+}
