@@ -314,6 +314,16 @@ async fn claim_leftover(state: &AppState, session_id: Uuid) -> Result<bool, ApiE
     Ok(claimed.rows_affected() == 1)
 }
 
+/// The guarded statement matched nothing although the lifecycle, asked
+/// again, allows the action: the session changed between the two (a
+/// finalize lock taken and released). Retrying is safe.
+fn changed_meanwhile() -> ApiError {
+    ApiError::Conflict {
+        message: "The upload session changed while this request ran; retry".into(),
+        details: json!({"retryStrategy": "RETRY"}),
+    }
+}
+
 fn lease_expired_before(now: NaiveDateTime) -> NaiveDateTime {
     now - chrono::Duration::from_std(CLEANUP_LEASE).unwrap_or_default()
 }
@@ -351,8 +361,10 @@ pub async fn cancel(state: &AppState, user: &User, session_id: Uuid) -> Result<(
         if claimed.rows_affected() == 0 {
             // Something changed since the read: decide again on fresh data.
             let current = records::owned_session(state.db(), session_id, user).await?;
-            permit(state, &current, SessionAction::Cancel).await?;
-            claim_leftover(state, session_id).await?
+            match permit(state, &current, SessionAction::Cancel).await? {
+                Permit::AlreadyDone => claim_leftover(state, session_id).await?,
+                Permit::Proceed => return Err(changed_meanwhile()),
+            }
         } else {
             true
         }
@@ -463,7 +475,7 @@ pub async fn extend(state: &AppState, user: &User, session_id: Uuid) -> Result<E
     let Some(expires_at) = updated else {
         let current = records::owned_session(state.db(), session_id, user).await?;
         permit(state, &current, SessionAction::Extend).await?;
-        return Err(ApiError::internal("extend lost a race it cannot explain"));
+        return Err(changed_meanwhile());
     };
     tracing::info!(
         expires_at = %time::rfc3339(expires_at),
