@@ -236,7 +236,7 @@ async fn a_finalized_or_finalizing_session_cannot_be_cancelled_extended_or_lose_
         app.delete(&format!("{S}/{session}/files/{file}")).await,
     ] {
         response.assert_error(409, "CONFLICT");
-        assert_eq!(response.body["details"]["status"], "finalizing");
+        assert_eq!(response.body["error"]["details"]["status"], "finalizing");
     }
     assert_eq!(app.open_uploads().await, 1);
 }
@@ -253,7 +253,7 @@ async fn an_expired_session_is_gone_for_changes_but_can_still_be_cancelled(pool:
             .await,
     ] {
         response.assert_error(410, "GONE");
-        assert_eq!(response.body["details"]["sessionExpired"], true);
+        assert_eq!(response.body["error"]["details"]["sessionExpired"], true);
     }
     assert_eq!(file_rows(&pool, &session).await.0, 1);
     app.delete(&format!("{S}/{session}"))
