@@ -27,6 +27,16 @@ async fn main() {
 async fn run() -> Result<(), BoxError> {
     moc_shared::telemetry::init();
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("migrate") => return migrate().await,
+        Some(other) => {
+            return Err(format!(
+                "unknown command {other:?}; usage: moc-dev (serve the API) | moc-dev migrate"
+            )
+            .into());
+        }
+    }
     let port: u16 = env("PORT").map_or(Ok(3000), |p| p.parse())?;
     let s3_port: u16 = env("S3_PORT").map_or(Ok(9000), |p| p.parse())?;
     // Gateway mode: forward to the real function binaries (dev/src/gateway.rs).
@@ -56,8 +66,12 @@ async fn run() -> Result<(), BoxError> {
     }
     let config = Config::from_lookup(|name| env(name).or_else(|| defaults.get(name).cloned()))?;
 
-    services::ensure_local_services(&config.database_url, config.redis_url.as_deref()).await?;
-    services::ensure_database(&config.database_url).await?;
+    // The dev server's own setup (create the database, migrate, seed) uses
+    // the direct URL, so DATABASE_URL may point at a transaction pooler.
+    services::ensure_local_services(&config.migration_database_url, config.redis_url.as_deref())
+        .await?;
+    services::ensure_database(&config.migration_database_url).await?;
+    let direct = sqlx::PgPool::connect(&config.migration_database_url).await?;
 
     let (_embedded, credentials) = match external_s3 {
         Some(_) => (None, StaticCredentials::from_env()),
@@ -83,8 +97,9 @@ async fn run() -> Result<(), BoxError> {
 
     let state = AppState::new(config.clone(), credentials)?;
     config.log_cold_start_warnings();
-    moc_shared::db::MIGRATOR.run(state.db()).await?;
-    seeds::seed(&state).await?;
+    moc_shared::db::MIGRATOR.run(&direct).await?;
+    seeds::seed(&state, &direct).await?;
+    direct.close().await;
 
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
     let s3_where = match &config.s3.endpoint {
@@ -116,6 +131,36 @@ async fn run() -> Result<(), BoxError> {
         Some(functions) => gateway::serve(listener, Gateway::for_repo(functions)).await?,
         None => server::serve(listener, state).await?,
     }
+    Ok(())
+}
+
+/// `moc-dev migrate`: applies the migrations to the database of
+/// `DATABASE_URL_UNPOOLED` (or `POSTGRES_URL_NON_POOLING`, else
+/// `DATABASE_URL` / `POSTGRES_URL`), the deploy-time step of the README.
+/// It needs nothing else from the environment. A direct connection: the
+/// migrator holds a session-level advisory lock, which a transaction-mode
+/// pooler would not keep.
+async fn migrate() -> Result<(), BoxError> {
+    let url = moc_shared::config::migration_url(&|name| std::env::var(name).ok())
+        .ok_or("set DATABASE_URL_UNPOOLED (or POSTGRES_URL_NON_POOLING, or DATABASE_URL)")?;
+    let started = std::time::Instant::now();
+    let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await?;
+    let migrator = &moc_shared::db::MIGRATOR;
+    migrator.run_direct(&mut connection).await?;
+    let applied: Vec<(i64, String)> =
+        sqlx::query_as("SELECT version, description FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut connection)
+            .await?;
+    for (version, description) in &applied {
+        eprintln!("  applied {version} {description}");
+    }
+    eprintln!(
+        "moc-dev migrate: {} of {} migrations applied to {} in {} ms",
+        applied.len(),
+        migrator.iter().count(),
+        redact(&url),
+        started.elapsed().as_millis()
+    );
     Ok(())
 }
 

@@ -8,6 +8,7 @@ use moc_shared::AppState;
 use moc_shared::auth::User;
 use moc_shared::domain::PartNumber;
 use moc_shared::error::BoxError;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 const SEED_SQL: &str = include_str!("../../seeds/dev.sql");
@@ -25,27 +26,34 @@ pub fn seed_pdf(len: usize) -> Bytes {
     Bytes::from(bytes)
 }
 
-pub async fn seed(state: &AppState) -> Result<(), BoxError> {
-    sqlx::raw_sql(SEED_SQL).execute(state.db()).await?;
+/// `direct` is a direct (unpooled) connection: the seed script is a
+/// multi-statement transaction of its own.
+pub async fn seed(state: &AppState, direct: &PgPool) -> Result<(), BoxError> {
+    sqlx::raw_sql(SEED_SQL).execute(direct).await?;
     for file_id in [COMPLETED_FILE, STALE_LOCK_FILE] {
-        store_completed(state, file_id, seed_pdf(4096)).await?;
+        store_completed(state, direct, file_id, seed_pdf(4096)).await?;
     }
-    start_resume_upload(state).await?;
+    start_resume_upload(state, direct).await?;
     Ok(())
 }
 
-async fn key_of(state: &AppState, file_id: Uuid) -> Result<(String, String), BoxError> {
+async fn key_of(direct: &PgPool, file_id: Uuid) -> Result<(String, String), BoxError> {
     Ok(
         sqlx::query_as("SELECT s3_key, mime_type FROM upload_session_files WHERE id = $1")
             .bind(file_id)
-            .fetch_one(state.db())
+            .fetch_one(direct)
             .await?,
     )
 }
 
 /// A one-part multipart upload, completed: what a finished upload leaves.
-async fn store_completed(state: &AppState, file_id: Uuid, body: Bytes) -> Result<(), BoxError> {
-    let (key, mime_type) = key_of(state, file_id).await?;
+async fn store_completed(
+    state: &AppState,
+    direct: &PgPool,
+    file_id: Uuid,
+    body: Bytes,
+) -> Result<(), BoxError> {
+    let (key, mime_type) = key_of(direct, file_id).await?;
     let s3 = state.s3();
     let upload_id = s3.create_multipart_upload(&key, &mime_type).await?;
     let part = PartNumber::new(1).expect("1 is a part number");
@@ -61,14 +69,14 @@ async fn store_completed(state: &AppState, file_id: Uuid, body: Bytes) -> Result
     .bind(len as i32)
     .bind(&upload_id)
     .bind(&file_url)
-    .execute(state.db())
+    .execute(direct)
     .await?;
     Ok(())
 }
 
 /// The 10 MiB resume file: an open multipart upload holding part 1 (5 MiB).
-async fn start_resume_upload(state: &AppState) -> Result<(), BoxError> {
-    let (key, mime_type) = key_of(state, RESUME_FILE).await?;
+async fn start_resume_upload(state: &AppState, direct: &PgPool) -> Result<(), BoxError> {
+    let (key, mime_type) = key_of(direct, RESUME_FILE).await?;
     let s3 = state.s3();
     let upload_id = s3.create_multipart_upload(&key, &mime_type).await?;
     let part = PartNumber::new(1).expect("1 is a part number");
@@ -77,7 +85,7 @@ async fn start_resume_upload(state: &AppState) -> Result<(), BoxError> {
     sqlx::query("UPDATE upload_session_files SET upload_id = $2 WHERE id = $1")
         .bind(RESUME_FILE)
         .bind(&upload_id)
-        .execute(state.db())
+        .execute(direct)
         .await?;
     // Listing the parts reconciles them into upload_session_parts, exactly as
     // a resuming client's first call would.

@@ -69,7 +69,11 @@ pub struct S3Config {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub stage: Stage,
+    /// What the functions connect to: `DATABASE_URL`, else `POSTGRES_URL`;
+    /// usually a transaction-mode pooler (`crate::db`).
     pub database_url: String,
+    /// What migrations and other session-level tooling connect to (§2).
+    pub migration_database_url: String,
     pub s3: S3Config,
     pub auth: AuthConfig,
     pub limits: UploadLimits,
@@ -133,7 +137,13 @@ impl Config {
         };
 
         let stage = Stage(env.string("STAGE").unwrap_or_else(|| "dev".into()));
-        let database_url = env.required("DATABASE_URL");
+        let database_url = env
+            .string("DATABASE_URL")
+            .or_else(|| env.string("POSTGRES_URL"));
+        if database_url.is_none() {
+            env.problem("DATABASE_URL (or POSTGRES_URL) is required");
+        }
+        let migration_database_url = migration_url(&|name| env.string(name));
         let bucket = env
             .string("MOC_BUCKET")
             .or_else(|| env.string("LEGO_API_BUCKET_NAME"));
@@ -234,6 +244,7 @@ impl Config {
             cron_secret,
             sweep_batch_size: env.number("SWEEP_BATCH_SIZE", 100, 1..=1_000) as u32,
             database_url: database_url.unwrap_or_default(),
+            migration_database_url: migration_database_url.unwrap_or_default(),
             s3: S3Config {
                 bucket,
                 region,
@@ -329,14 +340,6 @@ impl Env<'_> {
         (self.lookup)(name).map(|value| value.trim().to_owned())
     }
 
-    fn required(&mut self, name: &str) -> Option<String> {
-        let value = self.string(name);
-        if value.is_none() {
-            self.problem(format!("{name} is required"));
-        }
-        value
-    }
-
     fn flag(&mut self, name: &str) -> bool {
         match self.string(name).map(|v| v.to_ascii_lowercase()).as_deref() {
             None | Some("false" | "0" | "no" | "off") => false,
@@ -366,6 +369,19 @@ impl Env<'_> {
     }
 }
 
+/// The direct (unpooled) URL that migrations use: `DATABASE_URL_UNPOOLED`,
+/// else `POSTGRES_URL_NON_POOLING` (the names the Vercel Postgres / Neon
+/// integration sets), else the pooled `DATABASE_URL` / `POSTGRES_URL`.
+/// Migrations take a session-level advisory lock, which a transaction-mode
+/// pooler does not keep.
+pub fn migration_url(lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+    get("DATABASE_URL_UNPOOLED")
+        .or_else(|| get("POSTGRES_URL_NON_POOLING"))
+        .or_else(|| get("DATABASE_URL"))
+        .or_else(|| get("POSTGRES_URL"))
+}
+
 impl ByteSize {
     pub const fn mib(mebibytes: u64) -> Self {
         ByteSize::new(mebibytes * MIB)
@@ -390,6 +406,48 @@ mod tests {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
         Config::from_lookup(|name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn functions_use_the_pooled_url_and_migrations_the_direct_one() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.database_url, "postgres://localhost/db");
+        assert_eq!(config.migration_database_url, "postgres://localhost/db");
+
+        let vercel = |vars: &[(&str, &str)]| {
+            let env: HashMap<&str, &str> = vars.iter().copied().collect();
+            Config::from_lookup(|name| {
+                env.get(name).map(|v| v.to_string()).or_else(|| match name {
+                    "MOC_BUCKET" => Some("b".into()),
+                    "AUTH_BYPASS" => Some("true".into()),
+                    _ => None,
+                })
+            })
+        };
+        let config = vercel(&[
+            ("POSTGRES_URL", "postgres://pooled/db"),
+            ("POSTGRES_URL_NON_POOLING", "postgres://direct/db"),
+        ])
+        .unwrap();
+        assert_eq!(config.database_url, "postgres://pooled/db");
+        assert_eq!(config.migration_database_url, "postgres://direct/db");
+        let config = vercel(&[
+            ("DATABASE_URL", "postgres://pooled/a"),
+            ("POSTGRES_URL", "postgres://pooled/b"),
+            ("DATABASE_URL_UNPOOLED", "postgres://direct/a"),
+            ("POSTGRES_URL_NON_POOLING", "postgres://direct/b"),
+        ])
+        .unwrap();
+        assert_eq!(config.database_url, "postgres://pooled/a");
+        assert_eq!(config.migration_database_url, "postgres://direct/a");
+        let missing = vercel(&[]).unwrap_err();
+        assert!(
+            missing
+                .problems
+                .iter()
+                .any(|p| p.contains("DATABASE_URL (or POSTGRES_URL)")),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -1,32 +1,315 @@
-//! Postgres access. One small pool per function instance.
+//! Postgres access: one small pool per function instance, and the only way
+//! the services reach it.
+//!
+//! Production connects through a transaction-mode pooler (Vercel Postgres /
+//! Neon, Supabase's pooler, PgBouncer), which hands a server connection to a
+//! client only until the transaction ends. So (see
+//! `docs/adr/0002-transaction-pooler.md`):
+//!
+//! - every statement runs **unnamed** (`persistent = false`): a named
+//!   prepared statement would stay on a server connection that the next
+//!   client then shares (`prepared statement "sqlx_s_1" already exists`).
+//!   sqlx's `statement_cache_capacity(0)` alone does not do this: it still
+//!   names each statement and never closes it;
+//! - every statement runs **inside an explicit transaction**: sqlx parses an
+//!   unnamed statement and syncs before it binds and executes, and outside a
+//!   transaction a pooler may hand the second half to another server
+//!   connection;
+//! - no session state: no advisory locks, no `SET` outside a transaction.
+//!
+//! [`Db`] and [`Tx`] enforce the first two for every query, `query!` macros
+//! included: they are the [`Executor`]s the services get, and they mark each
+//! statement unnamed before handing it to the connection. A statement run on
+//! `&Db` is its own transaction; [`Db::begin`] groups several.
 
+use std::fmt;
 use std::time::Duration;
 
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use futures::future::BoxFuture;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
+use sqlx::error::BoxDynError;
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgQueryResult, PgRow};
+use sqlx::{Describe, Either, Execute, Executor, PgConnection, PgPool, Postgres};
 
 use crate::config::Config;
 
 /// The schema migrations, embedded so every binary and test applies the same set.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-/// A lazily connecting pool: building it costs nothing at cold start, and the
+/// Connections per function instance. Serverless instances multiply and
+/// Postgres connections do not; no request needs more than one at a time.
+pub const MAX_CONNECTIONS: u32 = 5;
+/// How long a request waits for a connection before answering 503
+/// DATABASE_UNAVAILABLE: well inside the shortest `maxDuration` (10 s).
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The pool of the functions, over `DATABASE_URL` (usually the pooled URL).
+/// It connects lazily: building it costs nothing at cold start, and the
 /// first query opens the first connection.
-///
-/// - At most 5 connections: serverless instances multiply, Postgres does not.
-/// - No prepared-statement cache: it must work behind a transaction-mode
-///   pooler (PgBouncer, Neon), where a session's statements do not survive.
-pub fn pool(config: &Config) -> Result<PgPool, sqlx::Error> {
+pub fn pool(config: &Config) -> Result<Db, sqlx::Error> {
     let options: PgConnectOptions = config.database_url.parse()?;
-    Ok(pool_options().connect_lazy_with(options.statement_cache_capacity(0)))
+    Ok(Db::new(connect_lazy(options)))
 }
 
+/// The production pool settings over any connect options (tests point them
+/// at a pooler).
+pub fn connect_lazy(options: PgConnectOptions) -> PgPool {
+    pool_options().connect_lazy_with(connection_options(options))
+}
+
+/// What every connection of the functions is opened with.
+///
+/// - No statement cache: nothing is prepared under a name anyway ([`Tx`]).
+/// - No `extra_float_digits` startup parameter: PgBouncer refuses unknown
+///   startup parameters unless told to ignore them, and no column here is a
+///   float.
+pub fn connection_options(options: PgConnectOptions) -> PgConnectOptions {
+    options.statement_cache_capacity(0).extra_float_digits(None)
+}
+
+/// - No ping before each acquire: it would cost a round trip per
+///   transaction (to the pooler, and through it a server connection). A
+///   connection that died while idle is noticed by its BEGIN instead, which
+///   [`Db::begin_with`] then retries once on a fresh connection.
 pub fn pool_options() -> PgPoolOptions {
     PgPoolOptions::new()
-        .max_connections(5)
+        .max_connections(MAX_CONNECTIONS)
         .min_connections(0)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .idle_timeout(Some(Duration::from_secs(60)))
+        .test_before_acquire(false)
+}
+
+/// The instance's database. An [`Executor`]: each statement run on it is a
+/// transaction of its own (BEGIN, the unnamed statement, COMMIT).
+#[derive(Clone)]
+pub struct Db {
+    pool: PgPool,
+}
+
+impl fmt::Debug for Db {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Db")
+            .field("size", &self.pool.size())
+            .finish()
+    }
+}
+
+impl Db {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Begins a transaction; statements run on `&mut Tx` share it.
+    ///
+    /// A request holds at most one `Tx` and acquires nothing else while it
+    /// does: with every connection of the pool held by a transaction that
+    /// waits for another, the instance would stall until the acquire
+    /// timeout.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        self.begin_with("BEGIN").await
+    }
+
+    /// [`Db::begin`] with its own BEGIN statement, e.g. to set the isolation
+    /// level without another round trip.
+    ///
+    /// Acquiring the connection and its BEGIN share [`ACQUIRE_TIMEOUT`]: a
+    /// transaction-mode pooler accepts the connection at once and queues the
+    /// BEGIN until one of its server connections is free, so a full pooler
+    /// shows up here, as a wait, and must become a 503 rather than a hang
+    /// past the function's `maxDuration`. Every statement starts with a
+    /// BEGIN (see the module docs), so this is the one place a pooler's
+    /// queue is met.
+    pub async fn begin_with(&self, statement: &'static str) -> Result<Tx, sqlx::Error> {
+        let begin = async {
+            match self.pool.begin_with(statement).await {
+                // An idle connection the server or pooler closed meanwhile
+                // (a restart, an idle timeout): BEGIN did nothing, so it is
+                // safe to take another connection and begin again.
+                Err(sqlx::Error::Io(error)) => {
+                    tracing::info!(%error, "a pooled database connection was closed; reconnecting");
+                    self.pool.begin_with(statement).await
+                }
+                other => other,
+            }
+        };
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, begin).await {
+            Ok(inner) => Ok(Tx { inner: inner? }),
+            Err(_) => Err(sqlx::Error::PoolTimedOut),
+        }
+    }
+
+    /// The underlying pool, for tooling only (migrations, seeds, tests). A
+    /// request never uses it: its statements would be named and unpinned.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// A transaction whose statements are all unnamed. Dropped without
+/// [`Tx::commit`], it rolls back.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, Postgres>,
+}
+
+impl fmt::Debug for Tx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Tx")
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.inner.commit().await
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
+
+/// A query with the persistence switched off: sqlx then parses it as the
+/// unnamed statement, which the next Parse (or the transaction's end)
+/// replaces, so nothing outlives the transaction. Works the same for
+/// `sqlx::query(..)` and the `query!` macros.
+struct Unnamed<E>(E);
+
+impl<'q, E: Execute<'q, Postgres>> Execute<'q, Postgres> for Unnamed<E> {
+    fn sql(&self) -> &'q str {
+        self.0.sql()
+    }
+
+    fn statement(&self) -> Option<&<Postgres as sqlx::Database>::Statement<'q>> {
+        self.0.statement()
+    }
+
+    fn take_arguments(&mut self) -> Result<Option<PgArguments>, BoxDynError> {
+        self.0.take_arguments()
+    }
+
+    fn persistent(&self) -> bool {
+        false
+    }
+}
+
+fn named_statements_refused<'a, T: Send + 'a>() -> BoxFuture<'a, Result<T, sqlx::Error>> {
+    Box::pin(async {
+        Err(sqlx::Error::Configuration(
+            "named prepared statements are not used: they would outlive the transaction behind a transaction-mode pooler".into(),
+        ))
+    })
+}
+
+impl<'c> Executor<'c> for &'c mut Tx {
+    type Database = Postgres;
+
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<PgQueryResult, PgRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        let connection: &'c mut PgConnection = &mut self.inner;
+        connection.fetch_many(Unnamed(query))
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        let connection: &'c mut PgConnection = &mut self.inner;
+        connection.fetch_optional(Unnamed(query))
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        _sql: &'q str,
+        _parameters: &'e [sqlx::postgres::PgTypeInfo],
+    ) -> BoxFuture<'e, Result<sqlx::postgres::PgStatement<'q>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        named_statements_refused()
+    }
+
+    fn describe<'e, 'q: 'e>(
+        self,
+        _sql: &'q str,
+    ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        named_statements_refused()
+    }
+}
+
+impl<'c> Executor<'c> for &'c Db {
+    type Database = Postgres;
+
+    /// One statement in a transaction of its own. Its results are collected
+    /// before COMMIT (they are small here), so the connection is back in the
+    /// pool before the caller looks at them.
+    fn fetch_many<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxStream<'e, Result<Either<PgQueryResult, PgRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        futures::stream::once(async move {
+            let mut tx = self.begin().await?;
+            let results: Vec<_> = (&mut tx).fetch_many(query).try_collect().await?;
+            tx.commit().await?;
+            let rows = results.into_iter().map(Ok::<_, sqlx::Error>);
+            Ok::<_, sqlx::Error>(futures::stream::iter(rows))
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    fn fetch_optional<'e, 'q: 'e, E>(
+        self,
+        query: E,
+    ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
+    where
+        'c: 'e,
+        E: 'q + Execute<'q, Postgres>,
+    {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            let row = (&mut tx).fetch_optional(query).await?;
+            tx.commit().await?;
+            Ok(row)
+        })
+    }
+
+    fn prepare_with<'e, 'q: 'e>(
+        self,
+        _sql: &'q str,
+        _parameters: &'e [sqlx::postgres::PgTypeInfo],
+    ) -> BoxFuture<'e, Result<sqlx::postgres::PgStatement<'q>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        named_statements_refused()
+    }
+
+    fn describe<'e, 'q: 'e>(
+        self,
+        _sql: &'q str,
+    ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
+    where
+        'c: 'e,
+    {
+        named_statements_refused()
+    }
 }
 
 /// Postgres SQLSTATE of a database error, if any.
@@ -42,6 +325,51 @@ pub fn constraint(error: &sqlx::Error) -> Option<&str> {
     error.as_database_error().and_then(|e| e.constraint())
 }
 
+/// Whether an error means the database (or the pooler in front of it) could
+/// not serve the request right now, rather than a bug: the client should
+/// retry. Besides the pool's own timeouts and I/O errors, these are the
+/// SQLSTATEs of a server or pooler that refuses or drops connections
+/// (class 08, 53 "insufficient resources", 57P01-57P03 shutdown and
+/// "cannot connect now"); PgBouncer answers a full pool or an unreachable
+/// server with 08P01 and a message saying so.
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            code.starts_with("08")
+                || code.starts_with("53")
+                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
 pub const UNIQUE_VIOLATION: &str = "23505";
 pub const SERIALIZATION_FAILURE: &str = "40001";
 pub const DEADLOCK_DETECTED: &str = "40P01";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_carry_no_startup_parameter_a_pooler_refuses() {
+        let options = connection_options("postgres://u@h/db".parse().unwrap());
+        let debug = format!("{options:?}");
+        assert!(debug.contains("extra_float_digits: None"), "{debug}");
+        assert!(debug.contains("statement_cache_capacity: 0"), "{debug}");
+    }
+
+    #[test]
+    fn refused_and_dropped_connections_are_unavailable_not_bugs() {
+        assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
+        assert!(is_unavailable(&sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::ConnectionRefused
+        ))));
+        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+    }
+}

@@ -363,12 +363,10 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
-        match &error {
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_) => ApiError::DatabaseUnavailable(error.into()),
-            _ => ApiError::Internal(error.into()),
+        if crate::db::is_unavailable(&error) {
+            ApiError::DatabaseUnavailable(error.into())
+        } else {
+            ApiError::Internal(error.into())
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Rate limits as data: each limited action names its limit, its window and
 //! its store. `RATE_LIMIT_BYPASS` keeps counting and logging but never denies.
 
+use crate::db::Tx;
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Timelike, Utc};
-use sqlx::PgConnection;
 
 use crate::auth::User;
 use crate::config::Config;
@@ -43,7 +43,7 @@ impl RateLimitedAction {
 /// and then takes the update path, so nobody under the limit is denied (the
 /// old service's race).
 pub async fn count_session_create(
-    tx: &mut PgConnection,
+    tx: &mut Tx,
     config: &Config,
     user: &User,
 ) -> Result<(), ApiError> {

@@ -5,6 +5,8 @@ use std::sync::{Arc, LazyLock};
 
 use sqlx::PgPool;
 
+use crate::db::Db;
+
 use crate::auth::JwksCache;
 use crate::config::{Config, ConfigError};
 use crate::error::ApiError;
@@ -17,7 +19,7 @@ pub struct AppState {
 
 struct Inner {
     config: Config,
-    db: PgPool,
+    db: Db,
     s3: S3Store,
     jwks: JwksCache,
     redis: Option<redis::Client>,
@@ -44,13 +46,21 @@ impl AppState {
         let db = crate::db::pool(&config).map_err(|e| ConfigError {
             problems: vec![format!("DATABASE_URL is not a valid Postgres URL: {e}")],
         })?;
-        Self::with_pool(config, db, s3_credentials)
+        Self::with_db(config, db, s3_credentials)
     }
 
     /// State over an existing pool; tests hand in the per-test database.
     pub fn with_pool(
         config: Config,
-        db: PgPool,
+        pool: PgPool,
+        s3_credentials: Option<StaticCredentials>,
+    ) -> Result<Self, ConfigError> {
+        Self::with_db(config, Db::new(pool), s3_credentials)
+    }
+
+    fn with_db(
+        config: Config,
+        db: Db,
         s3_credentials: Option<StaticCredentials>,
     ) -> Result<Self, ConfigError> {
         let redis = match &config.redis_url {
@@ -84,7 +94,9 @@ impl AppState {
         &self.inner.config
     }
 
-    pub fn db(&self) -> &PgPool {
+    /// The database: every statement unnamed and inside a transaction
+    /// (`crate::db`), so it works through a transaction-mode pooler.
+    pub fn db(&self) -> &Db {
         &self.inner.db
     }
 

@@ -50,6 +50,10 @@ impl TestResponse {
         &self.body["error"]["details"]
     }
 
+    pub fn is_server_error(&self) -> bool {
+        self.status.is_server_error()
+    }
+
     #[track_caller]
     pub fn assert_status(&self, status: u16) -> &Self {
         assert_eq!(
@@ -93,6 +97,24 @@ pub fn assert_envelope(body: &Value, headers: &http::HeaderMap, code: &str) {
     assert_eq!(headers["x-correlation-id"].to_str().unwrap(), request_id);
 }
 
+/// The local port of a transaction-mode pooler the tests must go through.
+pub fn pooler_port() -> Option<u16> {
+    std::env::var("MOC_TEST_POOLER_PORT")
+        .ok()
+        .map(|port| port.parse().expect("MOC_TEST_POOLER_PORT is a port"))
+}
+
+/// The test database's pool, rerouted through the pooler when one is set.
+pub fn through_pooler(pool: PgPool) -> PgPool {
+    match pooler_port() {
+        Some(port) => {
+            let options = (*pool.connect_options()).clone().port(port);
+            moc_shared::db::connect_lazy(options)
+        }
+        None => pool,
+    }
+}
+
 fn unique_dir() -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     std::env::temp_dir().join(format!(
@@ -109,7 +131,18 @@ impl TestApp {
     }
 
     /// `env` overrides the test defaults, as environment variables would.
+    ///
+    /// With `MOC_TEST_POOLER_PORT` set (scripts/pgbouncer-check), the app
+    /// reaches the test's database through the transaction-mode pooler on
+    /// that local port, with the production pool settings, as a function
+    /// behind a pooled `DATABASE_URL` does.
     pub async fn with_env(pool: PgPool, env: &[(&str, &str)]) -> Self {
+        let pool = through_pooler(pool);
+        Self::with_pool(pool, env).await
+    }
+
+    /// The app over exactly this pool (no pooler rerouting).
+    pub async fn with_pool(pool: PgPool, env: &[(&str, &str)]) -> Self {
         let dir = unique_dir();
         let s3 = EmbeddedS3::start(EmbeddedS3Config {
             data_dir: dir.clone(),

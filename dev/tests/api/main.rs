@@ -3,6 +3,7 @@
 
 mod auth;
 mod complete;
+mod database;
 mod finalize;
 mod frontend;
 mod helpers;

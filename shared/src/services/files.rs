@@ -160,18 +160,25 @@ async fn registrable_session(
     session_id: Uuid,
 ) -> Result<SessionRow, ApiError> {
     let session = records::owned_session(state.db(), session_id, user).await?;
-    ensure_registrable(state, &session).await?;
+    ensure_registrable(state, state.db(), &session).await?;
     Ok(session)
 }
 
 /// Registration's own answers to the lifecycle's refusals (contract §4.2):
 /// 400, with the expiry context when the session expired.
-async fn ensure_registrable(state: &AppState, session: &SessionRow) -> Result<(), ApiError> {
+///
+/// `db` is the caller's transaction when it holds one: a request never
+/// acquires a second connection while it holds the first.
+async fn ensure_registrable(
+    state: &AppState,
+    db: impl sqlx::PgExecutor<'_>,
+    session: &SessionRow,
+) -> Result<(), ApiError> {
     let now = time::now();
     match lifecycle::lifecycle_of(state, session, now).permits(SessionAction::RegisterFile) {
         Ok(_) => Ok(()),
         Err(Refusal::Expired) if session.status == "active" => {
-            let (expires_at, now) = session.expiration(state.db(), now).await;
+            let (expires_at, now) = session.expiration(db, now).await;
             Err(ApiError::bad_request_with(
                 "The upload session has expired; create a new session",
                 json!({"sessionExpired": true, "expiresAt": expires_at, "now": now}),
@@ -283,11 +290,11 @@ async fn register_new(
         "SELECT {SESSION_COLUMNS} FROM upload_sessions WHERE id = $1 FOR NO KEY UPDATE"
     ))
     .bind(session.id)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut tx)
     .await?;
-    ensure_registrable(state, &locked).await?;
+    ensure_registrable(state, &mut tx, &locked).await?;
 
-    let existing = existing_file_id(&mut *tx, session.id, file).await?;
+    let existing = existing_file_id(&mut tx, session.id, file).await?;
     if let Some(existing_file_id) = existing {
         return Err(duplicate(existing_file_id, file));
     }
@@ -297,7 +304,7 @@ async fn register_new(
     )
     .bind(session.id)
     .bind(file.category.as_str())
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut tx)
     .await?;
     let max_files = match locked.declared_files() {
         Some(declared) => declared.of(file.category),
@@ -327,7 +334,7 @@ async fn register_new(
     .bind(file.ext.as_str())
     .bind(key.as_str())
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await;
     if let Err(error) = inserted {
         if crate::db::constraint(&error) == Some("upload_session_files_session_category_name_key") {
@@ -490,6 +497,15 @@ pub fn parse_listed_parts(body: &Value) -> Result<Vec<(PartNumber, String)>, Api
 /// stays locked from the status check to the status update, so of two
 /// concurrent completes one calls S3 and the other waits, then answers 200
 /// with the same `fileUrl`.
+///
+/// The row lock spans the S3 calls (ListParts, CompleteMultipartUpload) on
+/// purpose: it is what makes exactly one S3 completion happen and lets the
+/// loser answer with the winner's URL once the lock is released. A guarded
+/// `completing` status would free the connection during S3, but then the
+/// loser has to poll for the outcome and a crashed winner needs a staleness
+/// rule. The request holds this one connection and acquires no other (the
+/// reconciliation runs in the same transaction), so concurrent completes
+/// queue for the pool instead of starving it.
 #[tracing::instrument(skip_all, fields(user_id = %user.id, %session_id, %file_id))]
 pub async fn complete(
     state: &AppState,
@@ -499,7 +515,8 @@ pub async fn complete(
     body: Value,
 ) -> Result<CompletedFile, ApiError> {
     let listed = parse_listed_parts(&body)?;
-    let session = records::owned_session(state.db(), session_id, user).await?;
+    let mut tx = state.db().begin().await?;
+    let session = records::owned_session(&mut tx, session_id, user).await?;
     let now = time::now();
     // A finalized session still answers a repeated complete of a completed
     // file (below); it completes nothing new.
@@ -508,16 +525,15 @@ pub async fn complete(
     {
         Ok(_) => None,
         Err(Refusal::Finalized) => Some(Refusal::Finalized),
-        Err(refusal) => return Err(lifecycle::refusal_error(state, &session, refusal, now).await),
+        Err(refusal) => return Err(lifecycle::refusal_error(&mut tx, &session, refusal, now).await),
     };
 
-    let mut tx = state.db().begin().await?;
     let file: FileRow = sqlx::query_as(&format!(
         "SELECT {FILE_COLUMNS} FROM upload_session_files WHERE id = $1 AND session_id = $2 FOR NO KEY UPDATE"
     ))
     .bind(file_id)
     .bind(session_id)
-    .fetch_optional(&mut *tx)
+    .fetch_optional(&mut tx)
     .await?
     .ok_or(ApiError::NotFound("file"))?;
 
@@ -534,12 +550,11 @@ pub async fn complete(
         });
     }
     if let Some(refusal) = replay_only {
-        drop(tx);
-        return Err(lifecycle::refusal_error(state, &session, refusal, now).await);
+        return Err(lifecycle::refusal_error(&mut tx, &session, refusal, now).await);
     }
 
     let (key, upload_id) = file.upload()?;
-    let stored = parts::reconcile(state, &session, &file).await?;
+    let stored = parts::reconcile(state, &mut tx, &session, &file).await?;
     let to_complete = check_listed_parts(&file.plan(&session), &stored, &listed)?;
     state
         .s3()
@@ -554,7 +569,7 @@ pub async fn complete(
     .bind(file_id)
     .bind(&file_url)
     .bind(time::now())
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
 

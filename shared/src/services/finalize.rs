@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDateTime;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
 use crate::auth::User;
-use crate::db;
+use crate::db::{self, Tx};
 use crate::domain::SessionAction;
 use crate::domain::{
     FieldErrors, FileCategory, FileVerificationProblem, JsonObject, SNIFF_LEN, TextKind,
@@ -181,7 +180,7 @@ pub async fn finalize(
 async fn replay(state: &AppState, session: &SessionRow) -> Result<Option<MocView>, ApiError> {
     match (session.finalized_at, session.moc_instruction_id) {
         (Some(_), Some(moc_id)) => {
-            let mut view = load_moc(state.db().acquire().await?.as_mut(), moc_id).await?;
+            let mut view = read_moc(state, moc_id).await?;
             view.idempotent = true;
             Ok(Some(view))
         }
@@ -273,7 +272,7 @@ async fn finalize_locked(
         let slug = free_slug(state, &user.id, &base).await?;
         match write_moc(state, user, session, input, &files, &slug, lock).await {
             Ok(moc_id) => {
-                let view = load_moc(state.db().acquire().await?.as_mut(), moc_id).await?;
+                let view = read_moc(state, moc_id).await?;
                 return Ok((view, files));
             }
             Err(WriteError::TitleTaken) => {
@@ -444,10 +443,9 @@ async fn write_moc(
     slug: &str,
     lock: NaiveDateTime,
 ) -> Result<Uuid, WriteError> {
-    let mut connection = state.db().acquire().await?;
-    let mut tx = connection.begin().await?;
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        .execute(&mut *tx)
+    let mut tx = state
+        .db()
+        .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
         .await?;
 
     let moc_id = Uuid::new_v4();
@@ -466,7 +464,7 @@ async fn write_moc(
     .bind(&input.theme)
     .bind(sqlx::types::Json(&input.tags))
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
 
     let mut names = HashSet::new();
@@ -485,7 +483,7 @@ async fn write_moc(
         .bind(unique_name(&mut names, &file.name))
         .bind(&file.mime_type)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
     }
 
@@ -497,7 +495,7 @@ async fn write_moc(
         sqlx::query("UPDATE moc_instructions SET thumbnail_url = $2 WHERE id = $1")
             .bind(moc_id)
             .bind(&thumbnail)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
     }
 
@@ -511,7 +509,7 @@ async fn write_moc(
     .bind(now)
     .bind(moc_id)
     .bind(lock)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     if completed.rows_affected() != 1 {
         return Err(WriteError::LockLost);
@@ -537,7 +535,15 @@ fn unique_name(seen: &mut HashSet<String>, name: &str) -> String {
         .unwrap_or_else(|| name.to_owned())
 }
 
-async fn load_moc(db: &mut PgConnection, moc_id: Uuid) -> Result<MocView, ApiError> {
+/// The MOC and its files, read in one transaction.
+async fn read_moc(state: &AppState, moc_id: Uuid) -> Result<MocView, ApiError> {
+    let mut tx = state.db().begin().await?;
+    let view = load_moc(&mut tx, moc_id).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+async fn load_moc(db: &mut Tx, moc_id: Uuid) -> Result<MocView, ApiError> {
     #[derive(sqlx::FromRow)]
     struct MocRow {
         id: Uuid,

@@ -65,7 +65,7 @@ pub fn lifecycle_of(state: &AppState, session: &SessionRow, now: NaiveDateTime) 
 /// The contract's answer to a refusal: 410 for expiry (with its context),
 /// 409 for a finalized, finalizing or cancelled session.
 pub async fn refusal_error(
-    state: &AppState,
+    db: impl sqlx::PgExecutor<'_>,
     session: &SessionRow,
     refusal: Refusal,
     now: NaiveDateTime,
@@ -75,7 +75,7 @@ pub async fn refusal_error(
         details,
     };
     match refusal {
-        Refusal::Expired => session.gone(state.db(), now).await,
+        Refusal::Expired => session.gone(db, now).await,
         Refusal::Finalized => conflict(
             "The upload session is finalized; its files belong to the MOC",
             json!({"status": "completed", "mocId": session.moc_instruction_id}),
@@ -101,7 +101,7 @@ pub async fn permit(
     let now = time::now();
     match lifecycle_of(state, session, now).permits(action) {
         Ok(permit) => Ok(permit),
-        Err(refusal) => Err(refusal_error(state, session, refusal, now).await),
+        Err(refusal) => Err(refusal_error(state.db(), session, refusal, now).await),
     }
 }
 
@@ -535,7 +535,7 @@ pub async fn fresh_urls(
             numbers
         }
         None => {
-            let stored: HashSet<PartNumber> = parts::reconcile(state, &session, &file)
+            let stored: HashSet<PartNumber> = parts::reconcile(state, state.db(), &session, &file)
                 .await?
                 .into_iter()
                 .map(|p| p.part_number)

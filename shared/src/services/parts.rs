@@ -38,8 +38,11 @@ fn serialize_time<S: serde::Serializer>(
 /// pagination) and records it. Parts PUT straight to S3 through presigned
 /// URLs never pass through this service, so S3 is the truth and the table
 /// is brought up to it; a re-uploaded part's new ETag replaces the old one.
+///
+/// `db` is the caller's transaction when it holds one (complete does).
 pub async fn reconcile(
     state: &AppState,
+    db: impl sqlx::PgExecutor<'_>,
     session: &SessionRow,
     file: &FileRow,
 ) -> Result<Vec<StoredPart>, ApiError> {
@@ -78,7 +81,7 @@ pub async fn reconcile(
     .bind(&sizes)
     .bind(&uploaded)
     .bind(now)
-    .execute(state.db())
+    .execute(db)
     .await?;
     Ok(stored)
 }
@@ -92,11 +95,15 @@ pub async fn list(
     session_id: Uuid,
     file_id: Uuid,
 ) -> Result<Vec<PartView>, ApiError> {
-    let session = records::owned_session(state.db(), session_id, user).await?;
-    let file = records::session_file(state.db(), session_id, file_id).await?;
+    // The two look-ups share one transaction (fewer round trips); it ends
+    // before S3 is asked.
+    let mut tx = state.db().begin().await?;
+    let session = records::owned_session(&mut tx, session_id, user).await?;
+    let file = records::session_file(&mut tx, session_id, file_id).await?;
+    tx.commit().await?;
     // A completed upload no longer exists in S3; its recorded parts are final.
     if FileStatus::parse(&file.status).has_open_upload() && file.upload_id.is_some() {
-        reconcile(state, &session, &file).await?;
+        reconcile(state, state.db(), &session, &file).await?;
     }
     let parts = sqlx::query_as::<_, PartView>(
         "SELECT part_number, etag, size AS size_bytes, uploaded_at
@@ -151,9 +158,16 @@ pub async fn upload(
         _ => {}
     }
 
-    let session = records::owned_session(state.db(), session_id, user).await?;
+    // One transaction for the look-ups, ended before the lifecycle is asked
+    // (an expired session records its expiry on a connection of its own),
+    // the body is read and S3 is called: no connection is held while the
+    // part streams.
+    let mut tx = state.db().begin().await?;
+    let session = records::owned_session(&mut tx, session_id, user).await?;
+    let file = records::session_file(&mut tx, session_id, file_id).await;
+    tx.commit().await?;
     lifecycle::permit(state, &session, SessionAction::UploadParts).await?;
-    let file = records::session_file(state.db(), session_id, file_id).await?;
+    let file = file?;
     lifecycle::file_permit(&file, FileAction::UploadPart)?;
     let (key, upload_id) = file.upload()?;
 
@@ -275,7 +289,7 @@ async fn record_part(
     .bind(etag)
     .bind(size as i32)
     .bind(now)
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     sqlx::query(
         "UPDATE upload_session_files SET status = $3, updated_at = $2
@@ -285,7 +299,7 @@ async fn record_part(
     .bind(now)
     .bind(FileStatus::Pending.after_part().as_str())
     .bind(FileStatus::Pending.as_str())
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
     Ok(())

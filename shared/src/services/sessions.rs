@@ -99,7 +99,7 @@ pub async fn create(
     .bind(expires_at)
     .bind(now)
     .bind(sqlx::types::Json(&metadata))
-    .execute(&mut *tx)
+    .execute(&mut tx)
     .await?;
     tx.commit().await?;
 

@@ -1,0 +1,561 @@
+//! The production database path (issue 9): statements that do not outlive
+//! their transaction, a pool that never starves itself, and clear 503s when
+//! the database or the pooler in front of it is gone, with recovery on the
+//! same warm instance.
+//!
+//! Run by `scripts/test` over direct connections and by
+//! `scripts/pgbouncer-check` through PgBouncer in transaction mode
+//! (`MOC_TEST_POOLER_PORT`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use moc_shared::db;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::helpers::*;
+
+const SESSIONS: &str = "/api/mocs/uploads/sessions";
+
+/// Every route that reaches the database, once: create, register (also
+/// batch and re-registration), a proxied part, the parts list, complete,
+/// finalize and its replay.
+async fn every_database_route(app: &TestApp) {
+    let pdf = pdf_bytes(64 * 1024);
+    let png = png_bytes(2048);
+    let session = app
+        .create_session(json!([
+            pdf_meta("a.pdf", pdf.len()),
+            png_meta("b.png", png.len())
+        ]))
+        .await;
+    let (pdf_id, etag) = app
+        .upload_single_part(&session, pdf_meta("a.pdf", pdf.len()), pdf)
+        .await;
+    let mut again = pdf_meta("a.pdf", 64 * 1024);
+    again["fileId"] = json!(pdf_id);
+    again["partCount"] = json!(1);
+    app.register(&session, again).await.assert_status(200);
+    app.get(&format!("{SESSIONS}/{session}/files/{pdf_id}/parts"))
+        .await
+        .assert_status(200);
+    app.complete(&session, &pdf_id, json!([{"partNumber": 1, "etag": etag}]))
+        .await
+        .assert_status(200);
+    let batch = app
+        .post(
+            &format!("{SESSIONS}/{session}/files/batch"),
+            json!({"files": [png_meta("b.png", png.len())]}),
+        )
+        .await;
+    batch.assert_status(201);
+    let png_id = batch.body["results"][0]["fileId"].as_str().unwrap();
+    let part = app.put_part(&session, png_id, "1", png).await;
+    part.assert_status(200);
+    app.complete(
+        &session,
+        png_id,
+        json!([{"partNumber": 1, "etag": part.body["etag"]}]),
+    )
+    .await
+    .assert_status(200);
+    let finalize = json!({"uploadSessionId": session, "title": format!("Castle {session}")});
+    app.post("/api/mocs/uploads/finalize", finalize.clone())
+        .await
+        .assert_status(201);
+    app.post("/api/mocs/uploads/finalize", finalize)
+        .await
+        .assert_status(200);
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn no_prepared_statement_outlives_a_request(pool: PgPool) {
+    // One server session serves every request, as one server connection of
+    // a transaction-mode pooler serves many clients: whatever a request
+    // leaves prepared on it, the next one would meet.
+    let options = (*pool.connect_options()).clone();
+    let single = PgPoolOptions::new()
+        .max_connections(1)
+        .connect_with(db::connection_options(options))
+        .await
+        .unwrap();
+    let app = TestApp::with_pool(single.clone(), &[]).await;
+
+    every_database_route(&app).await;
+
+    // Asked as an unnamed statement, so the question prepares nothing itself.
+    let left: Option<String> = sqlx::query_scalar(
+        "SELECT string_agg(name || ': ' || statement, '; ') FROM pg_prepared_statements",
+    )
+    .persistent(false)
+    .fetch_one(&single)
+    .await
+    .unwrap();
+    assert_eq!(
+        left, None,
+        "statements left prepared on the server connection"
+    );
+    // The check itself can fail: a named statement is seen.
+    sqlx::query("SELECT 1").fetch_one(&single).await.unwrap();
+    let named: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_prepared_statements")
+        .persistent(false)
+        .fetch_one(&single)
+        .await
+        .unwrap();
+    assert!(named >= 1, "sqlx's default names and keeps its statements");
+}
+
+/// A TCP forwarder standing in for a pooler in front of Postgres: it can be
+/// stopped (connections dropped and refused), frozen (connections accepted,
+/// nothing answered, like a full pooler queueing clients) and started again
+/// on the same port.
+struct Forwarder {
+    port: u16,
+    upstream: String,
+    /// Reads from the client side: with a client that waits for each answer
+    /// before it writes again, one read is one round trip.
+    client_writes: Arc<AtomicUsize>,
+    frozen: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Forwarder {
+    async fn start(upstream: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (frozen, _) = watch::channel(false);
+        let mut forwarder = Self {
+            port,
+            upstream,
+            client_writes: Arc::default(),
+            frozen,
+            task: None,
+        };
+        forwarder.serve(listener);
+        forwarder
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let upstream = self.upstream.clone();
+        let frozen = self.frozen.subscribe();
+        let client_writes = self.client_writes.clone();
+        self.task = Some(tokio::spawn(async move {
+            // Dropped with the task: stopping closes every connection.
+            let mut connections = JoinSet::new();
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let upstream = upstream.clone();
+                let frozen = frozen.clone();
+                let client_writes = client_writes.clone();
+                connections.spawn(async move {
+                    let Ok(server) = TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::join!(
+                        pipe(
+                            client_read,
+                            server_write,
+                            frozen.clone(),
+                            Some(client_writes)
+                        ),
+                        pipe(server_read, client_write, frozen, None)
+                    );
+                });
+            }
+        }));
+    }
+
+    fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    async fn restart(&mut self) {
+        self.stop();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        self.frozen.send_replace(false);
+        self.serve(listener);
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen.send_replace(frozen);
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut frozen: watch::Receiver<bool>,
+    reads: Option<Arc<AtomicUsize>>,
+) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if let Some(reads) = &reads {
+            reads.fetch_add(1, Ordering::Relaxed);
+        }
+        if frozen.wait_for(|frozen| !frozen).await.is_err() {
+            return;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn upstream_of(pool: &PgPool) -> (String, PgConnectOptions) {
+    let options = (*pool.connect_options()).clone();
+    let port = pooler_port().unwrap_or(options.get_port());
+    (format!("{}:{port}", options.get_host()), options)
+}
+
+#[track_caller]
+fn assert_database_unavailable(response: &TestResponse, elapsed: Duration) {
+    response.assert_error(503, "DATABASE_UNAVAILABLE");
+    assert_eq!(response.details()["retryable"], true, "{}", response.body);
+    assert!(
+        response.headers.contains_key("retry-after"),
+        "a 503 says when to retry"
+    );
+    assert!(
+        elapsed < db::ACQUIRE_TIMEOUT + Duration::from_secs(2),
+        "answered after {elapsed:?}, not within the acquire timeout"
+    );
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_stopped_database_answers_503_quickly_and_the_same_instance_recovers(pool: PgPool) {
+    let (upstream, options) = upstream_of(&pool);
+    let mut forwarder = Forwarder::start(upstream).await;
+    let app = TestApp::with_pool(db::connect_lazy(options.port(forwarder.port)), &[]).await;
+    let files = json!({"files": [pdf_meta("a.pdf", 10)]});
+    let session = app.create_session(files["files"].clone()).await;
+
+    // Stopped: the open connections drop and new ones are refused.
+    forwarder.stop();
+    for path in [SESSIONS.to_owned(), format!("{SESSIONS}/{session}/files")] {
+        let started = Instant::now();
+        let response = if path == SESSIONS {
+            app.post(&path, files.clone()).await
+        } else {
+            app.register(&session, pdf_meta("b.pdf", 10)).await
+        };
+        assert_database_unavailable(&response, started.elapsed());
+    }
+
+    // Back: the next request succeeds on the same instance (same state, same pool).
+    forwarder.restart().await;
+    app.register(&session, pdf_meta("a.pdf", 10))
+        .await
+        .assert_status(201);
+
+    // Frozen: connections are accepted and never answered, as a pooler
+    // whose server connections are all busy queues its clients.
+    forwarder.freeze(true);
+    let started = Instant::now();
+    let response = app.post(SESSIONS, files.clone()).await;
+    assert_database_unavailable(&response, started.elapsed());
+    forwarder.freeze(false);
+    forwarder.restart().await;
+    app.post(SESSIONS, files).await.assert_status(201);
+}
+
+/// Latency summary of one kind of request.
+fn percentiles(name: &str, mut latencies: Vec<Duration>) -> (Duration, Duration) {
+    latencies.sort();
+    let p50 = latencies[latencies.len() / 2];
+    let p99 = latencies[((latencies.len() * 99).div_ceil(100)).saturating_sub(1)];
+    eprintln!(
+        "{name}: n={} p50={p50:?} p99={p99:?} max={:?}",
+        latencies.len(),
+        latencies.last().unwrap()
+    );
+    (p50, p99)
+}
+
+async fn timed<F: std::future::Future<Output = TestResponse>>(f: F) -> (TestResponse, Duration) {
+    let started = Instant::now();
+    let response = f.await;
+    (response, started.elapsed())
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn three_times_the_pool_in_completes_registrations_and_finalizes_never_starve_it(
+    pool: PgPool,
+) {
+    // The production pool (5 connections), through the pooler when one is set.
+    let options = (*pool.connect_options()).clone();
+    let options = match pooler_port() {
+        Some(port) => options.port(port),
+        None => options,
+    };
+    let app = Arc::new(
+        TestApp::with_pool(
+            db::connect_lazy(options),
+            &[("FINALIZE_RATE_LIMIT_PER_MINUTE", "10000")],
+        )
+        .await,
+    );
+    let n = 3 * db::MAX_CONNECTIONS as usize;
+    let pdf = pdf_bytes(4096);
+
+    // Ready to complete: n sessions with an uploaded part each.
+    let mut to_complete = Vec::new();
+    for i in 0..n {
+        let name = format!("c{i}.pdf");
+        let session = app
+            .create_session(json!([pdf_meta(&name, pdf.len())]))
+            .await;
+        let (file, etag) = app
+            .upload_single_part(&session, pdf_meta(&name, pdf.len()), pdf.clone())
+            .await;
+        to_complete.push((session, file, etag));
+    }
+    // Ready to finalize: n sessions with a completed instruction each.
+    let mut to_finalize = Vec::new();
+    for i in 0..n {
+        let name = format!("f{i}.pdf");
+        let session = app
+            .create_session(json!([pdf_meta(&name, pdf.len())]))
+            .await;
+        app.completed_file(&session, pdf_meta(&name, pdf.len()), pdf.clone())
+            .await;
+        to_finalize.push(session);
+    }
+    // Registrations: n distinct files into one session (they queue on its row lock).
+    let declared: Vec<Value> = (0..n).map(|i| pdf_meta(&format!("r{i}.pdf"), 10)).collect();
+    let register_session = app.create_session(json!(declared)).await;
+
+    let completes =
+        to_complete.iter().map(|(session, file, etag)| {
+            let app = app.clone();
+            async move {
+                timed(app.complete(session, file, json!([{"partNumber": 1, "etag": etag}]))).await
+            }
+        });
+    let registrations = (0..n).map(|i| {
+        let app = app.clone();
+        let session = register_session.clone();
+        async move { timed(app.register(&session, pdf_meta(&format!("r{i}.pdf"), 10))).await }
+    });
+    let finalizes = to_finalize.iter().map(|session| {
+        let app = app.clone();
+        async move {
+            timed(app.post(
+                "/api/mocs/uploads/finalize",
+                json!({"uploadSessionId": session, "title": format!("MOC {session}")}),
+            ))
+            .await
+        }
+    });
+    let (completes, registrations, finalizes) = tokio::join!(
+        join_all(completes),
+        join_all(registrations),
+        join_all(finalizes)
+    );
+
+    for (name, results, status) in [
+        ("complete", completes, 200),
+        ("register", registrations, 201),
+        ("finalize", finalizes, 201),
+    ] {
+        for (response, _) in &results {
+            response.assert_status(status);
+        }
+        let (p50, p99) = percentiles(name, results.iter().map(|(_, d)| *d).collect());
+        assert!(
+            p99 < p50 * 10,
+            "{name}: p99 {p99:?} is not under 10 × p50 {p50:?}"
+        );
+    }
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn twenty_identical_registrations_and_ten_finalizes_at_once_get_the_contract_outcomes(
+    pool: PgPool,
+) {
+    // Through PgBouncer (scripts/pgbouncer-check) its pool is 3 server
+    // connections for these 5 client connections.
+    let app = Arc::new(TestApp::spawn(pool).await);
+    let pdf = pdf_bytes(4096);
+
+    // §4.2: N identical registrations: one 201, N-1 409s, one S3 upload.
+    let session = app
+        .create_session(json!([pdf_meta("same.pdf", pdf.len())]))
+        .await;
+    let registrations = (0..20).map(|_| {
+        let app = app.clone();
+        let session = session.clone();
+        async move { app.register(&session, pdf_meta("same.pdf", 4096)).await }
+    });
+    let answers = join_all(registrations).await;
+    let created: Vec<&TestResponse> = answers.iter().filter(|r| r.status == 201).collect();
+    let conflicts = answers.iter().filter(|r| r.status == 409).count();
+    assert!(
+        answers.iter().all(|r| !r.is_server_error()),
+        "no 5xx: {:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert_eq!((created.len(), conflicts), (1, 19));
+    let file_id = created[0].body["fileId"].as_str().unwrap().to_owned();
+    for conflict in answers.iter().filter(|r| r.status == 409) {
+        assert_eq!(conflict.body["error"]["code"], "CONFLICT");
+        assert_eq!(conflict.details()["existingFileId"], file_id.as_str());
+    }
+    let uploads = app.uploads().await;
+    assert_eq!(
+        uploads
+            .iter()
+            .filter(|u| u.key().is_some_and(|k| k.contains(&session)))
+            .count(),
+        1,
+        "exactly one S3 multipart upload survives"
+    );
+
+    // Upload and complete it, then finalize ten times at once (§4.7): one
+    // 201, and 200s that are the same MOC or "in progress", never a 5xx.
+    let part = app.put_part(&session, &file_id, "1", pdf).await;
+    part.assert_status(200);
+    app.complete(
+        &session,
+        &file_id,
+        json!([{"partNumber": 1, "etag": part.body["etag"]}]),
+    )
+    .await
+    .assert_status(200);
+    let body = json!({"uploadSessionId": session, "title": "Ten At Once"});
+    let finalizes = (0..10).map(|_| {
+        let app = app.clone();
+        let body = body.clone();
+        async move { app.post("/api/mocs/uploads/finalize", body).await }
+    });
+    let answers = join_all(finalizes).await;
+    assert!(
+        answers.iter().all(|r| !r.is_server_error()),
+        "no 5xx: {:?}",
+        answers.iter().map(|r| &r.body).collect::<Vec<_>>()
+    );
+    let created: Vec<&TestResponse> = answers.iter().filter(|r| r.status == 201).collect();
+    assert_eq!(created.len(), 1, "exactly one finalize creates the MOC");
+    let moc_id = created[0].body["id"].as_str().unwrap();
+    for answer in answers.iter().filter(|r| r.status != 201) {
+        answer.assert_status(200);
+        let same_moc = answer.body["idempotent"] == true && answer.body["id"] == moc_id;
+        let in_progress = answer.body["status"] == "finalizing";
+        assert!(same_moc || in_progress, "{}", answer.body);
+    }
+    let mocs: i64 = sqlx::query_scalar("SELECT count(*) FROM moc_instructions WHERE title = $1")
+        .bind("Ten At Once")
+        .fetch_one(app.state.db())
+        .await
+        .unwrap();
+    assert_eq!(mocs, 1);
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn each_route_costs_a_handful_of_round_trips(pool: PgPool) {
+    let (upstream, options) = upstream_of(&pool);
+    let forwarder = Forwarder::start(upstream).await;
+    let app = TestApp::with_pool(db::connect_lazy(options.port(forwarder.port)), &[]).await;
+    let pdf = pdf_bytes(4096);
+    // Warm: the connection is open, as on a warm instance.
+    let warm = app.create_session(json!([pdf_meta("w.pdf", 10)])).await;
+    app.get(&format!(
+        "{SESSIONS}/{warm}/files/{}/parts",
+        uuid::Uuid::nil()
+    ))
+    .await;
+
+    let writes = || forwarder.client_writes.load(Ordering::Relaxed);
+    let mut table = Vec::new();
+    let mut measure = |name: &'static str, before: usize| {
+        let spent = writes() - before;
+        table.push((name, spent));
+        spent
+    };
+    // Release pings are sent after the answer: let them land in their own row.
+    let settle = || tokio::time::sleep(Duration::from_millis(100));
+
+    let before = writes();
+    let session = app
+        .create_session(json!([pdf_meta("a.pdf", pdf.len())]))
+        .await;
+    settle().await;
+    measure("create session", before);
+    let before = writes();
+    let registered = app.register(&session, pdf_meta("a.pdf", pdf.len())).await;
+    registered.assert_status(201);
+    let file = registered.body["fileId"].as_str().unwrap().to_owned();
+    settle().await;
+    measure("register", before);
+    let before = writes();
+    let part = app.put_part(&session, &file, "1", pdf).await;
+    part.assert_status(200);
+    settle().await;
+    measure("proxied part", before);
+    let before = writes();
+    app.get(&format!("{SESSIONS}/{session}/files/{file}/parts"))
+        .await
+        .assert_status(200);
+    settle().await;
+    measure("list parts", before);
+    let before = writes();
+    app.complete(
+        &session,
+        &file,
+        json!([{"partNumber": 1, "etag": part.body["etag"]}]),
+    )
+    .await
+    .assert_status(200);
+    settle().await;
+    measure("complete", before);
+    let before = writes();
+    app.post(
+        "/api/mocs/uploads/finalize",
+        json!({"uploadSessionId": session, "title": "Round Trips"}),
+    )
+    .await
+    .assert_status(201);
+    settle().await;
+    measure("finalize", before);
+
+    for (name, spent) in &table {
+        eprintln!("round trips to the database: {name:<16} {spent}");
+    }
+    // Each transaction: BEGIN, 2 per statement (parse, then bind and
+    // execute), COMMIT, and the pool's check when the connection comes back.
+    // The bounds catch a query that slips out of its transaction or a loop.
+    for (name, spent) in table {
+        assert!(
+            spent <= 40,
+            "{name} took {spent} round trips to the database"
+        );
+        assert!(
+            spent >= 4,
+            "{name}: {spent} round trips cannot be counted right"
+        );
+    }
+}
