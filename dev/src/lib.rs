@@ -4,6 +4,8 @@
 pub mod gateway;
 pub mod router;
 pub mod s3;
+pub mod s3_cors;
 pub mod seeds;
 pub mod server;
 pub mod services;
+pub mod statics;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use moc_dev::gateway::{self, Functions, Gateway};
-use moc_dev::s3::{EmbeddedS3, EmbeddedS3Config};
+use moc_dev::s3::{BucketCors, EmbeddedS3, EmbeddedS3Config};
 use moc_dev::{seeds, server, services};
 use moc_shared::AppState;
 use moc_shared::config::Config;
@@ -77,14 +77,24 @@ async fn run() -> Result<(), BoxError> {
         Some(_) => (None, StaticCredentials::from_env()),
         None => {
             let data_dir = env("DEV_DATA_DIR").unwrap_or_else(|| ".dev-data/s3".to_owned());
-            let embedded = EmbeddedS3::start(EmbeddedS3Config {
-                data_dir: data_dir.into(),
-                bind: SocketAddr::from(([127, 0, 0, 1], s3_port)),
-                access_key: DEV_ACCESS_KEY.to_owned(),
-                secret_key: DEV_SECRET_KEY.to_owned(),
-                region: config.s3.region.clone(),
-                buckets: vec![config.s3.bucket.clone()],
-            })
+            // Browsers PUT parts straight to S3 from the page's origin: the
+            // API's allowed origins, or the page this server serves itself.
+            let mut allowed_origins = config.allowed_upload_origins.clone();
+            allowed_origins.extend([
+                format!("http://127.0.0.1:{port}"),
+                format!("http://localhost:{port}"),
+            ]);
+            let embedded = EmbeddedS3::start_with_cors(
+                EmbeddedS3Config {
+                    data_dir: data_dir.into(),
+                    bind: SocketAddr::from(([127, 0, 0, 1], s3_port)),
+                    access_key: DEV_ACCESS_KEY.to_owned(),
+                    secret_key: DEV_SECRET_KEY.to_owned(),
+                    region: config.s3.region.clone(),
+                    buckets: vec![config.s3.bucket.clone()],
+                },
+                BucketCors { allowed_origins },
+            )
             .await?;
             let credentials = StaticCredentials {
                 access_key_id: DEV_ACCESS_KEY.to_owned(),

@@ -41,7 +41,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hyper::server::conn::http1;
@@ -61,7 +61,7 @@ use s3s::dto::{
     Object, Part, PutObjectInput, PutObjectOutput, Timestamp, UploadPartCopyInput,
     UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
 };
-use s3s::service::{S3Service, S3ServiceBuilder};
+use s3s::service::S3ServiceBuilder;
 use s3s::{S3, S3Error, S3Request, S3Response, S3Result, s3_error};
 use s3s_fs::FileSystem;
 use serde::{Deserialize, Serialize};
@@ -69,6 +69,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use uuid::Uuid;
+
+pub use crate::s3_cors::BucketCors;
+use crate::s3_cors::CorsS3Service;
 
 /// S3's own floor for every part but the last; checked at completion only.
 const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
@@ -136,7 +139,17 @@ pub struct EmbeddedS3 {
 
 impl EmbeddedS3 {
     /// Must be called from within a tokio runtime: the server runs on it.
+    /// No origin is allowed: every browser preflight is refused.
     pub async fn start(cfg: EmbeddedS3Config) -> Result<EmbeddedS3, EmbeddedS3Error> {
+        Self::start_with_cors(cfg, BucketCors::default()).await
+    }
+
+    /// As [`EmbeddedS3::start`], answering browsers as a bucket with the
+    /// README's CORS rule for `cors.allowed_origins` would (see `s3_cors`).
+    pub async fn start_with_cors(
+        cfg: EmbeddedS3Config,
+        cors: BucketCors,
+    ) -> Result<EmbeddedS3, EmbeddedS3Error> {
         if cfg.access_key.is_empty() || cfg.secret_key.is_empty() {
             return Err(EmbeddedS3Error::InvalidConfig(
                 "access_key and secret_key must be non-empty".into(),
@@ -189,6 +202,10 @@ impl EmbeddedS3 {
         let local_addr = listener
             .local_addr()
             .map_err(io_err("read the bound address"))?;
+        let service = CorsS3Service {
+            inner: service,
+            cors: Arc::new(cors),
+        };
         let accept_loop = tokio::spawn(serve(listener, service));
         tracing::info!(%local_addr, "embedded S3 listening");
         Ok(EmbeddedS3 {
@@ -222,7 +239,7 @@ impl Drop for EmbeddedS3 {
     }
 }
 
-async fn serve(listener: TcpListener, service: S3Service) {
+async fn serve(listener: TcpListener, service: CorsS3Service) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {

@@ -53,6 +53,13 @@ where
     B::Error: Into<moc_shared::error::BoxError>,
 {
     let Some(resolved) = router.resolve(request.uri().path()) else {
+        // As on Vercel, what no function claims may be a file of public/.
+        let public = crate::statics::public_dir();
+        if let Some(file) =
+            crate::statics::serve(&public, request.method(), request.uri().path()).await
+        {
+            return file;
+        }
         return platform_error(&request, ApiError::NotFound("route"));
     };
     let declared = request

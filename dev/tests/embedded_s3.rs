@@ -14,7 +14,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use moc_dev::s3::{EmbeddedS3, EmbeddedS3Config};
+use moc_dev::s3::{BucketCors, EmbeddedS3, EmbeddedS3Config};
 use rand::RngCore;
 use s3s::crypto::{Checksum, Md5};
 use sha2::{Digest, Sha256};
@@ -51,15 +51,22 @@ fn unique_dir(name: &str) -> PathBuf {
 }
 
 async fn start(name: &str) -> TestServer {
+    start_with_cors(name, BucketCors::default()).await
+}
+
+async fn start_with_cors(name: &str, cors: BucketCors) -> TestServer {
     let dir = unique_dir(name);
-    let s3 = EmbeddedS3::start(EmbeddedS3Config {
-        data_dir: dir.clone(),
-        bind: "127.0.0.1:0".parse().unwrap(),
-        access_key: ACCESS_KEY.into(),
-        secret_key: SECRET_KEY.into(),
-        region: REGION.into(),
-        buckets: vec![BUCKET.into()],
-    })
+    let s3 = EmbeddedS3::start_with_cors(
+        EmbeddedS3Config {
+            data_dir: dir.clone(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            access_key: ACCESS_KEY.into(),
+            secret_key: SECRET_KEY.into(),
+            region: REGION.into(),
+            buckets: vec![BUCKET.into()],
+        },
+        cors,
+    )
     .await
     .expect("embedded S3 starts");
     TestServer { s3, dir }
@@ -993,4 +1000,181 @@ async fn list_multipart_uploads_pages_by_prefix_and_abort_kills_presigned_urls()
             .iter()
             .all(|u| u.upload_id() != Some(upload_id))
     );
+}
+
+const PAGE_ORIGIN: &str = "http://127.0.0.1:3000";
+
+async fn preflight(url: &str, origin: Option<&str>, method: &str) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, url)
+        .header("access-control-request-method", method)
+        .header("access-control-request-headers", "content-type");
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    request.send().await.expect("OPTIONS reaches the server")
+}
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browsers_from_an_allowed_origin_can_put_parts_and_read_their_etags() {
+    let server = start_with_cors(
+        "cors",
+        BucketCors {
+            allowed_origins: vec![PAGE_ORIGIN.to_owned()],
+        },
+    )
+    .await;
+    let client = client(&server);
+    let key = "dev/moc-instructions/u/s/instruction/f.pdf";
+    let upload_id = create_upload(&client, key).await;
+    let url = presign_part(&client, key, &upload_id, 1, Duration::from_secs(300)).await;
+
+    // The preflight a browser sends before a cross-origin PUT.
+    let allowed = preflight(&url, Some(PAGE_ORIGIN), "PUT").await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin"),
+        Some(PAGE_ORIGIN)
+    );
+    assert_eq!(
+        header(&allowed, "access-control-allow-methods"),
+        Some("PUT")
+    );
+    assert_eq!(
+        header(&allowed, "access-control-allow-headers"),
+        Some("content-type")
+    );
+    assert_eq!(
+        header(&allowed, "access-control-expose-headers"),
+        Some("ETag")
+    );
+    assert_eq!(header(&allowed, "access-control-max-age"), Some("3000"));
+    assert!(header(&allowed, "vary").is_some_and(|v| v.contains("Origin")));
+
+    // The PUT itself: stored, and its ETag readable by the page.
+    let body = random_bytes(1024);
+    let put = reqwest::Client::new()
+        .put(&url)
+        .header("origin", PAGE_ORIGIN)
+        .body(body.clone())
+        .send()
+        .await
+        .expect("PUT reaches the server");
+    assert_eq!(put.status(), 200);
+    assert_eq!(
+        header(&put, "access-control-allow-origin"),
+        Some(PAGE_ORIGIN)
+    );
+    assert_eq!(
+        header(&put, "access-control-allow-credentials"),
+        Some("true")
+    );
+    assert_eq!(header(&put, "access-control-expose-headers"), Some("ETag"));
+    assert_eq!(
+        header(&put, "etag"),
+        Some(format!("\"{}\"", md5_hex(&body)).as_str())
+    );
+
+    // Errors to an allowed origin carry the headers too, so the page can
+    // read the status instead of seeing an opaque network failure.
+    let tampered = url.replace("partNumber=1", "partNumber=2");
+    let refused = reqwest::Client::new()
+        .put(&tampered)
+        .header("origin", PAGE_ORIGIN)
+        .body(vec![1u8; 16])
+        .send()
+        .await
+        .expect("PUT reaches the server");
+    assert_eq!(refused.status(), 403);
+    assert_eq!(
+        header(&refused, "access-control-allow-origin"),
+        Some(PAGE_ORIGIN)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_origins_and_methods_get_no_cors_and_never_a_wildcard() {
+    let server = start_with_cors(
+        "cors-refused",
+        BucketCors {
+            allowed_origins: vec![PAGE_ORIGIN.to_owned()],
+        },
+    )
+    .await;
+    let client = client(&server);
+    let key = "dev/moc-instructions/u/s/instruction/g.pdf";
+    let upload_id = create_upload(&client, key).await;
+    let url = presign_part(&client, key, &upload_id, 1, Duration::from_secs(300)).await;
+
+    for (origin, method) in [
+        (Some("https://evil.example"), "PUT"),
+        // A prefix or a trailing slash is not the origin.
+        (Some("http://127.0.0.1:30000"), "PUT"),
+        (Some("http://127.0.0.1:3000/"), "PUT"),
+        // The rule allows PUT only.
+        (Some(PAGE_ORIGIN), "DELETE"),
+    ] {
+        let refused = preflight(&url, origin, method).await;
+        assert_eq!(refused.status(), 403, "{origin:?} {method}");
+        assert_eq!(header(&refused, "access-control-allow-origin"), None);
+        assert!(refused.text().await.unwrap().contains("AccessForbidden"));
+    }
+    let no_origin = preflight(&url, None, "PUT").await;
+    assert_eq!(no_origin.status(), 400);
+
+    // The PUT from another origin is still served (CORS binds browsers,
+    // not S3), but without any header that would let a page read it.
+    let put = reqwest::Client::new()
+        .put(&url)
+        .header("origin", "https://evil.example")
+        .body(vec![7u8; 64])
+        .send()
+        .await
+        .expect("PUT reaches the server");
+    assert_eq!(put.status(), 200);
+    for name in [
+        "access-control-allow-origin",
+        "access-control-allow-credentials",
+        "access-control-expose-headers",
+    ] {
+        assert_eq!(header(&put, name), None, "{name}");
+    }
+
+    // A server started without origins refuses every preflight.
+    let closed = start("cors-none").await;
+    let closed_client = self::client(&closed);
+    let upload_id = create_upload(&closed_client, key).await;
+    let url = presign_part(&closed_client, key, &upload_id, 1, Duration::from_secs(300)).await;
+    assert_eq!(
+        preflight(&url, Some(PAGE_ORIGIN), "PUT").await.status(),
+        403
+    );
+}
+
+#[test]
+fn the_readme_bucket_cors_rule_is_the_one_the_embedded_s3_applies() {
+    // docs/bucket-cors.json is what the README tells operators to put on the
+    // real bucket; the embedded S3 must answer browsers as that rule does.
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/bucket-cors.json")).expect("valid JSON");
+    let rules = doc["CORSRules"].as_array().expect("CORSRules");
+    assert_eq!(rules.len(), 1);
+    let rule = &rules[0];
+    let list = |name: &str| -> Vec<&str> {
+        rule[name]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name}"))
+            .iter()
+            .map(|v| v.as_str().expect("string"))
+            .collect()
+    };
+    use moc_dev::s3_cors::{ALLOWED_METHODS, EXPOSE_HEADERS, MAX_AGE_SECONDS};
+    assert_eq!(list("AllowedMethods").join(", "), ALLOWED_METHODS);
+    assert_eq!(list("ExposeHeaders").join(", "), EXPOSE_HEADERS);
+    assert_eq!(list("AllowedHeaders"), ["*"]);
+    assert_eq!(rule["MaxAgeSeconds"].to_string(), MAX_AGE_SECONDS);
 }

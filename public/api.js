@@ -1,0 +1,82 @@
+// The upload API, as the page calls it: plain fetch, cookies included (the
+// production frontend authenticates with an httpOnly cookie), JSON in and
+// out. Contract: /work/shared/contract.md §4; error body per §0.
+
+/** Where the API lives: the same origin, as Vercel serves public/ next to it. */
+export const API_BASE = document.querySelector('meta[name="moc-api-base"]')?.content || '/api/mocs/uploads';
+
+/** An API error: the stable code, the human message and the details object. */
+export class ApiError extends Error {
+  constructor(status, code, message, details) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details ?? {};
+  }
+}
+
+/**
+ * Reads an error body. The contract's shape is
+ * `{success:false, error:{code, type, message, details}}`; older servers sent
+ * `{error:"CODE", message, details}`. Both are read, so the page works against
+ * either while they are deployed side by side.
+ */
+export function toApiError(status, body) {
+  const nested = body && typeof body.error === 'object' && body.error !== null ? body.error : null;
+  const code = nested?.code ?? nested?.type ?? (typeof body?.error === 'string' ? body.error : `HTTP_${status}`);
+  const message = nested?.message ?? body?.message ?? `The server answered ${status}`;
+  const details = nested?.details ?? body?.details ?? {};
+  return new ApiError(status, code, message, details);
+}
+
+async function call(method, path, body) {
+  let response;
+  try {
+    response = await fetch(API_BASE + path, {
+      method,
+      credentials: 'include',
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (cause) {
+    throw new ApiError(0, 'NETWORK_ERROR', `Could not reach the upload API (${cause.message})`, { retryable: true });
+  }
+  if (response.status === 204) return null;
+  const text = await response.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    // Not JSON (a proxy's HTML page, say): the status says enough.
+  }
+  if (!response.ok) throw toApiError(response.status, json);
+  // Success bodies are flat (§0); tolerate a `{data}` wrapper all the same.
+  return json && typeof json === 'object' && 'data' in json && json.success ? json.data : json;
+}
+
+const enc = encodeURIComponent;
+const session = (id) => `/sessions/${enc(id)}`;
+const file = (sid, fid) => `${session(sid)}/files/${enc(fid)}`;
+
+export const api = {
+  /** §4.1 → {sessionId, partSizeBytes, expiresAt} */
+  createSession: (files) => call('POST', '/sessions', { files }),
+  /** §4.3 → {results: [{index, fileId?, uploadId?, presignedUrls?, error?}]} */
+  registerBatch: (sid, files) => call('POST', `${session(sid)}/files/batch`, { files }),
+  /** §4.2 with fileId: same upload, fresh URLs (the fallback for §4.12). */
+  reRegister: (sid, meta) => call('POST', `${session(sid)}/files`, meta),
+  /** §4.12 → {fileId, presignedUrls} */
+  freshUrls: (sid, fid, partNumbers) => call('POST', `${file(sid, fid)}/urls`, { partNumbers }),
+  /** §4.5 → {parts: [{partNumber, etag, sizeBytes, uploadedAt}]}, reconciled with S3 */
+  listParts: (sid, fid) => call('GET', `${file(sid, fid)}/parts`),
+  /** §4.6 → {fileId, fileUrl} */
+  complete: (sid, fid, parts) => call('POST', `${file(sid, fid)}/complete`, { parts }),
+  /** §4.7 → the MOC */
+  finalize: (sid, title) => call('POST', '/finalize', { uploadSessionId: sid, title }),
+  /** §4.8 → {sessionId, status, expiresAt, files: [...], mocId?} */
+  status: (sid) => call('GET', session(sid)),
+  /** §4.9 */
+  cancel: (sid) => call('DELETE', session(sid)),
+  /** §4.11 → {sessionId, expiresAt} */
+  extend: (sid) => call('POST', `${session(sid)}/extend`),
+};

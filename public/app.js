@@ -1,0 +1,212 @@
+// The page: the form, the progress view and the result. The upload logic
+// lives in upload.js, the HTTP calls in api.js.
+
+import { api } from './api.js';
+import { Upload, saved } from './upload.js';
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, attrs = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  node.append(...children);
+  return node;
+};
+
+const MiB = 1024 * 1024;
+const mib = (bytes) => `${(bytes / MiB).toFixed(1)} MiB`;
+
+function log(line) {
+  $('log').textContent += `${new Date().toISOString().slice(11, 19)} ${line}\n`;
+}
+
+/** The files the form holds, with their API category. */
+function chosenFiles() {
+  const chosen = [];
+  for (const file of $('instruction').files) chosen.push({ file, category: 'instruction' });
+  for (const file of $('images').files) chosen.push({ file, category: 'image' });
+  for (const file of $('partslist').files) chosen.push({ file, category: 'parts-list' });
+  return chosen;
+}
+
+// ---- progress ---------------------------------------------------------
+
+let pending = false;
+function render(upload) {
+  // Progress events come per chunk; draw at most once a frame.
+  if (pending) return;
+  pending = true;
+  requestAnimationFrame(() => {
+    pending = false;
+    draw(upload);
+  });
+}
+
+function draw(upload) {
+  const total = upload.totalBytes();
+  const done = upload.bytesDone();
+  $('phase').textContent = upload.status[0].toUpperCase() + upload.status.slice(1);
+  $('overall-bar').style.width = `${total ? (100 * done) / total : 0}%`;
+  const rate = upload.rate();
+  $('overall-text').textContent = `${mib(done)} of ${mib(total)}` + (rate > 0 ? ` · ${mib(rate)}/s` : '');
+  const rows = $('file-rows');
+  if (rows.children.length !== upload.files.length) {
+    rows.replaceChildren(
+      ...upload.files.map((f) =>
+        el('li', { 'data-file': f.meta.name },
+          el('div', { class: 'name' }, el('span', {}, `${f.meta.name} (${f.meta.category})`), el('span', { class: 'numbers' })),
+          el('div', { class: 'bar' }, el('div')),
+        ),
+      ),
+    );
+  }
+  upload.files.forEach((f, i) => {
+    const row = rows.children[i];
+    const fileDone = upload.fileBytesDone(f);
+    row.querySelector('.bar > div').style.width = `${f.size ? (100 * fileDone) / f.size : 0}%`;
+    const state = f.fileUrl ? 'complete' : `part ${f.parts.size} of ${f.partCount || '?'}`;
+    row.querySelector('.name .numbers').textContent = `${mib(fileDone)} of ${mib(f.size)} · ${state}`;
+  });
+}
+
+// ---- result -----------------------------------------------------------
+
+function showMoc(moc) {
+  const result = $('result');
+  result.className = 'ok';
+  const links = (urls) => (urls ?? []).map((u) => el('dd', {}, el('a', { href: u }, u.split('/').pop())));
+  result.replaceChildren(
+    el('h2', {}, moc.idempotent ? 'Your MOC (already created)' : 'Your MOC is uploaded'),
+    el('dl', { id: 'moc' },
+      el('dt', {}, 'Title'), el('dd', { id: 'moc-title' }, moc.title ?? ''),
+      el('dt', {}, 'Slug'), el('dd', { id: 'moc-slug' }, moc.slug ?? ''),
+      el('dt', {}, 'ID'), el('dd', { id: 'moc-id' }, moc.id ?? ''),
+      el('dt', {}, 'Status'), el('dd', {}, moc.status ?? ''),
+      el('dt', {}, 'Instructions'), ...links(moc.pdfKey ? [moc.pdfKey] : []),
+      el('dt', {}, 'Images'), ...links(moc.imageKeys),
+      el('dt', {}, 'Parts lists'), ...links(moc.partsKeys),
+    ),
+    newUploadButton(),
+  );
+  result.hidden = false;
+  $('progress').hidden = true;
+}
+
+function showError(error) {
+  const result = $('result');
+  result.className = 'error';
+  // Per-file reasons: finalize's FILE_VALIDATION_FAILED (§4.7 step 9) and
+  // failed registrations both carry details.files.
+  const files = Array.isArray(error.details?.files) ? error.details.files : [];
+  result.replaceChildren(
+    el('h2', {}, 'The upload failed'),
+    el('p', { id: 'error-message' }, error.message, ' ', el('code', {}, `(${error.code ?? 'ERROR'})`)),
+    ...(files.length
+      ? [el('ul', { id: 'error-files' },
+          ...files.map((f) => el('li', {}, el('strong', {}, f.filename ?? f.fileId ?? 'file'), ': ', el('span', { class: 'reason' }, f.reason ?? ''), ' ', f.message ?? '')))]
+      : []),
+    newUploadButton(),
+  );
+  result.hidden = false;
+  $('cancel').disabled = true;
+}
+
+function newUploadButton() {
+  const button = el('button', { type: 'button', id: 'again' }, 'Upload another MOC');
+  button.addEventListener('click', () => location.reload());
+  return button;
+}
+
+// ---- the flow ---------------------------------------------------------
+
+let current = null;
+
+async function go(kind) {
+  const chosen = chosenFiles();
+  const upload = new Upload({ title: $('title').value.trim(), onChange: render, log });
+  current = upload;
+  $('choose').hidden = true;
+  $('resume').hidden = true;
+  $('progress').hidden = false;
+  try {
+    const answer = kind === 'resume' ? await upload.resume(saved.load(), chosen) : await upload.start(chosen);
+    draw(upload);
+    if (answer?.alreadyFinalized) {
+      saved.clear();
+      showMoc({ id: answer.mocId, title: upload.title, idempotent: true });
+    } else {
+      showMoc(answer);
+    }
+  } catch (error) {
+    if (error.cancelled) return;
+    log(`${error.code ?? 'ERROR'}: ${error.message}`);
+    // A 4xx is final for this session (validation, expiry, conflict); a
+    // network failure, 408, 429 or 5xx leaves it resumable after a reload.
+    const final = error.status >= 400 && error.status < 500 && ![408, 429].includes(error.status);
+    if (final) saved.clear();
+    showError(error);
+  }
+}
+
+$('choose').addEventListener('submit', (event) => {
+  event.preventDefault();
+  go(event.submitter?.id === 'resume-button' ? 'resume' : 'new');
+});
+
+$('cancel').addEventListener('click', async () => {
+  if (!current) return;
+  $('cancel').disabled = true;
+  $('phase').textContent = 'Cancelling';
+  try {
+    await current.cancel();
+    $('phase').textContent = 'Cancelled';
+    log('upload cancelled; the session is deleted');
+  } catch (error) {
+    $('phase').textContent = 'Cancelled here; the server could not confirm';
+    log(`cancel: ${error.code}: ${error.message}`);
+  }
+  $('result').replaceChildren(newUploadButton());
+  $('result').className = '';
+  $('result').hidden = false;
+});
+
+$('discard').addEventListener('click', async () => {
+  const state = saved.load();
+  saved.clear();
+  if (state?.sessionId) {
+    const upload = new Upload({ title: '', onChange: () => {}, log });
+    upload.sessionId = state.sessionId;
+    await upload.cancel().catch((error) => log(`discard: ${error.code}: ${error.message}`));
+  }
+  location.reload();
+});
+
+/** What the server holds of the interrupted upload (§4.8, §4.5), shown before the user resumes. */
+async function describeInterrupted(state) {
+  const status = await api.status(state.sessionId).catch((error) => {
+    log(`session status: ${error.code} ${error.message}`);
+    return null;
+  });
+  if (status && status.status !== 'active') {
+    $('resume-summary').textContent += ` The server says this session is ${status.status}.`;
+  }
+  const items = $('resume-files').children;
+  await Promise.all(state.files.map(async (f, i) => {
+    if (!f.fileId || f.fileUrl) return;
+    const answer = await api.listParts(state.sessionId, f.fileId).catch(() => null);
+    if (answer) items[i].append(` — ${answer.parts.length} of ${f.partCount} parts uploaded`);
+  }));
+}
+
+// On load: an interrupted upload is offered for resuming.
+const interrupted = saved.load();
+if (interrupted?.sessionId) {
+  $('resume').hidden = false;
+  $('resume-summary').textContent = `“${interrupted.title}”, session ${interrupted.sessionId}, expires ${new Date(interrupted.expiresAt).toLocaleTimeString()}.`;
+  $('resume-files').replaceChildren(...interrupted.files.map((f) => el('li', {}, `${f.name} (${mib(f.size)}, ${f.category})${f.fileUrl ? ' — complete' : ''}`)));
+  $('title').value = interrupted.title;
+  $('upload').hidden = true;
+  $('resume-button').hidden = false;
+  $('discard').hidden = false;
+  describeInterrupted(interrupted);
+}
+document.body.dataset.ready = 'true';

@@ -1,0 +1,290 @@
+// The browser path, end to end: headless Chromium (Debian's) drives
+// public/index.html on a running dev server, whose embedded S3 receives the
+// parts straight from the browser (CORS and all). Run by scripts/browser-check,
+// which starts the dev server and passes its addresses in the environment.
+//
+// Run 1: a 12 MiB PDF (3 parts) and a PNG. Every S3 PUT but the PDF's first
+//        part is held back; once that part is stored the page is reloaded,
+//        the same files are chosen again and the upload resumed. Only the
+//        missing parts may be PUT after the reload. Then the MOC must be shown
+//        and the objects in S3 must hash to the files' SHA-256.
+// Run 2: a ".pdf" whose bytes are a ZIP: finalize refuses it, and the page
+//        must show that file's reason.
+// Run 3: cancel mid-upload deletes the session (§4.9).
+// Screenshots of progress and results go to $SCREENSHOT_DIR.
+
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { crc32, deflateSync } from 'node:zlib';
+import puppeteer from 'puppeteer-core';
+
+const env = (name, fallback) => {
+  const value = process.env[name] ?? fallback;
+  if (value === undefined) throw new Error(`${name} is not set`);
+  return value;
+};
+const BASE_URL = env('BASE_URL');
+const S3_ENDPOINT = env('S3_ENDPOINT');
+const S3_REGION = env('S3_REGION', 'us-east-1');
+const S3_ACCESS_KEY = env('S3_ACCESS_KEY');
+const S3_SECRET_KEY = env('S3_SECRET_KEY');
+const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
+const SHOTS = env('SCREENSHOT_DIR');
+const MiB = 1024 * 1024;
+const API = `${BASE_URL}/api/mocs/uploads`;
+
+let failures = 0;
+function check(condition, what, detail = '') {
+  console.log(`${condition ? 'ok  ' : 'FAIL'} ${what}${detail ? ` — ${detail}` : ''}`);
+  if (!condition) failures++;
+}
+const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
+
+// ---- fixtures ---------------------------------------------------------
+
+const dir = mkdtempSync(join(tmpdir(), 'moc-browser-'));
+mkdirSync(SHOTS, { recursive: true });
+
+function png(width, height) {
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const out = Buffer.alloc(data.length + 12);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body), data.length + 8);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  const rows = [];
+  for (let y = 0; y < height; y++) {
+    rows.push(Buffer.from([0]));
+    for (let x = 0; x < width; x++) rows.push(Buffer.from([(x * 4) & 255, (y * 4) & 255, 160]));
+  }
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(Buffer.concat(rows))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+const pdfBytes = Buffer.concat([Buffer.from('%PDF-1.7\n'), randomBytes(12 * MiB - 9)]);
+const pngBytes = png(64, 64);
+const zipBytes = Buffer.concat([Buffer.from([0x50, 0x4b, 0x03, 0x04]), randomBytes(300 * 1024)]);
+const pdfPath = join(dir, 'castle-instructions.pdf');
+const pngPath = join(dir, 'castle-front.png');
+const zipPath = join(dir, 'not-really.pdf');
+writeFileSync(pdfPath, pdfBytes);
+writeFileSync(pngPath, pngBytes);
+writeFileSync(zipPath, zipBytes);
+
+// ---- S3: a SigV4-signed GET, to read back what the browser uploaded ----
+
+function hmac(key, data) {
+  return createHmac('sha256', key).update(data).digest();
+}
+
+async function s3Get(objectUrl) {
+  const url = new URL(objectUrl);
+  const amzDate = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const day = amzDate.slice(0, 8);
+  const payload = 'UNSIGNED-PAYLOAD';
+  const signed = 'host;x-amz-content-sha256;x-amz-date';
+  const canonical = ['GET', url.pathname, '', `host:${url.host}`, `x-amz-content-sha256:${payload}`, `x-amz-date:${amzDate}`, '', signed, payload].join('\n');
+  const scope = `${day}/${S3_REGION}/s3/aws4_request`;
+  const toSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonical)].join('\n');
+  let key = hmac(`AWS4${S3_SECRET_KEY}`, day);
+  for (const part of [S3_REGION, 's3', 'aws4_request']) key = hmac(key, part);
+  const signature = createHmac('sha256', key).update(toSign).digest('hex');
+  const response = await fetch(url, {
+    headers: {
+      'x-amz-content-sha256': payload,
+      'x-amz-date': amzDate,
+      authorization: `AWS4-HMAC-SHA256 Credential=${S3_ACCESS_KEY}/${scope}, SignedHeaders=${signed}, Signature=${signature}`,
+    },
+  });
+  if (!response.ok) throw new Error(`S3 GET ${url.pathname}: ${response.status} ${await response.text()}`);
+  return Buffer.from(await response.arrayBuffer());
+}
+
+// ---- the browser ------------------------------------------------------
+
+const browser = await puppeteer.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  // CI runs as root, where Chromium's sandbox cannot start.
+  args: ['--no-sandbox', '--disable-dev-shm-usage', '--window-size=900,1000'],
+  defaultViewport: { width: 900, height: 1000 },
+});
+const s3Origin = new URL(S3_ENDPOINT).origin;
+
+/** Every S3 PUT and API call the page makes, with its answer. */
+function monitor(page) {
+  const seen = { puts: [], api: [] };
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (url.origin === s3Origin && request.method() === 'PUT') {
+      seen.puts.push({ phase: seen.phase, key: decodeURIComponent(url.pathname), partNumber: Number(url.searchParams.get('partNumber')) });
+    }
+  });
+  page.on('response', (response) => {
+    const url = new URL(response.url());
+    if (url.pathname.startsWith('/api/')) {
+      seen.api.push({ phase: seen.phase, method: response.request().method(), path: url.pathname, status: response.status() });
+    }
+  });
+  page.on('console', (message) => {
+    if (message.type() === 'error') console.log(`  [page] ${message.text()}`);
+  });
+  return seen;
+}
+
+async function choose(page, { title, pdf, images = [] }) {
+  if (title !== undefined) {
+    await page.$eval('#title', (input) => { input.value = ''; });
+    await page.type('#title', title);
+  }
+  await (await page.$('#instruction')).uploadFile(pdf);
+  if (images.length) await (await page.$('#images')).uploadFile(...images);
+}
+
+const textOf = (page, selector) => page.$eval(selector, (node) => node.textContent);
+
+// ---- run 1: upload, reload after the first part, resume, finalize ------
+
+{
+  const started = Date.now();
+  const page = await browser.newPage();
+  const seen = monitor(page);
+  seen.phase = 'before';
+  await page.setRequestInterception(true);
+  const isFirstPdfPart = (url) => url.pathname.includes('/instruction/') && url.searchParams.get('partNumber') === '1';
+  page.on('request', (request) => {
+    const url = new URL(request.url());
+    if (seen.phase === 'before' && url.origin === s3Origin && request.method() === 'PUT' && !isFirstPdfPart(url)) {
+      // Held: never continued. The reload below drops it, as a closed tab
+      // or a lost connection would, and S3 never sees it.
+      return;
+    }
+    request.continue();
+  });
+
+  await page.goto(BASE_URL + '/', { waitUntil: 'load' });
+  await page.waitForSelector('body[data-ready="true"]');
+  check((await page.title()) === 'Upload a MOC', 'the dev server serves public/index.html at /');
+  await page.screenshot({ path: join(SHOTS, '1-choose.png') });
+  const title = `Browser castle ${Date.now()}`;
+  await choose(page, { title, pdf: pdfPath, images: [pngPath] });
+  const firstPart = page.waitForResponse((r) => {
+    const url = new URL(r.url());
+    return url.origin === s3Origin && r.request().method() === 'PUT' && isFirstPdfPart(url);
+  });
+  await page.click('#upload');
+  const firstAnswer = await firstPart;
+  check(firstAnswer.status() === 200, 'S3 stores the PDF part 1 PUT from the browser (CORS preflight passed)', `status ${firstAnswer.status()}`);
+  check(firstAnswer.headers()['access-control-expose-headers'] === 'ETag', 'S3 exposes ETag to the page');
+  await page.waitForFunction(() => document.querySelector('#file-rows li .numbers')?.textContent.includes('part 1 of 3'));
+  await page.screenshot({ path: join(SHOTS, '2-progress.png') });
+  const savedBefore = await page.evaluate(() => JSON.parse(localStorage.getItem('moc-upload-session')));
+  check(Boolean(savedBefore?.sessionId), 'the session id is kept in localStorage', savedBefore?.sessionId);
+  const beforePuts = seen.puts.filter((p) => p.phase === 'before');
+  check(beforePuts.length === 4, 'before the reload the page PUT 4 parts in parallel (3 PDF + 1 PNG)', JSON.stringify(beforePuts.map((p) => p.partNumber)));
+
+  seen.phase = 'after';
+  await page.reload({ waitUntil: 'load' });
+  await page.waitForSelector('body[data-ready="true"]');
+  check(await page.$eval('#resume', (node) => !node.hidden), 'after the reload the page offers to resume');
+  await page.screenshot({ path: join(SHOTS, '3-resume.png') });
+  await choose(page, { pdf: pdfPath, images: [pngPath] });
+  await page.click('#resume-button');
+  await page.waitForSelector('#result:not([hidden])', { timeout: 60_000 });
+  await page.screenshot({ path: join(SHOTS, '4-done.png'), fullPage: true });
+
+  const afterPuts = seen.puts.filter((p) => p.phase === 'after');
+  const summary = afterPuts.map((p) => `${p.key.includes('/instruction/') ? 'pdf' : 'png'}#${p.partNumber}`).sort();
+  check(JSON.stringify(summary) === JSON.stringify(['pdf#2', 'pdf#3', 'png#1']), 'after the reload only the missing parts are PUT', summary.join(' '));
+  const mocTitle = await page.$('#moc-title') ? await textOf(page, '#moc-title') : null;
+  check(mocTitle === title, 'the page shows the MOC', mocTitle ?? (await textOf(page, '#result')));
+  check(Boolean(await page.$('#moc-slug')) && (await textOf(page, '#moc-slug')).startsWith('browser-castle-'), 'the MOC has its slug');
+  check((await page.evaluate(() => localStorage.getItem('moc-upload-session'))) === null, 'a finished upload leaves nothing to resume');
+
+  const statusCall = seen.api.find((c) => c.phase === 'after' && c.method === 'GET' && /\/sessions\/[^/]+$/.test(c.path));
+  check(statusCall?.status === 200, 'on resume the page reads the session status (§4.8)', statusCall ? `status ${statusCall.status}` : 'not called');
+  const partsCalls = seen.api.filter((c) => c.phase === 'after' && c.method === 'GET' && c.path.endsWith('/parts'));
+  check(partsCalls.length >= 2 && partsCalls.every((c) => c.status === 200), "on resume the page lists each file's parts (§4.5)", partsCalls.map((c) => c.status).join(','));
+  const urlCalls = seen.api.filter((c) => c.phase === 'after' && c.method === 'POST' && c.path.endsWith('/urls'));
+  check(urlCalls.length === 2 && urlCalls.every((c) => c.status === 200), 'on resume the page gets fresh URLs for the missing parts (§4.12)', urlCalls.map((c) => c.status).join(','));
+  const extendCalls = seen.api.filter((c) => c.method === 'POST' && c.path.endsWith('/extend'));
+  check(extendCalls.length > 0 && extendCalls.every((c) => c.status === 200), 'near expiry the page extends the session (§4.11)', extendCalls.map((c) => c.status).join(',') || 'not called');
+
+  const links = await page.$$eval('#moc a', (anchors) => anchors.map((a) => a.href));
+  const pdfUrl = links.find((u) => u.includes('/instruction/'));
+  const pngUrl = links.find((u) => u.includes('/image/'));
+  check(Boolean(pdfUrl && pngUrl), 'the MOC links its PDF and its image', links.join(' '));
+  if (pdfUrl && pngUrl) {
+    const [pdfStored, pngStored] = await Promise.all([s3Get(pdfUrl), s3Get(pngUrl)]);
+    check(sha256(pdfStored) === sha256(pdfBytes), 'the PDF in S3 has the SHA-256 of the chosen file', sha256(pdfStored).slice(0, 16));
+    check(sha256(pngStored) === sha256(pngBytes), 'the PNG in S3 has the SHA-256 of the chosen file', sha256(pngStored).slice(0, 16));
+  }
+  console.log(`  run 1: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  await page.close();
+}
+
+// ---- run 2: a ZIP named .pdf is refused with its per-file reason -------
+
+{
+  const started = Date.now();
+  const page = await browser.newPage();
+  monitor(page);
+  await page.goto(BASE_URL + '/', { waitUntil: 'load' });
+  await page.waitForSelector('body[data-ready="true"]');
+  await choose(page, { title: `Zip in disguise ${Date.now()}`, pdf: zipPath });
+  await page.click('#upload');
+  await page.waitForSelector('#result:not([hidden])', { timeout: 60_000 });
+  await page.screenshot({ path: join(SHOTS, '5-error.png'), fullPage: true });
+  const message = await page.$('#error-message') ? await textOf(page, '#error-message') : await textOf(page, '#result');
+  check(message.includes('FILE_VALIDATION_FAILED'), 'finalize refuses the upload with FILE_VALIDATION_FAILED', message.trim());
+  const items = await page.$$eval('#error-files li', (lis) => lis.map((li) => li.textContent));
+  check(items.length === 1 && items[0].includes('not-really.pdf') && items[0].includes('magic-bytes'), 'the page shows the per-file reason', items.join(' | '));
+  console.log(`  run 2: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  await page.close();
+}
+
+// ---- run 3: cancel deletes the session --------------------------------
+
+{
+  const started = Date.now();
+  const page = await browser.newPage();
+  const seen = monitor(page);
+  await page.setRequestInterception(true);
+  page.on('request', (request) => {
+    // Every part is held, so the upload is mid-way when Cancel is pressed.
+    if (new URL(request.url()).origin === s3Origin && request.method() === 'PUT') return;
+    request.continue();
+  });
+  await page.goto(BASE_URL + '/', { waitUntil: 'load' });
+  await page.waitForSelector('body[data-ready="true"]');
+  await choose(page, { title: `Cancelled castle ${Date.now()}`, pdf: pdfPath });
+  await page.click('#upload');
+  await page.waitForFunction(() => JSON.parse(localStorage.getItem('moc-upload-session') ?? 'null')?.files?.[0]?.fileId);
+  const sessionId = await page.evaluate(() => JSON.parse(localStorage.getItem('moc-upload-session')).sessionId);
+  const deleted = page.waitForResponse((r) => r.request().method() === 'DELETE');
+  await page.click('#cancel');
+  const answer = await deleted;
+  check(answer.status() === 204, 'Cancel deletes the session (§4.9)', `status ${answer.status()}`);
+  await page.waitForFunction(() => document.querySelector('#phase').textContent.startsWith('Cancelled'));
+  check((await page.evaluate(() => localStorage.getItem('moc-upload-session'))) === null, 'a cancelled upload leaves nothing to resume');
+  const status = await fetch(`${API}/sessions/${sessionId}`).then((r) => r.json()).catch(() => null);
+  check(status?.status === 'cancelled', 'the server says the session is cancelled', JSON.stringify(status?.status ?? status));
+  console.log(`  run 3: ${((Date.now() - started) / 1000).toFixed(1)} s (${seen.puts.length} parts held)`);
+  await page.close();
+}
+
+await browser.close();
+console.log(failures ? `browser-check: ${failures} check(s) failed` : 'browser-check: all checks passed');
+process.exit(failures ? 1 : 0);
