@@ -155,11 +155,24 @@ async function choose(page, { title, pdf, images = [] }) {
 
 const textOf = (page, selector) => page.$eval(selector, (node) => node.textContent);
 
+/** Runs one scenario; an exception (a timeout, say) fails it and the next one still runs. */
+async function scenario(name, body) {
+  const page = await browser.newPage();
+  const started = Date.now();
+  try {
+    await body(page);
+  } catch (error) {
+    check(false, `${name} ran to its end`, error.message.split('\n')[0]);
+    await page.screenshot({ path: join(SHOTS, `failed-${name}.png`), fullPage: true }).catch(() => {});
+  } finally {
+    console.log(`  ${name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    await page.close().catch(() => {});
+  }
+}
+
 // ---- run 1: upload, reload after the first part, resume, finalize ------
 
-{
-  const started = Date.now();
-  const page = await browser.newPage();
+await scenario('resume', async (page) => {
   const seen = monitor(page);
   seen.phase = 'before';
   await page.setRequestInterception(true);
@@ -231,15 +244,11 @@ const textOf = (page, selector) => page.$eval(selector, (node) => node.textConte
     check(sha256(pdfStored) === sha256(pdfBytes), 'the PDF in S3 has the SHA-256 of the chosen file', sha256(pdfStored).slice(0, 16));
     check(sha256(pngStored) === sha256(pngBytes), 'the PNG in S3 has the SHA-256 of the chosen file', sha256(pngStored).slice(0, 16));
   }
-  console.log(`  run 1: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  await page.close();
-}
+});
 
 // ---- run 2: a ZIP named .pdf is refused with its per-file reason -------
 
-{
-  const started = Date.now();
-  const page = await browser.newPage();
+await scenario('refused', async (page) => {
   monitor(page);
   await page.goto(BASE_URL + '/', { waitUntil: 'load' });
   await page.waitForSelector('body[data-ready="true"]');
@@ -251,15 +260,11 @@ const textOf = (page, selector) => page.$eval(selector, (node) => node.textConte
   check(message.includes('FILE_VALIDATION_FAILED'), 'finalize refuses the upload with FILE_VALIDATION_FAILED', message.trim());
   const items = await page.$$eval('#error-files li', (lis) => lis.map((li) => li.textContent));
   check(items.length === 1 && items[0].includes('not-really.pdf') && items[0].includes('magic-bytes'), 'the page shows the per-file reason', items.join(' | '));
-  console.log(`  run 2: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  await page.close();
-}
+});
 
 // ---- run 3: cancel deletes the session --------------------------------
 
-{
-  const started = Date.now();
-  const page = await browser.newPage();
+await scenario('cancel', async (page) => {
   const seen = monitor(page);
   await page.setRequestInterception(true);
   page.on('request', (request) => {
@@ -281,9 +286,8 @@ const textOf = (page, selector) => page.$eval(selector, (node) => node.textConte
   check((await page.evaluate(() => localStorage.getItem('moc-upload-session'))) === null, 'a cancelled upload leaves nothing to resume');
   const status = await fetch(`${API}/sessions/${sessionId}`).then((r) => r.json()).catch(() => null);
   check(status?.status === 'cancelled', 'the server says the session is cancelled', JSON.stringify(status?.status ?? status));
-  console.log(`  run 3: ${((Date.now() - started) / 1000).toFixed(1)} s (${seen.puts.length} parts held)`);
-  await page.close();
-}
+  console.log(`  (${seen.puts.length} parts held when Cancel was pressed)`);
+});
 
 await browser.close();
 console.log(failures ? `browser-check: ${failures} check(s) failed` : 'browser-check: all checks passed');
