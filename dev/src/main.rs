@@ -79,7 +79,7 @@ async fn run() -> Result<(), BoxError> {
             let data_dir = env("DEV_DATA_DIR").unwrap_or_else(|| ".dev-data/s3".to_owned());
             // Browsers PUT parts straight to S3 from the page's origin: the
             // API's allowed origins, or the page this server serves itself.
-            let mut allowed_origins = config.allowed_upload_origins.clone();
+            let mut allowed_origins = config.cors_allowed_origins.clone();
             allowed_origins.extend([
                 format!("http://127.0.0.1:{port}"),
                 format!("http://localhost:{port}"),
