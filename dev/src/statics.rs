@@ -78,3 +78,47 @@ fn content_type(file: &Path) -> &'static str {
         _ => "application/octet-stream",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn get(path: &str) -> Option<Response<Bytes>> {
+        serve(&public_dir(), &Method::GET, path).await
+    }
+
+    #[tokio::test]
+    async fn the_page_is_served_at_the_root_and_by_name() {
+        let root = get("/").await.expect("/ serves index.html");
+        assert_eq!(
+            root.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        assert!(String::from_utf8_lossy(root.body()).contains("<title>Upload a MOC</title>"));
+        let script = get("/app.js").await.expect("app.js");
+        assert_eq!(
+            script.headers()[header::CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert!(
+            serve(&public_dir(), &Method::POST, "/app.js")
+                .await
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_outside_public_or_hidden_is_served() {
+        for path in [
+            "/../Cargo.toml",
+            "/..",
+            "/%2e%2e/Cargo.toml",
+            "/..%2fCargo.toml",
+            "/.gitkeep",
+            "/..\\Cargo.toml",
+            "/missing.js",
+        ] {
+            assert!(get(path).await.is_none(), "{path} must not be served");
+        }
+    }
+}
