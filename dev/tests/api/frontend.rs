@@ -494,6 +494,13 @@ async fn unicode_text_round_trips_byte_exact(pool: PgPool) {
             .await
             .unwrap();
     assert_eq!(stored.as_bytes(), name.as_bytes());
+    // And back out through the session status, the route a client resumes from.
+    let status = app
+        .get(&format!("/api/mocs/uploads/sessions/{session}"))
+        .await;
+    status.assert_status(200);
+    assert_eq!(status.body["files"][0]["name"], name);
+    assert_eq!(status.body["declaredFiles"][0]["name"], name);
 
     let body = json!({
         "uploadSessionId": session,
