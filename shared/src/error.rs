@@ -5,12 +5,50 @@
 //! all render through it (docs/adr/0004-error-envelope-and-auth-order.md).
 
 use http::{HeaderValue, Method, StatusCode};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::domain::{ByteSize, FieldErrors, FileCategory, PartNumber};
 use crate::domain::{FileRejection, FileVerificationProblem};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body of every error answer (contract §0):
+/// `{"success": false, "error": {…}, "requestId", "timestamp"}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// Always `false`.
+    #[schema(value_type = bool, example = false)]
+    pub success: bool,
+    pub error: ErrorObject,
+    /// The request's `x-request-id`, also in every log line of the request.
+    #[schema(example = "7f8c2a52-0d1e-4c6b-9a57-0f3c1b2d4e5a")]
+    pub request_id: String,
+    #[schema(example = "2026-11-22T10:00:00.000Z")]
+    pub timestamp: String,
+}
+
+/// What went wrong. `code` and `type` carry the same stable code: the old
+/// Lambdas' clients read `code`, the production frontend reads `type`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorObject {
+    #[schema(example = "VALIDATION_ERROR")]
+    pub code: &'static str,
+    #[serde(rename = "type")]
+    #[schema(example = "VALIDATION_ERROR")]
+    pub error_type: &'static str,
+    /// A human sentence; a 5xx says only what kind of failure happened.
+    #[schema(example = "the request body does not match the schema")]
+    pub message: String,
+    /// Context for the code, e.g. `errors` by field path (422),
+    /// `sessionExpired`/`expiresAt`/`now` (410), `files[]` (400
+    /// FILE_VALIDATION_FAILED), `suggestedSlug` (409), `retryable` (503).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>, example = json!({"errors": {"files[0].size": ["must be an integer from 1 to 18446744073709551615"]}}))]
+    pub details: Option<Value>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -310,27 +348,26 @@ impl ApiError {
         }
     }
 
-    /// The `error` object of contract §0: `code` and `type` both carry the
-    /// stable code (the old Lambdas' clients read `code`, the production
-    /// frontend reads `type`). Batch results carry it as their items' `error`.
-    pub fn to_item_json(&self) -> Value {
+    /// The `error` object of contract §0. Batch results carry it as their
+    /// items' `error`.
+    pub fn to_item(&self) -> ErrorObject {
         let code = self.code();
-        let mut error = json!({"code": code, "type": code, "message": self.public_message()});
-        if let Some(details) = self.details() {
-            error["details"] = details;
+        ErrorObject {
+            code,
+            error_type: code,
+            message: self.public_message(),
+            details: self.details(),
         }
-        error
     }
 
-    /// The full error body of contract §0:
-    /// `{"success": false, "error": {…}, "requestId", "timestamp"}`.
-    pub fn to_body(&self, request_id: &str) -> Value {
-        json!({
-            "success": false,
-            "error": self.to_item_json(),
-            "requestId": request_id,
-            "timestamp": crate::time::rfc3339(crate::time::now()),
-        })
+    /// The full error body of contract §0.
+    pub fn to_body(&self, request_id: &str) -> ErrorBody {
+        ErrorBody {
+            success: false,
+            error: self.to_item(),
+            request_id: request_id.to_owned(),
+            timestamp: crate::time::rfc3339(crate::time::now()),
+        }
     }
 
     pub fn allow_header(&self) -> Option<HeaderValue> {
@@ -388,7 +425,7 @@ mod tests {
     #[test]
     fn server_errors_never_leak_their_cause() {
         let err = ApiError::internal("relation \"secret_table\" does not exist");
-        let body = err.to_body("req-1");
+        let body = serde_json::to_value(err.to_body("req-1")).unwrap();
         assert_eq!(body["success"], false);
         assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
         assert_eq!(body["error"]["type"], "INTERNAL_ERROR");

@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
 pub mod s3;

@@ -105,10 +105,7 @@ fn register_batch(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
         let session_id = req.uuid_param("sessionId", "upload session")?;
         let body = req.json().await?;
         let results = files::register_batch(&state, &user, session_id, body).await?;
-        Ok(api_http::json(
-            StatusCode::CREATED,
-            &serde_json::json!({ "results": results }),
-        ))
+        Ok(api_http::json(StatusCode::CREATED, &results))
     })
 }
 
@@ -144,10 +141,7 @@ fn list_parts(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
         let session_id = req.uuid_param("sessionId", "upload session")?;
         let file_id = req.uuid_param("fileId", "file")?;
         let parts = parts::list(&state, &user, session_id, file_id).await?;
-        Ok(api_http::json(
-            StatusCode::OK,
-            &serde_json::json!({ "parts": parts }),
-        ))
+        Ok(api_http::json(StatusCode::OK, &parts))
     })
 }
 
@@ -193,14 +187,8 @@ fn finalize(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
             FinalizeOutcome::Created(moc) => api_http::json(StatusCode::CREATED, &moc),
             FinalizeOutcome::Replayed(moc) => api_http::json(StatusCode::OK, &moc),
             FinalizeOutcome::InProgress => {
-                let mut response = api_http::json(
-                    StatusCode::OK,
-                    &serde_json::json!({
-                        "status": "finalizing",
-                        "idempotent": true,
-                        "message": "Finalization in progress",
-                    }),
-                );
+                let mut response =
+                    api_http::json(StatusCode::OK, &finalize::FinalizeInProgress::default());
                 response.headers_mut().insert(
                     http::header::RETRY_AFTER,
                     http::HeaderValue::from_static("2"),

@@ -315,6 +315,14 @@ for (const [url, file, params] of STORIES) {
   const gotQ = JSON.stringify(Object.entries(got.query).sort());
   check(wantQ === gotQ, `${url}: function ${want} gets query ${gotQ}, want ${wantQ}${how}`);
 }
+// The OpenAPI document is a static file of public/ (docs/adr/0006-openapi-from-types.md).
+{
+  const got = resolve("/api/mocs/uploads/openapi.json");
+  check(
+    got.static === "api/mocs/uploads/openapi.json",
+    `/api/mocs/uploads/openapi.json: served by ${got.fn ?? got.static ?? `status ${got.status}`}, want the static public/api/mocs/uploads/openapi.json`,
+  );
+}
 for (const url of ["/Cargo.toml", "/Cargo.lock", "/vercel.json", "/.env", "/shared/src/lib.rs"]) {
   const got = resolve(url);
   check(!got.fn && !got.static, `${url} is served (${got.fn ?? got.static}): it must not be`);

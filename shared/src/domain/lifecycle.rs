@@ -13,8 +13,11 @@
 //! fresh `finalizing_at` lock it is being finalized and must not change.
 
 use chrono::NaiveDateTime;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum SessionStatus {
     Active,
     Completed,
@@ -183,7 +186,8 @@ impl SessionState {
 
 /// A file row's `status`. `failed` is a value the old service could write;
 /// it behaves like `uploading`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum FileStatus {
     Pending,
     Uploading,

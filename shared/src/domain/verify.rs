@@ -1,8 +1,9 @@
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// Why a stored file failed the finalize checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum VerificationFailure {
     /// No object at the key.
@@ -16,7 +17,7 @@ pub enum VerificationFailure {
 }
 
 /// One entry of `details.files[]` in a 400 FILE_VALIDATION_FAILED.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileVerificationProblem {
     pub file_id: Uuid,

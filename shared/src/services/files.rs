@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::User;
@@ -10,7 +11,7 @@ use crate::domain::{
     S3_MIN_PART_SIZE,
 };
 use crate::domain::{FileAction, Permit, Refusal, SessionAction};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorObject};
 use crate::s3::StoredPart;
 use crate::services::records::{self, FILE_COLUMNS, FileRow, SESSION_COLUMNS, SessionRow};
 use crate::services::{lifecycle, parts};
@@ -45,20 +46,30 @@ impl RegisterInput {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Where to PUT one part straight to S3, and the headers to send with it.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PresignedPartUrl {
+    #[schema(minimum = 1, maximum = 10000, example = 1)]
     pub part_number: u16,
+    /// A presigned S3 `PUT` URL, valid until `expiresAt`.
     pub url: String,
+    #[schema(format = DateTime)]
     pub expires_at: String,
+    #[schema(example = 5242880)]
     pub size_bytes: u64,
+    /// `Content-Length`, which the signature covers.
+    #[schema(value_type = Object, example = json!({"Content-Length": "5242880"}))]
     pub headers: serde_json::Map<String, Value>,
 }
 
-#[derive(Debug, Serialize)]
+/// A registered file: its ID, its S3 multipart upload, and, when `partCount`
+/// was sent, one presigned URL per part.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Registration {
     pub file_id: Uuid,
+    /// Opaque: S3-compatible stores differ in its format.
     pub upload_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub presigned_urls: Option<Vec<PresignedPartUrl>>,
@@ -80,18 +91,25 @@ pub async fn register(
     register_one(state, user, &session, input).await
 }
 
-#[derive(Debug, Serialize)]
+/// The answer of a batch registration: one item per file, in request order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BatchResults {
+    pub results: Vec<BatchItem>,
+}
+
+/// One file's outcome in a batch: its registration, or its error.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct BatchItem {
     pub index: usize,
     #[serde(flatten)]
     pub outcome: BatchOutcome,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum BatchOutcome {
     Registered(Registration),
-    Failed { error: Value },
+    Failed { error: ErrorObject },
 }
 
 /// Registers up to `MAX_BATCH_SIZE` files (contract §4.3).
@@ -108,7 +126,7 @@ pub async fn register_batch(
     user: &User,
     session_id: Uuid,
     body: Value,
-) -> Result<Vec<BatchItem>, ApiError> {
+) -> Result<BatchResults, ApiError> {
     let max = state.config().max_batch_size;
     let items = match body.get("files") {
         Some(Value::Array(items)) if items.len() > max => {
@@ -138,7 +156,7 @@ pub async fn register_batch(
             Err(error) => {
                 error.log();
                 BatchOutcome::Failed {
-                    error: error.to_item_json(),
+                    error: error.to_item(),
                 }
             }
         };
@@ -149,7 +167,7 @@ pub async fn register_batch(
         .filter(|r| matches!(r.outcome, BatchOutcome::Failed { .. }))
         .count();
     tracing::info!(items = results.len(), failed, "batch registration done");
-    Ok(results)
+    Ok(BatchResults { results })
 }
 
 /// The session, if files may be registered in it: owned (404), active (400)
@@ -466,7 +484,7 @@ pub async fn presign_parts(
     Ok(urls)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CompletedFile {
     pub file_id: Uuid,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::NaiveDateTime;
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::User;
@@ -91,22 +92,54 @@ impl FinalizeInput {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// The MOC a session became (contract §4.7).
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MocView {
     pub id: Uuid,
     pub title: String,
     pub slug: Option<String>,
     pub description: Option<String>,
+    /// `private` for a MOC finalized here.
+    #[schema(example = "private")]
     pub status: String,
+    /// The `fileUrl` of the first instruction file.
     pub pdf_key: Option<String>,
+    /// The `fileUrl`s of the images and thumbnails.
     pub image_keys: Vec<String>,
+    /// The `fileUrl`s of the parts lists.
     pub parts_keys: Vec<String>,
+    #[schema(value_type = Option<Vec<String>>)]
     pub tags: Value,
     pub theme: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    /// Present (true) when the session was finalized before this request.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
     pub idempotent: bool,
+}
+
+/// The 200 answer while another request finalizes the same session and the
+/// wait for it ran out; sent with `Retry-After: 2`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FinalizeInProgress {
+    #[schema(value_type = String, example = "finalizing")]
+    pub status: &'static str,
+    #[schema(value_type = bool, example = true)]
+    pub idempotent: bool,
+    #[schema(value_type = String, example = "Finalization in progress")]
+    pub message: &'static str,
+}
+
+impl Default for FinalizeInProgress {
+    fn default() -> Self {
+        Self {
+            status: "finalizing",
+            idempotent: true,
+            message: "Finalization in progress",
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -24,12 +24,13 @@ use chrono::NaiveDateTime;
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::User;
 use crate::domain::{
     FieldErrors, FileAction, FileRefusal, FileStatus, JsonObject, PartNumber, Permit, Refusal,
-    SessionAction, SessionState,
+    SessionAction, SessionState, SessionStatus,
 };
 use crate::error::ApiError;
 use crate::services::files::{self, PresignedPartUrl};
@@ -123,34 +124,43 @@ pub fn file_permit(file: &FileRow, action: FileAction) -> Result<Permit, ApiErro
 
 // ------------------------------------------------------------------ §4.8
 
-#[derive(Debug, Serialize)]
+/// What a client resumes from (contract §4.8).
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
     pub session_id: Uuid,
-    pub status: &'static str,
+    pub status: SessionStatus,
     pub part_size_bytes: i32,
+    #[schema(format = DateTime)]
     pub expires_at: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    /// The files declared at create, as sent.
+    #[schema(value_type = Vec<crate::openapi::requests::FileMetadataBody>)]
     pub declared_files: Vec<Value>,
     pub files: Vec<FileView>,
+    /// Set once the session is finalized.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub moc_id: Option<Uuid>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileView {
     pub file_id: Uuid,
+    /// As stored; only the four categories are ever written.
+    #[schema(value_type = crate::domain::FileCategory)]
     pub category: String,
     pub name: String,
     pub size: i32,
     #[serde(rename = "type")]
     pub mime_type: String,
-    pub status: String,
+    pub status: FileStatus,
     pub part_count: u64,
     /// The part numbers the database has recorded, ascending. Parts PUT
     /// straight to S3 appear once the parts route (§4.5) reconciled them.
     pub uploaded_parts: Vec<i32>,
+    /// Set once the file is completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_url: Option<String>,
 }
@@ -201,13 +211,13 @@ pub async fn status(
             name: file.name,
             size: file.size,
             mime_type: file.mime_type,
-            status: file.status,
+            status: FileStatus::parse(&file.status),
             file_url: file.file_url,
         })
         .collect();
     Ok(SessionView {
         session_id,
-        status: lifecycle.visible_status().as_str(),
+        status: lifecycle.visible_status(),
         part_size_bytes: session.part_size_bytes,
         expires_at: time::rfc3339(session.expires_at),
         created_at: time::rfc3339(session.created_at),
@@ -441,10 +451,11 @@ pub async fn abort_file(
 
 // ------------------------------------------------------------------ §4.11
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Extended {
     pub session_id: Uuid,
+    #[schema(format = DateTime)]
     pub expires_at: String,
 }
 
@@ -490,7 +501,7 @@ pub async fn extend(state: &AppState, user: &User, session_id: Uuid) -> Result<E
 
 // ------------------------------------------------------------------ §4.12
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FreshUrls {
     pub file_id: Uuid,
@@ -591,7 +602,7 @@ fn parse_part_numbers(body: &Value) -> Result<Option<Vec<PartNumber>>, ApiError>
 
 // ------------------------------------------------------------------ §4.13
 
-#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SweepReport {
     pub sessions_expired: u64,

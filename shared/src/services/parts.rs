@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::User;
@@ -17,13 +18,22 @@ use crate::services::records::{self, FileRow, SessionRow};
 use crate::state::AppState;
 use crate::time;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// The parts of a file, ascending by number (contract §4.5).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PartList {
+    pub parts: Vec<PartView>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PartView {
+    #[schema(minimum = 1, maximum = 10000)]
     pub part_number: i32,
+    /// Opaque, as S3 answered it (quotes included).
     pub etag: String,
     pub size_bytes: Option<i32>,
     #[serde(serialize_with = "serialize_time")]
+    #[schema(value_type = String, format = DateTime)]
     pub uploaded_at: chrono::NaiveDateTime,
 }
 
@@ -94,7 +104,7 @@ pub async fn list(
     user: &User,
     session_id: Uuid,
     file_id: Uuid,
-) -> Result<Vec<PartView>, ApiError> {
+) -> Result<PartList, ApiError> {
     // The two look-ups share one transaction (fewer round trips); it ends
     // before S3 is asked.
     let mut tx = state.db().begin().await?;
@@ -112,12 +122,13 @@ pub async fn list(
     .bind(file_id)
     .fetch_all(state.db())
     .await?;
-    Ok(parts)
+    Ok(PartList { parts })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadedPart {
+    #[schema(minimum = 1, maximum = 10000)]
     pub part_number: u16,
     pub etag: String,
 }

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::User;
@@ -14,11 +15,14 @@ use crate::time;
 /// The most files one create may declare: every category at its maximum.
 const MAX_DECLARED_FILES: usize = 200;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedSession {
     pub session_id: Uuid,
+    /// Every part but the last has this size (≥ 5 MiB, S3's minimum).
+    #[schema(example = 5242880)]
     pub part_size_bytes: u64,
+    #[schema(format = DateTime)]
     pub expires_at: String,
 }
 

@@ -1,0 +1,176 @@
+//! The shapes of the JSON request bodies, for the document only.
+//!
+//! The handlers read bodies field by field (`domain::validate::JsonObject`)
+//! so that one answer can list every problem by field path (422
+//! `details.errors`), which a derived `Deserialize` cannot do. These types
+//! state the same rules for readers and generators; they are kept honest by
+//! schemathesis's `negative_data_rejection` check (scripts/schemathesis-check),
+//! which sends bodies that break each rule here and fails unless the handler
+//! refuses them. The text patterns are the C0 control-character rules of
+//! `domain::validate::text_problem`.
+
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{Array, Object, SchemaType, Type};
+use uuid::Uuid;
+
+use crate::domain::FileCategory;
+
+/// No C0 control character (`TextKind::Line`).
+const LINE_TEXT: &str = r"^[^\x00-\x1F]*$";
+
+/// What a client declares about one file (contract §4.1).
+#[derive(ToSchema)]
+#[schema(example = json!({
+    "category": "instruction", "name": "castle-instructions.pdf",
+    "size": 12582912, "type": "application/pdf", "ext": "pdf"
+}))]
+pub struct FileMetadataBody {
+    pub category: FileCategory,
+    /// Characters, not bytes; no control characters.
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F]*$")]
+    pub name: String,
+    /// Bytes. Over the category's limit is 413 FILE_TOO_LARGE.
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64, format = Int64)]
+    pub size: u64,
+    /// MIME type, compared case-insensitively; one the category does not
+    /// allow is 415 UNSUPPORTED_MEDIA_TYPE.
+    #[schema(
+        rename = "type",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F]*$"
+    )]
+    pub mime_type: String,
+    /// Letters and digits, with or without the leading dot.
+    #[schema(min_length = 1, max_length = 10, pattern = r"^\.*[A-Za-z0-9]+$")]
+    pub ext: String,
+}
+
+/// POST /api/mocs/uploads/sessions (contract §4.1).
+#[derive(ToSchema)]
+pub struct CreateSessionRequest {
+    /// At least one `instruction` file; parts lists ≤ 5, images and
+    /// thumbnails ≤ 10 (400 FILE_COUNT_EXCEEDED).
+    #[schema(min_items = 1, max_items = 200)]
+    pub files: Vec<FileMetadataBody>,
+}
+
+/// One file to register (contract §4.2): its metadata, plus `partCount` for
+/// presigned part URLs, plus `fileId` to re-register a file whose URLs were
+/// lost.
+#[derive(ToSchema)]
+#[schema(example = json!({
+    "category": "instruction", "name": "castle-instructions.pdf",
+    "size": 12582912, "type": "application/pdf", "ext": "pdf", "partCount": 3
+}))]
+pub struct RegisterFileRequest {
+    pub category: FileCategory,
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F]*$")]
+    pub name: String,
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64, format = Int64)]
+    pub size: u64,
+    #[schema(
+        rename = "type",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F]*$"
+    )]
+    pub mime_type: String,
+    #[schema(min_length = 1, max_length = 10, pattern = r"^\.*[A-Za-z0-9]+$")]
+    pub ext: String,
+    /// Must equal ceil(size / partSizeBytes) (422 otherwise).
+    #[schema(rename = "partCount", minimum = 1, maximum = 10000)]
+    pub part_count: Option<u16>,
+    /// An existing, not completed file of this session, with the same
+    /// metadata: 200 with fresh URLs instead of a new upload.
+    #[schema(rename = "fileId")]
+    pub file_id: Option<Uuid>,
+}
+
+/// POST …/files/batch (contract §4.3). More than `MAX_BATCH_SIZE` files
+/// (default 10) is 400 BATCH_TOO_LARGE.
+#[derive(ToSchema)]
+pub struct BatchRegisterRequest {
+    #[schema(min_items = 1)]
+    pub files: Vec<RegisterFileRequest>,
+}
+
+/// One part as the client saw it: its number and the ETag S3 answered.
+#[derive(ToSchema)]
+pub struct ListedPart {
+    #[schema(rename = "partNumber", minimum = 1, maximum = 10000)]
+    pub part_number: u16,
+    #[schema(min_length = 1, max_length = 1024, pattern = r"^[^\x00-\x1F]*$")]
+    pub etag: String,
+}
+
+/// POST …/complete (contract §4.6).
+#[derive(ToSchema)]
+#[schema(example = json!({"parts": [{"partNumber": 1, "etag": "\"5d41402abc4b2a76b9719d911017c592\""}]}))]
+pub struct CompleteFileRequest {
+    #[schema(min_items = 1, max_items = 10000)]
+    pub parts: Vec<ListedPart>,
+}
+
+/// POST /api/mocs/uploads/finalize (contract §4.7).
+#[derive(ToSchema)]
+#[schema(example = json!({
+    "uploadSessionId": crate::openapi::examples::FINALIZABLE_SESSION,
+    "title": "Medieval Castle", "description": "A 2,000-piece castle.",
+    "tags": ["castle", "medieval"], "theme": "Castle"
+}))]
+pub struct FinalizeRequest {
+    #[schema(rename = "uploadSessionId")]
+    pub upload_session_id: Uuid,
+    /// Not blank once trimmed; unique per user (409 with `suggestedSlug`).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F]*\S[^\x00-\x1F]*$"
+    )]
+    pub title: String,
+    /// Tab and line breaks are allowed here.
+    #[schema(max_length = 5000, pattern = r"^[^\x00-\x08\x0B\x0C\x0E-\x1F]*$")]
+    pub description: Option<String>,
+    /// Up to 20 tags of 1 to 50 characters.
+    #[schema(schema_with = tags)]
+    pub tags: Option<Vec<String>>,
+    #[schema(max_length = 100, pattern = r"^[^\x00-\x1F]*$")]
+    pub theme: Option<String>,
+}
+
+fn tags() -> Array {
+    let tag = Object::builder()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(50))
+        .pattern(Some(LINE_TEXT));
+    Array::builder()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(tag)
+        .max_items(Some(20))
+        .build()
+}
+
+/// POST …/urls (contract §4.12): the listed parts, or `{}` for every part
+/// S3 does not hold yet.
+#[derive(ToSchema)]
+#[schema(example = json!({"partNumbers": [2, 3]}))]
+pub struct FreshUrlsRequest {
+    /// Each at most the file's part count (422 otherwise).
+    #[schema(rename = "partNumbers", schema_with = part_numbers)]
+    pub part_numbers: Option<Vec<u16>>,
+}
+
+fn part_numbers() -> Array {
+    let number = Object::builder()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(10000));
+    Array::builder()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(number)
+        .min_items(Some(1))
+        .max_items(Some(10000))
+        .build()
+}
