@@ -11,4 +11,5 @@ mod lifecycle;
 mod parts;
 mod register;
 mod sessions;
+mod snapshots;
 mod sweeper;
