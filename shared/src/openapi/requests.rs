@@ -90,9 +90,22 @@ pub struct RegisterFileRequest {
 /// POST …/files/batch (contract §4.3). More than `MAX_BATCH_SIZE` files
 /// (default 10) is 400 BATCH_TOO_LARGE.
 #[derive(ToSchema)]
+#[schema(example = json!({"files": [{
+    "category": "instruction", "name": "castle-instructions.pdf",
+    "size": 12582912, "type": "application/pdf", "ext": "pdf", "partCount": 3
+}]}))]
 pub struct BatchRegisterRequest {
-    #[schema(min_items = 1)]
+    /// Each item is a `RegisterFileRequest`, checked on its own: an item
+    /// that is not one fails alone, as its result's `error` (422
+    /// VALIDATION_ERROR), and the others still register. So the request
+    /// itself accepts any items.
+    #[schema(schema_with = batch_items)]
     pub files: Vec<RegisterFileRequest>,
+}
+
+fn batch_items() -> Array {
+    let any_item = Object::builder().schema_type(SchemaType::AnyValue);
+    Array::builder().items(any_item).min_items(Some(1)).build()
 }
 
 /// One part as the client saw it: its number and the ETag S3 answered.
