@@ -45,7 +45,7 @@ pub mod responses {
     #[serde(untagged)]
     #[allow(dead_code)]
     pub enum FinalizeReplay {
-        Moc(MocView),
+        Moc(Box<MocView>),
         InProgress(FinalizeInProgress),
     }
 
