@@ -1,6 +1,6 @@
 // The upload API, as the page calls it: plain fetch, cookies included (the
 // production frontend authenticates with an httpOnly cookie), JSON in and
-// out. Contract: /work/shared/contract.md §4; error body per §0.
+// out. Contract: docs/contract.md §4; error body per §0.
 
 /** Where the API lives: the same origin, as Vercel serves public/ next to it. */
 export const API_BASE = document.querySelector('meta[name="moc-api-base"]')?.content || '/api/mocs/uploads';

@@ -94,8 +94,8 @@ function showMoc(moc) {
 function showError(error) {
   const result = $('result');
   result.className = 'error';
-  // Per-file reasons: finalize's FILE_VALIDATION_FAILED (§4.7 step 9) and
-  // failed registrations both carry details.files.
+  // Per-file reasons: finalize's FILE_VALIDATION_FAILED (docs/contract.md
+  // §4.7 step 9) and failed registrations both carry details.files.
   const files = Array.isArray(error.details?.files) ? error.details.files : [];
   result.replaceChildren(
     el('h2', {}, 'The upload failed'),

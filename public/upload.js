@@ -11,7 +11,7 @@ export const PARALLEL_PARTS = 4;
 const PART_ATTEMPTS = 5;
 /** A presigned URL this close to its expiry is replaced before use. */
 const URL_MARGIN_MS = 60_000;
-/** The session is extended (§4.11) when less than this remains. */
+/** The session is extended (docs/contract.md §4.11) when less than this remains. */
 export const EXTEND_WHEN_LEFT_MS = 5 * 60_000;
 const EXTEND_CHECK_MS = 15_000;
 /** Batch registration takes at most MAX_BATCH_SIZE files (default 10). */

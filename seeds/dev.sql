@@ -1,4 +1,4 @@
--- Development and .http seed data (contract §8). Deterministic IDs, and
+-- Development and .http seed data (docs/contract.md §8). Deterministic IDs, and
 -- idempotent: running it again puts every seeded row back in its seeded
 -- state (times are relative to now). Rows that refer to S3 state (upload IDs,
 -- uploaded parts, completed objects) are finished by the dev server's seeder

@@ -1,4 +1,4 @@
-//! Authentication (contract §1): the frontend's `auth_token` cookie (a Cognito
+//! Authentication (docs/contract.md §1): the frontend's `auth_token` cookie (a Cognito
 //! ID token) first, then `Authorization: Bearer` (an access or ID token), each
 //! an RS256 JWT verified against a JWKS; or the development bypass.
 
@@ -169,7 +169,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<Result<&str, ()>> {
     Some(token.ok_or(()))
 }
 
-/// Authenticates a request, in the order of contract §1: the cookie, and
+/// Authenticates a request, in the order of docs/contract.md §1: the cookie, and
 /// only without one the header. A cookie that is present but invalid is
 /// refused even when a valid header comes with it: falling through would let
 /// a stale session silently act as whoever the header names. Without any

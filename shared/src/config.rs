@@ -1,4 +1,4 @@
-//! Configuration, read once per cold start from the environment (contract §2).
+//! Configuration, read once per cold start from the environment (docs/contract.md §2).
 //!
 //! Every problem is collected and reported together, so an operator fixes a
 //! deployment in one round trip. A bad configuration never panics: the state
@@ -88,14 +88,14 @@ pub struct Config {
     pub part_upload_budget: Duration,
     pub finalize_lock_ttl: Duration,
     /// How long a finalize that finds a fresh lock waits for its holder
-    /// (`FINALIZE_WAIT_MS`, contract §4.7 step 7).
+    /// (`FINALIZE_WAIT_MS`, docs/contract.md §4.7 step 7).
     pub finalize_wait: Duration,
     pub finalize_per_minute: u32,
     pub redis_url: Option<String>,
     pub rate_limit_bypass: bool,
     pub allow_browser_uploads: bool,
     /// `CORS_ALLOWED_ORIGINS`, else `ALLOWED_UPLOAD_ORIGINS`: exact origins,
-    /// never `*` (contract §7).
+    /// never `*` (docs/contract.md §7).
     pub cors_allowed_origins: Vec<String>,
     /// How far extensions may push a session's expiry past its creation (§4.11).
     pub session_max_lifetime: Duration,

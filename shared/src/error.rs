@@ -1,5 +1,5 @@
 //! The one error type of the API. Each variant maps to a status and a stable
-//! code (contract §0); 5xx answers carry no internals, the full cause goes to
+//! code (docs/contract.md §0); 5xx answers carry no internals, the full cause goes to
 //! the log instead. [`ApiError::to_body`] is the only place the error
 //! envelope is written: routes, batch items, the dev server and the gateway
 //! all render through it (docs/adr/0004-error-envelope-and-auth-order.md).
@@ -348,7 +348,7 @@ impl ApiError {
         }
     }
 
-    /// The `error` object of contract §0. Batch results carry it as their
+    /// The `error` object of docs/contract.md §0. Batch results carry it as their
     /// items' `error`.
     pub fn to_item(&self) -> ErrorObject {
         let code = self.code();
@@ -360,7 +360,7 @@ impl ApiError {
         }
     }
 
-    /// The full error body of contract §0.
+    /// The full error body of docs/contract.md §0.
     pub fn to_body(&self, request_id: &str) -> ErrorBody {
         ErrorBody {
             success: false,

@@ -20,14 +20,14 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 pub type Response = http::Response<Bytes>;
 
-/// Largest JSON body any route reads (contract §0).
+/// Largest JSON body any route reads (docs/contract.md §0).
 pub const MAX_JSON_BODY_BYTES: u64 = 1024 * 1024;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The old Lambdas' name for the request ID; the frontend may read either.
 pub const CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
 
-/// Puts the request ID on an answer under both of its names (contract §0).
+/// Puts the request ID on an answer under both of its names (docs/contract.md §0).
 pub fn set_request_id(headers: &mut HeaderMap, request_id: &str) {
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert(CORRELATION_ID, value.clone());
@@ -265,7 +265,7 @@ pub fn error_response(error: &ApiError, request_id: &str) -> Response {
     response
 }
 
-/// The request's `Origin`, when it is one CORS serves (contract §7): CORS is
+/// The request's `Origin`, when it is one CORS serves (docs/contract.md §7): CORS is
 /// on and the origin is listed exactly. Otherwise no CORS header is sent, and
 /// `*` never is: the frontend calls with credentials.
 pub fn allowed_origin<'a>(config: &Config, headers: &'a HeaderMap) -> Option<&'a HeaderValue> {
@@ -304,9 +304,9 @@ pub fn own_origin(headers: &HeaderMap) -> Option<String> {
     ))
 }
 
-/// Headers a preflight allows (contract §7).
+/// Headers a preflight allows (docs/contract.md §7).
 const ALLOW_HEADERS: &str = "Content-Type, Authorization, X-Request-Id";
-/// Response headers a cross-origin script may read (contract §7).
+/// Response headers a cross-origin script may read (docs/contract.md §7).
 const EXPOSE_HEADERS: &str = "ETag, X-Request-Id, X-Correlation-Id, Retry-After";
 
 /// Credentialed CORS headers for `origin` (already checked by

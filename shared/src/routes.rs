@@ -23,7 +23,8 @@ type HandlerTask = tokio::task::JoinHandle<Result<Response, ApiError>>;
 /// Who may call a route, and what its handler is handed.
 #[derive(Clone, Copy)]
 pub enum Handler {
-    /// A user route: cookie or bearer JWT (§1); the handler gets the user.
+    /// A user route: cookie or bearer JWT (docs/contract.md §1); the
+    /// handler gets the user.
     User(fn(AppState, User, ApiRequest) -> HandlerTask),
     /// The scheduled job: `Authorization: Bearer $CRON_SECRET` only (§4.13).
     /// No user credential applies, and the handler gets no user.
@@ -329,7 +330,7 @@ where
     async move {
         let started = request.started;
         // Decided before the handler runs, so that every answer to a listed
-        // origin carries the CORS headers, errors included (contract §7).
+        // origin carries the CORS headers, errors included (docs/contract.md §7).
         let origin = state
             .as_ref()
             .ok()
@@ -398,7 +399,7 @@ async fn handle(
     }
 }
 
-/// Contract §1: a cookie-authenticated state change that names its `Origin`
+/// docs/contract.md §1: a cookie-authenticated state change that names its `Origin`
 /// must come from a CORS-allowed origin or from the API's own origin. The
 /// browser attaches the cookie to requests any page makes; the `Origin` it
 /// sets cannot be forged by that page. Header-authenticated calls are exempt:

@@ -10,7 +10,7 @@
 //        and the objects in S3 must hash to the files' SHA-256.
 // Run 2: a ".pdf" whose bytes are a ZIP: finalize refuses it, and the page
 //        must show that file's reason.
-// Run 3: cancel mid-upload deletes the session (§4.9).
+// Run 3: cancel mid-upload deletes the session (docs/contract.md §4.9).
 // Screenshots of progress and results go to $SCREENSHOT_DIR.
 
 import { createHash, createHmac, randomBytes } from 'node:crypto';

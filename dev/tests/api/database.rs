@@ -402,7 +402,7 @@ async fn twenty_identical_registrations_and_ten_finalizes_at_once_get_the_contra
     let app = Arc::new(TestApp::spawn(pool).await);
     let pdf = pdf_bytes(4096);
 
-    // §4.2: N identical registrations: one 201, N-1 409s, one S3 upload.
+    // docs/contract.md §4.2: N identical registrations: one 201, N-1 409s, one S3 upload.
     let session = app
         .create_session(json!([pdf_meta("same.pdf", pdf.len())]))
         .await;

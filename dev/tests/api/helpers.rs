@@ -45,7 +45,7 @@ pub struct TestResponse {
 }
 
 impl TestResponse {
-    /// `error.details`, where context fields live (contract §0).
+    /// `error.details`, where context fields live (docs/contract.md §0).
     pub fn details(&self) -> &Value {
         &self.body["error"]["details"]
     }
@@ -73,7 +73,7 @@ impl TestResponse {
     }
 }
 
-/// The error envelope of contract §0, as the production frontend validates
+/// The error envelope of docs/contract.md §0, as the production frontend validates
 /// it: `success: false`, `error.type` and `error.code` both the stable code,
 /// a string `error.message`, `error.details` an object when present, and the
 /// request ID in the body and in both headers.

@@ -1,4 +1,4 @@
-//! Session status, cancel, abort a file, extend and fresh URLs (contract
+//! Session status, cancel, abort a file, extend and fresh URLs (docs/contract.md
 //! §4.8–§4.12), black-box over the embedded S3.
 
 use serde_json::{Value, json};

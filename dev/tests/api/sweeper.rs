@@ -1,4 +1,4 @@
-//! The expiry sweeper (contract §4.13), called as Vercel Cron calls it.
+//! The expiry sweeper (docs/contract.md §4.13), called as Vercel Cron calls it.
 
 use serde_json::{Value, json};
 use sqlx::PgPool;

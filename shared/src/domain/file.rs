@@ -61,7 +61,7 @@ impl FileCategory {
         }
     }
 
-    /// MIME types accepted for the category (contract §4.1). The check is
+    /// MIME types accepted for the category (docs/contract.md §4.1). The check is
     /// advisory: S3 stores whatever bytes the client sends, so the real content
     /// check is the magic-byte sniff at finalize.
     pub const fn allowed_types(self) -> &'static [&'static str] {
@@ -117,7 +117,7 @@ impl fmt::Display for FileCategory {
     }
 }
 
-/// A file extension, lower-cased, `^[a-z0-9]{1,10}$` (contract §3): it goes
+/// A file extension, lower-cased, `^[a-z0-9]{1,10}$` (docs/contract.md §3): it goes
 /// into the S3 key, so nothing else may pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extension(String);
@@ -198,7 +198,7 @@ impl FileMetadata {
         })
     }
 
-    /// Size (413) before MIME (415), as contract §4.1 orders them.
+    /// Size (413) before MIME (415), as docs/contract.md §4.1 orders them.
     pub fn check_limits(&self, limits: &UploadLimits) -> Result<(), FileRejection> {
         let max = self.category.max_size(limits);
         if self.size > max {

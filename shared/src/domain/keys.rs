@@ -1,4 +1,4 @@
-//! S3 object keys (contract §3).
+//! S3 object keys (docs/contract.md §3).
 
 use uuid::Uuid;
 

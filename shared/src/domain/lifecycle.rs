@@ -1,5 +1,6 @@
 //! The upload lifecycle: the one place that decides which state change a
-//! session or a file may make (diagram: `docs/lifecycle.md`).
+//! session or a file may make (diagram: `docs/lifecycle.md`; the § numbers
+//! below are those of docs/contract.md).
 //!
 //! Every route asks [`SessionState::permits`] and [`FileStatus::permits`]
 //! before it acts, and every guarded `UPDATE … WHERE status = …` takes its

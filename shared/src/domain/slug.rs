@@ -1,4 +1,4 @@
-//! Slugs (contract §5).
+//! Slugs (docs/contract.md §5).
 
 use unicode_normalization::UnicodeNormalization;
 

@@ -1,5 +1,5 @@
 //! Schema checks for JSON bodies that report every problem by field path, as
-//! contract §0 asks (`details.errors: {"files[0].size": ["…"]}`).
+//! docs/contract.md §0 asks (`details.errors: {"files[0].size": ["…"]}`).
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
@@ -35,7 +35,7 @@ pub enum TextKind {
     Multiline,
 }
 
-/// Why `text` may not be stored, if it may not (contract §0): Postgres
+/// Why `text` may not be stored, if it may not (docs/contract.md §0): Postgres
 /// cannot hold NUL in `text` (an unchecked NUL was a 500), and the other C0
 /// controls are never meant in these fields. Anything else, every script and
 /// emoji included, is kept exactly as sent.

@@ -1,4 +1,4 @@
-//! Registering files (contract §4.2, §4.3) and completing them (§4.6).
+//! Registering files (docs/contract.md §4.2, §4.3) and completing them (§4.6).
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -78,7 +78,7 @@ pub struct Registration {
     pub created: bool,
 }
 
-/// Registers one file (contract §4.2).
+/// Registers one file (docs/contract.md §4.2).
 #[tracing::instrument(skip_all, fields(user_id = %user.id, %session_id))]
 pub async fn register(
     state: &AppState,
@@ -112,7 +112,7 @@ pub enum BatchOutcome {
     Failed { error: ErrorObject },
 }
 
-/// Registers up to `MAX_BATCH_SIZE` files (contract §4.3).
+/// Registers up to `MAX_BATCH_SIZE` files (docs/contract.md §4.3).
 ///
 /// Partial commit: each item is registered on its own, in request order, as
 /// a single registration would be. A failed item does not undo the ones
@@ -182,7 +182,7 @@ async fn registrable_session(
     Ok(session)
 }
 
-/// Registration's own answers to the lifecycle's refusals (contract §4.2):
+/// Registration's own answers to the lifecycle's refusals (docs/contract.md §4.2):
 /// 400, with the expiry context when the session expired.
 ///
 /// `db` is the caller's transaction when it holds one: a request never
@@ -511,7 +511,7 @@ pub fn parse_listed_parts(body: &Value) -> Result<Vec<(PartNumber, String)>, Api
     }
 }
 
-/// Completes a file (contract §4.6). Idempotent and race-safe: the file row
+/// Completes a file (docs/contract.md §4.6). Idempotent and race-safe: the file row
 /// stays locked from the status check to the status update, so of two
 /// concurrent completes one calls S3 and the other waits, then answers 200
 /// with the same `fileUrl`.

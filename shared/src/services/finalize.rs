@@ -1,4 +1,4 @@
-//! Finalizing a session into a MOC record (contract §4.7). See
+//! Finalizing a session into a MOC record (docs/contract.md §4.7). See
 //! `docs/adr/0001-finalize-transaction.md` for the transaction boundary.
 
 use std::collections::HashSet;
@@ -405,7 +405,7 @@ async fn verify_file(
     if category == FileCategory::Instruction || category.is_image() {
         let head = state.s3().read_head(key, SNIFF_LEN).await?;
         if !content_matches(&file.mime_type, &head) {
-            // The declared type was only advisory until now (contract §4.1).
+            // The declared type was only advisory until now (docs/contract.md §4.1).
             tracing::warn!(file_id = %file.id, declared = %file.mime_type, "stored content does not match the declared type");
             return problem(
                 VerificationFailure::MagicBytes,

@@ -1,4 +1,4 @@
-//! The upload lifecycle routes (contract §4.8–§4.13): session status,
+//! The upload lifecycle routes (docs/contract.md §4.8–§4.13): session status,
 //! cancel, abort one file, extend, fresh part URLs, and the expiry sweeper.
 //!
 //! Whether a change is allowed is decided by `domain::lifecycle` only; this

@@ -1,4 +1,4 @@
-//! Parts: the proxied part upload (contract §4.4) and the parts list that
+//! Parts: the proxied part upload (docs/contract.md §4.4) and the parts list that
 //! resume is built on (§4.5).
 
 use std::time::Instant;
@@ -96,7 +96,7 @@ pub async fn reconcile(
     Ok(stored)
 }
 
-/// The parts uploaded so far, ascending (contract §4.5). Resume flow: list
+/// The parts uploaded so far, ascending (docs/contract.md §4.5). Resume flow: list
 /// the parts, upload only the missing ones, then complete.
 #[tracing::instrument(skip_all, fields(user_id = %user.id, %session_id, %file_id))]
 pub async fn list(
@@ -133,7 +133,7 @@ pub struct UploadedPart {
     pub etag: String,
 }
 
-/// The proxied part upload (contract §4.4).
+/// The proxied part upload (docs/contract.md §4.4).
 ///
 /// On Vercel a request body is capped at 4.5 MB while S3 needs 5 MiB for
 /// every part but the last, so this route carries a file's final part or a

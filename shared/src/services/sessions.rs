@@ -1,4 +1,4 @@
-//! Creating upload sessions (contract §4.1).
+//! Creating upload sessions (docs/contract.md §4.1).
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ pub struct CreatedSession {
 }
 
 /// Validates the declared files, counts the daily quota and stores the
-/// session, in the order of contract §4.1: an invalid request never uses up
+/// session, in the order of docs/contract.md §4.1: an invalid request never uses up
 /// quota, and a quota denial writes nothing.
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
 pub async fn create(
