@@ -1,4 +1,5 @@
-//! The shapes of the JSON request bodies, for the document only.
+//! The shapes of the JSON request bodies, for the document only. The
+//! "contract §N" below are sections of docs/contract.md.
 //!
 //! The handlers read bodies field by field (`domain::validate::JsonObject`)
 //! so that one answer can list every problem by field path (422
