@@ -58,8 +58,9 @@ pub struct PresignedPartUrl {
     pub expires_at: String,
     #[schema(example = 5242880)]
     pub size_bytes: u64,
-    /// `Content-Length`, which the signature covers.
-    #[schema(value_type = Object, example = json!({"Content-Length": "5242880"}))]
+    /// `Content-Length`, which the signature covers. Header name → value,
+    /// always strings (a client types and sends them as such).
+    #[schema(value_type = std::collections::BTreeMap<String, String>, example = json!({"Content-Length": "5242880"}))]
     pub headers: serde_json::Map<String, Value>,
 }
 
