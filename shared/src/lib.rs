@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
 pub mod s3;
+mod s3_http;
 pub mod services;
 pub mod state;
 pub mod telemetry;

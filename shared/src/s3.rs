@@ -155,13 +155,12 @@ impl StaticCredentials {
     }
 }
 
-/// The HTTPS client of every S3 client in the process: rustls on *ring*, so
-/// no cold start pays aws-lc's entropy seeding (docs/adr/0003-crypto-provider.md).
+/// The HTTP(S) client of every S3 client in the process: rustls on *ring*
+/// (no aws-lc entropy seeding) with the compiled-in Mozilla roots (no root
+/// store to load and decode at start); see `crate::s3_http` and
+/// docs/adr/0003-crypto-provider.md.
 pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    crate::s3_http::client()
 }
 
 impl S3Store {

@@ -4,7 +4,10 @@
 
 use std::sync::Once;
 
-use tracing_subscriber::EnvFilter;
+use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 static INIT: Once = Once::new();
 
@@ -12,14 +15,53 @@ static INIT: Once = Once::new();
 /// call more than once.
 pub fn init() {
     INIT.call_once(|| {
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-        let _ = tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_current_span(true)
-            .with_span_list(true)
-            .flatten_event(true)
-            .with_target(false)
+        let _ = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(true)
+                    .flatten_event(true)
+                    .with_target(false),
+            )
+            .with(filter(std::env::var("RUST_LOG").ok().as_deref()))
             .try_init();
     });
+}
+
+/// `RUST_LOG` as a list of `level` and `target=level` directives, e.g.
+/// `info,moc_shared=debug`; unset, empty or invalid means `info`.
+///
+/// A `Targets` filter, not tracing-subscriber's `EnvFilter`: that one also
+/// matches span fields with regular expressions, which links a regex engine
+/// (`regex-automata` and its Unicode tables) into every function binary for
+/// a syntax nobody here uses (docs/PERFORMANCE.md, "Binary size").
+fn filter(rust_log: Option<&str>) -> Targets {
+    let default = || Targets::new().with_default(LevelFilter::INFO);
+    match rust_log.map(str::trim) {
+        None | Some("") => default(),
+        Some(directives) => directives.parse().unwrap_or_else(|_| default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::filter;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_sets_levels_per_target_with_info_as_the_default() {
+        let unset = filter(None);
+        assert!(unset.would_enable("moc_shared::db", &Level::INFO));
+        assert!(!unset.would_enable("moc_shared::db", &Level::DEBUG));
+
+        let invalid = filter(Some("moc_shared=[{"));
+        assert!(invalid.would_enable("sqlx", &Level::INFO));
+        assert!(!invalid.would_enable("sqlx", &Level::DEBUG));
+
+        let custom = filter(Some("warn,moc_shared=debug"));
+        assert!(custom.would_enable("moc_shared::s3", &Level::DEBUG));
+        assert!(!custom.would_enable("sqlx::query", &Level::INFO));
+        assert!(custom.would_enable("sqlx::query", &Level::WARN));
+    }
 }
