@@ -39,6 +39,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::error::BoxError;
 
 type HyperClient = Client<hyper_rustls::HttpsConnector<TcpConnector>, SdkBody>;
+/// The connect and read timeouts of the SDK's connector settings.
+type Timeouts = (Option<Duration>, Option<Duration>);
 
 /// The HTTP client for [`aws_sdk_s3::config::Builder::http_client`]: plain
 /// HTTP for an `http://` endpoint (local S3 servers), TLS 1.2/1.3 on ring with
@@ -52,7 +54,7 @@ pub fn client() -> SharedHttpClient {
 /// configuration, so in practice this holds one entry for the process.
 #[derive(Default)]
 struct S3HttpClient {
-    connectors: RwLock<HashMap<(Option<Duration>, Option<Duration>), SharedHttpConnector>>,
+    connectors: RwLock<HashMap<Timeouts, SharedHttpConnector>>,
 }
 
 impl fmt::Debug for S3HttpClient {
@@ -67,7 +69,7 @@ impl HttpClient for S3HttpClient {
         settings: &HttpConnectorSettings,
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        let key = (settings.connect_timeout(), settings.read_timeout());
+        let key: Timeouts = (settings.connect_timeout(), settings.read_timeout());
         if let Some(connector) = self.connectors.read().expect("not poisoned").get(&key) {
             return connector.clone();
         }
