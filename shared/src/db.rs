@@ -28,10 +28,12 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPoolOptions, PgQueryResult, PgRow};
-use sqlx::{Describe, Either, Execute, Executor, PgConnection, PgPool, Postgres};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgQueryResult, PgRow};
+use sqlx::{Describe, Either, Execute, Executor, PgConnection, Postgres};
 
 use crate::config::Config;
+
+mod pool;
 
 /// The schema migrations, embedded so every binary and test applies the same set.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -43,18 +45,12 @@ pub const MAX_CONNECTIONS: u32 = 5;
 /// DATABASE_UNAVAILABLE: well inside the shortest `maxDuration` (10 s).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The pool of the functions, over `DATABASE_URL` (usually the pooled URL).
-/// It connects lazily: building it costs nothing at cold start, and the
-/// first query opens the first connection.
+/// The database of the functions, over `DATABASE_URL` (usually the pooled
+/// URL). It connects lazily: building it costs nothing at cold start, and
+/// the first query opens the first connection.
 pub fn pool(config: &Config) -> Result<Db, sqlx::Error> {
     let options: PgConnectOptions = config.database_url.parse()?;
-    Ok(Db::new(connect_lazy(options)))
-}
-
-/// The production pool settings over any connect options (tests point them
-/// at a pooler).
-pub fn connect_lazy(options: PgConnectOptions) -> PgPool {
-    pool_options().connect_lazy_with(connection_options(options))
+    Ok(Db::lazy(options))
 }
 
 /// What every connection of the functions is opened with.
@@ -67,45 +63,51 @@ pub fn connection_options(options: PgConnectOptions) -> PgConnectOptions {
     options.statement_cache_capacity(0).extra_float_digits(None)
 }
 
-/// - No ping before each acquire: it would cost a round trip per
-///   transaction (to the pooler, and through it a server connection). A
-///   connection that died while idle is noticed by its BEGIN instead, which
-///   [`Db::begin_with`] then retries once on a fresh connection.
-pub fn pool_options() -> PgPoolOptions {
-    PgPoolOptions::new()
-        .max_connections(MAX_CONNECTIONS)
-        .min_connections(0)
-        .acquire_timeout(ACQUIRE_TIMEOUT)
-        .idle_timeout(Some(Duration::from_secs(60)))
-        .test_before_acquire(false)
-}
-
 /// The instance's database. An [`Executor`]: each statement run on it is a
 /// transaction of its own (BEGIN, the unnamed statement, COMMIT).
+///
+/// Its connections are this module's own pool (`db/pool.rs` says why not
+/// sqlx's): no ping when a connection comes back, and a connection is idle
+/// again as soon as its transaction ends, so a request's transactions run
+/// one after another on one connection.
 #[derive(Clone)]
 pub struct Db {
-    pool: PgPool,
+    pool: std::sync::Arc<pool::Pool>,
 }
 
 impl fmt::Debug for Db {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Db")
-            .field("size", &self.pool.size())
+            .field("leased", &self.pool.leased())
+            .field("idle", &self.pool.idle())
             .finish()
     }
 }
 
 impl Db {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    /// The production settings over any connect options (tests point them
+    /// at a pooler): [`MAX_CONNECTIONS`], none opened yet.
+    pub fn lazy(options: PgConnectOptions) -> Self {
+        Self::with_max_connections(options, MAX_CONNECTIONS)
+    }
+
+    pub fn with_max_connections(options: PgConnectOptions, max_connections: u32) -> Self {
+        let pool = pool::Pool::new(connection_options(options), max_connections);
+        Self {
+            pool: std::sync::Arc::new(pool),
+        }
+    }
+
+    /// Connections in a transaction right now, and idle ones kept open.
+    pub fn connections(&self) -> (usize, usize) {
+        (self.pool.leased(), self.pool.idle())
     }
 
     /// Begins a transaction; statements run on `&mut Tx` share it.
     ///
     /// A request holds at most one `Tx` and acquires nothing else while it
-    /// does: with every connection of the pool held by a transaction that
-    /// waits for another, the instance would stall until the acquire
-    /// timeout.
+    /// does: with every connection held by a transaction that waits for
+    /// another, the instance would stall until the acquire timeout.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         self.begin_with("BEGIN").await
     }
@@ -113,43 +115,25 @@ impl Db {
     /// [`Db::begin`] with its own BEGIN statement, e.g. to set the isolation
     /// level without another round trip.
     ///
-    /// Acquiring the connection and its BEGIN share [`ACQUIRE_TIMEOUT`]: a
-    /// transaction-mode pooler accepts the connection at once and queues the
-    /// BEGIN until one of its server connections is free, so a full pooler
-    /// shows up here, as a wait, and must become a 503 rather than a hang
-    /// past the function's `maxDuration`. Every statement starts with a
-    /// BEGIN (see the module docs), so this is the one place a pooler's
-    /// queue is met.
+    /// Waiting for a connection, opening it and its BEGIN share
+    /// [`ACQUIRE_TIMEOUT`]: a transaction-mode pooler accepts the connection
+    /// at once and queues the BEGIN until one of its server connections is
+    /// free, so a full pooler shows up here, as a wait, and must become a
+    /// 503 rather than a hang past the function's `maxDuration`. Every
+    /// statement starts with a BEGIN (see the module docs), so this is the
+    /// one place a pooler's queue is met.
     pub async fn begin_with(&self, statement: &'static str) -> Result<Tx, sqlx::Error> {
-        let begin = async {
-            match self.pool.begin_with(statement).await {
-                // An idle connection the server or pooler closed meanwhile
-                // (a restart, an idle timeout): BEGIN did nothing, so it is
-                // safe to take another connection and begin again.
-                Err(sqlx::Error::Io(error)) => {
-                    tracing::info!(%error, "a pooled database connection was closed; reconnecting");
-                    self.pool.begin_with(statement).await
-                }
-                other => other,
-            }
-        };
-        match tokio::time::timeout(ACQUIRE_TIMEOUT, begin).await {
-            Ok(inner) => Ok(Tx { inner: inner? }),
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, self.pool.begin(statement)).await {
+            Ok(lease) => Ok(Tx { lease: lease? }),
             Err(_) => Err(sqlx::Error::PoolTimedOut),
         }
-    }
-
-    /// The underlying pool, for tooling only (migrations, seeds, tests). A
-    /// request never uses it: its statements would be named and unpinned.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
     }
 }
 
 /// A transaction whose statements are all unnamed. Dropped without
 /// [`Tx::commit`], it rolls back.
 pub struct Tx {
-    inner: sqlx::Transaction<'static, Postgres>,
+    lease: pool::Lease,
 }
 
 impl fmt::Debug for Tx {
@@ -160,11 +144,11 @@ impl fmt::Debug for Tx {
 
 impl Tx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.inner.commit().await
+        self.lease.end("COMMIT").await
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.inner.rollback().await
+        self.lease.end("ROLLBACK").await
     }
 }
 
@@ -211,7 +195,7 @@ impl<'c> Executor<'c> for &'c mut Tx {
         'c: 'e,
         E: 'q + Execute<'q, Postgres>,
     {
-        let connection: &'c mut PgConnection = &mut self.inner;
+        let connection: &'c mut PgConnection = self.lease.connection();
         connection.fetch_many(Unnamed(query))
     }
 
@@ -223,7 +207,7 @@ impl<'c> Executor<'c> for &'c mut Tx {
         'c: 'e,
         E: 'q + Execute<'q, Postgres>,
     {
-        let connection: &'c mut PgConnection = &mut self.inner;
+        let connection: &'c mut PgConnection = self.lease.connection();
         connection.fetch_optional(Unnamed(query))
     }
 

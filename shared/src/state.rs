@@ -3,8 +3,6 @@
 
 use std::sync::{Arc, LazyLock};
 
-use sqlx::PgPool;
-
 use crate::db::Db;
 
 use crate::auth::JwksCache;
@@ -49,16 +47,8 @@ impl AppState {
         Self::with_db(config, db, s3_credentials)
     }
 
-    /// State over an existing pool; tests hand in the per-test database.
-    pub fn with_pool(
-        config: Config,
-        pool: PgPool,
-        s3_credentials: Option<StaticCredentials>,
-    ) -> Result<Self, ConfigError> {
-        Self::with_db(config, Db::new(pool), s3_credentials)
-    }
-
-    fn with_db(
+    /// State over a given database; tests hand in the per-test one.
+    pub fn with_db(
         config: Config,
         db: Db,
         s3_credentials: Option<StaticCredentials>,

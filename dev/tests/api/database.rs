@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use moc_shared::db;
+use moc_shared::db::Db;
 use serde_json::{Value, json};
-use sqlx::PgPool;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -82,35 +83,33 @@ async fn no_prepared_statement_outlives_a_request(pool: PgPool) {
     // a transaction-mode pooler serves many clients: whatever a request
     // leaves prepared on it, the next one would meet.
     let options = (*pool.connect_options()).clone();
-    let single = PgPoolOptions::new()
-        .max_connections(1)
-        .connect_with(db::connection_options(options))
-        .await
-        .unwrap();
-    let app = TestApp::with_pool(single.clone(), &[]).await;
+    let single = Db::with_max_connections(options.clone(), 1);
+    let app = TestApp::with_db(single.clone(), &[]).await;
 
     every_database_route(&app).await;
 
-    // Asked as an unnamed statement, so the question prepares nothing itself.
-    let left: Option<String> = sqlx::query_scalar(
-        "SELECT string_agg(name || ': ' || statement, '; ') FROM pg_prepared_statements",
-    )
-    .persistent(false)
-    .fetch_one(&single)
-    .await
-    .unwrap();
+    // Asked through the app's database, so on its one connection, and as an
+    // unnamed statement, so the question prepares nothing itself.
+    let prepared = "SELECT string_agg(name || ': ' || statement, '; ') FROM pg_prepared_statements";
+    let left: Option<String> = sqlx::query_scalar(prepared)
+        .fetch_one(&single)
+        .await
+        .unwrap();
     assert_eq!(
         left, None,
         "statements left prepared on the server connection"
     );
-    // The check itself can fail: a named statement is seen.
-    sqlx::query("SELECT 1").fetch_one(&single).await.unwrap();
-    let named: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_prepared_statements")
-        .persistent(false)
-        .fetch_one(&single)
+    assert_eq!(single.connections(), (0, 1), "one connection served it all");
+    // The check itself can fail: sqlx's default names and keeps a statement.
+    let mut plain = PgConnection::connect_with(&db::connection_options(options))
         .await
         .unwrap();
-    assert!(named >= 1, "sqlx's default names and keeps its statements");
+    sqlx::query("SELECT 1").fetch_one(&mut plain).await.unwrap();
+    let named: Option<String> = sqlx::query_scalar(prepared)
+        .fetch_one(&mut plain)
+        .await
+        .unwrap();
+    assert!(named.is_some(), "a named statement is seen");
 }
 
 /// A TCP forwarder standing in for a pooler in front of Postgres: it can be
@@ -123,6 +122,8 @@ struct Forwarder {
     /// Reads from the client side: with a client that waits for each answer
     /// before it writes again, one read is one round trip.
     client_writes: Arc<AtomicUsize>,
+    /// Connections accepted from the client side.
+    connections: Arc<AtomicUsize>,
     frozen: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -136,6 +137,7 @@ impl Forwarder {
             port,
             upstream,
             client_writes: Arc::default(),
+            connections: Arc::default(),
             frozen,
             task: None,
         };
@@ -147,6 +149,7 @@ impl Forwarder {
         let upstream = self.upstream.clone();
         let frozen = self.frozen.subscribe();
         let client_writes = self.client_writes.clone();
+        let accepted = self.connections.clone();
         self.task = Some(tokio::spawn(async move {
             // Dropped with the task: stopping closes every connection.
             let mut connections = JoinSet::new();
@@ -154,6 +157,7 @@ impl Forwarder {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
+                accepted.fetch_add(1, Ordering::Relaxed);
                 let upstream = upstream.clone();
                 let frozen = frozen.clone();
                 let client_writes = client_writes.clone();
@@ -250,7 +254,7 @@ fn assert_database_unavailable(response: &TestResponse, elapsed: Duration) {
 async fn a_stopped_database_answers_503_quickly_and_the_same_instance_recovers(pool: PgPool) {
     let (upstream, options) = upstream_of(&pool);
     let mut forwarder = Forwarder::start(upstream).await;
-    let app = TestApp::with_pool(db::connect_lazy(options.port(forwarder.port)), &[]).await;
+    let app = TestApp::with_db(Db::lazy(options.port(forwarder.port)), &[]).await;
     let files = json!({"files": [pdf_meta("a.pdf", 10)]});
     let session = app.create_session(files["files"].clone()).await;
 
@@ -313,8 +317,8 @@ async fn three_times_the_pool_in_completes_registrations_and_finalizes_never_sta
         None => options,
     };
     let app = Arc::new(
-        TestApp::with_pool(
-            db::connect_lazy(options),
+        TestApp::with_db(
+            Db::lazy(options),
             &[("FINALIZE_RATE_LIMIT_PER_MINUTE", "10000")],
         )
         .await,
@@ -479,7 +483,7 @@ async fn twenty_identical_registrations_and_ten_finalizes_at_once_get_the_contra
 async fn each_route_costs_a_handful_of_round_trips(pool: PgPool) {
     let (upstream, options) = upstream_of(&pool);
     let forwarder = Forwarder::start(upstream).await;
-    let app = TestApp::with_pool(db::connect_lazy(options.port(forwarder.port)), &[]).await;
+    let app = TestApp::with_db(Db::lazy(options.port(forwarder.port)), &[]).await;
     let pdf = pdf_bytes(4096);
     // Warm: the connection is open, as on a warm instance.
     let warm = app.create_session(json!([pdf_meta("w.pdf", 10)])).await;
@@ -496,7 +500,8 @@ async fn each_route_costs_a_handful_of_round_trips(pool: PgPool) {
         table.push((name, spent));
         spent
     };
-    // Release pings are sent after the answer: let them land in their own row.
+    // An abandoned transaction is rolled back in a task that may run after
+    // the answer: let it land in its own row.
     let settle = || tokio::time::sleep(Duration::from_millis(100));
 
     let before = writes();
@@ -546,7 +551,7 @@ async fn each_route_costs_a_handful_of_round_trips(pool: PgPool) {
         eprintln!("round trips to the database: {name:<16} {spent}");
     }
     // Each transaction: BEGIN, 2 per statement (parse, then bind and
-    // execute), COMMIT, and the pool's check when the connection comes back.
+    // execute), COMMIT.
     // The bounds catch a query that slips out of its transaction or a loop.
     for (name, spent) in table {
         assert!(
@@ -558,4 +563,80 @@ async fn each_route_costs_a_handful_of_round_trips(pool: PgPool) {
             "{name}: {spent} round trips cannot be counted right"
         );
     }
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_whole_upload_runs_on_the_one_connection_its_first_request_opened(pool: PgPool) {
+    let (upstream, options) = upstream_of(&pool);
+    let forwarder = Forwarder::start(upstream).await;
+    let app = TestApp::with_db(Db::lazy(options.port(forwarder.port)), &[]).await;
+
+    // Every request of the flow, one after another, as one browser sends
+    // them to a warm instance: each transaction finds the previous one's
+    // connection idle, so nothing opens a second one (on a cold instance,
+    // a second TLS handshake).
+    every_database_route(&app).await;
+
+    assert_eq!(forwarder.connections.load(Ordering::Relaxed), 1);
+    assert_eq!(app.state.db().connections(), (0, 1));
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn an_abandoned_transaction_rolls_back_at_once_and_frees_its_locks(pool: PgPool) {
+    let (_, options) = upstream_of(&pool);
+    let db = Db::lazy(options.clone());
+    let mut tx = db.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(4242)")
+        .execute(&mut tx)
+        .await
+        .unwrap();
+    // As an error path or a cancelled request does: no commit, no rollback.
+    drop(tx);
+
+    let mut other = PgConnection::connect_with(&db::connection_options(options))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(4242)")
+            .persistent(false)
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+        if free {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lock outlived its transaction"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The rolled-back connection is idle again, not lost.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while db.connections() != (0, 1) {
+        assert!(Instant::now() < deadline, "{:?}", db.connections());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_full_pool_times_out_instead_of_opening_more_connections(pool: PgPool) {
+    let (_, options) = upstream_of(&pool);
+    let db = Db::with_max_connections(options, 1);
+    let held = db.begin().await.unwrap();
+
+    let started = Instant::now();
+    let waited = db.begin().await;
+    assert!(
+        matches!(waited, Err(sqlx::Error::PoolTimedOut)),
+        "{waited:?}"
+    );
+    assert!(started.elapsed() >= db::ACQUIRE_TIMEOUT);
+    assert_eq!(db.connections(), (1, 0));
+
+    held.commit().await.unwrap();
+    let next = db.begin().await.unwrap();
+    next.commit().await.unwrap();
+    assert_eq!(db.connections(), (0, 1));
 }

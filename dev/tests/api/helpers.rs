@@ -13,6 +13,7 @@ use moc_dev::router::VercelRouter;
 use moc_dev::s3::{EmbeddedS3, EmbeddedS3Config};
 use moc_shared::AppState;
 use moc_shared::config::Config;
+use moc_shared::db::Db;
 use moc_shared::s3::StaticCredentials;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -104,15 +105,14 @@ pub fn pooler_port() -> Option<u16> {
         .map(|port| port.parse().expect("MOC_TEST_POOLER_PORT is a port"))
 }
 
-/// The test database's pool, rerouted through the pooler when one is set.
-pub fn through_pooler(pool: PgPool) -> PgPool {
-    match pooler_port() {
-        Some(port) => {
-            let options = (*pool.connect_options()).clone().port(port);
-            moc_shared::db::connect_lazy(options)
-        }
-        None => pool,
-    }
+/// The test database with the production settings, through the pooler when
+/// one is set.
+pub fn through_pooler(pool: &PgPool) -> Db {
+    let options = (*pool.connect_options()).clone();
+    Db::lazy(match pooler_port() {
+        Some(port) => options.port(port),
+        None => options,
+    })
 }
 
 fn unique_dir() -> PathBuf {
@@ -137,12 +137,11 @@ impl TestApp {
     /// that local port, with the production pool settings, as a function
     /// behind a pooled `DATABASE_URL` does.
     pub async fn with_env(pool: PgPool, env: &[(&str, &str)]) -> Self {
-        let pool = through_pooler(pool);
-        Self::with_pool(pool, env).await
+        Self::with_db(through_pooler(&pool), env).await
     }
 
-    /// The app over exactly this pool (no pooler rerouting).
-    pub async fn with_pool(pool: PgPool, env: &[(&str, &str)]) -> Self {
+    /// The app over exactly this database (no pooler rerouting).
+    pub async fn with_db(db: Db, env: &[(&str, &str)]) -> Self {
         let dir = unique_dir();
         let s3 = EmbeddedS3::start(EmbeddedS3Config {
             data_dir: dir.clone(),
@@ -177,7 +176,7 @@ impl TestApp {
             secret_access_key: SECRET_KEY.into(),
             session_token: None,
         };
-        let state = AppState::with_pool(config, pool, Some(credentials)).expect("state builds");
+        let state = AppState::with_db(config, db, Some(credentials)).expect("state builds");
         Self {
             state,
             router: VercelRouter::for_repo(),
