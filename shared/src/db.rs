@@ -176,6 +176,33 @@ impl<'q, E: Execute<'q, Postgres>> Execute<'q, Postgres> for Unnamed<E> {
     }
 }
 
+/// The two [`Executor`] methods that would prepare a named statement (or
+/// describe one, which prepares it too): refused, on both executors.
+macro_rules! refuse_named_statements {
+    () => {
+        fn prepare_with<'e, 'q: 'e>(
+            self,
+            _sql: &'q str,
+            _parameters: &'e [sqlx::postgres::PgTypeInfo],
+        ) -> BoxFuture<'e, Result<sqlx::postgres::PgStatement<'q>, sqlx::Error>>
+        where
+            'c: 'e,
+        {
+            named_statements_refused()
+        }
+
+        fn describe<'e, 'q: 'e>(
+            self,
+            _sql: &'q str,
+        ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
+        where
+            'c: 'e,
+        {
+            named_statements_refused()
+        }
+    };
+}
+
 fn named_statements_refused<'a, T: Send + 'a>() -> BoxFuture<'a, Result<T, sqlx::Error>> {
     Box::pin(async {
         Err(sqlx::Error::Configuration(
@@ -211,26 +238,7 @@ impl<'c> Executor<'c> for &'c mut Tx {
         connection.fetch_optional(Unnamed(query))
     }
 
-    fn prepare_with<'e, 'q: 'e>(
-        self,
-        _sql: &'q str,
-        _parameters: &'e [sqlx::postgres::PgTypeInfo],
-    ) -> BoxFuture<'e, Result<sqlx::postgres::PgStatement<'q>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        named_statements_refused()
-    }
-
-    fn describe<'e, 'q: 'e>(
-        self,
-        _sql: &'q str,
-    ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        named_statements_refused()
-    }
+    refuse_named_statements!();
 }
 
 impl<'c> Executor<'c> for &'c Db {
@@ -274,26 +282,7 @@ impl<'c> Executor<'c> for &'c Db {
         })
     }
 
-    fn prepare_with<'e, 'q: 'e>(
-        self,
-        _sql: &'q str,
-        _parameters: &'e [sqlx::postgres::PgTypeInfo],
-    ) -> BoxFuture<'e, Result<sqlx::postgres::PgStatement<'q>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        named_statements_refused()
-    }
-
-    fn describe<'e, 'q: 'e>(
-        self,
-        _sql: &'q str,
-    ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
-    where
-        'c: 'e,
-    {
-        named_statements_refused()
-    }
+    refuse_named_statements!();
 }
 
 /// Postgres SQLSTATE of a database error, if any.
