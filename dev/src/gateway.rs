@@ -22,33 +22,28 @@
 //! `vercel.json`.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
+use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use moc_shared::error::{ApiError, BoxError};
-use moc_shared::http::{REQUEST_ID, error_response, set_request_id};
-
-use crate::server::{BodyLimit, encode};
 use moc_shared::routes::{ROUTES, Route};
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+use crate::platform;
 use crate::router::VercelRouter;
-use crate::server::PLATFORM_MAX_BODY_BYTES;
 
 /// Vercel's default `maxDuration` for a function `vercel.json` does not list.
 const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(300);
@@ -67,7 +62,7 @@ impl Functions {
     /// the path of a JSON file.
     pub fn from_setting(setting: &str) -> Result<Self, BoxError> {
         let trimmed = setting.trim();
-        if trimmed.starts_with('{') {
+        if trimmed.starts_with("{") {
             return Self::parse(trimmed).map_err(|e| format!("MOC_DEV_FUNCTIONS: {e}").into());
         }
         let text = std::fs::read_to_string(trimmed)
@@ -223,107 +218,171 @@ impl Gateway {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
-        let started = Instant::now();
-        // What Vercel adds to every request; the function takes it as its
-        // request ID when the caller sent no x-request-id.
-        let vercel_id = format!("dev1::{}", uuid::Uuid::new_v4().simple());
-        let request_id = request_id(request.headers(), &vercel_id);
-        let method = request.method().clone();
-        let path = request.uri().path().to_owned();
-        let answered_here = |response: Response<GatewayBody>| {
-            tracing::info!(
-                request_id = %request_id,
-                method = %method,
-                path = %path,
-                status = response.status().as_u16(),
-                "gateway answered itself: no function invoked"
-            );
-            response
-        };
-
-        let Some(resolved) = self.router.resolve(&path) else {
-            return answered_here(platform_error(
-                &request_id,
-                &vercel_id,
-                &ApiError::NotFound("route"),
-            ));
-        };
-        let route = resolved.route;
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > PLATFORM_MAX_BODY_BYTES) {
-            return answered_here(platform_error(&request_id, &vercel_id, &body_too_large()));
+        let call = Call::new(&request);
+        match self.target(&request) {
+            Ok(target) => {
+                let response = self.forward(request, client, &call, &target).await;
+                call.forwarded(&target, response)
+            }
+            Err(refusal) => call.answered_here(call.error(&refusal)),
         }
-        let Some(upstream) = self.functions.get(route) else {
-            return answered_here(invocation_failed(
-                &request_id,
-                &vercel_id,
-                format!("no function process is configured for {}", route.file),
-            ));
-        };
+    }
 
-        let (mut parts, body) = request.into_parts();
-        let over_limit = Arc::new(AtomicBool::new(false));
-        let body = BodyLimit {
-            inner: body,
-            remaining: PLATFORM_MAX_BODY_BYTES,
-            tripped: over_limit.clone(),
-        };
-        parts.uri = forwarded_uri(upstream, &parts.uri, &resolved.params);
-        parts.version = Version::HTTP_11;
-        forwarded_headers(&mut parts.headers, client, &vercel_id);
-        let forwarded = Request::from_parts(parts, body.boxed_unsync());
-
+    /// The function a request goes to, or the platform's own answer when
+    /// none will run: an unrouted path, a declared body over the limit, a
+    /// route no function process serves.
+    fn target<B>(&self, request: &Request<B>) -> Result<Target<'_>, ApiError> {
+        let resolved = self
+            .router
+            .resolve(request.uri().path())
+            .ok_or(ApiError::NotFound("route"))?;
+        if platform::declares_too_large(request.headers()) {
+            return Err(platform::body_too_large());
+        }
+        let route = resolved.route;
+        let upstream = self.functions.get(route).ok_or_else(|| {
+            invocation_failed(format!(
+                "no function process is configured for {}",
+                route.file
+            ))
+        })?;
         let max_duration = self
             .max_durations
             .get(route.file)
             .copied()
             .unwrap_or(DEFAULT_MAX_DURATION);
-        let answer = tokio::time::timeout(max_duration, self.client.request(forwarded)).await;
-        let response = match answer {
-            Ok(Ok(response)) => {
-                let (mut parts, body) = response.into_parts();
-                strip_hop_by_hop(&mut parts.headers);
-                if let Ok(value) = HeaderValue::from_str(&vercel_id) {
-                    parts.headers.insert("x-vercel-id", value);
-                }
-                Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync())
-            }
+        Ok(Target {
+            route,
+            upstream,
+            params: resolved.params,
+            max_duration,
+        })
+    }
+
+    /// Sends the request on to its function, the body streamed under the
+    /// platform limit, and turns what comes back (or does not) into the answer.
+    async fn forward<B>(
+        &self,
+        request: Request<B>,
+        client: Option<SocketAddr>,
+        call: &Call,
+        target: &Target<'_>,
+    ) -> Response<GatewayBody>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (mut parts, body) = request.into_parts();
+        let (body, over_limit) = platform::limit_body(body);
+        parts.uri = forwarded_uri(target.upstream, &parts.uri, &target.params);
+        parts.version = Version::HTTP_11;
+        forwarded_headers(&mut parts.headers, client, &call.vercel_id);
+        let forwarded = Request::from_parts(parts, body.boxed_unsync());
+        let answer = tokio::time::timeout(target.max_duration, self.client.request(forwarded));
+        match answer.await {
+            Ok(Ok(response)) => call.function_answer(response),
             Ok(Err(_)) if over_limit.load(Ordering::Relaxed) => {
-                platform_error(&request_id, &vercel_id, &body_too_large())
+                call.error(&platform::body_too_large())
             }
-            Ok(Err(error)) => invocation_failed(
-                &request_id,
-                &vercel_id,
-                format!(
-                    "the function {} at {upstream} failed: {}",
-                    route.file,
-                    error_chain(&error)
-                ),
-            ),
-            Err(_) => gateway_error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "FUNCTION_INVOCATION_TIMEOUT",
-                format!(
+            Ok(Err(error)) => call.error(&invocation_failed(format!(
+                "the function {} at {} failed: {}",
+                target.route.file,
+                target.upstream,
+                error_chain(&error)
+            ))),
+            Err(_) => call.error(&ApiError::Platform {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                code: "FUNCTION_INVOCATION_TIMEOUT",
+                message: format!(
                     "the function {} did not answer within its maxDuration of {} s",
-                    route.file,
-                    max_duration.as_secs()
+                    target.route.file,
+                    target.max_duration.as_secs()
                 ),
-                &request_id,
-                &vercel_id,
-            ),
-        };
+            }),
+        }
+    }
+}
+
+/// Where a routed request goes.
+struct Target<'a> {
+    route: &'static Route,
+    upstream: &'a Uri,
+    params: Vec<(String, String)>,
+    max_duration: Duration,
+}
+
+/// One request as the gateway answers and logs it.
+struct Call {
+    /// What Vercel adds to every request; the function takes it as its
+    /// request ID when the caller sent no usable x-request-id.
+    vercel_id: String,
+    request_id: String,
+    method: Method,
+    path: String,
+    started: Instant,
+}
+
+impl Call {
+    fn new<B>(request: &Request<B>) -> Self {
+        let vercel_id = format!("dev1::{}", uuid::Uuid::new_v4().simple());
+        Self {
+            request_id: platform::request_id(request.headers(), || vercel_id.clone()),
+            vercel_id,
+            method: request.method().clone(),
+            path: request.uri().path().to_owned(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The function's answer, streamed back as Vercel's proxy passes it on.
+    fn function_answer(&self, response: Response<hyper::body::Incoming>) -> Response<GatewayBody> {
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        self.add_vercel_id(&mut parts.headers);
+        Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync())
+    }
+
+    /// An answer the platform gives before (or instead of) the function, in
+    /// the API's error shape. Its own failures (502, 504) are logged.
+    fn error(&self, error: &ApiError) -> Response<GatewayBody> {
+        if let ApiError::Platform { code, message, .. } = error {
+            tracing::warn!(request_id = %self.request_id, code, %message, "gateway error");
+        }
+        let mut response = platform::error_answer(error, &self.request_id).map(full);
+        self.add_vercel_id(response.headers_mut());
+        response
+    }
+
+    fn add_vercel_id(&self, headers: &mut HeaderMap) {
+        if let Ok(value) = HeaderValue::from_str(&self.vercel_id) {
+            headers.insert("x-vercel-id", value);
+        }
+    }
+
+    fn answered_here(&self, response: Response<GatewayBody>) -> Response<GatewayBody> {
         tracing::info!(
-            request_id = %request_id,
-            method = %method,
-            path = %path,
-            function = route.file,
-            upstream = %upstream,
+            request_id = %self.request_id,
+            method = %self.method,
+            path = %self.path,
             status = response.status().as_u16(),
-            duration_ms = started.elapsed().as_millis() as u64,
+            "gateway answered itself: no function invoked"
+        );
+        response
+    }
+
+    fn forwarded(
+        &self,
+        target: &Target<'_>,
+        response: Response<GatewayBody>,
+    ) -> Response<GatewayBody> {
+        tracing::info!(
+            request_id = %self.request_id,
+            method = %self.method,
+            path = %self.path,
+            function = target.route.file,
+            upstream = %target.upstream,
+            status = response.status().as_u16(),
+            duration_ms = self.started.elapsed().as_millis() as u64,
             "gateway forwarded"
         );
         response
@@ -331,98 +390,28 @@ impl Gateway {
 }
 
 /// Serves until the task is dropped.
-pub async fn serve(listener: TcpListener, gateway: Gateway) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, gateway: Gateway) {
     let gateway = Arc::new(gateway);
-    loop {
-        let (stream, peer) = listener.accept().await?;
+    platform::serve(listener, move |request, peer| {
         let gateway = gateway.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let gateway = gateway.clone();
-                async move { Ok::<_, Infallible>(gateway.handle(request, Some(peer)).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-fn body_too_large() -> ApiError {
-    ApiError::PayloadTooLarge {
-        message: "The request body is over the platform limit of 4.5 MB",
-        max_body_bytes: PLATFORM_MAX_BODY_BYTES,
-    }
-}
-
-/// The caller's request ID when usable, else the `x-vercel-id` the function
-/// will see (what the function itself would pick).
-fn request_id(headers: &HeaderMap, vercel_id: &str) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .unwrap_or(vercel_id)
-        .to_owned()
-}
-
-fn with_ids(
-    mut response: Response<GatewayBody>,
-    request_id: &str,
-    vercel_id: &str,
-) -> Response<GatewayBody> {
-    set_request_id(response.headers_mut(), request_id);
-    if let Ok(value) = HeaderValue::from_str(vercel_id) {
-        response.headers_mut().insert("x-vercel-id", value);
-    }
-    response
+        async move { gateway.handle(request, Some(peer)).await }
+    })
+    .await
 }
 
 fn full(bytes: Bytes) -> GatewayBody {
-    Full::new(bytes)
+    http_body_util::Full::new(bytes)
         .map_err(|never| match never {})
         .boxed_unsync()
 }
 
-/// An answer the platform gives before (or instead of) the function, in the
-/// API's error shape.
-fn platform_error(request_id: &str, vercel_id: &str, error: &ApiError) -> Response<GatewayBody> {
-    with_ids(
-        error_response(error, request_id).map(full),
-        request_id,
-        vercel_id,
-    )
-}
-
-fn invocation_failed(request_id: &str, vercel_id: &str, message: String) -> Response<GatewayBody> {
-    gateway_error(
-        StatusCode::BAD_GATEWAY,
-        "FUNCTION_INVOCATION_FAILED",
+/// The 502 of a function that is not there or not answering.
+fn invocation_failed(message: String) -> ApiError {
+    ApiError::Platform {
+        status: StatusCode::BAD_GATEWAY,
+        code: "FUNCTION_INVOCATION_FAILED",
         message,
-        request_id,
-        vercel_id,
-    )
-}
-
-fn gateway_error(
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    request_id: &str,
-    vercel_id: &str,
-) -> Response<GatewayBody> {
-    tracing::warn!(request_id, code, %message, "gateway error");
-    platform_error(
-        request_id,
-        vercel_id,
-        &ApiError::Platform {
-            status,
-            code,
-            message,
-        },
-    )
+    }
 }
 
 fn error_chain(error: &dyn std::error::Error) -> String {
@@ -436,26 +425,14 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The function's URI: the upstream's address, the path the client sent, its
-/// query, then the bound parameters, as Vercel passes them.
+/// The function's URI: the upstream's address, then the path, query and
+/// bound parameters as the platform passes them.
 fn forwarded_uri(upstream: &Uri, original: &Uri, params: &[(String, String)]) -> Uri {
-    let mut query: Vec<String> = original
-        .query()
-        .filter(|q| !q.is_empty())
-        .map(|q| vec![q.to_owned()])
-        .unwrap_or_default();
-    for (name, value) in params {
-        query.push(format!("{}={}", encode(name), encode(value)));
-    }
-    let path_and_query = if query.is_empty() {
-        original.path().to_owned()
-    } else {
-        format!("{}?{}", original.path(), query.join("&"))
-    };
     let authority = upstream
         .authority()
         .map(|a| a.as_str())
         .unwrap_or("127.0.0.1");
+    let path_and_query = platform::path_with_params(original, params);
     format!("http://{authority}{path_and_query}")
         .parse()
         .expect("an authority and a path that parsed before make a URI")
@@ -515,6 +492,7 @@ fn forwarded_headers(headers: &mut HeaderMap, client: Option<SocketAddr>, vercel
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::Full;
     use moc_shared::routes;
 
     #[test]
@@ -560,20 +538,12 @@ mod tests {
     }
 
     #[test]
-    fn the_function_sees_the_client_path_and_query_then_the_params() {
+    fn the_function_is_called_at_its_own_address_with_the_client_path() {
         let upstream: Uri = "http://127.0.0.1:3205".parse().unwrap();
-        let original: Uri = "/api/x/s1/files?a=1".parse().unwrap();
-        let params = vec![
-            ("sessionId".to_owned(), "s 1".to_owned()),
-            ("fileId".to_owned(), "f".to_owned()),
-        ];
+        let params = [("fileId".to_owned(), "f".to_owned())];
         assert_eq!(
-            forwarded_uri(&upstream, &original, &params).to_string(),
-            "http://127.0.0.1:3205/api/x/s1/files?a=1&sessionId=s%201&fileId=f"
-        );
-        assert_eq!(
-            forwarded_uri(&upstream, &"/p".parse().unwrap(), &[]).to_string(),
-            "http://127.0.0.1:3205/p"
+            forwarded_uri(&upstream, &"/api/x?a=1".parse().unwrap(), &params).to_string(),
+            "http://127.0.0.1:3205/api/x?a=1&fileId=f"
         );
     }
 
@@ -581,44 +551,33 @@ mod tests {
     async fn echo_function() -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (stream, _) = listener.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(
-                        |request: Request<hyper::body::Incoming>| async move {
-                            let (parts, body) = request.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let headers: HashMap<String, String> = parts
-                                .headers
-                                .iter()
-                                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-                                .collect();
-                            let echo = serde_json::json!({
-                                "uri": parts.uri.to_string(),
-                                "method": parts.method.as_str(),
-                                "headers": headers,
-                                "bodyLen": body.len(),
-                            });
-                            let mut response =
-                                Response::new(Full::new(Bytes::from(echo.to_string())));
-                            response
-                                .headers_mut()
-                                .insert("x-request-id", HeaderValue::from_static("from-function"));
-                            Ok::<_, Infallible>(response)
-                        },
-                    );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        tokio::spawn(platform::serve(listener, |request, _| echo(request)));
         addr
+    }
+
+    async fn echo(request: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+        let (parts, body) = request.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        let headers: HashMap<String, String> = parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let echo = serde_json::json!({
+            "uri": parts.uri.to_string(),
+            "method": parts.method.as_str(),
+            "headers": headers,
+            "bodyLen": body.len(),
+        });
+        let mut response = Response::new(Full::new(Bytes::from(echo.to_string())));
+        response
+            .headers_mut()
+            .insert("x-request-id", HeaderValue::from_static("from-function"));
+        response
     }
 
     async fn json_of(response: Response<GatewayBody>) -> (StatusCode, HeaderMap, Value) {
@@ -679,76 +638,72 @@ mod tests {
         assert!(sent["x-vercel-id"].as_str().unwrap().starts_with("dev1::"));
     }
 
+    fn bodiless(method: Method, path: &str) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(Bytes::new()));
+        *request.method_mut() = method;
+        *request.uri_mut() = path.parse().unwrap();
+        request
+    }
+
+    /// The platform's answer to `request`, checked to be the `code` error.
+    async fn platform_answer<B>(
+        gateway: &Gateway,
+        request: Request<B>,
+        status: u16,
+        code: &str,
+    ) -> (HeaderMap, Value)
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (got, headers, body) = json_of(gateway.handle(request, None).await).await;
+        assert_eq!(
+            (got.as_u16(), body["error"]["type"].as_str()),
+            (status, Some(code))
+        );
+        assert_eq!(body["success"], false);
+        assert_eq!(body["error"]["code"], code);
+        assert_eq!(
+            headers["x-request-id"].to_str().unwrap(),
+            body["requestId"].as_str().unwrap()
+        );
+        (headers, body)
+    }
+
     #[tokio::test]
     async fn the_platform_answers_what_never_reaches_a_function() {
         let function = echo_function().await;
         let gateway = gateway(function.port());
         let part = "/api/mocs/uploads/sessions/s1/files/f1/parts/1";
 
-        let unrouted = Request::get("/api/other")
-            .header("x-request-id", "rid-1")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let (status, headers, body) = json_of(gateway.handle(unrouted, None).await).await;
-        assert_eq!(
-            (status.as_u16(), body["error"]["type"].as_str()),
-            (404, Some("NOT_FOUND"))
-        );
-        assert_eq!(body["success"], false);
-        assert_eq!(body["error"]["code"], "NOT_FOUND");
+        let mut unrouted = bodiless(Method::GET, "/api/other");
+        unrouted
+            .headers_mut()
+            .insert("x-request-id", HeaderValue::from_static("rid-1"));
+        let (headers, body) = platform_answer(&gateway, unrouted, 404, "NOT_FOUND").await;
         assert_eq!(headers["x-correlation-id"], "rid-1");
-        assert_eq!(
-            (
-                headers["x-request-id"].to_str().unwrap(),
-                body["requestId"].as_str()
-            ),
-            ("rid-1", Some("rid-1"))
-        );
+        assert_eq!(body["requestId"], "rid-1");
 
         // Declared over the limit: refused before forwarding.
-        let declared = Request::put(part)
-            .header("content-length", "4500001")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let (status, _, body) = json_of(gateway.handle(declared, None).await).await;
-        assert_eq!(
-            (status.as_u16(), body["error"]["type"].as_str()),
-            (413, Some("PAYLOAD_TOO_LARGE"))
-        );
+        let mut declared = bodiless(Method::PUT, part);
+        declared
+            .headers_mut()
+            .insert("content-length", HeaderValue::from_static("4500001"));
+        platform_answer(&gateway, declared, 413, "PAYLOAD_TOO_LARGE").await;
 
         // Undeclared and over the limit: cut off while streaming.
-        let chunks: Vec<Result<http_body::Frame<Bytes>, Infallible>> = (0..5)
+        let chunks: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> = (0..5)
             .map(|_| Ok(http_body::Frame::data(Bytes::from(vec![0u8; 1_000_000]))))
             .collect();
         let streamed = http_body_util::StreamBody::new(futures::stream::iter(chunks));
         let request = Request::put(part).body(streamed).unwrap();
-        let (status, _, body) = json_of(gateway.handle(request, None).await).await;
-        assert_eq!(
-            (status.as_u16(), body["error"]["type"].as_str()),
-            (413, Some("PAYLOAD_TOO_LARGE"))
-        );
+        platform_answer(&gateway, request, 413, "PAYLOAD_TOO_LARGE").await;
 
         // Mapped to a port nothing listens on; and not mapped at all.
-        let down = Request::post("/api/mocs/uploads/finalize")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let (status, headers, body) = json_of(gateway.handle(down, None).await).await;
-        assert_eq!(
-            (status.as_u16(), body["error"]["type"].as_str()),
-            (502, Some("FUNCTION_INVOCATION_FAILED"))
-        );
-        assert_eq!(
-            headers["x-request-id"].to_str().unwrap(),
-            body["requestId"].as_str().unwrap()
-        );
-        let unmapped = Request::post("/api/mocs/uploads/sessions")
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let (status, _, body) = json_of(gateway.handle(unmapped, None).await).await;
-        assert_eq!(
-            (status.as_u16(), body["error"]["type"].as_str()),
-            (502, Some("FUNCTION_INVOCATION_FAILED"))
-        );
+        for path in ["/api/mocs/uploads/finalize", "/api/mocs/uploads/sessions"] {
+            let request = bodiless(Method::POST, path);
+            platform_answer(&gateway, request, 502, "FUNCTION_INVOCATION_FAILED").await;
+        }
     }
 
     #[test]

@@ -26,26 +26,70 @@ async fn main() {
 
 async fn run() -> Result<(), BoxError> {
     moc_shared::telemetry::init();
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     match std::env::args().nth(1).as_deref() {
-        None => {}
-        Some("migrate") => return migrate().await,
-        Some(other) => {
-            return Err(format!(
-                "unknown command {other:?}; usage: moc-dev (serve the API) | moc-dev migrate"
-            )
-            .into());
-        }
+        None => serve().await,
+        Some("migrate") => migrate().await,
+        Some(other) => Err(format!(
+            "unknown command {other:?}; usage: moc-dev (serve the API) | moc-dev migrate"
+        )
+        .into()),
     }
+}
+
+/// A setting of the environment; empty counts as unset.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// `moc-dev`: prepares the local services, the database and the S3, then
+/// serves the API until stopped.
+async fn serve() -> Result<(), BoxError> {
     let port: u16 = env("PORT").map_or(Ok(3000), |p| p.parse())?;
     let s3_port: u16 = env("S3_PORT").map_or(Ok(9000), |p| p.parse())?;
     // Gateway mode: forward to the real function binaries (dev/src/gateway.rs).
     let functions = env("MOC_DEV_FUNCTIONS")
         .map(|setting| Functions::from_setting(&setting))
         .transpose()?;
+    let external_s3 = env("AWS_ENDPOINT_URL_S3").or_else(|| env("S3_ENDPOINT"));
+    let config = dev_config(external_s3.is_none().then_some(s3_port))?;
 
-    // Development defaults; anything set in the environment wins. AUTH_BYPASS
-    // is on here and only here.
+    // The dev server's own setup (create the database, migrate, seed) uses
+    // the direct URL, so DATABASE_URL may point at a transaction pooler.
+    services::ensure_local_services(&config.migration_database_url, config.redis_url.as_deref())
+        .await?;
+    services::ensure_database(&config.migration_database_url).await?;
+    let direct = sqlx::PgPool::connect(&config.migration_database_url).await?;
+
+    // Kept until the server stops: dropping it stops the embedded S3.
+    let (embedded, credentials) = match external_s3 {
+        Some(_) => (None, StaticCredentials::from_env()),
+        None => {
+            let embedded = start_embedded_s3(&config, port, s3_port).await?;
+            (Some(embedded), Some(embedded_s3_credentials()))
+        }
+    };
+    let state = AppState::new(config.clone(), credentials)?;
+    config.log_cold_start_warnings();
+    moc_shared::db::MIGRATOR.run(&direct).await?;
+    seeds::seed(&state, &direct).await?;
+    direct.close().await;
+
+    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    eprintln!(
+        "{}",
+        banner(&config, port, embedded.is_some(), functions.as_ref())
+    );
+    match functions {
+        Some(functions) => gateway::serve(listener, Gateway::for_repo(functions)).await,
+        None => server::serve(listener, state).await,
+    }
+    Ok(())
+}
+
+/// The configuration: the environment over development defaults. AUTH_BYPASS
+/// is on here and only here. `embedded_s3_port`: where the embedded S3 will
+/// listen, unless an S3 endpoint is configured.
+fn dev_config(embedded_s3_port: Option<u16>) -> Result<Config, BoxError> {
     let mut defaults: HashMap<&str, String> = HashMap::from([
         (
             "DATABASE_URL",
@@ -60,74 +104,65 @@ async fn run() -> Result<(), BoxError> {
         // (`__http__/upload-lifecycle.http`); a deployment sets its own.
         ("CRON_SECRET", "moc-dev-cron-secret".to_owned()),
     ]);
-    let external_s3 = env("AWS_ENDPOINT_URL_S3").or_else(|| env("S3_ENDPOINT"));
-    if external_s3.is_none() {
+    if let Some(s3_port) = embedded_s3_port {
         defaults.insert("S3_ENDPOINT", format!("http://127.0.0.1:{s3_port}"));
     }
-    let config = Config::from_lookup(|name| env(name).or_else(|| defaults.get(name).cloned()))?;
+    Ok(Config::from_lookup(|name| {
+        env(name).or_else(|| defaults.get(name).cloned())
+    })?)
+}
 
-    // The dev server's own setup (create the database, migrate, seed) uses
-    // the direct URL, so DATABASE_URL may point at a transaction pooler.
-    services::ensure_local_services(&config.migration_database_url, config.redis_url.as_deref())
-        .await?;
-    services::ensure_database(&config.migration_database_url).await?;
-    let direct = sqlx::PgPool::connect(&config.migration_database_url).await?;
-
-    let (_embedded, credentials) = match external_s3 {
-        Some(_) => (None, StaticCredentials::from_env()),
-        None => {
-            let data_dir = env("DEV_DATA_DIR").unwrap_or_else(|| ".dev-data/s3".to_owned());
-            // Browsers PUT parts straight to S3 from the page's origin: the
-            // API's allowed origins, or the page this server serves itself.
-            let mut allowed_origins = config.cors_allowed_origins.clone();
-            allowed_origins.extend([
-                format!("http://127.0.0.1:{port}"),
-                format!("http://localhost:{port}"),
-            ]);
-            let embedded = EmbeddedS3::start_with_cors(
-                EmbeddedS3Config {
-                    data_dir: data_dir.into(),
-                    bind: SocketAddr::from(([127, 0, 0, 1], s3_port)),
-                    access_key: DEV_ACCESS_KEY.to_owned(),
-                    secret_key: DEV_SECRET_KEY.to_owned(),
-                    region: config.s3.region.clone(),
-                    buckets: vec![config.s3.bucket.clone()],
-                },
-                BucketCors { allowed_origins },
-            )
-            .await?;
-            let credentials = StaticCredentials {
-                access_key_id: DEV_ACCESS_KEY.to_owned(),
-                secret_access_key: DEV_SECRET_KEY.to_owned(),
-                session_token: None,
-            };
-            (Some(embedded), Some(credentials))
-        }
+/// The embedded S3, its data under `DEV_DATA_DIR` (default `.dev-data/s3`).
+async fn start_embedded_s3(
+    config: &Config,
+    port: u16,
+    s3_port: u16,
+) -> Result<EmbeddedS3, BoxError> {
+    let data_dir = env("DEV_DATA_DIR").unwrap_or_else(|| ".dev-data/s3".to_owned());
+    // Browsers PUT parts straight to S3 from the page's origin: the
+    // API's allowed origins, or the page this server serves itself.
+    let mut allowed_origins = config.cors_allowed_origins.clone();
+    allowed_origins.extend([
+        format!("http://127.0.0.1:{port}"),
+        format!("http://localhost:{port}"),
+    ]);
+    let settings = EmbeddedS3Config {
+        data_dir: data_dir.into(),
+        bind: SocketAddr::from(([127, 0, 0, 1], s3_port)),
+        access_key: DEV_ACCESS_KEY.to_owned(),
+        secret_key: DEV_SECRET_KEY.to_owned(),
+        region: config.s3.region.clone(),
+        buckets: vec![config.s3.bucket.clone()],
     };
+    Ok(EmbeddedS3::start_with_cors(settings, BucketCors { allowed_origins }).await?)
+}
 
-    let state = AppState::new(config.clone(), credentials)?;
-    config.log_cold_start_warnings();
-    moc_shared::db::MIGRATOR.run(&direct).await?;
-    seeds::seed(&state, &direct).await?;
-    direct.close().await;
+fn embedded_s3_credentials() -> StaticCredentials {
+    StaticCredentials {
+        access_key_id: DEV_ACCESS_KEY.to_owned(),
+        secret_access_key: DEV_SECRET_KEY.to_owned(),
+        session_token: None,
+    }
+}
 
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
+/// What runs where, printed once everything is up.
+fn banner(config: &Config, port: u16, embedded_s3: bool, functions: Option<&Functions>) -> String {
+    let bucket = &config.s3.bucket;
     let s3_where = match &config.s3.endpoint {
-        Some(endpoint) if _embedded.is_some() => format!(
-            "embedded S3 (SigV4 checked) at {endpoint}, bucket {}",
-            config.s3.bucket
-        ),
-        Some(endpoint) => format!("external S3 at {endpoint}, bucket {}", config.s3.bucket),
-        None => format!("AWS S3, bucket {}", config.s3.bucket),
+        Some(endpoint) if embedded_s3 => {
+            format!("embedded S3 (SigV4 checked) at {endpoint}, bucket {bucket}")
+        }
+        Some(endpoint) => format!("external S3 at {endpoint}, bucket {bucket}"),
+        None => format!("AWS S3, bucket {bucket}"),
     };
-    let serving = match &functions {
+    let serving = match functions {
         Some(functions) => format!(
             "gateway to the function binaries (MOC_DEV_FUNCTIONS):\n{}",
             functions.describe()
         ),
         None => "every route in-process".to_owned(),
     };
-    eprintln!(
+    format!(
         "\n  moc-uploads dev server\n  API        http://127.0.0.1:{port}/api/mocs/uploads/…  (Vercel routing, 4.5 MB body limit)\n  Functions  {serving}\n  Postgres   {}  (migrated and seeded)\n  Redis      {}\n  S3         {s3_where}\n  Auth       AUTH_BYPASS={} as {}\n",
         redact(&config.database_url),
         config
@@ -136,12 +171,7 @@ async fn run() -> Result<(), BoxError> {
             .unwrap_or("(unset: finalize rate limit fails open)"),
         config.auth.bypass,
         config.auth.dev_user_sub,
-    );
-    match functions {
-        Some(functions) => gateway::serve(listener, Gateway::for_repo(functions)).await?,
-        None => server::serve(listener, state).await?,
-    }
-    Ok(())
+    )
 }
 
 /// `moc-dev migrate`: applies the migrations to the database of
