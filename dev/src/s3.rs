@@ -9,6 +9,13 @@
 //! requests and presigned query strings; a bad or expired signature gets the
 //! same 403 that AWS would send.
 //!
+//! It serves what the API (`shared/src/s3.rs`), the seeds and the scripts
+//! use, and nothing else (any other operation is 501 NotImplemented):
+//! CreateMultipartUpload, UploadPart (signed or presigned), ListParts,
+//! CompleteMultipartUpload, AbortMultipartUpload, ListMultipartUploads,
+//! HeadObject, GetObject (ranged or whole) and DeleteObject; plus the
+//! browsers' CORS preflights (`s3_cors`).
+//!
 //! Storage is `s3s-fs` (one directory per bucket under `data_dir`). Where
 //! `s3s-fs` 0.14.1 falls short of what the API relies on, a wrapper fills
 //! the gap instead of letting the dev setup drift from production:
@@ -26,10 +33,7 @@
 //!   file name limit and every write answers 500.
 //!   The wrapper therefore hands `s3s-fs` only a fixed-length storage key,
 //!   the hex SHA-256 of the real key (see [`storage_key`]), in every
-//!   operation, and keeps the real key next to the object in
-//!   `{bucket}/{storage key}.key` so ListObjects(V2) can answer with real
-//!   keys; responses that echo a key get the real one back. Objects written
-//!   before this mapping (stored under their real key) are not visible.
+//!   operation; responses that echo a key get the real one back.
 //!
 //! Only ever a dependency of the dev crate: never linked into a function
 //! binary.
@@ -44,22 +48,15 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use s3s::auth::SimpleAuth;
 use s3s::crypto::{Checksum, Md5, Sha256};
 use s3s::dto::{
-    AbortMultipartUploadInput, AbortMultipartUploadOutput, CommonPrefix,
-    CompleteMultipartUploadInput, CompleteMultipartUploadOutput, CopyObjectInput, CopyObjectOutput,
-    CopySource, CreateBucketInput, CreateBucketOutput, CreateMultipartUploadInput,
-    CreateMultipartUploadOutput, DeleteBucketInput, DeleteBucketOutput, DeleteObjectInput,
-    DeleteObjectOutput, DeleteObjectsInput, DeleteObjectsOutput, ETag, GetBucketLocationInput,
-    GetBucketLocationOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
-    HeadObjectInput, HeadObjectOutput, ListBucketsInput, ListBucketsOutput,
-    ListMultipartUploadsInput, ListMultipartUploadsOutput, ListObjectsInput, ListObjectsOutput,
-    ListObjectsV2Input, ListObjectsV2Output, ListPartsInput, ListPartsOutput, MultipartUpload,
-    Object, Part, PutObjectInput, PutObjectOutput, Timestamp, UploadPartCopyInput,
-    UploadPartCopyOutput, UploadPartInput, UploadPartOutput,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput,
+    CompleteMultipartUploadOutput, CompletedPart, CreateMultipartUploadInput,
+    CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput, ETag, GetObjectInput,
+    GetObjectOutput, HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput,
+    ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput, MultipartUpload, Part, Timestamp,
+    UploadPartInput, UploadPartOutput,
 };
 use s3s::service::S3ServiceBuilder;
 use s3s::{S3, S3Error, S3Request, S3Response, S3Result, s3_error};
@@ -67,7 +64,7 @@ use s3s_fs::FileSystem;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 pub use crate::s3_cors::BucketCors;
@@ -150,51 +147,21 @@ impl EmbeddedS3 {
         cfg: EmbeddedS3Config,
         cors: BucketCors,
     ) -> Result<EmbeddedS3, EmbeddedS3Error> {
-        if cfg.access_key.is_empty() || cfg.secret_key.is_empty() {
-            return Err(EmbeddedS3Error::InvalidConfig(
-                "access_key and secret_key must be non-empty".into(),
-            ));
-        }
-        if cfg.region.is_empty() {
-            return Err(EmbeddedS3Error::InvalidConfig(
-                "region must be non-empty".into(),
-            ));
-        }
-        if let Some(bad) = cfg
-            .buckets
-            .iter()
-            .find(|b| !s3s::path::check_bucket_name(b))
-        {
-            return Err(EmbeddedS3Error::InvalidConfig(format!(
-                "invalid bucket name {bad:?}"
-            )));
-        }
-
-        tokio::fs::create_dir_all(&cfg.data_dir)
-            .await
-            .map_err(io_err(format!("create {}", cfg.data_dir.display())))?;
-        // s3s-fs canonicalizes its root; part and upload files are looked up
-        // here under the very same path.
-        let root = tokio::fs::canonicalize(&cfg.data_dir)
-            .await
-            .map_err(io_err(format!("canonicalize {}", cfg.data_dir.display())))?;
-        for bucket in &cfg.buckets {
-            let dir = root.join(bucket);
-            tokio::fs::create_dir_all(&dir)
-                .await
-                .map_err(io_err(format!("create bucket directory {}", dir.display())))?;
-        }
+        cfg.check()?;
+        let root = storage_root(&cfg.data_dir, &cfg.buckets).await?;
         let fs = FileSystem::new(&root).map_err(|e| EmbeddedS3Error::Storage(format!("{e:?}")))?;
-
         let backend = Backend {
             fs,
             root,
             region: cfg.region,
-            etag_cache: Mutex::new(HashMap::new()),
+            etag_cache: EtagCache::default(),
         };
         let mut builder = S3ServiceBuilder::new(backend);
         builder.set_auth(SimpleAuth::from_single(cfg.access_key, cfg.secret_key));
-        let service = builder.build();
+        let service = CorsS3Service {
+            inner: builder.build(),
+            cors: Arc::new(cors),
+        };
 
         let listener = TcpListener::bind(cfg.bind)
             .await
@@ -202,11 +169,9 @@ impl EmbeddedS3 {
         let local_addr = listener
             .local_addr()
             .map_err(io_err("read the bound address"))?;
-        let service = CorsS3Service {
-            inner: service,
-            cors: Arc::new(cors),
-        };
-        let accept_loop = tokio::spawn(serve(listener, service));
+        let accept_loop = tokio::spawn(crate::platform::serve_connections(listener, move |_| {
+            service.clone()
+        }));
         tracing::info!(%local_addr, "embedded S3 listening");
         Ok(EmbeddedS3 {
             local_addr,
@@ -233,40 +198,49 @@ impl EmbeddedS3 {
 
 impl Drop for EmbeddedS3 {
     fn drop(&mut self) {
-        // Connection tasks live in a JoinSet owned by the accept loop, so
-        // aborting it closes them too and a test's server cannot outlive it.
+        // Connection tasks belong to the accept loop, so aborting it closes
+        // them too and a test's server cannot outlive it.
         self.accept_loop.abort();
     }
 }
 
-async fn serve(listener: TcpListener, service: CorsS3Service) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    // Small XML responses would otherwise wait on Nagle.
-                    let _ = stream.set_nodelay(true);
-                    let service = service.clone();
-                    connections.spawn(async move {
-                        let conn = http1::Builder::new()
-                            .timer(TokioTimer::new())
-                            .serve_connection(TokioIo::new(stream), service);
-                        if let Err(err) = conn.await {
-                            tracing::debug!(%peer, error = %err, "embedded S3 connection ended with an error");
-                        }
-                    });
-                }
-                Err(err) => {
-                    // Typically EMFILE: back off rather than spin on it.
-                    tracing::warn!(error = %err, "embedded S3 accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            // Reap finished connections so the set does not grow forever.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+impl EmbeddedS3Config {
+    fn check(&self) -> Result<(), EmbeddedS3Error> {
+        let invalid = |message: String| Err(EmbeddedS3Error::InvalidConfig(message));
+        if self.access_key.is_empty() || self.secret_key.is_empty() {
+            return invalid("access_key and secret_key must be non-empty".into());
+        }
+        if self.region.is_empty() {
+            return invalid("region must be non-empty".into());
+        }
+        match self
+            .buckets
+            .iter()
+            .find(|b| !s3s::path::check_bucket_name(b))
+        {
+            Some(bad) => invalid(format!("invalid bucket name {bad:?}")),
+            None => Ok(()),
         }
     }
+}
+
+/// Creates `data_dir` and a directory per bucket; answers the canonical
+/// `data_dir`: s3s-fs canonicalizes its root, and part and upload files are
+/// looked up here under the very same path.
+async fn storage_root(data_dir: &Path, buckets: &[String]) -> Result<PathBuf, EmbeddedS3Error> {
+    tokio::fs::create_dir_all(data_dir)
+        .await
+        .map_err(io_err(format!("create {}", data_dir.display())))?;
+    let root = tokio::fs::canonicalize(data_dir)
+        .await
+        .map_err(io_err(format!("canonicalize {}", data_dir.display())))?;
+    for bucket in buckets {
+        let dir = root.join(bucket);
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(io_err(format!("create bucket directory {}", dir.display())))?;
+    }
+    Ok(root)
 }
 
 /// `s3s-fs` plus the multipart behaviour S3 has and `s3s-fs` lacks (see the
@@ -274,28 +248,23 @@ async fn serve(listener: TcpListener, service: CorsS3Service) {
 /// `.upload-{id}.json` exists while an upload is open and
 /// `.upload_id-{id}.part-{n}` holds part n; an object with storage key `s`
 /// is the file `{bucket}/{s}`. The `=0.14.1` pin keeps that stable. Its own
-/// files are the per-upload record `.moc-mpu-{id}.json` in the root and the
-/// real key of each object in `{bucket}/{s}.key`.
+/// file is the per-upload record `.moc-mpu-{id}.json` in the root.
 ///
 /// Every key taken from a request is mapped with [`storage_key`] right
 /// before the request goes to `s3s-fs`, after SigV4 was checked over the
-/// real key; the wrapper's own checks (upload records, listings) work on
-/// real keys.
+/// real key; the wrapper's own checks (upload records) work on real keys.
 struct Backend {
     fs: FileSystem,
     root: PathBuf,
     region: String,
-    /// Part ETags, keyed by path and validated by (size, mtime) so a part
-    /// that was uploaded again is re-hashed. Hashing lazily at ListParts /
-    /// completion keeps it correct without a hook on every write path.
-    etag_cache: Mutex<HashMap<PathBuf, CachedEtag>>,
+    etag_cache: EtagCache,
 }
 
-struct CachedEtag {
-    len: u64,
-    modified: SystemTime,
-    etag: String,
-}
+/// Part ETags, keyed by path and validated by (size, mtime) so a part that
+/// was uploaded again is re-hashed. Hashing lazily at ListParts / completion
+/// keeps it correct without a hook on every write path.
+#[derive(Default)]
+struct EtagCache(Mutex<HashMap<PathBuf, PartInfo>>);
 
 /// `s3s-fs` only remembers who created an upload, but ListMultipartUploads
 /// and the bucket/key check need where it goes and when it started.
@@ -306,32 +275,49 @@ struct UploadRecord {
     initiated_unix_ms: u64,
 }
 
+/// The name of an upload's record: the prefix, the upload id, the suffix.
+const RECORD_PREFIX: &str = ".moc-mpu-";
+const RECORD_SUFFIX: &str = ".json";
+
+/// s3s-fs's file of part n of an upload: this, then n.
+fn part_name_prefix(id: Uuid) -> String {
+    format!(".upload_id-{id}.part-")
+}
+
 struct PartFile {
     number: i32,
     path: PathBuf,
 }
 
+#[derive(Clone)]
 struct PartInfo {
     len: u64,
     modified: SystemTime,
     etag: String,
 }
 
-/// An object found in a bucket directory, under its real key.
-struct StoredObject {
-    key: String,
-    size: u64,
-    modified: SystemTime,
+/// The input of an operation on one open upload.
+trait NamesUpload {
+    /// Its bucket, key and upload id.
+    fn upload(&self) -> (&str, &str, &str);
 }
 
-/// One page of a ListObjects(V2) answer.
-struct ListPage {
-    contents: Vec<Object>,
-    common_prefixes: Vec<CommonPrefix>,
-    is_truncated: bool,
-    /// The last key or common prefix returned, when there is more.
-    next_marker: Option<String>,
+macro_rules! names_upload {
+    ($($input:ty),*) => {$(
+        impl NamesUpload for $input {
+            fn upload(&self) -> (&str, &str, &str) {
+                (&self.bucket, &self.key, &self.upload_id)
+            }
+        }
+    )*};
 }
+
+names_upload!(
+    UploadPartInput,
+    ListPartsInput,
+    CompleteMultipartUploadInput,
+    AbortMultipartUploadInput
+);
 
 fn no_such_upload() -> S3Error {
     s3_error!(
@@ -342,6 +328,36 @@ fn no_such_upload() -> S3Error {
 
 fn internal(err: io::Error) -> S3Error {
     S3Error::internal_error(err)
+}
+
+/// `Ok(None)` for a file that is not there.
+fn if_present<T>(result: io::Result<T>) -> S3Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(internal(err)),
+    }
+}
+
+impl EtagCache {
+    fn get(&self, path: &Path, len: u64, modified: SystemTime) -> Option<PartInfo> {
+        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(path)
+            .filter(|c| c.len == len && c.modified == modified)
+            .cloned()
+    }
+
+    fn insert(&self, path: &Path, info: &PartInfo) {
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache.insert(path.to_owned(), info.clone());
+    }
+
+    fn forget_under(&self, prefix: &Path) {
+        let prefix = prefix.to_string_lossy();
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|path, _| !path.to_string_lossy().starts_with(prefix.as_ref()));
+    }
 }
 
 impl Backend {
@@ -358,24 +374,23 @@ impl Backend {
     }
 
     async fn require_bucket(&self, bucket: &str) -> S3Result<()> {
-        match tokio::fs::metadata(self.root.join(bucket)).await {
-            Ok(meta) if meta.is_dir() => Ok(()),
-            Ok(_) => Err(s3_error!(NoSuchBucket)),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Err(s3_error!(NoSuchBucket)),
-            Err(err) => Err(internal(err)),
+        match if_present(tokio::fs::metadata(self.root.join(bucket)).await)? {
+            Some(meta) if meta.is_dir() => Ok(()),
+            _ => Err(s3_error!(NoSuchBucket)),
         }
     }
 
     fn record_path(&self, id: Uuid) -> PathBuf {
-        self.root.join(format!(".moc-mpu-{id}.json"))
+        self.root
+            .join(format!("{RECORD_PREFIX}{id}{RECORD_SUFFIX}"))
     }
 
     fn fs_upload_marker(&self, id: Uuid) -> PathBuf {
         self.root.join(format!(".upload-{id}.json"))
     }
 
-    fn part_prefix(id: Uuid) -> String {
-        format!(".upload_id-{id}.part-")
+    fn part_path(&self, id: Uuid, number: i32) -> PathBuf {
+        self.root.join(format!("{}{number}", part_name_prefix(id)))
     }
 
     async fn read_record(&self, id: Uuid) -> S3Result<Option<UploadRecord>> {
@@ -385,17 +400,18 @@ impl Backend {
         {
             return Ok(None);
         }
-        match tokio::fs::read(self.record_path(id)).await {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| internal(io::Error::new(io::ErrorKind::InvalidData, e))),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(internal(err)),
-        }
+        let Some(bytes) = if_present(tokio::fs::read(self.record_path(id)).await)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| internal(io::Error::new(io::ErrorKind::InvalidData, e)))
     }
 
-    /// S3 scopes an upload id to its bucket and key; `s3s-fs` does not.
-    async fn open_upload(&self, bucket: &str, key: &str, upload_id: &str) -> S3Result<Uuid> {
+    /// The open upload a request names. S3 scopes an upload id to its
+    /// bucket and key; `s3s-fs` does not.
+    async fn open_upload(&self, input: &impl NamesUpload) -> S3Result<Uuid> {
+        let (bucket, key, upload_id) = input.upload();
         let id = Uuid::parse_str(upload_id).map_err(|_| no_such_upload())?;
         match self.read_record(id).await? {
             Some(rec) if rec.bucket == bucket && rec.key == key => Ok(id),
@@ -405,30 +421,36 @@ impl Backend {
 
     async fn write_record(&self, id: Uuid, rec: &UploadRecord) -> io::Result<()> {
         let bytes = serde_json::to_vec(rec).map_err(io::Error::other)?;
-        let tmp = self.root.join(format!(".moc-mpu-{id}.json.tmp"));
+        let path = self.record_path(id);
+        let tmp = path.with_extension("json.tmp");
         tokio::fs::write(&tmp, bytes).await?;
-        tokio::fs::rename(&tmp, self.record_path(id)).await
+        tokio::fs::rename(&tmp, path).await
+    }
+
+    /// The names of the files in the root, as far as they are UTF-8.
+    async fn root_entries(&self) -> S3Result<Vec<(String, PathBuf)>> {
+        let mut names = Vec::new();
+        let mut dir = tokio::fs::read_dir(&self.root).await.map_err(internal)?;
+        while let Some(entry) = dir.next_entry().await.map_err(internal)? {
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push((name, entry.path()));
+            }
+        }
+        Ok(names)
     }
 
     /// Part files of one upload, sorted by part number.
     async fn part_files(&self, id: Uuid) -> S3Result<Vec<PartFile>> {
-        let prefix = Self::part_prefix(id);
-        let mut parts = Vec::new();
-        let mut dir = tokio::fs::read_dir(&self.root).await.map_err(internal)?;
-        while let Some(entry) = dir.next_entry().await.map_err(internal)? {
-            let name = entry.file_name();
-            let Some(number) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(&prefix))
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
-            };
-            parts.push(PartFile {
-                number,
-                path: entry.path(),
-            });
-        }
+        let prefix = part_name_prefix(id);
+        let mut parts: Vec<PartFile> = self
+            .root_entries()
+            .await?
+            .into_iter()
+            .filter_map(|(name, path)| {
+                let number = name.strip_prefix(&prefix)?.parse().ok()?;
+                Some(PartFile { number, path })
+            })
+            .collect();
         parts.sort_by_key(|p| p.number);
         Ok(parts)
     }
@@ -437,346 +459,39 @@ impl Backend {
     /// same bytes even if the part is being replaced (s3s-fs renames a new
     /// file over it) meanwhile. `None`: the part does not exist.
     async fn part_info(&self, path: &Path) -> S3Result<Option<PartInfo>> {
-        let mut file = match tokio::fs::File::open(path).await {
-            Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(internal(err)),
+        let Some(mut file) = if_present(tokio::fs::File::open(path).await)? else {
+            return Ok(None);
         };
         let meta = file.metadata().await.map_err(internal)?;
-        let len = meta.len();
-        let modified = meta.modified().map_err(internal)?;
-        let cached = {
-            let cache = self.etag_cache.lock().unwrap_or_else(|p| p.into_inner());
-            cache
-                .get(path)
-                .filter(|c| c.len == len && c.modified == modified)
-                .map(|c| c.etag.clone())
-        };
-        let etag = match cached {
-            Some(etag) => etag,
-            None => {
-                let mut md5 = Md5::new();
-                let mut buf = vec![0u8; 256 * 1024];
-                loop {
-                    let n = file.read(&mut buf).await.map_err(internal)?;
-                    if n == 0 {
-                        break;
-                    }
-                    md5.update(&buf[..n]);
-                }
-                // Same lowercase-hex MD5 that s3s-fs returned from UploadPart.
-                let etag = hex_lower(&md5.finalize());
-                let mut cache = self.etag_cache.lock().unwrap_or_else(|p| p.into_inner());
-                cache.insert(
-                    path.to_owned(),
-                    CachedEtag {
-                        len,
-                        modified,
-                        etag: etag.clone(),
-                    },
-                );
-                etag
-            }
-        };
-        Ok(Some(PartInfo {
+        let (len, modified) = (meta.len(), meta.modified().map_err(internal)?);
+        if let Some(cached) = self.etag_cache.get(path, len, modified) {
+            return Ok(Some(cached));
+        }
+        let info = PartInfo {
             len,
             modified,
-            etag,
-        }))
+            etag: md5_hex(&mut file).await.map_err(internal)?,
+        };
+        self.etag_cache.insert(path, &info);
+        Ok(Some(info))
     }
 
     /// Drops the record and any part files the completion did not use
     /// (S3 discards those too); s3s-fs leaves them behind.
     async fn forget_upload(&self, id: Uuid) -> S3Result<()> {
         for part in self.part_files(id).await? {
-            match tokio::fs::remove_file(&part.path).await {
-                Ok(()) => {}
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => return Err(internal(err)),
-            }
+            if_present(tokio::fs::remove_file(&part.path).await)?;
         }
-        match tokio::fs::remove_file(self.record_path(id)).await {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(internal(err)),
-        }
-        let prefix = self.root.join(Self::part_prefix(id));
-        let prefix = prefix.to_string_lossy();
-        let mut cache = self.etag_cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|path, _| !path.to_string_lossy().starts_with(prefix.as_ref()));
+        if_present(tokio::fs::remove_file(self.record_path(id)).await)?;
+        self.etag_cache
+            .forget_under(&self.root.join(part_name_prefix(id)));
         Ok(())
-    }
-
-    fn key_file(&self, bucket: &str, storage_key: &str) -> PathBuf {
-        self.root.join(bucket).join(format!("{storage_key}.key"))
-    }
-
-    /// Records the real key of an object about to be written under
-    /// [`storage_key`]`(key)`. Written before the object, so an object on
-    /// disk always has it. Not removed with the object: a stale one is inert
-    /// (listings start from object files), and keeping it means a delete
-    /// cannot race a concurrent write of the same key into an object that
-    /// is never listed.
-    async fn remember_key(&self, bucket: &str, key: &str) -> S3Result<()> {
-        let skey = storage_key(key);
-        let path = self.key_file(bucket, &skey);
-        match tokio::fs::read(&path).await {
-            Ok(existing) if existing == key.as_bytes() => return Ok(()),
-            Ok(_) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(internal(err)),
-        }
-        let tmp = self
-            .root
-            .join(bucket)
-            .join(format!(".{skey}.key.{}.tmp", Uuid::new_v4()));
-        let written = async {
-            tokio::fs::write(&tmp, key).await?;
-            tokio::fs::rename(&tmp, &path).await
-        }
-        .await;
-        match written {
-            Ok(()) => Ok(()),
-            Err(err) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                if err.kind() == io::ErrorKind::NotFound {
-                    Err(s3_error!(NoSuchBucket))
-                } else {
-                    Err(internal(err))
-                }
-            }
-        }
-    }
-
-    /// The bucket's objects whose real key starts with `prefix`, sorted by
-    /// key. Only storage-key files count, so the `.key` files, temporary
-    /// files and anything stored before the key mapping are skipped.
-    async fn stored_objects(&self, bucket: &str, prefix: &str) -> S3Result<Vec<StoredObject>> {
-        self.require_bucket(bucket).await?;
-        let mut entries = tokio::fs::read_dir(self.root.join(bucket))
-            .await
-            .map_err(internal)?;
-        let mut objects = Vec::new();
-        while let Some(entry) = entries.next_entry().await.map_err(internal)? {
-            let name = entry.file_name();
-            let Some(skey) = name.to_str().filter(|n| is_storage_key(n)) else {
-                continue;
-            };
-            let meta = match entry.metadata().await {
-                Ok(meta) if meta.is_file() => meta,
-                Ok(_) => continue,
-                // Deleted since the directory was read.
-                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                Err(err) => return Err(internal(err)),
-            };
-            let key = match tokio::fs::read(self.key_file(bucket, skey)).await {
-                Ok(bytes) => String::from_utf8(bytes).ok(),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => None,
-                Err(err) => return Err(internal(err)),
-            };
-            let Some(key) = key.filter(|k| storage_key(k) == skey) else {
-                tracing::warn!(
-                    bucket,
-                    storage_key = skey,
-                    "embedded S3: object without a valid key file is not listed"
-                );
-                continue;
-            };
-            if !key.starts_with(prefix) {
-                continue;
-            }
-            objects.push(StoredObject {
-                key,
-                size: meta.len(),
-                modified: meta.modified().map_err(internal)?,
-            });
-        }
-        objects.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(objects)
-    }
-
-    /// One page of a listing, S3's way: a key that contains `delimiter`
-    /// after `prefix` rolls up into the common prefix ending at that
-    /// delimiter, and objects and common prefixes are paged together in key
-    /// order, resuming after `after` (a start key, or the last key or common
-    /// prefix of the previous page).
-    async fn list_page(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        delimiter: Option<&str>,
-        after: Option<&str>,
-        max_keys: usize,
-    ) -> S3Result<ListPage> {
-        let delimiter = delimiter.filter(|d| !d.is_empty());
-        let mut contents = Vec::new();
-        let mut common_prefixes = Vec::new();
-        let mut last: Option<String> = None;
-        let mut is_truncated = false;
-        for obj in self.stored_objects(bucket, prefix).await? {
-            let rolled_up = delimiter.and_then(|d| {
-                obj.key[prefix.len()..]
-                    .find(d)
-                    .map(|pos| obj.key[..prefix.len() + pos + d.len()].to_owned())
-            });
-            let name = rolled_up.as_deref().unwrap_or(&obj.key);
-            // Keys are sorted, so the keys of one common prefix are adjacent.
-            if after.is_some_and(|after| name <= after) || last.as_deref() == Some(name) {
-                continue;
-            }
-            if contents.len() + common_prefixes.len() == max_keys {
-                is_truncated = max_keys > 0;
-                break;
-            }
-            last = Some(name.to_owned());
-            match rolled_up {
-                Some(prefix) => common_prefixes.push(CommonPrefix {
-                    prefix: Some(prefix),
-                }),
-                None => contents.push(Object {
-                    size: Some(i64::try_from(obj.size).map_err(|e| internal(io::Error::other(e)))?),
-                    last_modified: Some(Timestamp::from(obj.modified)),
-                    key: Some(obj.key),
-                    ..Default::default()
-                }),
-            }
-        }
-        Ok(ListPage {
-            contents,
-            common_prefixes,
-            is_truncated,
-            next_marker: last.filter(|_| is_truncated),
-        })
-    }
-
-    async fn list_objects_v2_impl(
-        &self,
-        req: S3Request<ListObjectsV2Input>,
-    ) -> S3Result<S3Response<ListObjectsV2Output>> {
-        self.check_region(&req)?;
-        let input = req.input;
-        let max_keys = page_size(input.max_keys, "max-keys")?;
-        // The continuation token is the last key or common prefix returned.
-        let after = input
-            .continuation_token
-            .as_deref()
-            .max(input.start_after.as_deref());
-        let page = self
-            .list_page(
-                &input.bucket,
-                input.prefix.as_deref().unwrap_or(""),
-                input.delimiter.as_deref(),
-                after,
-                max_keys,
-            )
-            .await?;
-        Ok(S3Response::new(ListObjectsV2Output {
-            name: Some(input.bucket),
-            prefix: input.prefix,
-            delimiter: input.delimiter,
-            max_keys: Some(to_i32(max_keys)),
-            key_count: Some(to_i32(page.contents.len() + page.common_prefixes.len())),
-            continuation_token: input.continuation_token,
-            next_continuation_token: page.next_marker,
-            start_after: input.start_after,
-            is_truncated: Some(page.is_truncated),
-            contents: non_empty(page.contents),
-            common_prefixes: non_empty(page.common_prefixes),
-            // Keys go out unencoded, so the answer must not claim otherwise.
-            encoding_type: None,
-            ..Default::default()
-        }))
-    }
-
-    async fn list_objects_impl(
-        &self,
-        req: S3Request<ListObjectsInput>,
-    ) -> S3Result<S3Response<ListObjectsOutput>> {
-        self.check_region(&req)?;
-        let input = req.input;
-        let max_keys = page_size(input.max_keys, "max-keys")?;
-        let page = self
-            .list_page(
-                &input.bucket,
-                input.prefix.as_deref().unwrap_or(""),
-                input.delimiter.as_deref(),
-                input.marker.as_deref(),
-                max_keys,
-            )
-            .await?;
-        Ok(S3Response::new(ListObjectsOutput {
-            name: Some(input.bucket),
-            prefix: input.prefix,
-            delimiter: input.delimiter,
-            marker: input.marker,
-            next_marker: page.next_marker,
-            max_keys: Some(to_i32(max_keys)),
-            is_truncated: Some(page.is_truncated),
-            contents: non_empty(page.contents),
-            common_prefixes: non_empty(page.common_prefixes),
-            encoding_type: None,
-            ..Default::default()
-        }))
-    }
-
-    async fn put_object_impl(
-        &self,
-        mut req: S3Request<PutObjectInput>,
-    ) -> S3Result<S3Response<PutObjectOutput>> {
-        self.check_region(&req)?;
-        // s3s-fs would create a missing bucket's directory on the fly.
-        self.require_bucket(&req.input.bucket).await?;
-        self.remember_key(&req.input.bucket, &req.input.key).await?;
-        to_storage_key(&mut req.input.key);
-        self.fs.put_object(req).await
-    }
-
-    async fn copy_object_impl(
-        &self,
-        mut req: S3Request<CopyObjectInput>,
-    ) -> S3Result<S3Response<CopyObjectOutput>> {
-        self.check_region(&req)?;
-        self.require_bucket(&req.input.bucket).await?;
-        // Other sources (access points, outposts) s3s-fs refuses anyway.
-        if let CopySource::Bucket { key, .. } = &mut req.input.copy_source {
-            *key = storage_key(key).into();
-        }
-        self.remember_key(&req.input.bucket, &req.input.key).await?;
-        to_storage_key(&mut req.input.key);
-        self.fs.copy_object(req).await
-    }
-
-    async fn delete_objects_impl(
-        &self,
-        mut req: S3Request<DeleteObjectsInput>,
-    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
-        self.check_region(&req)?;
-        self.require_bucket(&req.input.bucket).await?;
-        let mut real_keys = HashMap::new();
-        for object in &mut req.input.delete.objects {
-            let skey = storage_key(&object.key);
-            real_keys.insert(skey.clone(), std::mem::replace(&mut object.key, skey));
-        }
-        let mut resp = self.fs.delete_objects(req).await?;
-        let restore = |key: &mut Option<String>| {
-            if let Some(real) = key.as_ref().and_then(|k| real_keys.get(k)) {
-                *key = Some(real.clone());
-            }
-        };
-        for deleted in resp.output.deleted.iter_mut().flatten() {
-            restore(&mut deleted.key);
-        }
-        for error in resp.output.errors.iter_mut().flatten() {
-            restore(&mut error.key);
-        }
-        Ok(resp)
     }
 
     async fn create_multipart_upload_impl(
         &self,
         mut req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        self.check_region(&req)?;
         // s3s-fs would happily open an upload into a bucket that is not there.
         self.require_bucket(&req.input.bucket).await?;
         let record = UploadRecord {
@@ -801,13 +516,10 @@ impl Backend {
         &self,
         mut req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        self.check_region(&req)?;
-        let input = &req.input;
-        self.open_upload(&input.bucket, &input.key, &input.upload_id)
-            .await?;
+        self.open_upload(&req.input).await?;
         // s3s-fs only checks the upper bound; 0 or a negative number would
         // become a part that can never be completed.
-        if input.part_number < 1 {
+        if req.input.part_number < 1 {
             return Err(s3_error!(
                 InvalidArgument,
                 "Part number must be an integer between 1 and 10000, inclusive"
@@ -817,30 +529,12 @@ impl Backend {
         self.fs.upload_part(req).await
     }
 
-    async fn upload_part_copy_impl(
-        &self,
-        mut req: S3Request<UploadPartCopyInput>,
-    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
-        self.check_region(&req)?;
-        let input = &req.input;
-        self.open_upload(&input.bucket, &input.key, &input.upload_id)
-            .await?;
-        to_storage_key(&mut req.input.key);
-        if let CopySource::Bucket { key, .. } = &mut req.input.copy_source {
-            *key = storage_key(key).into();
-        }
-        self.fs.upload_part_copy(req).await
-    }
-
     async fn list_parts_impl(
         &self,
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
-        self.check_region(&req)?;
         let input = req.input;
-        let id = self
-            .open_upload(&input.bucket, &input.key, &input.upload_id)
-            .await?;
+        let id = self.open_upload(&input).await?;
         let max_parts = page_size(input.max_parts, "max-parts")?;
         let marker = input.part_number_marker.unwrap_or(0);
         if marker < 0 {
@@ -849,7 +543,28 @@ impl Backend {
                 "part-number-marker must be non-negative"
             ));
         }
+        let (parts, is_truncated) = self.parts_page(id, marker, max_parts).await?;
+        let next_marker = parts.last().and_then(|p| p.part_number).unwrap_or(marker);
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            max_parts: Some(to_i32(max_parts)),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: Some(next_marker),
+            is_truncated: Some(is_truncated),
+            parts: Some(parts),
+            ..Default::default()
+        }))
+    }
 
+    /// Up to `max_parts` parts after part `marker`, and whether more follow.
+    async fn parts_page(
+        &self,
+        id: Uuid,
+        marker: i32,
+        max_parts: usize,
+    ) -> S3Result<(Vec<Part>, bool)> {
         let mut remaining = self
             .part_files(id)
             .await?
@@ -871,32 +586,15 @@ impl Backend {
                 ..Default::default()
             });
         }
-        let is_truncated = remaining.peek().is_some();
-        let next_marker = parts.last().and_then(|p| p.part_number).unwrap_or(marker);
-
-        Ok(S3Response::new(ListPartsOutput {
-            bucket: Some(input.bucket),
-            key: Some(input.key),
-            upload_id: Some(input.upload_id),
-            max_parts: Some(i32::try_from(max_parts).unwrap_or(i32::MAX)),
-            part_number_marker: input.part_number_marker,
-            next_part_number_marker: Some(next_marker),
-            is_truncated: Some(is_truncated),
-            parts: Some(parts),
-            ..Default::default()
-        }))
+        Ok((parts, remaining.peek().is_some()))
     }
 
     async fn complete_multipart_upload_impl(
         &self,
         mut req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        self.check_region(&req)?;
+        let id = self.open_upload(&req.input).await?;
         let input = &req.input;
-        let id = self
-            .open_upload(&input.bucket, &input.key, &input.upload_id)
-            .await?;
-
         // Everything s3s-fs would reject is rejected here first: once s3s-fs
         // starts completing, a failure leaves the upload deleted.
         let requested = input
@@ -904,61 +602,8 @@ impl Backend {
             .as_ref()
             .and_then(|m| m.parts.as_deref())
             .unwrap_or_default();
-        if requested.is_empty() {
-            return Err(s3_error!(
-                MalformedXML,
-                "You must specify at least one part"
-            ));
-        }
-        let prefix = Self::part_prefix(id);
-        let mut previous = 0;
-        for (index, part) in requested.iter().enumerate() {
-            let number = part
-                .part_number
-                .ok_or_else(|| s3_error!(MalformedXML, "a part is missing its PartNumber"))?;
-            if number <= previous {
-                return Err(s3_error!(
-                    InvalidPartOrder,
-                    "The list of parts was not in ascending order. Parts must be ordered by part number."
-                ));
-            }
-            previous = number;
-            let Some(info) = self
-                .part_info(&self.root.join(format!("{prefix}{number}")))
-                .await?
-            else {
-                return Err(s3_error!(
-                    InvalidPart,
-                    "part {number} has not been uploaded"
-                ));
-            };
-            let given = part.e_tag.as_ref().map(ETag::value);
-            if given != Some(info.etag.as_str()) {
-                return Err(s3_error!(
-                    InvalidPart,
-                    "part {number}: ETag {given:?} does not match the uploaded part's \"{}\"",
-                    info.etag
-                ));
-            }
-            let is_last = index + 1 == requested.len();
-            if !is_last && info.len < MIN_PART_SIZE {
-                return Err(s3_error!(
-                    EntityTooSmall,
-                    "Your proposed upload is smaller than the minimum allowed size (part {number} is {} bytes)",
-                    info.len
-                ));
-            }
-            // S3 allows gaps (1, 2, 5); s3s-fs insists on 1..=N.
-            if usize::try_from(number).ok() != Some(index + 1) {
-                return Err(s3_error!(
-                    InvalidPart,
-                    "embedded S3 limitation: part numbers must be exactly 1..=N, found {number} at position {}",
-                    index + 1
-                ));
-            }
-        }
+        self.check_completion(id, requested).await?;
 
-        self.remember_key(&input.bucket, &input.key).await?;
         let real_key = input.key.clone();
         to_storage_key(&mut req.input.key);
         let mut resp = self.fs.complete_multipart_upload(req).await?;
@@ -972,15 +617,50 @@ impl Backend {
         Ok(resp)
     }
 
+    /// What S3 checks of a completion's part list, in S3's order.
+    async fn check_completion(&self, id: Uuid, requested: &[CompletedPart]) -> S3Result<()> {
+        if requested.is_empty() {
+            return Err(s3_error!(
+                MalformedXML,
+                "You must specify at least one part"
+            ));
+        }
+        let mut previous = 0;
+        for (index, part) in requested.iter().enumerate() {
+            let number = part
+                .part_number
+                .ok_or_else(|| s3_error!(MalformedXML, "a part is missing its PartNumber"))?;
+            if number <= previous {
+                return Err(s3_error!(
+                    InvalidPartOrder,
+                    "The list of parts was not in ascending order. Parts must be ordered by part number."
+                ));
+            }
+            previous = number;
+            let Some(uploaded) = self.part_info(&self.part_path(id, number)).await? else {
+                return Err(s3_error!(
+                    InvalidPart,
+                    "part {number} has not been uploaded"
+                ));
+            };
+            check_completed_part(number, part, &uploaded, index + 1 == requested.len())?;
+            // S3 allows gaps (1, 2, 5); s3s-fs insists on 1..=N.
+            if usize::try_from(number).ok() != Some(index + 1) {
+                return Err(s3_error!(
+                    InvalidPart,
+                    "embedded S3 limitation: part numbers must be exactly 1..=N, found {number} at position {}",
+                    index + 1
+                ));
+            }
+        }
+        Ok(())
+    }
+
     async fn abort_multipart_upload_impl(
         &self,
         mut req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        self.check_region(&req)?;
-        let input = &req.input;
-        let id = self
-            .open_upload(&input.bucket, &input.key, &input.upload_id)
-            .await?;
+        let id = self.open_upload(&req.input).await?;
         to_storage_key(&mut req.input.key);
         let resp = self.fs.abort_multipart_upload(req).await?;
         self.forget_upload(id).await?;
@@ -991,7 +671,6 @@ impl Backend {
         &self,
         req: S3Request<ListMultipartUploadsInput>,
     ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
-        self.check_region(&req)?;
         let input = req.input;
         self.require_bucket(&input.bucket).await?;
         if input.delimiter.is_some() {
@@ -1001,78 +680,122 @@ impl Backend {
             ));
         }
         let max_uploads = page_size(input.max_uploads, "max-uploads")?;
-        let prefix = input.prefix.as_deref().unwrap_or("");
-
-        let mut uploads: Vec<(UploadRecord, Uuid)> = Vec::new();
-        let mut dir = tokio::fs::read_dir(&self.root).await.map_err(internal)?;
-        while let Some(entry) = dir.next_entry().await.map_err(internal)? {
-            let name = entry.file_name();
-            let Some(id) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(".moc-mpu-"))
-                .and_then(|n| n.strip_suffix(".json"))
-                .and_then(|n| Uuid::parse_str(n).ok())
-            else {
-                continue;
-            };
-            if let Some(rec) = self.read_record(id).await?
-                && rec.bucket == input.bucket
-                && rec.key.starts_with(prefix)
-            {
-                uploads.push((rec, id));
-            }
-        }
-        // S3's order: by key, then oldest upload first.
-        uploads.sort_by(|(a, a_id), (b, b_id)| {
-            (&a.key, a.initiated_unix_ms, a_id).cmp(&(&b.key, b.initiated_unix_ms, b_id))
-        });
-
-        if let Some(key_marker) = input.key_marker.as_deref() {
-            let after_upload = input.upload_id_marker.as_deref().and_then(|marker| {
-                uploads
-                    .iter()
-                    .position(|(rec, id)| rec.key == key_marker && id.to_string() == marker)
-            });
-            match after_upload {
-                Some(pos) => {
-                    uploads.drain(..=pos);
-                }
-                None => uploads.retain(|(rec, _)| rec.key.as_str() > key_marker),
-            }
-        }
-
+        let mut uploads = self
+            .open_uploads(&input.bucket, input.prefix.as_deref().unwrap_or(""))
+            .await?;
+        skip_to_markers(
+            &mut uploads,
+            input.key_marker.as_deref(),
+            input.upload_id_marker.as_deref(),
+        );
         let is_truncated = uploads.len() > max_uploads;
         uploads.truncate(max_uploads);
         let (next_key_marker, next_upload_id_marker) = match uploads.last() {
             Some((rec, id)) if is_truncated => (Some(rec.key.clone()), Some(id.to_string())),
             _ => (None, None),
         };
-        let uploads = uploads
-            .into_iter()
-            .map(|(rec, id)| MultipartUpload {
-                key: Some(rec.key),
-                upload_id: Some(id.to_string()),
-                initiated: Some(Timestamp::from(
-                    UNIX_EPOCH + Duration::from_millis(rec.initiated_unix_ms),
-                )),
-                ..Default::default()
-            })
-            .collect();
-
         Ok(S3Response::new(ListMultipartUploadsOutput {
             bucket: Some(input.bucket),
             prefix: input.prefix,
             key_marker: input.key_marker,
             upload_id_marker: input.upload_id_marker,
-            max_uploads: Some(i32::try_from(max_uploads).unwrap_or(i32::MAX)),
+            max_uploads: Some(to_i32(max_uploads)),
             is_truncated: Some(is_truncated),
             next_key_marker,
             next_upload_id_marker,
-            uploads: Some(uploads),
+            uploads: Some(uploads.into_iter().map(listed_upload).collect()),
             encoding_type: input.encoding_type,
             ..Default::default()
         }))
     }
+
+    /// The open uploads into `bucket` whose key starts with `prefix`, in
+    /// S3's order: by key, then oldest upload first.
+    async fn open_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+    ) -> S3Result<Vec<(UploadRecord, Uuid)>> {
+        let mut uploads = Vec::new();
+        for (name, _) in self.root_entries().await? {
+            let Some(id) = name
+                .strip_prefix(RECORD_PREFIX)
+                .and_then(|n| n.strip_suffix(RECORD_SUFFIX))
+                .and_then(|n| Uuid::parse_str(n).ok())
+            else {
+                continue;
+            };
+            if let Some(rec) = self.read_record(id).await?
+                && rec.bucket == bucket
+                && rec.key.starts_with(prefix)
+            {
+                uploads.push((rec, id));
+            }
+        }
+        uploads.sort_by(|(a, a_id), (b, b_id)| {
+            (&a.key, a.initiated_unix_ms, a_id).cmp(&(&b.key, b.initiated_unix_ms, b_id))
+        });
+        Ok(uploads)
+    }
+}
+
+/// Drops the uploads up to the markers of the previous page: up to and
+/// including the upload `upload_id_marker` of `key_marker`, else every
+/// upload of a key up to `key_marker`.
+fn skip_to_markers(
+    uploads: &mut Vec<(UploadRecord, Uuid)>,
+    key_marker: Option<&str>,
+    upload_id_marker: Option<&str>,
+) {
+    let Some(key_marker) = key_marker else { return };
+    let after_upload = upload_id_marker.and_then(|marker| {
+        uploads
+            .iter()
+            .position(|(rec, id)| rec.key == key_marker && id.to_string() == marker)
+    });
+    match after_upload {
+        Some(pos) => {
+            uploads.drain(..=pos);
+        }
+        None => uploads.retain(|(rec, _)| rec.key.as_str() > key_marker),
+    }
+}
+
+fn listed_upload((rec, id): (UploadRecord, Uuid)) -> MultipartUpload {
+    MultipartUpload {
+        key: Some(rec.key),
+        upload_id: Some(id.to_string()),
+        initiated: Some(Timestamp::from(
+            UNIX_EPOCH + Duration::from_millis(rec.initiated_unix_ms),
+        )),
+        ..Default::default()
+    }
+}
+
+/// A part named in a completion against the part uploaded under its number:
+/// the ETags must match and every part but the last must be 5 MiB or more.
+fn check_completed_part(
+    number: i32,
+    named: &CompletedPart,
+    uploaded: &PartInfo,
+    is_last: bool,
+) -> S3Result<()> {
+    let given = named.e_tag.as_ref().map(ETag::value);
+    if given != Some(uploaded.etag.as_str()) {
+        return Err(s3_error!(
+            InvalidPart,
+            "part {number}: ETag {given:?} does not match the uploaded part's \"{}\"",
+            uploaded.etag
+        ));
+    }
+    if !is_last && uploaded.len < MIN_PART_SIZE {
+        return Err(s3_error!(
+            EntityTooSmall,
+            "Your proposed upload is smaller than the minimum allowed size (part {number} is {} bytes)",
+            uploaded.len
+        ));
+    }
+    Ok(())
 }
 
 fn page_size(requested: Option<i32>, name: &str) -> S3Result<usize> {
@@ -1084,10 +807,28 @@ fn page_size(requested: Option<i32>, name: &str) -> S3Result<usize> {
     }
 }
 
+fn to_i32(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+/// The lowercase-hex MD5 of the rest of `file`: the ETag s3s-fs returned
+/// from UploadPart.
+async fn md5_hex(file: &mut tokio::fs::File) -> io::Result<String> {
+    let mut md5 = Md5::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(hex_lower(&md5.finalize()));
+        }
+        md5.update(&buf[..n]);
+    }
 }
 
 /// The key `s3s-fs` gets in place of a client-visible key: the hex SHA-256
@@ -1104,18 +845,6 @@ fn to_storage_key(key: &mut String) {
     *key = storage_key(key);
 }
 
-fn is_storage_key(name: &str) -> bool {
-    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-fn to_i32(n: usize) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
-
-fn non_empty<T>(items: Vec<T>) -> Option<Vec<T>> {
-    (!items.is_empty()).then_some(items)
-}
-
 fn hex_lower(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
@@ -1130,8 +859,10 @@ type S3Future<'a, T> = Pin<Box<dyn Future<Output = S3Result<S3Response<T>>> + Se
 
 // `S3` is declared with `#[async_trait]`, and async-trait is not a dependency
 // of this crate, so the methods are written in the form that macro expands to.
+// Every request's region is checked first; `keyed` operations need nothing
+// else but the key mapped, the others have their own `_impl`.
 macro_rules! s3_methods {
-    (delegate: $($method:ident($input:ty) -> $output:ty;)*) => {$(
+    ($($method:ident($input:ty) -> $output:ty => $how:ident;)*) => {$(
         fn $method<'life0, 'async_trait>(
             &'life0 self,
             req: S3Request<$input>,
@@ -1142,66 +873,28 @@ macro_rules! s3_methods {
         {
             Box::pin(async move {
                 self.check_region(&req)?;
-                self.fs.$method(req).await
+                s3_methods!(@serve self, req, $method, $how)
             })
         }
     )*};
-    // Operations on one object that need nothing but the key mapped.
-    (keyed: $($method:ident($input:ty) -> $output:ty;)*) => {$(
-        fn $method<'life0, 'async_trait>(
-            &'life0 self,
-            mut req: S3Request<$input>,
-        ) -> S3Future<'async_trait, $output>
-        where
-            'life0: 'async_trait,
-            Self: 'async_trait,
-        {
-            Box::pin(async move {
-                self.check_region(&req)?;
-                to_storage_key(&mut req.input.key);
-                self.fs.$method(req).await
-            })
-        }
-    )*};
-    (override: $($method:ident($input:ty) -> $output:ty => $imp:ident;)*) => {$(
-        fn $method<'life0, 'async_trait>(
-            &'life0 self,
-            req: S3Request<$input>,
-        ) -> S3Future<'async_trait, $output>
-        where
-            'life0: 'async_trait,
-            Self: 'async_trait,
-        {
-            Box::pin(self.$imp(req))
-        }
-    )*};
+    (@serve $self:ident, $req:ident, $method:ident, keyed) => {{
+        let mut req = $req;
+        to_storage_key(&mut req.input.key);
+        $self.fs.$method(req).await
+    }};
+    (@serve $self:ident, $req:ident, $method:ident, $imp:ident) => {
+        $self.$imp($req).await
+    };
 }
 
 impl S3 for Backend {
-    s3_methods! { delegate:
-        create_bucket(CreateBucketInput) -> CreateBucketOutput;
-        delete_bucket(DeleteBucketInput) -> DeleteBucketOutput;
-        head_bucket(HeadBucketInput) -> HeadBucketOutput;
-        get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput;
-        list_buckets(ListBucketsInput) -> ListBucketsOutput;
-    }
-
-    s3_methods! { keyed:
-        get_object(GetObjectInput) -> GetObjectOutput;
-        head_object(HeadObjectInput) -> HeadObjectOutput;
-        delete_object(DeleteObjectInput) -> DeleteObjectOutput;
-    }
-
-    s3_methods! { override:
-        list_objects(ListObjectsInput) -> ListObjectsOutput => list_objects_impl;
-        list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output => list_objects_v2_impl;
-        put_object(PutObjectInput) -> PutObjectOutput => put_object_impl;
-        copy_object(CopyObjectInput) -> CopyObjectOutput => copy_object_impl;
-        delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput => delete_objects_impl;
+    s3_methods! {
+        get_object(GetObjectInput) -> GetObjectOutput => keyed;
+        head_object(HeadObjectInput) -> HeadObjectOutput => keyed;
+        delete_object(DeleteObjectInput) -> DeleteObjectOutput => keyed;
         create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput
             => create_multipart_upload_impl;
         upload_part(UploadPartInput) -> UploadPartOutput => upload_part_impl;
-        upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput => upload_part_copy_impl;
         list_parts(ListPartsInput) -> ListPartsOutput => list_parts_impl;
         complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput
             => complete_multipart_upload_impl;
