@@ -14,6 +14,7 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::complete_multipart_upload::{
     CompleteMultipartUploadError, CompleteMultipartUploadOutput,
 };
+use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use aws_sdk_s3::operation::upload_part::UploadPartError;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
@@ -250,6 +251,30 @@ async fn read_object(client: &Client, key: &str, range: Option<String>) -> Vec<u
         .to_vec()
 }
 
+async fn head(client: &Client, key: &str) -> Result<HeadObjectOutput, SdkError<HeadObjectError>> {
+    client.head_object().bucket(BUCKET).key(key).send().await
+}
+
+/// The open uploads under `prefix`, as (key, upload id).
+async fn open_uploads(client: &Client, prefix: &str) -> Vec<(String, String)> {
+    client
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("ListMultipartUploads")
+        .uploads()
+        .iter()
+        .map(|u| {
+            (
+                u.key().unwrap().to_owned(),
+                u.upload_id().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
 fn status_of<E>(err: &SdkError<E>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
 }
@@ -411,13 +436,7 @@ async fn wrong_credentials_or_region_are_rejected() {
 
     // Control: nothing was opened before, and the right key is accepted.
     let good = client(&server);
-    let listed = good
-        .list_multipart_uploads()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("ListMultipartUploads");
-    assert!(listed.uploads().is_empty());
+    assert!(open_uploads(&good, "").await.is_empty());
     create_upload(&good, "x").await;
 }
 
@@ -573,14 +592,8 @@ async fn complete_multipart_upload_checks_the_parts_and_keeps_a_rejected_upload(
     assert_eq!(done.key(), Some(key));
     assert!(done.e_tag().unwrap().ends_with("-2\""));
     assert_eq!(read_object(&client, key, None).await, bodies[..2].concat());
-    let listed = client
-        .list_multipart_uploads()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("ListMultipartUploads after completion");
     assert!(
-        listed.uploads().is_empty(),
+        open_uploads(&client, "").await.is_empty(),
         "completed upload is no longer open"
     );
 }
@@ -630,13 +643,7 @@ async fn abort_and_unknown_uploads() {
         .expect_err("abort of an unknown upload");
     assert_eq!(err.code(), Some("NoSuchUpload"));
 
-    let listed = client
-        .list_multipart_uploads()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("ListMultipartUploads");
-    assert!(listed.uploads().is_empty());
+    assert!(open_uploads(&client, "").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -645,23 +652,13 @@ async fn head_object_describes_the_object_and_404s_a_missing_key() {
     let client = client(&server);
     let etag = store_object(&client, "head.bin", random_bytes(1234)).await;
 
-    let head = client
-        .head_object()
-        .bucket(BUCKET)
-        .key("head.bin")
-        .send()
-        .await
-        .expect("HeadObject");
-    assert_eq!(head.content_length(), Some(1234));
-    assert_eq!(head.content_type(), Some("application/zip"));
-    assert_eq!(head.e_tag(), Some(etag.as_str()));
+    let described = head(&client, "head.bin").await.expect("HeadObject");
+    assert_eq!(described.content_length(), Some(1234));
+    assert_eq!(described.content_type(), Some("application/zip"));
+    assert_eq!(described.e_tag(), Some(etag.as_str()));
 
     // What the API reads as "no object here" (`object_size` → None).
-    let err = client
-        .head_object()
-        .bucket(BUCKET)
-        .key("missing.bin")
-        .send()
+    let err = head(&client, "missing.bin")
         .await
         .expect_err("HeadObject of a missing key");
     assert_eq!(status_of(&err), Some(404));
@@ -717,11 +714,7 @@ async fn delete_object_removes_the_object_and_a_missing_key_is_no_error() {
             .await
             .unwrap_or_else(|e| panic!("DeleteObject {key}: {e:?}"));
     }
-    let err = client
-        .head_object()
-        .bucket(BUCKET)
-        .key("doomed.bin")
-        .send()
+    let err = head(&client, "doomed.bin")
         .await
         .expect_err("HeadObject of a deleted object");
     assert_eq!(status_of(&err), Some(404));
@@ -746,19 +739,10 @@ async fn long_keys_work_everywhere() {
     assert!(key.matches('/').count() >= 5);
 
     let upload_id = create_upload(&client, &key).await;
-    let listed = client
-        .list_multipart_uploads()
-        .bucket(BUCKET)
-        .prefix("dev/moc-instructions/")
-        .send()
-        .await
-        .expect("ListMultipartUploads");
-    let open: Vec<_> = listed
-        .uploads()
-        .iter()
-        .map(|u| (u.key(), u.upload_id()))
-        .collect();
-    assert_eq!(open, [(Some(key.as_str()), Some(upload_id.as_str()))]);
+    assert_eq!(
+        open_uploads(&client, "dev/moc-instructions/").await,
+        [(key.clone(), upload_id.clone())]
+    );
 
     let parts = [random_bytes(5 * MIB), random_bytes(1000)];
     let original = parts.concat();
@@ -778,15 +762,11 @@ async fn long_keys_work_everywhere() {
     assert_eq!(done.key(), Some(key.as_str()));
     assert!(done.e_tag().unwrap().ends_with("-2\""));
 
-    let head = client
-        .head_object()
-        .bucket(BUCKET)
-        .key(&key)
-        .send()
+    let described = head(&client, &key)
         .await
         .expect("HeadObject with a long key");
-    assert_eq!(head.content_length(), Some(original.len() as i64));
-    assert_eq!(head.content_type(), Some("application/zip"));
+    assert_eq!(described.content_length(), Some(original.len() as i64));
+    assert_eq!(described.content_type(), Some("application/zip"));
 
     // Across the boundary between the two parts.
     let (first, last) = (5 * MIB - 10, 5 * MIB + 9);
@@ -808,11 +788,7 @@ async fn long_keys_work_everywhere() {
         .send()
         .await
         .expect("DeleteObject with a long key");
-    let err = client
-        .head_object()
-        .bucket(BUCKET)
-        .key(&long_segment)
-        .send()
+    let err = head(&client, &long_segment)
         .await
         .expect_err("HeadObject of a deleted object");
     assert_eq!(status_of(&err), Some(404));
