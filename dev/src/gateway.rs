@@ -228,9 +228,9 @@ impl Gateway {
         }
     }
 
-    /// The function a request goes to, or the platform's own answer when
-    /// none will run: an unrouted path, a declared body over the limit, a
-    /// route no function process serves.
+    /// The function a request goes to, or the error the platform answers
+    /// itself when none will run: an unrouted path, a declared body over the
+    /// limit, a route no function process serves.
     fn target<B>(&self, request: &Request<B>) -> Result<Target<'_>, ApiError> {
         let resolved = self
             .router
