@@ -9,7 +9,8 @@
 //!   504), in the API's error envelope.
 //! - The path parameters a route binds, appended to the query string, which
 //!   is how a Vercel function receives them.
-//! - The accept loop, one task per connection.
+//! - The accept loop, one task per connection (the embedded S3 runs on it
+//!   too).
 
 use std::convert::Infallible;
 use std::future::Future;
