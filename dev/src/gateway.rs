@@ -259,7 +259,7 @@ impl Gateway {
         })
     }
 
-    /// Sends the request on to its function, the body streamed under the
+    /// Sends the request on to its function, its body read whole under the
     /// platform limit, and turns what comes back (or does not) into the answer.
     async fn forward<B>(
         &self,
@@ -273,17 +273,29 @@ impl Gateway {
         B::Error: Into<BoxError>,
     {
         let (mut parts, body) = request.into_parts();
+        // Vercel invokes a function with the whole request body, so the
+        // body is read here first: one over the limit is the platform's 413
+        // before any function runs, not a race with a function that answers
+        // (or closes the connection) before the rest has been sent.
         let (body, over_limit) = platform::limit_body(body);
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) if over_limit.load(Ordering::Relaxed) => {
+                return call.error(&platform::body_too_large());
+            }
+            Err(error) => {
+                return call.error(&ApiError::bad_request(format!(
+                    "the request body could not be read: {error}"
+                )));
+            }
+        };
         parts.uri = forwarded_uri(target.upstream, &parts.uri, &target.params);
         parts.version = Version::HTTP_11;
         forwarded_headers(&mut parts.headers, client, &call.vercel_id);
-        let forwarded = Request::from_parts(parts, body.boxed_unsync());
+        let forwarded = Request::from_parts(parts, full(body));
         let answer = tokio::time::timeout(target.max_duration, self.client.request(forwarded));
         match answer.await {
             Ok(Ok(response)) => call.function_answer(response),
-            Ok(Err(_)) if over_limit.load(Ordering::Relaxed) => {
-                call.error(&platform::body_too_large())
-            }
             Ok(Err(error)) => call.error(&invocation_failed(format!(
                 "the function {} at {} failed: {}",
                 target.route.file,
@@ -704,6 +716,32 @@ mod tests {
             let request = bodiless(Method::POST, path);
             platform_answer(&gateway, request, 502, "FUNCTION_INVOCATION_FAILED").await;
         }
+    }
+
+    #[tokio::test]
+    async fn an_undeclared_body_over_the_limit_never_reaches_a_function_that_answers_early() {
+        // A function that answers without reading the body, as `sessions`
+        // answers 413 after 1 MiB of JSON: forwarded while still streaming,
+        // the request raced it and the caller sometimes got a 502.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        tokio::spawn(platform::serve(listener, move |_request, _| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            async { Response::new(Full::new(Bytes::from_static(b"early"))) }
+        }));
+        let gateway = gateway(port);
+        for _ in 0..5 {
+            let chunks: Vec<Result<http_body::Frame<Bytes>, std::convert::Infallible>> = (0..5)
+                .map(|_| Ok(http_body::Frame::data(Bytes::from(vec![0u8; 1_000_000]))))
+                .collect();
+            let streamed = http_body_util::StreamBody::new(futures::stream::iter(chunks));
+            let part = "/api/mocs/uploads/sessions/s1/files/f1/parts/1";
+            let request = Request::put(part).body(streamed).unwrap();
+            platform_answer(&gateway, request, 413, "PAYLOAD_TOO_LARGE").await;
+        }
+        assert_eq!(calls.load(Ordering::Relaxed), 0);
     }
 
     #[test]
