@@ -5,11 +5,11 @@
 //! keeps the error and every request answers 500 CONFIGURATION_ERROR.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use crate::domain::ByteSize;
-
-const MIB: u64 = 1024 * 1024;
+use crate::domain::limits::{CREATE_SESSION_LIMIT, FINALIZE_LIMIT, RateLimit, UploadLimits};
 
 /// The deployment stage. It prefixes every S3 key, and `production` forbids
 /// the development shortcuts.
@@ -47,16 +47,6 @@ pub struct AuthConfig {
     pub cookie_name: String,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct UploadLimits {
-    pub instruction_max: ByteSize,
-    pub image_max: ByteSize,
-    pub parts_list_max: ByteSize,
-    /// Images and thumbnails together.
-    pub image_max_count: u32,
-    pub parts_list_max_count: u32,
-}
-
 #[derive(Debug, Clone)]
 pub struct S3Config {
     pub bucket: String,
@@ -77,6 +67,7 @@ pub struct Config {
     pub s3: S3Config,
     pub auth: AuthConfig,
     pub limits: UploadLimits,
+    /// Sessions per user per UTC day (`domain::limits::CREATE_SESSION_LIMIT`).
     pub create_session_per_day: u32,
     pub session_ttl: Duration,
     pub presigned_url_ttl: Duration,
@@ -90,6 +81,7 @@ pub struct Config {
     /// How long a finalize that finds a fresh lock waits for its holder
     /// (`FINALIZE_WAIT_MS`, docs/contract.md §4.7 step 7).
     pub finalize_wait: Duration,
+    /// Finalizes per user per minute (`domain::limits::FINALIZE_LIMIT`).
     pub finalize_per_minute: u32,
     pub redis_url: Option<String>,
     pub rate_limit_bypass: bool,
@@ -135,169 +127,54 @@ impl Config {
             lookup: &|name| lookup(name).filter(|value| !value.trim().is_empty()),
             problems: Vec::new(),
         };
-
-        let stage = Stage(env.string("STAGE").unwrap_or_else(|| "dev".into()));
-        let database_url = env
-            .string("DATABASE_URL")
-            .or_else(|| env.string("POSTGRES_URL"));
-        if database_url.is_none() {
-            env.problem("DATABASE_URL (or POSTGRES_URL) is required");
-        }
-        let migration_database_url = migration_url(&|name| env.string(name));
-        let bucket = env
-            .string("MOC_BUCKET")
-            .or_else(|| env.string("LEGO_API_BUCKET_NAME"));
-        if bucket.is_none() {
-            env.problem("MOC_BUCKET (or LEGO_API_BUCKET_NAME) is required");
-        }
-        let bucket = bucket.unwrap_or_default();
-        let region = env
-            .string("AWS_REGION")
-            .unwrap_or_else(|| "us-east-1".into());
-        let endpoint = env
-            .string("AWS_ENDPOINT_URL_S3")
-            .or_else(|| env.string("S3_ENDPOINT"))
-            .map(|e| e.trim_end_matches('/').to_owned());
-        let public_file_base_url = env
-            .string("PUBLIC_FILE_BASE_URL")
-            .map(|url| url.trim_end_matches('/').to_owned())
-            .unwrap_or_else(|| match &endpoint {
-                Some(endpoint) => format!("{endpoint}/{bucket}"),
-                None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
-            });
-
-        let auth_bypass = env.flag("AUTH_BYPASS");
-        let jwks = match (env.string("AUTH_JWKS_URL"), env.string("AUTH_JWKS_JSON")) {
-            (_, Some(json)) => JwksSource::Inline(json),
-            (Some(url), None) => JwksSource::Url(url),
-            (None, None) => JwksSource::Unconfigured,
-        };
-        let issuer = env.string("AUTH_ISSUER");
-        if !auth_bypass && (matches!(jwks, JwksSource::Unconfigured) || issuer.is_none()) {
-            env.problem("AUTH_JWKS_URL or AUTH_JWKS_JSON, and AUTH_ISSUER, are required unless AUTH_BYPASS=true");
-        }
-        if auth_bypass && stage.is_production() {
-            env.problem("AUTH_BYPASS=true is forbidden when STAGE=production");
-        }
-        let auth = AuthConfig {
-            bypass: auth_bypass,
-            dev_user_sub: env
-                .string("DEV_USER_SUB")
-                .unwrap_or_else(|| "dev-user-00000000-0000-0000-0000-000000000001".into()),
-            jwks,
-            issuer,
-            audience: env.string("AUTH_AUDIENCE"),
-            admin_group: env
-                .string("AUTH_ADMIN_GROUP")
-                .unwrap_or_else(|| "admin".into()),
-            cookie_name: env
-                .string("AUTH_COOKIE_NAME")
-                .unwrap_or_else(|| "auth_token".into()),
-        };
-
-        let limits = UploadLimits {
-            instruction_max: ByteSize::mib(env.number("UPLOAD_PDF_MAX_MB", 50, 1..=5_000)),
-            image_max: ByteSize::mib(env.number("UPLOAD_IMAGE_MAX_MB", 10, 1..=5_000)),
-            parts_list_max: ByteSize::mib(env.number("UPLOAD_PARTSLIST_MAX_MB", 5, 1..=5_000)),
-            image_max_count: env.number("UPLOAD_IMAGE_MAX_COUNT", 10, 0..=1_000) as u32,
-            parts_list_max_count: env.number("UPLOAD_PARTSLIST_MAX_COUNT", 5, 0..=1_000) as u32,
-        };
-
-        // The old service reused PRESIGN_TTL_MINUTES for the session lifetime;
-        // deployments that only set that keep their behaviour.
-        let session_ttl_minutes = match env.string("UPLOAD_SESSION_TTL_MINUTES") {
-            Some(_) => env.number("UPLOAD_SESSION_TTL_MINUTES", 15, 1..=24 * 60),
-            None => env.number("PRESIGN_TTL_MINUTES", 15, 1..=24 * 60),
-        };
-        let presign_ttl_minutes = match env.string("PRESIGNED_URL_TTL_MINUTES") {
-            Some(_) => env.number("PRESIGNED_URL_TTL_MINUTES", 15, 1..=60),
-            None => env.number("PRESIGN_TTL_MINUTES", 15, 1..=60),
-        };
-
+        let stage = Stage(env.string_or("STAGE", "dev"));
+        let (database_url, migration_database_url) = read_database_urls(&mut env);
+        let s3 = read_s3(&mut env);
+        let auth = read_auth(&mut env, &stage);
+        let limits = read_upload_limits(&mut env);
+        let lifetimes = read_lifetimes(&mut env);
         // Part size trade-off: S3 rejects any non-final part under 5 MiB, so 5
         // is the floor. Larger parts mean fewer requests (and fewer presigned
         // URLs in the register response) but each request runs longer and a
         // failed part costs more to resend on a slow link; past 100 MiB a
         // single part on a home connection outlives any sensible URL TTL.
-        let part_size_mb = env.number("MULTIPART_PART_SIZE_MB", 5, 5..=100);
-
+        let part_size = ByteSize::mib(env.number("MULTIPART_PART_SIZE_MB", 5, 5..=100));
         let redis_url = env.string("REDIS_URL");
         let rate_limit_bypass = env.flag("RATE_LIMIT_BYPASS");
         if rate_limit_bypass && stage.is_production() {
             env.problem("RATE_LIMIT_BYPASS=true is forbidden when STAGE=production");
         }
-
-        let session_max_lifetime_minutes =
-            env.number("UPLOAD_SESSION_MAX_LIFETIME_MINUTES", 1440, 1..=7 * 24 * 60);
-        if session_max_lifetime_minutes < session_ttl_minutes {
-            env.problem(format!(
-                "UPLOAD_SESSION_MAX_LIFETIME_MINUTES ({session_max_lifetime_minutes}) must not be below the session TTL ({session_ttl_minutes})"
-            ));
-        }
-        let cron_secret = env.string("CRON_SECRET");
-
         let config = Config {
-            session_max_lifetime: Duration::from_secs(session_max_lifetime_minutes * 60),
-            expired_session_grace: Duration::from_secs(
-                env.number("EXPIRED_SESSION_GRACE_MINUTES", 60, 0..=30 * 24 * 60) * 60,
-            ),
-            cron_secret,
-            sweep_batch_size: env.number("SWEEP_BATCH_SIZE", 100, 1..=1_000) as u32,
-            database_url: database_url.unwrap_or_default(),
-            migration_database_url: migration_database_url.unwrap_or_default(),
-            s3: S3Config {
-                bucket,
-                region,
-                endpoint,
-                public_file_base_url,
-            },
+            stage,
+            database_url,
+            migration_database_url,
+            s3,
             auth,
             limits,
-            create_session_per_day: env.number("UPLOAD_RATE_LIMIT_PER_DAY", 100, 1..=1_000_000)
-                as u32,
-            session_ttl: Duration::from_secs(session_ttl_minutes * 60),
-            presigned_url_ttl: Duration::from_secs(presign_ttl_minutes * 60),
-            part_size: ByteSize::mib(part_size_mb),
+            create_session_per_day: env.rate_limit(&CREATE_SESSION_LIMIT),
+            session_ttl: lifetimes.session_ttl,
+            presigned_url_ttl: lifetimes.presigned_url_ttl,
+            part_size,
             max_batch_size: env.number("MAX_BATCH_SIZE", 10, 1..=100) as usize,
             proxy_max_body_bytes: env.number("PROXY_MAX_BODY_BYTES", 4_500_000, 1..=4_500_000),
-            part_upload_budget: Duration::from_millis(env.number(
-                "PART_UPLOAD_BUDGET_MS",
-                25_000,
-                1..=300_000,
-            )),
-            finalize_lock_ttl: Duration::from_secs(
-                env.number("FINALIZE_LOCK_TTL_MINUTES", 5, 1..=24 * 60) * 60,
-            ),
-            finalize_wait: Duration::from_millis(env.number(
-                "FINALIZE_WAIT_MS",
-                10_000,
-                0..=60_000,
-            )),
-            finalize_per_minute: env.number("FINALIZE_RATE_LIMIT_PER_MINUTE", 10, 1..=100_000)
-                as u32,
+            part_upload_budget: env.millis("PART_UPLOAD_BUDGET_MS", 25_000, 1..=300_000),
+            finalize_lock_ttl: env.minutes("FINALIZE_LOCK_TTL_MINUTES", 5, 1..=24 * 60),
+            finalize_wait: env.millis("FINALIZE_WAIT_MS", 10_000, 0..=60_000),
+            finalize_per_minute: env.rate_limit(&FINALIZE_LIMIT),
             redis_url,
             rate_limit_bypass,
             allow_browser_uploads: env.flag("ALLOW_BROWSER_UPLOADS"),
-            cors_allowed_origins: env
-                .string("CORS_ALLOWED_ORIGINS")
-                .or_else(|| env.string("ALLOWED_UPLOAD_ORIGINS"))
-                .map(|list| {
-                    list.split(',')
-                        .map(|origin| origin.trim().trim_end_matches('/').to_owned())
-                        .filter(|origin| !origin.is_empty() && origin != "*")
-                        .collect()
-                })
-                .unwrap_or_default(),
-            stage,
+            cors_allowed_origins: read_cors_origins(&env),
+            session_max_lifetime: lifetimes.session_max_lifetime,
+            expired_session_grace: env.minutes(
+                "EXPIRED_SESSION_GRACE_MINUTES",
+                60,
+                0..=30 * 24 * 60,
+            ),
+            cron_secret: env.string("CRON_SECRET"),
+            sweep_batch_size: env.number("SWEEP_BATCH_SIZE", 100, 1..=1_000) as u32,
         };
-
-        if env.problems.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError {
-                problems: env.problems,
-            })
-        }
+        env.finish(config)
     }
 
     /// Warnings an operator must see at cold start.
@@ -326,6 +203,132 @@ impl Config {
     }
 }
 
+/// The functions' URL (`DATABASE_URL`, else `POSTGRES_URL`; required) and
+/// the migrations' one ([`migration_url`]).
+fn read_database_urls(env: &mut Env) -> (String, String) {
+    let database_url = env
+        .string("DATABASE_URL")
+        .or_else(|| env.string("POSTGRES_URL"));
+    if database_url.is_none() {
+        env.problem("DATABASE_URL (or POSTGRES_URL) is required");
+    }
+    let migration_database_url = migration_url(&|name| env.string(name));
+    (
+        database_url.unwrap_or_default(),
+        migration_database_url.unwrap_or_default(),
+    )
+}
+
+fn read_s3(env: &mut Env) -> S3Config {
+    let bucket = env
+        .string("MOC_BUCKET")
+        .or_else(|| env.string("LEGO_API_BUCKET_NAME"));
+    if bucket.is_none() {
+        env.problem("MOC_BUCKET (or LEGO_API_BUCKET_NAME) is required");
+    }
+    let bucket = bucket.unwrap_or_default();
+    let region = env.string_or("AWS_REGION", "us-east-1");
+    let endpoint = env
+        .string("AWS_ENDPOINT_URL_S3")
+        .or_else(|| env.string("S3_ENDPOINT"))
+        .map(|e| e.trim_end_matches('/').to_owned());
+    let public_file_base_url = env
+        .string("PUBLIC_FILE_BASE_URL")
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| match &endpoint {
+            Some(endpoint) => format!("{endpoint}/{bucket}"),
+            None => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+        });
+    S3Config {
+        bucket,
+        region,
+        endpoint,
+        public_file_base_url,
+    }
+}
+
+fn read_auth(env: &mut Env, stage: &Stage) -> AuthConfig {
+    let bypass = env.flag("AUTH_BYPASS");
+    let jwks = match (env.string("AUTH_JWKS_URL"), env.string("AUTH_JWKS_JSON")) {
+        (_, Some(json)) => JwksSource::Inline(json),
+        (Some(url), None) => JwksSource::Url(url),
+        (None, None) => JwksSource::Unconfigured,
+    };
+    let issuer = env.string("AUTH_ISSUER");
+    if !bypass && (matches!(jwks, JwksSource::Unconfigured) || issuer.is_none()) {
+        env.problem("AUTH_JWKS_URL or AUTH_JWKS_JSON, and AUTH_ISSUER, are required unless AUTH_BYPASS=true");
+    }
+    if bypass && stage.is_production() {
+        env.problem("AUTH_BYPASS=true is forbidden when STAGE=production");
+    }
+    AuthConfig {
+        bypass,
+        dev_user_sub: env.string_or(
+            "DEV_USER_SUB",
+            "dev-user-00000000-0000-0000-0000-000000000001",
+        ),
+        jwks,
+        issuer,
+        audience: env.string("AUTH_AUDIENCE"),
+        admin_group: env.string_or("AUTH_ADMIN_GROUP", "admin"),
+        cookie_name: env.string_or("AUTH_COOKIE_NAME", "auth_token"),
+    }
+}
+
+fn read_upload_limits(env: &mut Env) -> UploadLimits {
+    UploadLimits {
+        instruction_max: ByteSize::mib(env.number("UPLOAD_PDF_MAX_MB", 50, 1..=5_000)),
+        image_max: ByteSize::mib(env.number("UPLOAD_IMAGE_MAX_MB", 10, 1..=5_000)),
+        parts_list_max: ByteSize::mib(env.number("UPLOAD_PARTSLIST_MAX_MB", 5, 1..=5_000)),
+        image_max_count: env.number("UPLOAD_IMAGE_MAX_COUNT", 10, 0..=1_000) as u32,
+        parts_list_max_count: env.number("UPLOAD_PARTSLIST_MAX_COUNT", 5, 0..=1_000) as u32,
+    }
+}
+
+struct Lifetimes {
+    session_ttl: Duration,
+    presigned_url_ttl: Duration,
+    session_max_lifetime: Duration,
+}
+
+fn read_lifetimes(env: &mut Env) -> Lifetimes {
+    // The old service reused PRESIGN_TTL_MINUTES for the session lifetime;
+    // deployments that only set that keep their behaviour.
+    let legacy = "PRESIGN_TTL_MINUTES";
+    let session_ttl = env.minutes_or(legacy, "UPLOAD_SESSION_TTL_MINUTES", 15, 1..=24 * 60);
+    let presigned_url_ttl = env.minutes_or(legacy, "PRESIGNED_URL_TTL_MINUTES", 15, 1..=60);
+    let max_lifetime_key = "UPLOAD_SESSION_MAX_LIFETIME_MINUTES";
+    let session_max_lifetime = env.minutes(max_lifetime_key, 1440, 1..=7 * 24 * 60);
+    if session_max_lifetime < session_ttl {
+        let (max, ttl) = (
+            session_max_lifetime.as_secs() / 60,
+            session_ttl.as_secs() / 60,
+        );
+        env.problem(format!(
+            "{max_lifetime_key} ({max}) must not be below the session TTL ({ttl})"
+        ));
+    }
+    Lifetimes {
+        session_ttl,
+        presigned_url_ttl,
+        session_max_lifetime,
+    }
+}
+
+/// `CORS_ALLOWED_ORIGINS`, else `ALLOWED_UPLOAD_ORIGINS`: comma-separated
+/// exact origins; `*` is dropped, never honoured (docs/contract.md §7).
+fn read_cors_origins(env: &Env) -> Vec<String> {
+    env.string("CORS_ALLOWED_ORIGINS")
+        .or_else(|| env.string("ALLOWED_UPLOAD_ORIGINS"))
+        .map(|list| {
+            list.split(',')
+                .map(|origin| origin.trim().trim_end_matches('/').to_owned())
+                .filter(|origin| !origin.is_empty() && origin != "*")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 struct Env<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<String>,
@@ -340,6 +343,10 @@ impl Env<'_> {
         (self.lookup)(name).map(|value| value.trim().to_owned())
     }
 
+    fn string_or(&self, name: &str, default: &str) -> String {
+        self.string(name).unwrap_or_else(|| default.to_owned())
+    }
+
     fn flag(&mut self, name: &str) -> bool {
         match self.string(name).map(|v| v.to_ascii_lowercase()).as_deref() {
             None | Some("false" | "0" | "no" | "off") => false,
@@ -351,7 +358,7 @@ impl Env<'_> {
         }
     }
 
-    fn number(&mut self, name: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> u64 {
+    fn number(&mut self, name: &str, default: u64, range: RangeInclusive<u64>) -> u64 {
         let Some(raw) = self.string(name) else {
             return default;
         };
@@ -367,6 +374,45 @@ impl Env<'_> {
             }
         }
     }
+
+    fn minutes(&mut self, name: &str, default: u64, range: RangeInclusive<u64>) -> Duration {
+        Duration::from_secs(self.number(name, default, range) * 60)
+    }
+
+    /// `name` in minutes, else the older `fallback` variable, else `default`.
+    fn minutes_or(
+        &mut self,
+        fallback: &str,
+        name: &str,
+        default: u64,
+        range: RangeInclusive<u64>,
+    ) -> Duration {
+        let name = if self.string(name).is_some() {
+            name
+        } else {
+            fallback
+        };
+        self.minutes(name, default, range)
+    }
+
+    fn millis(&mut self, name: &str, default: u64, range: RangeInclusive<u64>) -> Duration {
+        Duration::from_millis(self.number(name, default, range))
+    }
+
+    /// How many per window `limit` allows, from its variable.
+    fn rate_limit(&mut self, limit: &RateLimit) -> u32 {
+        self.number(limit.env_key, limit.default, 1..=limit.max) as u32
+    }
+
+    fn finish(self, config: Config) -> Result<Config, ConfigError> {
+        if self.problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError {
+                problems: self.problems,
+            })
+        }
+    }
 }
 
 /// The direct (unpooled) URL that migrations use: `DATABASE_URL_UNPOOLED`,
@@ -380,12 +426,6 @@ pub fn migration_url(lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> 
         .or_else(|| get("POSTGRES_URL_NON_POOLING"))
         .or_else(|| get("DATABASE_URL"))
         .or_else(|| get("POSTGRES_URL"))
-}
-
-impl ByteSize {
-    pub const fn mib(mebibytes: u64) -> Self {
-        ByteSize::new(mebibytes * MIB)
-    }
 }
 
 #[cfg(test)]
@@ -477,7 +517,7 @@ mod tests {
             );
         }
         let config = load(&[("MULTIPART_PART_SIZE_MB", "8")]).unwrap();
-        assert_eq!(config.part_size_bytes(), 8 * MIB);
+        assert_eq!(config.part_size_bytes(), ByteSize::mib(8).bytes());
     }
 
     #[test]

@@ -9,10 +9,12 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use crate::domain::limits::RateLimitDenial;
 use crate::domain::{ByteSize, FieldErrors, FileCategory, PartNumber};
 use crate::domain::{FileRejection, FileVerificationProblem};
 
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Re-exported for the crates that name it here (the dev server).
+pub use crate::box_error::BoxError;
 
 /// The body of every error answer (contract §0):
 /// `{"success": false, "error": {…}, "requestId", "timestamp"}`.
@@ -107,17 +109,10 @@ pub enum ApiError {
     Validation(FieldErrors),
     #[error("partCount {received} does not match the file size: expected {expected}")]
     PartCountMismatch { expected: u64, received: u64 },
-    #[error("daily upload session limit reached")]
-    TooManyRequests {
-        limit: u32,
-        next_allowed_at: String,
-        retry_after_seconds: u64,
-    },
-    #[error("too many finalize requests")]
-    RateLimitExceeded {
-        limit: u32,
-        retry_after_seconds: u64,
-    },
+    /// 429: a rate limit refused the request; the limit it names says
+    /// the code, the message and the details.
+    #[error("{}", .0.rule.message)]
+    RateLimited(RateLimitDenial),
     #[error("service configuration error: {0}")]
     Configuration(String),
     #[error("storage is temporarily unavailable")]
@@ -201,7 +196,7 @@ impl ApiError {
             FileTooLarge { .. } | PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Validation(_) | PartCountMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            TooManyRequests { .. } | RateLimitExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Configuration(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             S3Unavailable(_) | DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Platform { status, .. } => *status,
@@ -228,8 +223,7 @@ impl ApiError {
             PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
             Validation(_) | PartCountMismatch { .. } => "VALIDATION_ERROR",
-            TooManyRequests { .. } => "TOO_MANY_REQUESTS",
-            RateLimitExceeded { .. } => "RATE_LIMIT_EXCEEDED",
+            RateLimited(denial) => denial.rule.code,
             Configuration(_) => "CONFIGURATION_ERROR",
             S3Unavailable(_) => "S3_UNAVAILABLE",
             DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
@@ -254,10 +248,40 @@ impl ApiError {
         }
     }
 
+    /// `error.details`: the context of the code (docs/contract.md §0). Every
+    /// variant is sorted here into the kind of context it carries; each kind
+    /// is written by its own function below.
     pub fn details(&self) -> Option<Value> {
         use ApiError::*;
+        match self {
+            BadRequest { details, .. } => details.clone(),
+            Conflict { details, .. } => Some(details.clone()),
+            FileCountExceeded { .. }
+            | BatchTooLarge { .. }
+            | InvalidPartNumber
+            | FileValidationFailed { .. }
+            | Validation(_)
+            | PartCountMismatch { .. } => self.request_details(),
+            FileTooLarge { .. } | PayloadTooLarge { .. } | UnsupportedMediaType { .. } => {
+                self.upload_details()
+            }
+            RequestTimeout { .. } | Gone { .. } => self.time_details(),
+            RateLimited(denial) => Some(denial.details()),
+            S3Unavailable(_) | DatabaseUnavailable(_) => Some(json!({"retryable": true})),
+            Unauthorized
+            | Forbidden(_)
+            | Platform { .. }
+            | NotFound(_)
+            | MethodNotAllowed { .. }
+            | Configuration(_)
+            | Internal(_) => None,
+        }
+    }
+
+    /// What was wrong with the request: counts, part numbers, fields.
+    fn request_details(&self) -> Option<Value> {
+        use ApiError::*;
         Some(match self {
-            BadRequest { details, .. } => return details.clone(),
             FileCountExceeded {
                 category,
                 max_files,
@@ -274,14 +298,20 @@ impl ApiError {
             } => json!({"maxBatchSize": max_batch_size, "received": size}),
             InvalidPartNumber => json!({"validRange": [1, PartNumber::MAX]}),
             FileValidationFailed { files } => json!({ "files": files }),
-            RequestTimeout {
-                elapsed_ms,
-                timeout_at,
-            } => json!({"elapsedMs": elapsed_ms, "timeoutAt": timeout_at, "retryable": true}),
-            Conflict { details, .. } => details.clone(),
-            Gone { expires_at, now } => {
-                json!({"sessionExpired": true, "expiresAt": expires_at, "now": now})
-            }
+            Validation(errors) => json!({ "errors": errors.0 }),
+            PartCountMismatch { expected, received } => json!({
+                "errors": {"partCount": [format!("must equal ceil(size / partSizeBytes) = {expected}")]},
+                "expectedPartCount": expected,
+                "received": received,
+            }),
+            _ => return None,
+        })
+    }
+
+    /// Which size or type limit an upload broke.
+    fn upload_details(&self) -> Option<Value> {
+        use ApiError::*;
+        Some(match self {
             FileTooLarge {
                 file_name,
                 category,
@@ -302,47 +332,28 @@ impl ApiError {
                 "category": category,
                 "allowedTypes": allowed,
             }),
-            Validation(errors) => json!({ "errors": errors.0 }),
-            PartCountMismatch { expected, received } => json!({
-                "errors": {"partCount": [format!("must equal ceil(size / partSizeBytes) = {expected}")]},
-                "expectedPartCount": expected,
-                "received": received,
-            }),
-            TooManyRequests {
-                limit,
-                next_allowed_at,
-                retry_after_seconds,
-            } => json!({
-                "limit": limit,
-                "nextAllowedAt": next_allowed_at,
-                "retryAfterSeconds": retry_after_seconds,
-            }),
-            RateLimitExceeded {
-                limit,
-                retry_after_seconds,
-            } => json!({"retryAfter": retry_after_seconds, "limit": limit, "window": "1m"}),
-            S3Unavailable(_) | DatabaseUnavailable(_) => json!({"retryable": true}),
-            Unauthorized
-            | Forbidden(_)
-            | Platform { .. }
-            | NotFound(_)
-            | MethodNotAllowed { .. }
-            | Configuration(_)
-            | Internal(_) => return None,
+            _ => return None,
         })
+    }
+
+    /// When the request ran out of time, or the session did.
+    fn time_details(&self) -> Option<Value> {
+        match self {
+            ApiError::RequestTimeout {
+                elapsed_ms,
+                timeout_at,
+            } => Some(json!({"elapsedMs": elapsed_ms, "timeoutAt": timeout_at, "retryable": true})),
+            ApiError::Gone { expires_at, now } => {
+                Some(json!({"sessionExpired": true, "expiresAt": expires_at, "now": now}))
+            }
+            _ => None,
+        }
     }
 
     /// `Retry-After` seconds, for the answers that carry one.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::TooManyRequests {
-                retry_after_seconds,
-                ..
-            }
-            | ApiError::RateLimitExceeded {
-                retry_after_seconds,
-                ..
-            } => Some(*retry_after_seconds),
+            ApiError::RateLimited(denial) => Some(denial.retry_after_seconds),
             ApiError::S3Unavailable(_) | ApiError::DatabaseUnavailable(_) => Some(2),
             _ => None,
         }
@@ -421,6 +432,7 @@ impl From<crate::s3::S3Error> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::limits::FINALIZE_LIMIT;
 
     #[test]
     fn server_errors_never_leak_their_cause() {
@@ -446,12 +458,15 @@ mod tests {
     }
 
     #[test]
-    fn rate_limits_carry_retry_after() {
-        let err = ApiError::RateLimitExceeded {
-            limit: 10,
-            retry_after_seconds: 42,
-        };
+    fn a_rate_limit_denial_answers_what_its_limit_says() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:18Z")
+            .unwrap()
+            .to_utc();
+        let err = ApiError::RateLimited(RateLimitDenial::new(&FINALIZE_LIMIT, 10, now));
+        assert_eq!(err.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(err.code(), "RATE_LIMIT_EXCEEDED");
+        assert_eq!(err.public_message(), "too many finalize requests");
         assert_eq!(err.retry_after(), Some(42));
-        assert_eq!(err.details().unwrap()["window"], "1m");
+        assert_eq!(err.details().unwrap()["window"], format!("{}m", 1));
     }
 }

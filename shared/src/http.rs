@@ -12,8 +12,9 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::box_error::BoxError;
 use crate::config::Config;
-use crate::error::{ApiError, BoxError};
+use crate::error::ApiError;
 
 /// Any request body, boxed once at the edge so the handlers are not generic.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -93,6 +94,16 @@ impl ApiRequest {
         self.param(name)
             .and_then(|raw| Uuid::parse_str(&raw).ok())
             .ok_or(ApiError::NotFound(resource))
+    }
+
+    /// The `sessionId` path parameter.
+    pub fn session_id(&self) -> Result<Uuid, ApiError> {
+        self.uuid_param("sessionId", "upload session")
+    }
+
+    /// The `fileId` path parameter.
+    pub fn file_id(&self) -> Result<Uuid, ApiError> {
+        self.uuid_param("fileId", "file")
     }
 
     pub fn take_body(&mut self) -> Body {

@@ -6,6 +6,7 @@
 //! here, so the dev server and the test suite drive exactly the same code.
 
 pub mod auth;
+pub mod box_error;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -1,38 +1,17 @@
-//! Rate limits as data: each limited action names its limit, its window and
-//! its store. `RATE_LIMIT_BYPASS` keeps counting and logging but never denies.
+//! Counting requests against the rate limits. The limits themselves are data
+//! (`domain::limits`: each one's window, store, variable and message); this
+//! module counts in each one's store and turns a refusal into the 429 that
+//! the limit describes. `RATE_LIMIT_BYPASS` keeps counting and logging but
+//! never denies.
 
-use crate::db::Tx;
-use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::auth::User;
 use crate::config::Config;
+use crate::db::Tx;
+use crate::domain::limits::{CREATE_SESSION_LIMIT, FINALIZE_LIMIT, RateLimit, RateLimitDenial};
 use crate::error::ApiError;
 use crate::time;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateLimitedAction {
-    /// `UPLOAD_RATE_LIMIT_PER_DAY` sessions per user per UTC day, in Postgres.
-    CreateSession,
-    /// `FINALIZE_RATE_LIMIT_PER_MINUTE` per user, in Redis; admins exempt;
-    /// fails open when Redis is down.
-    Finalize,
-}
-
-impl RateLimitedAction {
-    pub fn limit(self, config: &Config) -> u32 {
-        match self {
-            RateLimitedAction::CreateSession => config.create_session_per_day,
-            RateLimitedAction::Finalize => config.finalize_per_minute,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            RateLimitedAction::CreateSession => "create-session",
-            RateLimitedAction::Finalize => "finalize",
-        }
-    }
-}
 
 /// Counts one session creation against today's quota, inside the caller's
 /// transaction so a create that fails later gives the quota back.
@@ -47,10 +26,9 @@ pub async fn count_session_create(
     config: &Config,
     user: &User,
 ) -> Result<(), ApiError> {
-    let action = RateLimitedAction::CreateSession;
-    let limit = action.limit(config);
+    let rule = &CREATE_SESSION_LIMIT;
+    let limit = config.create_session_per_day;
     let now = Utc::now();
-    let today = now.date_naive();
     let counted: Option<i32> = sqlx::query_scalar(
         "INSERT INTO user_daily_uploads (user_id, day, count, updated_at)
          VALUES ($1, $2, 1, $4)
@@ -60,106 +38,93 @@ pub async fn count_session_create(
          RETURNING count",
     )
     .bind(&user.id)
-    .bind(today)
+    .bind(now.date_naive())
     .bind(limit as i32)
     .bind(time::now())
     .bind(config.rate_limit_bypass)
     .fetch_optional(&mut *tx)
     .await?;
-
     match counted {
         Some(count) if count as u32 > limit => {
-            tracing::warn!(action = action.name(), user_id = %user.id, count, limit, "rate limit exceeded but RATE_LIMIT_BYPASS is on: allowed");
+            allow_past_the_limit(rule, user, count.into(), limit);
             Ok(())
         }
         Some(count) => {
-            tracing::info!(action = action.name(), user_id = %user.id, count, limit, bypass = config.rate_limit_bypass, "rate limit counted");
+            tracing::info!(action = rule.name, user_id = %user.id, count, limit, bypass = config.rate_limit_bypass, "rate limit counted");
             Ok(())
         }
-        None => {
-            let next_day = next_utc_midnight(today);
-            let retry_after_seconds = (next_day - now.naive_utc()).num_seconds().max(1) as u64;
-            tracing::info!(action = action.name(), user_id = %user.id, limit, "rate limit denied");
-            Err(ApiError::TooManyRequests {
-                limit,
-                next_allowed_at: time::rfc3339(next_day),
-                retry_after_seconds,
-            })
-        }
+        None => Err(deny(rule, user, limit, now)),
     }
 }
 
-fn next_utc_midnight(today: NaiveDate) -> chrono::NaiveDateTime {
-    (today + Duration::days(1)).and_time(NaiveTime::MIN)
-}
-
-/// Counts one finalize in the current one-minute window. Admins are exempt.
-/// Redis trouble never blocks a finalize: it is logged at WARN and allowed.
+/// Counts one finalize in the current window. Admins are exempt.
+/// Store trouble never blocks a finalize: it is logged at WARN and allowed.
 pub async fn count_finalize(
     redis: Option<&redis::Client>,
     config: &Config,
     user: &User,
 ) -> Result<(), ApiError> {
-    let action = RateLimitedAction::Finalize;
+    let rule = &FINALIZE_LIMIT;
     if user.is_admin {
         return Ok(());
     }
     let Some(client) = redis else {
         tracing::warn!(
-            action = action.name(),
+            action = rule.name,
             "rate limit store not configured (REDIS_URL unset): allowing"
         );
         return Ok(());
     };
     let now = Utc::now();
-    let window = now.timestamp() / 60;
     let key = format!(
-        "moc-uploads:{}:ratelimit:{}:{}:{window}",
+        "moc-uploads:{}:ratelimit:{}:{}:{}",
         config.stage.as_str(),
-        action.name(),
-        user.id
+        rule.name,
+        user.id,
+        rule.window.index(now)
     );
-    let limit = action.limit(config);
-    let count = match tokio::time::timeout(
-        std::time::Duration::from_millis(500),
-        incr(client, &key),
-    )
-    .await
-    {
+    let counting = incr(client, &key, rule.window.counter_ttl_seconds());
+    let count = match tokio::time::timeout(std::time::Duration::from_millis(500), counting).await {
         Ok(Ok(count)) => count,
         Ok(Err(error)) => {
-            tracing::warn!(action = action.name(), %error, "rate limit store unavailable: failing open");
+            tracing::warn!(action = rule.name, store = ?rule.store, %error, "rate limit store unavailable: failing open");
             return Ok(());
         }
         Err(_) => {
-            tracing::warn!(
-                action = action.name(),
-                "rate limit store timed out: failing open"
-            );
+            tracing::warn!(action = rule.name, store = ?rule.store, "rate limit store timed out: failing open");
             return Ok(());
         }
     };
+    let limit = config.finalize_per_minute;
     if count <= i64::from(limit) {
         return Ok(());
     }
-    let retry_after_seconds = u64::from(60 - now.second()).max(1);
     if config.rate_limit_bypass {
-        tracing::warn!(action = action.name(), user_id = %user.id, count, limit, "rate limit exceeded but RATE_LIMIT_BYPASS is on: allowed");
+        allow_past_the_limit(rule, user, count, limit);
         return Ok(());
     }
-    tracing::info!(action = action.name(), user_id = %user.id, count, limit, day = now.day(), "rate limit denied");
-    Err(ApiError::RateLimitExceeded {
-        limit,
-        retry_after_seconds,
-    })
+    Err(deny(rule, user, limit, now))
 }
 
-async fn incr(client: &redis::Client, key: &str) -> redis::RedisResult<i64> {
+/// `RATE_LIMIT_BYPASS` lets a request over the limit through, loudly.
+fn allow_past_the_limit(rule: &RateLimit, user: &User, count: i64, limit: u32) {
+    let window = rule.window;
+    tracing::warn!(action = rule.name, %window, user_id = %user.id, count, limit, "rate limit exceeded but RATE_LIMIT_BYPASS is on: allowed");
+}
+
+/// The 429 that `rule` answers to a request over its limit.
+fn deny(rule: &'static RateLimit, user: &User, limit: u32, now: DateTime<Utc>) -> ApiError {
+    let window = rule.window;
+    tracing::info!(action = rule.name, %window, store = ?rule.store, user_id = %user.id, limit, "rate limit denied");
+    ApiError::RateLimited(RateLimitDenial::new(rule, limit, now))
+}
+
+async fn incr(client: &redis::Client, key: &str, ttl_seconds: i64) -> redis::RedisResult<i64> {
     let mut connection = client.get_multiplexed_async_connection().await?;
     let (count,): (i64,) = redis::pipe()
         .atomic()
         .incr(key, 1)
-        .expire(key, 120)
+        .expire(key, ttl_seconds)
         .ignore()
         .query_async(&mut connection)
         .await?;

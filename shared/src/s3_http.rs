@@ -36,7 +36,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use crate::error::BoxError;
+use crate::box_error::BoxError;
 
 type HyperClient = Client<hyper_rustls::HttpsConnector<TcpConnector>, SdkBody>;
 /// The connect and read timeouts of the SDK's connector settings.

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::limits::UploadLimits;
 use super::validate::{FieldErrors, JsonObject};
-use crate::config::UploadLimits;
 
 /// A size in bytes. Sizes in the API are integers > 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -4,6 +4,7 @@
 mod file;
 mod keys;
 mod lifecycle;
+pub mod limits;
 mod magic;
 mod part;
 mod slug;
