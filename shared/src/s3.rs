@@ -18,14 +18,31 @@ use aws_sdk_s3::config::{
     retry::RetryConfig, timeout::TimeoutConfig,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 
+use crate::box_error::BoxError;
 use crate::config::S3Config;
 use crate::domain::PartNumber;
-use crate::error::BoxError;
+
+/// Sends `$store.client.$operation()` on the store's bucket with the given
+/// setters, and sorts a failure with [`S3Error::classify`]: the shape of
+/// every plain S3 call below, written once.
+macro_rules! send {
+    ($store:expr, $operation:ident, $name:expr $(, $setter:ident($value:expr))* $(,)?) => {
+        $store
+            .client
+            .$operation()
+            .bucket(&$store.bucket)
+            $(.$setter($value))*
+            .send()
+            .await
+            .map_err(|error| S3Error::classify($name, error))
+    };
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
@@ -203,25 +220,19 @@ impl S3Store {
         &self.client
     }
 
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
     pub async fn create_multipart_upload(
         &self,
         key: &str,
         content_type: &str,
     ) -> Result<String, S3Error> {
         const OP: &str = "CreateMultipartUpload";
-        let output = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .send()
-            .await
-            .map_err(|e| S3Error::classify(OP, e))?;
+        let output = send!(
+            self,
+            create_multipart_upload,
+            OP,
+            key(key),
+            content_type(content_type)
+        )?;
         output
             .upload_id()
             .map(str::to_owned)
@@ -229,14 +240,14 @@ impl S3Store {
     }
 
     pub async fn abort_multipart_upload(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
-        self.client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await
-            .map_err(|e| S3Error::classify("AbortMultipartUpload", e))?;
+        const OP: &str = "AbortMultipartUpload";
+        send!(
+            self,
+            abort_multipart_upload,
+            OP,
+            key(key),
+            upload_id(upload_id)
+        )?;
         Ok(())
     }
 
@@ -253,15 +264,7 @@ impl S3Store {
     /// Deletes an object; a key with no object is not an error (S3 answers
     /// 204 either way, some compatible stores 404).
     pub async fn delete_object(&self, key: &str) -> Result<(), S3Error> {
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| S3Error::classify("DeleteObject", e))
-        {
+        match send!(self, delete_object, "DeleteObject", key(key)) {
             Ok(_) | Err(S3Error::NoSuchKey { .. }) => Ok(()),
             Err(other) => Err(other),
         }
@@ -277,44 +280,53 @@ impl S3Store {
     ) -> Result<Vec<OpenUpload>, S3Error> {
         const OP: &str = "ListMultipartUploads";
         let mut uploads = Vec::new();
-        let mut key_marker: Option<String> = None;
-        let mut upload_id_marker: Option<String> = None;
+        let mut markers: (Option<String>, Option<String>) = (None, None);
         loop {
-            let output = self
-                .client
-                .list_multipart_uploads()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .set_key_marker(key_marker.clone())
-                .set_upload_id_marker(upload_id_marker.clone())
-                .send()
-                .await
-                .map_err(|e| S3Error::classify(OP, e))?;
-            for upload in output.uploads() {
-                let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) else {
-                    continue;
-                };
-                uploads.push(OpenUpload {
-                    key: key.to_owned(),
-                    upload_id: upload_id.to_owned(),
-                    initiated: upload
-                        .initiated()
-                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
-                });
-            }
+            let output = send!(
+                self,
+                list_multipart_uploads,
+                OP,
+                prefix(prefix),
+                set_key_marker(markers.0.clone()),
+                set_upload_id_marker(markers.1.clone()),
+            )?;
+            uploads.extend(output.uploads().iter().filter_map(|upload| {
+                Some(OpenUpload {
+                    key: upload.key()?.to_owned(),
+                    upload_id: upload.upload_id()?.to_owned(),
+                    initiated: upload.initiated().and_then(to_chrono),
+                })
+            }));
             let next = (
                 output.next_key_marker().map(str::to_owned),
                 output.next_upload_id_marker().map(str::to_owned),
             );
-            let advanced = next.0.is_some() && (next.0 != key_marker || next.1 != upload_id_marker);
+            let advanced = next.0.is_some() && next != markers;
             if output.is_truncated() == Some(true) && advanced && uploads.len() < max {
-                (key_marker, upload_id_marker) = next;
+                markers = next;
             } else {
                 break;
             }
         }
         uploads.truncate(max);
         Ok(uploads)
+    }
+
+    /// An `UploadPart` of `size` bytes, to send or to presign.
+    fn upload_part_request(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: PartNumber,
+        size: u64,
+    ) -> UploadPartFluentBuilder {
+        self.client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part.as_i32())
+            .content_length(size as i64)
     }
 
     /// Presigns one `UploadPart`. The signature covers the part number, the
@@ -334,13 +346,7 @@ impl S3Store {
             source: e.into(),
         })?;
         let request = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(part.as_i32())
-            .content_length(size as i64)
+            .upload_part_request(key, upload_id, part, size)
             .presigned(presigning)
             .await
             .map_err(|e| S3Error::classify(OP, e))?;
@@ -366,15 +372,8 @@ impl S3Store {
         body: Bytes,
     ) -> Result<String, S3Error> {
         const OP: &str = "UploadPart";
-        let length = body.len() as i64;
         let output = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(part.as_i32())
-            .content_length(length)
+            .upload_part_request(key, upload_id, part, body.len() as u64)
             .body(ByteStream::from(body))
             .customize()
             // UNSIGNED-PAYLOAD, as in the presigned URLs clients PUT every
@@ -398,34 +397,25 @@ impl S3Store {
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let output = self
-                .client
-                .list_parts()
-                .bucket(&self.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .set_part_number_marker(marker.clone())
-                .send()
-                .await
-                .map_err(|e| S3Error::classify(OP, e))?;
-            for part in output.parts() {
-                let (Some(number), Some(etag)) = (
-                    part.part_number()
+            let output = send!(
+                self,
+                list_parts,
+                OP,
+                key(key),
+                upload_id(upload_id),
+                set_part_number_marker(marker.clone()),
+            )?;
+            parts.extend(output.parts().iter().filter_map(|part| {
+                Some(StoredPart {
+                    part_number: part
+                        .part_number()
                         .and_then(|n| u16::try_from(n).ok())
-                        .and_then(PartNumber::new),
-                    part.e_tag(),
-                ) else {
-                    continue;
-                };
-                parts.push(StoredPart {
-                    part_number: number,
-                    etag: etag.to_owned(),
+                        .and_then(PartNumber::new)?,
+                    etag: part.e_tag()?.to_owned(),
                     size: part.size().unwrap_or(0).max(0) as u64,
-                    last_modified: part
-                        .last_modified()
-                        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())),
-                });
-            }
+                    last_modified: part.last_modified().and_then(to_chrono),
+                })
+            }));
             let next = output.next_part_number_marker().map(str::to_owned);
             if output.is_truncated() == Some(true) && next.is_some() && next != marker {
                 marker = next;
@@ -461,16 +451,14 @@ impl S3Store {
                     .collect(),
             ))
             .build();
-        let output = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(completed)
-            .send()
-            .await
-            .map_err(|e| S3Error::classify(OP, e))?;
+        let output = send!(
+            self,
+            complete_multipart_upload,
+            OP,
+            key(key),
+            upload_id(upload_id),
+            multipart_upload(completed),
+        )?;
         if output.e_tag().is_none() {
             return Err(S3Error::malformed(
                 OP,
@@ -483,15 +471,7 @@ impl S3Store {
 
     /// The object's size, or `None` when there is no object at `key`.
     pub async fn object_size(&self, key: &str) -> Result<Option<u64>, S3Error> {
-        match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| S3Error::classify("HeadObject", e))
-        {
+        match send!(self, head_object, "HeadObject", key(key)) {
             Ok(output) => Ok(Some(output.content_length().unwrap_or(0).max(0) as u64)),
             Err(S3Error::NoSuchKey { .. }) => Ok(None),
             Err(other) => Err(other),
@@ -501,15 +481,8 @@ impl S3Store {
     /// The first `len` bytes of the object (fewer if it is shorter).
     pub async fn read_head(&self, key: &str, len: usize) -> Result<Bytes, S3Error> {
         const OP: &str = "GetObject";
-        let output = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .range(format!("bytes=0-{}", len.saturating_sub(1)))
-            .send()
-            .await
-            .map_err(|e| S3Error::classify(OP, e))?;
+        let range = format!("bytes=0-{}", len.saturating_sub(1));
+        let output = send!(self, get_object, OP, key(key), range(range))?;
         let body = output
             .body
             .collect()
@@ -522,4 +495,9 @@ impl S3Store {
         bytes.truncate(len);
         Ok(bytes)
     }
+}
+
+/// An S3 timestamp as chrono's.
+fn to_chrono(at: &aws_sdk_s3::primitives::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(at.secs(), at.subsec_nanos())
 }
