@@ -1,41 +1,47 @@
 //! The route table: every function of the API, with its file under `api/`,
-//! its public path, its methods and its handler. The Vercel binaries, the
-//! dev server and the tests all dispatch through [`dispatch`].
+//! its public path, its methods, its `maxDuration` and its handler, a plain
+//! `async fn`. The Vercel binaries, the dev server and the tests all
+//! dispatch through [`dispatch`], which runs the handler as its own task.
+//! `vercel.json` and the root `Cargo.toml` repeat some of these facts for
+//! Vercel and Cargo; `routes/route_facts.rs` checks that they agree.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
 use tracing::Instrument;
 
 use crate::auth::{self, Credential, User};
+use crate::box_error::BoxError;
 use crate::domain::PartNumber;
-use crate::error::{ApiError, BoxError};
+use crate::error::ApiError;
 use crate::http::{self as api_http, ApiRequest, Response};
 use crate::services::finalize::FinalizeOutcome;
 use crate::services::{files, finalize, lifecycle, parts, sessions};
 use crate::state::AppState;
 
-/// A handler runs as its own task: a panic becomes a 500 for its request, not
-/// a dead instance.
-type HandlerTask = tokio::task::JoinHandle<Result<Response, ApiError>>;
+#[cfg(test)]
+mod route_facts;
+#[cfg(test)]
+mod tests;
+
+/// What a handler answers: its response, or the error that becomes one.
+pub type HandlerResult = Result<Response, ApiError>;
+
+/// A handler's `async fn`, boxed so that one function pointer type holds
+/// every route's handler.
+pub type HandlerFuture = Pin<Box<dyn Future<Output = HandlerResult> + Send>>;
 
 /// Who may call a route, and what its handler is handed.
 #[derive(Clone, Copy)]
 pub enum Handler {
     /// A user route: cookie or bearer JWT (docs/contract.md §1); the
     /// handler gets the user.
-    User(fn(AppState, User, ApiRequest) -> HandlerTask),
+    User(fn(AppState, User, ApiRequest) -> HandlerFuture),
     /// The scheduled job: `Authorization: Bearer $CRON_SECRET` only (§4.13).
     /// No user credential applies, and the handler gets no user.
-    Cron(fn(AppState, ApiRequest) -> HandlerTask),
-}
-
-fn task<F>(work: F) -> HandlerTask
-where
-    F: Future<Output = Result<Response, ApiError>> + Send + 'static,
-{
-    tokio::spawn(work.in_current_span())
+    Cron(fn(AppState, ApiRequest) -> HandlerFuture),
 }
 
 pub struct Route {
@@ -43,12 +49,16 @@ pub struct Route {
     pub file: &'static str,
     /// The public path, `:name` for a dynamic segment.
     pub pattern: &'static str,
-    /// Older public paths served by the same function.
+    /// Older public paths served by the same function (through `vercel.json`
+    /// rewrites; the dev router's tests check each one reaches it).
     pub aliases: &'static [&'static str],
     /// The methods it serves; they also make its `Allow` and
     /// `Access-Control-Allow-Methods` lists. CORS and the CSRF check apply to
     /// every route through [`dispatch`], so a route declares nothing for them.
     pub methods: &'static [Method],
+    /// Seconds Vercel lets the function run (`maxDuration` in `vercel.json`,
+    /// which a test holds to this value).
+    pub max_duration: u32,
     pub handler: Handler,
 }
 
@@ -57,16 +67,14 @@ pub static CREATE_SESSION: Route = Route {
     pattern: "/api/mocs/uploads/sessions",
     aliases: &[],
     methods: &[Method::POST],
-    handler: Handler::User(create_session),
+    max_duration: 10,
+    handler: Handler::User(|state, user, req| Box::pin(create_session(state, user, req))),
 };
 
-fn create_session(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
-    task(async move {
-        let mut req = req;
-        let body = req.json().await?;
-        let created = sessions::create(&state, &user, body).await?;
-        Ok(api_http::json(StatusCode::CREATED, &created))
-    })
+async fn create_session(state: AppState, user: User, mut req: ApiRequest) -> HandlerResult {
+    let body = req.json().await?;
+    let created = sessions::create(&state, &user, body).await?;
+    Ok(api_http::json(StatusCode::CREATED, &created))
 }
 
 pub static REGISTER_FILE: Route = Route {
@@ -74,22 +82,20 @@ pub static REGISTER_FILE: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files",
     aliases: &[],
     methods: &[Method::POST],
-    handler: Handler::User(register_file),
+    max_duration: 15,
+    handler: Handler::User(|state, user, req| Box::pin(register_file(state, user, req))),
 };
 
-fn register_file(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
-    task(async move {
-        let mut req = req;
-        let session_id = req.uuid_param("sessionId", "upload session")?;
-        let body = req.json().await?;
-        let registration = files::register(&state, &user, session_id, body).await?;
-        let status = if registration.created {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        };
-        Ok(api_http::json(status, &registration))
-    })
+async fn register_file(state: AppState, user: User, mut req: ApiRequest) -> HandlerResult {
+    let session_id = req.session_id()?;
+    let body = req.json().await?;
+    let registration = files::register(&state, &user, session_id, body).await?;
+    let status = if registration.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(api_http::json(status, &registration))
 }
 
 pub static REGISTER_BATCH: Route = Route {
@@ -97,17 +103,15 @@ pub static REGISTER_BATCH: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/batch",
     aliases: &[],
     methods: &[Method::POST],
-    handler: Handler::User(register_batch),
+    max_duration: 30,
+    handler: Handler::User(|state, user, req| Box::pin(register_batch(state, user, req))),
 };
 
-fn register_batch(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
-    task(async move {
-        let mut req = req;
-        let session_id = req.uuid_param("sessionId", "upload session")?;
-        let body = req.json().await?;
-        let results = files::register_batch(&state, &user, session_id, body).await?;
-        Ok(api_http::json(StatusCode::CREATED, &results))
-    })
+async fn register_batch(state: AppState, user: User, mut req: ApiRequest) -> HandlerResult {
+    let session_id = req.session_id()?;
+    let body = req.json().await?;
+    let results = files::register_batch(&state, &user, session_id, body).await?;
+    Ok(api_http::json(StatusCode::CREATED, &results))
 }
 
 pub static COMPLETE_FILE: Route = Route {
@@ -115,18 +119,15 @@ pub static COMPLETE_FILE: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/complete",
     aliases: &[],
     methods: &[Method::POST],
-    handler: Handler::User(complete_file),
+    max_duration: 30,
+    handler: Handler::User(|state, user, req| Box::pin(complete_file(state, user, req))),
 };
 
-fn complete_file(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
-    task(async move {
-        let mut req = req;
-        let session_id = req.uuid_param("sessionId", "upload session")?;
-        let file_id = req.uuid_param("fileId", "file")?;
-        let body = req.json().await?;
-        let completed = files::complete(&state, &user, session_id, file_id, body).await?;
-        Ok(api_http::json(StatusCode::OK, &completed))
-    })
+async fn complete_file(state: AppState, user: User, mut req: ApiRequest) -> HandlerResult {
+    let (session_id, file_id) = (req.session_id()?, req.file_id()?);
+    let body = req.json().await?;
+    let completed = files::complete(&state, &user, session_id, file_id, body).await?;
+    Ok(api_http::json(StatusCode::OK, &completed))
 }
 
 pub static LIST_PARTS: Route = Route {
@@ -134,16 +135,14 @@ pub static LIST_PARTS: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/parts",
     aliases: &[],
     methods: &[Method::GET],
-    handler: Handler::User(list_parts),
+    max_duration: 15,
+    handler: Handler::User(|state, user, req| Box::pin(list_parts(state, user, req))),
 };
 
-fn list_parts(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
-    task(async move {
-        let session_id = req.uuid_param("sessionId", "upload session")?;
-        let file_id = req.uuid_param("fileId", "file")?;
-        let parts = parts::list(&state, &user, session_id, file_id).await?;
-        Ok(api_http::json(StatusCode::OK, &parts))
-    })
+async fn list_parts(state: AppState, user: User, req: ApiRequest) -> HandlerResult {
+    let (session_id, file_id) = (req.session_id()?, req.file_id()?);
+    let parts = parts::list(&state, &user, session_id, file_id).await?;
+    Ok(api_http::json(StatusCode::OK, &parts))
 }
 
 pub static UPLOAD_PART: Route = Route {
@@ -151,22 +150,18 @@ pub static UPLOAD_PART: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/parts/:partNumber",
     aliases: &[],
     methods: &[Method::PUT],
-    handler: Handler::User(upload_part),
+    max_duration: 30,
+    handler: Handler::User(|state, user, req| Box::pin(upload_part(state, user, req))),
 };
 
-fn upload_part(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
-    task(async move {
-        let mut req = req;
-        let part_number = req
-            .param("partNumber")
-            .and_then(|raw| PartNumber::parse(&raw))
-            .ok_or(ApiError::InvalidPartNumber)?;
-        let session_id = req.uuid_param("sessionId", "upload session")?;
-        let file_id = req.uuid_param("fileId", "file")?;
-        let uploaded =
-            parts::upload(&state, &user, session_id, file_id, part_number, &mut req).await?;
-        Ok(api_http::json(StatusCode::OK, &uploaded))
-    })
+async fn upload_part(state: AppState, user: User, mut req: ApiRequest) -> HandlerResult {
+    let part_number = req
+        .param("partNumber")
+        .and_then(|raw| PartNumber::parse(&raw))
+        .ok_or(ApiError::InvalidPartNumber)?;
+    let (session_id, file_id) = (req.session_id()?, req.file_id()?);
+    let uploaded = parts::upload(&state, &user, session_id, file_id, part_number, &mut req).await?;
+    Ok(api_http::json(StatusCode::OK, &uploaded))
 }
 
 pub static FINALIZE: Route = Route {
@@ -177,26 +172,24 @@ pub static FINALIZE: Route = Route {
         "/api/mocs/uploads/sessions/:sessionId/finalize",
     ],
     methods: &[Method::POST],
-    handler: Handler::User(finalize),
+    max_duration: 60,
+    handler: Handler::User(|state, user, req| Box::pin(finalize(state, user, req))),
 };
 
-fn finalize(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
-    task(async move {
-        let mut req = req;
-        let body = req.json().await?;
-        Ok(match finalize::finalize(&state, &user, body).await? {
-            FinalizeOutcome::Created(moc) => api_http::json(StatusCode::CREATED, &moc),
-            FinalizeOutcome::Replayed(moc) => api_http::json(StatusCode::OK, &moc),
-            FinalizeOutcome::InProgress => {
-                let mut response =
-                    api_http::json(StatusCode::OK, &finalize::FinalizeInProgress::default());
-                response.headers_mut().insert(
-                    http::header::RETRY_AFTER,
-                    http::HeaderValue::from_static("2"),
-                );
-                response
-            }
-        })
+async fn finalize(state: AppState, user: User, mut req: ApiRequest) -> HandlerResult {
+    let body = req.json().await?;
+    Ok(match finalize::finalize(&state, &user, body).await? {
+        FinalizeOutcome::Created(moc) => api_http::json(StatusCode::CREATED, &moc),
+        FinalizeOutcome::Replayed(moc) => api_http::json(StatusCode::OK, &moc),
+        FinalizeOutcome::InProgress => {
+            let mut response =
+                api_http::json(StatusCode::OK, &finalize::FinalizeInProgress::default());
+            response.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("2"),
+            );
+            response
+        }
     })
 }
 
@@ -205,20 +198,19 @@ pub static SESSION: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId",
     aliases: &[],
     methods: &[Method::GET, Method::DELETE],
-    handler: Handler::User(session),
+    max_duration: 30,
+    handler: Handler::User(|state, user, req| Box::pin(session(state, user, req))),
 };
 
 /// GET: the session's status (§4.8); DELETE: cancel it (§4.9).
-fn session(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
-    task(async move {
-        let session_id = req.uuid_param("sessionId", "upload session")?;
-        if req.method == Method::DELETE {
-            lifecycle::cancel(&state, &user, session_id).await?;
-            return Ok(api_http::empty(StatusCode::NO_CONTENT));
-        }
-        let view = lifecycle::status(&state, &user, session_id).await?;
-        Ok(api_http::json(StatusCode::OK, &view))
-    })
+async fn session(state: AppState, user: User, req: ApiRequest) -> HandlerResult {
+    let session_id = req.session_id()?;
+    if req.method == Method::DELETE {
+        lifecycle::cancel(&state, &user, session_id).await?;
+        return Ok(api_http::empty(StatusCode::NO_CONTENT));
+    }
+    let view = lifecycle::status(&state, &user, session_id).await?;
+    Ok(api_http::json(StatusCode::OK, &view))
 }
 
 pub static ABORT_FILE: Route = Route {
@@ -226,16 +218,14 @@ pub static ABORT_FILE: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId",
     aliases: &[],
     methods: &[Method::DELETE],
-    handler: Handler::User(abort_file),
+    max_duration: 15,
+    handler: Handler::User(|state, user, req| Box::pin(abort_file(state, user, req))),
 };
 
-fn abort_file(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
-    task(async move {
-        let session_id = req.uuid_param("sessionId", "upload session")?;
-        let file_id = req.uuid_param("fileId", "file")?;
-        lifecycle::abort_file(&state, &user, session_id, file_id).await?;
-        Ok(api_http::empty(StatusCode::NO_CONTENT))
-    })
+async fn abort_file(state: AppState, user: User, req: ApiRequest) -> HandlerResult {
+    let (session_id, file_id) = (req.session_id()?, req.file_id()?);
+    lifecycle::abort_file(&state, &user, session_id, file_id).await?;
+    Ok(api_http::empty(StatusCode::NO_CONTENT))
 }
 
 pub static EXTEND_SESSION: Route = Route {
@@ -243,15 +233,13 @@ pub static EXTEND_SESSION: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/extend",
     aliases: &[],
     methods: &[Method::POST],
-    handler: Handler::User(extend_session),
+    max_duration: 10,
+    handler: Handler::User(|state, user, req| Box::pin(extend_session(state, user, req))),
 };
 
-fn extend_session(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
-    task(async move {
-        let session_id = req.uuid_param("sessionId", "upload session")?;
-        let extended = lifecycle::extend(&state, &user, session_id).await?;
-        Ok(api_http::json(StatusCode::OK, &extended))
-    })
+async fn extend_session(state: AppState, user: User, req: ApiRequest) -> HandlerResult {
+    let extended = lifecycle::extend(&state, &user, req.session_id()?).await?;
+    Ok(api_http::json(StatusCode::OK, &extended))
 }
 
 pub static FRESH_URLS: Route = Route {
@@ -259,18 +247,15 @@ pub static FRESH_URLS: Route = Route {
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/urls",
     aliases: &[],
     methods: &[Method::POST],
-    handler: Handler::User(fresh_urls),
+    max_duration: 15,
+    handler: Handler::User(|state, user, req| Box::pin(fresh_urls(state, user, req))),
 };
 
-fn fresh_urls(state: AppState, user: User, req: ApiRequest) -> HandlerTask {
-    task(async move {
-        let mut req = req;
-        let session_id = req.uuid_param("sessionId", "upload session")?;
-        let file_id = req.uuid_param("fileId", "file")?;
-        let body = req.json().await?;
-        let urls = lifecycle::fresh_urls(&state, &user, session_id, file_id, body).await?;
-        Ok(api_http::json(StatusCode::OK, &urls))
-    })
+async fn fresh_urls(state: AppState, user: User, mut req: ApiRequest) -> HandlerResult {
+    let (session_id, file_id) = (req.session_id()?, req.file_id()?);
+    let body = req.json().await?;
+    let urls = lifecycle::fresh_urls(&state, &user, session_id, file_id, body).await?;
+    Ok(api_http::json(StatusCode::OK, &urls))
 }
 
 pub static EXPIRE_SESSIONS: Route = Route {
@@ -278,15 +263,14 @@ pub static EXPIRE_SESSIONS: Route = Route {
     pattern: "/api/cron/expire-upload-sessions",
     aliases: &[],
     methods: &[Method::GET],
-    handler: Handler::Cron(expire_sessions),
+    max_duration: 60,
+    handler: Handler::Cron(|state, req| Box::pin(expire_sessions(state, req))),
 };
 
-fn expire_sessions(state: AppState, req: ApiRequest) -> HandlerTask {
-    task(async move {
-        lifecycle::authorize_cron(&state, req.header(http::header::AUTHORIZATION))?;
-        let report = lifecycle::sweep(&state).await?;
-        Ok(api_http::json(StatusCode::OK, &report))
-    })
+async fn expire_sessions(state: AppState, req: ApiRequest) -> HandlerResult {
+    lifecycle::authorize_cron(&state, req.header(http::header::AUTHORIZATION))?;
+    let report = lifecycle::sweep(&state).await?;
+    Ok(api_http::json(StatusCode::OK, &report))
 }
 
 /// Every route. The dev router orders them as Vercel does (static paths,
@@ -381,7 +365,7 @@ async fn handle(
         });
     }
     let state = state?;
-    let task = match route.handler {
+    let work = match route.handler {
         Handler::User(handler) => {
             let (user, credential) =
                 auth::authenticate(&state.config().auth, state.jwks(), &request.headers).await?;
@@ -391,7 +375,13 @@ async fn handle(
         }
         Handler::Cron(handler) => handler(state, request),
     };
-    match task.await {
+    run_isolated(work).await
+}
+
+/// Runs a handler as its own task, in the request's span: a panic becomes a
+/// 500 for its request, not a dead instance (the release profile unwinds).
+async fn run_isolated(work: HandlerFuture) -> HandlerResult {
+    match tokio::spawn(work.in_current_span()).await {
         Ok(result) => result,
         Err(join_error) => Err(ApiError::internal(format!(
             "handler panicked: {join_error}"

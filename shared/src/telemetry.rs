@@ -4,9 +4,13 @@
 
 use std::sync::Once;
 
+use tracing::Subscriber;
 use tracing::level_filters::LevelFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
 static INIT: Once = Once::new();
@@ -16,17 +20,26 @@ static INIT: Once = Once::new();
 pub fn init() {
     INIT.call_once(|| {
         let _ = tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(true)
-                    .flatten_event(true)
-                    .with_target(false),
-            )
+            .with(json_lines(std::io::stdout))
             .with(filter(std::env::var("RUST_LOG").ok().as_deref()))
             .try_init();
     });
+}
+
+/// One JSON object per line, to `writer`, with the fields of the current
+/// span (`span`) and of every enclosing one (`spans`) on each line.
+pub(crate) fn json_lines<S, W>(writer: W) -> impl Layer<S>
+where
+    S: Subscriber + for<'span> LookupSpan<'span>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(true)
+        .with_span_list(true)
+        .flatten_event(true)
+        .with_target(false)
+        .with_writer(writer)
 }
 
 /// `RUST_LOG` as a list of `level` and `target=level` directives, e.g.

@@ -152,7 +152,7 @@ pub enum FinalizeOutcome {
     InProgress,
 }
 
-#[tracing::instrument(skip_all, fields(user_id = %user.id))]
+#[tracing::instrument(skip_all, fields(user_id = %user.id, session_id = tracing::field::Empty))]
 pub async fn finalize(
     state: &AppState,
     user: &User,

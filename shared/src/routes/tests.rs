@@ -1,0 +1,160 @@
+//! The dispatcher's own guarantees, without a database: a handler's panic is
+//! its request's 500, and the request's log lines carry its user.
+
+use std::io::Write;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use bytes::Bytes;
+use http::{Method, StatusCode};
+use http_body_util::Empty;
+use serde_json::Value;
+use tracing_subscriber::layer::SubscriberExt;
+
+use super::{Handler, Route, dispatch};
+use crate::config::Config;
+use crate::http as api_http;
+use crate::state::AppState;
+
+const DEV_USER: &str = "dev-user-for-routes-tests";
+
+/// State that authenticates every request as [`DEV_USER`] (`AUTH_BYPASS`)
+/// and opens no connection: no route here touches the database.
+fn state() -> AppState {
+    let config = Config::from_lookup(|name| {
+        let value = match name {
+            "DATABASE_URL" => "postgres://127.0.0.1:1/unused",
+            "MOC_BUCKET" => "bucket",
+            "AUTH_BYPASS" => "true",
+            "DEV_USER_SUB" => DEV_USER,
+            _ => return None,
+        };
+        Some(value.to_owned())
+    })
+    .expect("test config is valid");
+    AppState::new(config, None).expect("test state builds")
+}
+
+fn request() -> http::Request<Empty<Bytes>> {
+    http::Request::get("/test").body(Empty::new()).unwrap()
+}
+
+static GET: [Method; 1] = [Method::GET];
+
+/// A GET route at `/test` with `handler`; only the handler matters here.
+const fn test_route(handler: Handler) -> Route {
+    Route {
+        file: "api/test.rs",
+        pattern: "/test",
+        aliases: &[],
+        methods: &GET,
+        max_duration: 10,
+        handler,
+    }
+}
+
+static PANICS: Route = test_route(Handler::User(|_, _, _| {
+    Box::pin(async { panic!("a bug in a handler") })
+}));
+
+static LOGS: Route = test_route(Handler::User(|_, _, _| {
+    Box::pin(async {
+        tracing::info!("handler ran");
+        Ok(api_http::empty(StatusCode::NO_CONTENT))
+    })
+}));
+
+#[tokio::test]
+async fn a_panicking_handler_answers_500_and_the_instance_serves_on() {
+    let state = state();
+    let response = dispatch(&PANICS, Ok(state.clone()), request()).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body: Value = serde_json::from_slice(response.body()).unwrap();
+    assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
+    assert!(!body.to_string().contains("a bug"), "{body}");
+
+    let next = dispatch(&LOGS, Ok(state), request()).await;
+    assert_eq!(next.status(), StatusCode::NO_CONTENT);
+}
+
+/// Every log line of this test binary, as `telemetry::init` writes them.
+///
+/// One global subscriber, not a per-test `set_default`: tracing caches
+/// whether a callsite is enabled, and tests on other threads registering and
+/// dropping their own subscribers race that cache, so a thread's default
+/// can miss a span. Each test picks its own request's lines by request ID.
+static LOG: LazyLock<Captured> = LazyLock::new(|| {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber =
+        tracing_subscriber::registry().with(crate::telemetry::json_lines(move || writer.clone()));
+    tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+    captured
+});
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends `request` to `route` with a fresh request ID, and returns the log
+/// lines written inside its request span.
+async fn logged_lines<B>(route: &Route, request: http::Request<B>) -> Vec<Value>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<crate::box_error::BoxError>,
+{
+    LazyLock::force(&LOG);
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (mut parts, body) = request.into_parts();
+    parts
+        .headers
+        .insert("x-request-id", request_id.parse().unwrap());
+    dispatch(route, Ok(state()), http::Request::from_parts(parts, body)).await;
+    let bytes = LOG.0.lock().unwrap().clone();
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("a JSON log line"))
+        .filter(|line| line["spans"][0]["request_id"] == request_id.as_str())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_log_line_of_a_request_carries_its_user() {
+    let lines = logged_lines(&LOGS, request()).await;
+    for message in ["handler ran", "request finished"] {
+        let line = lines
+            .iter()
+            .find(|line| line["message"] == message)
+            .unwrap_or_else(|| panic!("no {message:?} line in {lines:?}"));
+        assert_eq!(line["span"]["user_id"], DEV_USER, "{line}");
+    }
+}
+
+/// Finalize names its session in its span once it has read the body; the
+/// lines after that (here the warning that no rate limit store is set, then
+/// the failure to reach the database) carry it.
+#[tokio::test]
+async fn finalize_lines_carry_the_session_once_it_is_known() {
+    let session_id = "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa";
+    let body = serde_json::json!({"uploadSessionId": session_id, "title": "Castle"});
+    let request = http::Request::post("/api/mocs/uploads/finalize")
+        .body(http_body_util::Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    let lines = logged_lines(&super::FINALIZE, request).await;
+    let warning = lines
+        .iter()
+        .find(|line| line["action"] == "finalize")
+        .unwrap_or_else(|| panic!("no rate limit line in {lines:?}"));
+    assert_eq!(warning["span"]["session_id"], session_id, "{warning}");
+    assert_eq!(warning["span"]["user_id"], DEV_USER, "{warning}");
+}
