@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr, Required};
+use utoipa::openapi::{Components, Content, OpenApi as Document, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
@@ -180,32 +180,7 @@ impl Applies {
 impl Modify for SharedAnswers {
     fn modify(&self, openapi: &mut Document) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "cookieAuth",
-            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                "auth_token",
-                "The Cognito ID token the frontend's auth service sets (httpOnly). Checked first.",
-            ))),
-        );
-        components.add_security_scheme(
-            "bearerAuth",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .description(Some("A Cognito access (or ID) token, RS256."))
-                    .build(),
-            ),
-        );
-        components.add_security_scheme(
-            "cronSecret",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("`CRON_SECRET`, as Vercel Cron sends it."))
-                    .build(),
-            ),
-        );
+        add_security_schemes(components);
         let error_body = Content::new(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody"))));
         for (name, _, description, _) in SHARED_ANSWERS {
             let response = ResponseBuilder::new()
@@ -241,6 +216,37 @@ impl Modify for SharedAnswers {
             }
         }
     }
+}
+
+/// The credentials a request may carry: the frontend's cookie or a bearer
+/// token for user routes, the cron secret for the sweeper.
+fn add_security_schemes(components: &mut Components) {
+    components.add_security_scheme(
+        "cookieAuth",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            "auth_token",
+            "The Cognito ID token the frontend's auth service sets (httpOnly). Checked first.",
+        ))),
+    );
+    components.add_security_scheme(
+        "bearerAuth",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .description(Some("A Cognito access (or ID) token, RS256."))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "cronSecret",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("`CRON_SECRET`, as Vercel Cron sends it."))
+                .build(),
+        ),
+    );
 }
 
 /// Path → methods, as the document lists them (`{name}` segments).

@@ -6,6 +6,8 @@
 
 #![allow(dead_code)] // The functions exist for their `#[utoipa::path]` only.
 
+use utoipa::IntoParams;
+
 use crate::error::ErrorBody;
 
 use crate::openapi::examples::{RESUME_FILE, RESUME_SESSION};
@@ -19,6 +21,24 @@ use crate::services::finalize::MocView;
 use crate::services::lifecycle::{Extended, FreshUrls, SessionView, SweepReport};
 use crate::services::parts::{PartList, UploadedPart};
 use crate::services::sessions::CreatedSession;
+
+/// The path of a session's routes: `{sessionId}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path, rename_all = "camelCase")]
+struct SessionPath {
+    #[param(example = json!(RESUME_SESSION))]
+    session_id: uuid::Uuid,
+}
+
+/// The path of a file's routes: `{sessionId}` and `{fileId}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path, rename_all = "camelCase")]
+struct FilePath {
+    #[param(example = json!(RESUME_SESSION))]
+    session_id: uuid::Uuid,
+    #[param(example = json!(RESUME_FILE))]
+    file_id: uuid::Uuid,
+}
 
 #[utoipa::path(
     post,
@@ -43,7 +63,7 @@ fn create_session() {}
     path = "/api/mocs/uploads/sessions/{sessionId}/files",
     operation_id = "registerFile",
     tag = "files",
-    params(("sessionId" = uuid::Uuid, Path, example = json!(RESUME_SESSION))),
+    params(SessionPath),
     request_body = RegisterFileRequest,
     responses(
         (status = 201, description = "A new file and its S3 multipart upload.", body = Registration),
@@ -63,7 +83,7 @@ fn register_file() {}
     path = "/api/mocs/uploads/sessions/{sessionId}/files/batch",
     operation_id = "registerFiles",
     tag = "files",
-    params(("sessionId" = uuid::Uuid, Path, example = json!(RESUME_SESSION))),
+    params(SessionPath),
     request_body = BatchRegisterRequest,
     responses(
         (status = 201, description = "One result per file, in request order: its registration or its error. Items register independently (partial commit).", body = BatchResults),
@@ -81,8 +101,7 @@ fn register_files() {}
     tag = "parts",
     description = "Proxies one part to S3. A function body is capped at 4.5 MB on Vercel and S3 needs 5 MiB for every part but the last, so this carries only a final or single small part; presigned URLs are the path for the rest.",
     params(
-        ("sessionId" = uuid::Uuid, Path, example = json!(RESUME_SESSION)),
-        ("fileId" = uuid::Uuid, Path, example = json!(RESUME_FILE)),
+        FilePath,
         ("partNumber" = u16, Path, minimum = 1, maximum = 10000, example = 2),
     ),
     request_body(content = PartBytes, content_type = "application/octet-stream"),
@@ -104,10 +123,7 @@ fn upload_part() {}
     operation_id = "listParts",
     tag = "parts",
     description = "What S3 holds for the file's upload (reconciled with ListParts, since presigned PUTs never pass through the server): the resume point.",
-    params(
-        ("sessionId" = uuid::Uuid, Path, example = json!(RESUME_SESSION)),
-        ("fileId" = uuid::Uuid, Path, example = json!(RESUME_FILE)),
-    ),
+    params(FilePath),
     responses(
         (status = 200, description = "The parts, ascending; empty when none.", body = PartList),
         (status = 404, description = "NOT_FOUND: no such session or file of the caller's.", body = ErrorBody),
@@ -120,10 +136,7 @@ fn list_parts() {}
     path = "/api/mocs/uploads/sessions/{sessionId}/files/{fileId}/complete",
     operation_id = "completeFile",
     tag = "files",
-    params(
-        ("sessionId" = uuid::Uuid, Path, example = json!(RESUME_SESSION)),
-        ("fileId" = uuid::Uuid, Path, example = json!(RESUME_FILE)),
-    ),
+    params(FilePath),
     request_body = CompleteFileRequest,
     responses(
         (status = 200, description = "Completed, now or before (idempotent: the stored `fileUrl`).", body = CompletedFile),
@@ -164,7 +177,7 @@ fn finalize_session() {}
     operation_id = "getSession",
     tag = "sessions",
     description = "What a client needs to resume after a reload. An expired session is still readable; its status says so.",
-    params(("sessionId" = uuid::Uuid, Path, example = json!(RESUME_SESSION))),
+    params(SessionPath),
     responses(
         (status = 200, description = "The session and its files.", body = SessionView),
         (status = 404, description = "NOT_FOUND: no such session of the caller's.", body = ErrorBody),
@@ -178,7 +191,7 @@ fn get_session() {}
     operation_id = "cancelSession",
     tag = "sessions",
     description = "Aborts every upload of the session, deletes its objects and file rows, and marks it cancelled. Repeating it answers 204; the daily quota is not refunded.",
-    params(("sessionId" = uuid::Uuid, Path, example = json!(RESUME_SESSION))),
+    params(SessionPath),
     responses(
         (status = 204, description = "Cancelled."),
         (status = 404, description = "NOT_FOUND: no such session of the caller's.", body = ErrorBody),
@@ -193,10 +206,7 @@ fn cancel_session() {}
     operation_id = "abortFile",
     tag = "files",
     description = "Aborts the file's upload, deletes its object and its rows; its name and count slot are free again. Repeating it answers 404.",
-    params(
-        ("sessionId" = uuid::Uuid, Path, example = json!(RESUME_SESSION)),
-        ("fileId" = uuid::Uuid, Path, example = json!(RESUME_FILE)),
-    ),
+    params(FilePath),
     responses(
         (status = 204, description = "Aborted."),
         (status = 404, description = "NOT_FOUND: no such session or file of the caller's.", body = ErrorBody),
@@ -212,7 +222,7 @@ fn abort_file() {}
     operation_id = "extendSession",
     tag = "sessions",
     description = "Moves `expiresAt` to now + the session TTL, capped at `UPLOAD_SESSION_MAX_LIFETIME_MINUTES` after creation.",
-    params(("sessionId" = uuid::Uuid, Path, example = json!(RESUME_SESSION))),
+    params(SessionPath),
     responses(
         (status = 200, description = "The new expiry.", body = Extended),
         (status = 404, description = "NOT_FOUND: no such session of the caller's.", body = ErrorBody),
@@ -227,10 +237,7 @@ fn extend_session() {}
     path = "/api/mocs/uploads/sessions/{sessionId}/files/{fileId}/urls",
     operation_id = "freshPartUrls",
     tag = "parts",
-    params(
-        ("sessionId" = uuid::Uuid, Path, example = json!(RESUME_SESSION)),
-        ("fileId" = uuid::Uuid, Path, example = json!(RESUME_FILE)),
-    ),
+    params(FilePath),
     request_body = FreshUrlsRequest,
     responses(
         (status = 200, description = "Presigned URLs for the listed parts, or for every part S3 lacks.", body = FreshUrls),
