@@ -49,9 +49,6 @@ pub struct Route {
     pub file: &'static str,
     /// The public path, `:name` for a dynamic segment.
     pub pattern: &'static str,
-    /// Older public paths served by the same function (through `vercel.json`
-    /// rewrites; the dev router's tests check each one reaches it).
-    pub aliases: &'static [&'static str],
     /// The methods it serves; they also make its `Allow` and
     /// `Access-Control-Allow-Methods` lists. CORS and the CSRF check apply to
     /// every route through [`dispatch`], so a route declares nothing for them.
@@ -65,7 +62,6 @@ pub struct Route {
 pub static CREATE_SESSION: Route = Route {
     file: "api/mocs/uploads/sessions/index.rs",
     pattern: "/api/mocs/uploads/sessions",
-    aliases: &[],
     methods: &[Method::POST],
     max_duration: 10,
     handler: Handler::User(|state, user, req| Box::pin(create_session(state, user, req))),
@@ -80,7 +76,6 @@ async fn create_session(state: AppState, user: User, mut req: ApiRequest) -> Han
 pub static REGISTER_FILE: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/files/index.rs",
     pattern: "/api/mocs/uploads/sessions/:sessionId/files",
-    aliases: &[],
     methods: &[Method::POST],
     max_duration: 15,
     handler: Handler::User(|state, user, req| Box::pin(register_file(state, user, req))),
@@ -101,7 +96,6 @@ async fn register_file(state: AppState, user: User, mut req: ApiRequest) -> Hand
 pub static REGISTER_BATCH: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/files/batch.rs",
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/batch",
-    aliases: &[],
     methods: &[Method::POST],
     max_duration: 30,
     handler: Handler::User(|state, user, req| Box::pin(register_batch(state, user, req))),
@@ -117,7 +111,6 @@ async fn register_batch(state: AppState, user: User, mut req: ApiRequest) -> Han
 pub static COMPLETE_FILE: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/files/[fileId]/complete.rs",
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/complete",
-    aliases: &[],
     methods: &[Method::POST],
     max_duration: 30,
     handler: Handler::User(|state, user, req| Box::pin(complete_file(state, user, req))),
@@ -133,7 +126,6 @@ async fn complete_file(state: AppState, user: User, mut req: ApiRequest) -> Hand
 pub static LIST_PARTS: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/files/[fileId]/parts.rs",
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/parts",
-    aliases: &[],
     methods: &[Method::GET],
     max_duration: 15,
     handler: Handler::User(|state, user, req| Box::pin(list_parts(state, user, req))),
@@ -148,7 +140,6 @@ async fn list_parts(state: AppState, user: User, req: ApiRequest) -> HandlerResu
 pub static UPLOAD_PART: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/files/[fileId]/parts/[partNumber].rs",
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/parts/:partNumber",
-    aliases: &[],
     methods: &[Method::PUT],
     max_duration: 30,
     handler: Handler::User(|state, user, req| Box::pin(upload_part(state, user, req))),
@@ -164,13 +155,12 @@ async fn upload_part(state: AppState, user: User, mut req: ApiRequest) -> Handle
     Ok(api_http::json(StatusCode::OK, &uploaded))
 }
 
+/// Also reached at the older `/api/mocs/uploads/sessions/finalize` and
+/// `/api/mocs/uploads/sessions/:sessionId/finalize`, which `vercel.json`
+/// rewrites to this file.
 pub static FINALIZE: Route = Route {
     file: "api/mocs/uploads/finalize.rs",
     pattern: "/api/mocs/uploads/finalize",
-    aliases: &[
-        "/api/mocs/uploads/sessions/finalize",
-        "/api/mocs/uploads/sessions/:sessionId/finalize",
-    ],
     methods: &[Method::POST],
     max_duration: 60,
     handler: Handler::User(|state, user, req| Box::pin(finalize(state, user, req))),
@@ -196,7 +186,6 @@ async fn finalize(state: AppState, user: User, mut req: ApiRequest) -> HandlerRe
 pub static SESSION: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/index.rs",
     pattern: "/api/mocs/uploads/sessions/:sessionId",
-    aliases: &[],
     methods: &[Method::GET, Method::DELETE],
     max_duration: 30,
     handler: Handler::User(|state, user, req| Box::pin(session(state, user, req))),
@@ -216,7 +205,6 @@ async fn session(state: AppState, user: User, req: ApiRequest) -> HandlerResult 
 pub static ABORT_FILE: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/files/[fileId]/index.rs",
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId",
-    aliases: &[],
     methods: &[Method::DELETE],
     max_duration: 15,
     handler: Handler::User(|state, user, req| Box::pin(abort_file(state, user, req))),
@@ -231,7 +219,6 @@ async fn abort_file(state: AppState, user: User, req: ApiRequest) -> HandlerResu
 pub static EXTEND_SESSION: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/extend.rs",
     pattern: "/api/mocs/uploads/sessions/:sessionId/extend",
-    aliases: &[],
     methods: &[Method::POST],
     max_duration: 10,
     handler: Handler::User(|state, user, req| Box::pin(extend_session(state, user, req))),
@@ -245,7 +232,6 @@ async fn extend_session(state: AppState, user: User, req: ApiRequest) -> Handler
 pub static FRESH_URLS: Route = Route {
     file: "api/mocs/uploads/sessions/[sessionId]/files/[fileId]/urls.rs",
     pattern: "/api/mocs/uploads/sessions/:sessionId/files/:fileId/urls",
-    aliases: &[],
     methods: &[Method::POST],
     max_duration: 15,
     handler: Handler::User(|state, user, req| Box::pin(fresh_urls(state, user, req))),
@@ -261,7 +247,6 @@ async fn fresh_urls(state: AppState, user: User, mut req: ApiRequest) -> Handler
 pub static EXPIRE_SESSIONS: Route = Route {
     file: "api/cron/expire-upload-sessions.rs",
     pattern: "/api/cron/expire-upload-sessions",
-    aliases: &[],
     methods: &[Method::GET],
     max_duration: 60,
     handler: Handler::Cron(|state, req| Box::pin(expire_sessions(state, req))),

@@ -45,7 +45,6 @@ const fn test_route(handler: Handler) -> Route {
     Route {
         file: "api/test.rs",
         pattern: "/test",
-        aliases: &[],
         methods: &GET,
         max_duration: 10,
         handler,
