@@ -90,7 +90,7 @@ impl ApiRequest {
 
     /// A path ID. Anything that is not a UUID is simply not found: it must
     /// never reach SQL as a cast error.
-    pub fn uuid_param(&self, name: &str, resource: &'static str) -> Result<Uuid, ApiError> {
+    fn uuid_param(&self, name: &str, resource: &'static str) -> Result<Uuid, ApiError> {
         self.param(name)
             .and_then(|raw| Uuid::parse_str(&raw).ok())
             .ok_or(ApiError::NotFound(resource))
