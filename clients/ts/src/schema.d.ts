@@ -523,24 +523,18 @@ export interface components {
          *       "type": "application/pdf"
          *     }
          */
-        RegisterFileRequest: {
-            category: components["schemas"]["FileCategory"];
-            ext: string;
+        RegisterFileRequest: components["schemas"]["FileMetadataBody"] & {
             /**
              * Format: uuid
              * @description An existing, not completed file of this session, with the same
              *     metadata: 200 with fresh URLs instead of a new upload.
              */
             fileId?: string | null;
-            name: string;
             /**
              * Format: int32
              * @description Must equal ceil(size / partSizeBytes) (422 otherwise).
              */
             partCount?: number | null;
-            /** Format: int64 */
-            size: number;
-            type: string;
         };
         /**
          * @description A registered file: its ID, its S3 multipart upload, and, when `partCount`

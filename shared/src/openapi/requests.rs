@@ -65,20 +65,8 @@ pub struct CreateSessionRequest {
     "size": 12582912, "type": "application/pdf", "ext": "pdf", "partCount": 3
 }))]
 pub struct RegisterFileRequest {
-    pub category: FileCategory,
-    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F]*$")]
-    pub name: String,
-    #[schema(minimum = 1, maximum = 9223372036854775807_u64, format = Int64)]
-    pub size: u64,
-    #[schema(
-        rename = "type",
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\x00-\x1F]*$"
-    )]
-    pub mime_type: String,
-    #[schema(min_length = 1, max_length = 10, pattern = r"^\.*[A-Za-z0-9]+$")]
-    pub ext: String,
+    #[serde(flatten)]
+    pub metadata: FileMetadataBody,
     /// Must equal ceil(size / partSizeBytes) (422 otherwise).
     #[schema(rename = "partCount", minimum = 1, maximum = 10000)]
     pub part_count: Option<u16>,
