@@ -19,6 +19,7 @@ pub mod s3;
 mod s3_http;
 pub mod services;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 pub mod time;
 

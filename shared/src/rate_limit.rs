@@ -29,20 +29,14 @@ pub async fn count_session_create(
     let rule = &CREATE_SESSION_LIMIT;
     let limit = config.create_session_per_day;
     let now = Utc::now();
-    let counted: Option<i32> = sqlx::query_scalar(
-        "INSERT INTO user_daily_uploads (user_id, day, count, updated_at)
-         VALUES ($1, $2, 1, $4)
-         ON CONFLICT (user_id, day) DO UPDATE
-            SET count = user_daily_uploads.count + 1, updated_at = $4
-            WHERE user_daily_uploads.count < $3 OR $5
-         RETURNING count",
+    let counted = crate::store::quotas::count_session_create(
+        tx,
+        &user.id,
+        now.date_naive(),
+        limit as i32,
+        config.rate_limit_bypass,
+        time::now(),
     )
-    .bind(&user.id)
-    .bind(now.date_naive())
-    .bind(limit as i32)
-    .bind(time::now())
-    .bind(config.rate_limit_bypass)
-    .fetch_optional(&mut *tx)
     .await?;
     match counted {
         Some(count) if count as u32 > limit => {

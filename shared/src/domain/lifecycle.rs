@@ -14,39 +14,8 @@
 //! fresh `finalizing_at` lock it is being finalized and must not change.
 
 use chrono::NaiveDateTime;
-use serde::Serialize;
-use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum SessionStatus {
-    Active,
-    Completed,
-    Expired,
-    Cancelled,
-}
-
-impl SessionStatus {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SessionStatus::Active => "active",
-            SessionStatus::Completed => "completed",
-            SessionStatus::Expired => "expired",
-            SessionStatus::Cancelled => "cancelled",
-        }
-    }
-
-    /// An unknown value (none is written by this service) is treated as
-    /// `active` so the expiry and ownership checks still apply to it.
-    pub fn parse(raw: &str) -> Self {
-        match raw {
-            "completed" => SessionStatus::Completed,
-            "expired" => SessionStatus::Expired,
-            "cancelled" => SessionStatus::Cancelled,
-            _ => SessionStatus::Active,
-        }
-    }
-}
+use super::status::{FileStatus, SessionStatus};
 
 /// What a request wants to do with a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,10 +42,11 @@ pub enum SessionAction {
 
 impl SessionAction {
     /// The row statuses the action's guarded `UPDATE` may start from.
-    pub const fn from_statuses(self) -> &'static [&'static str] {
+    pub const fn from_statuses(self) -> &'static [SessionStatus] {
+        use SessionStatus::*;
         match self {
-            SessionAction::Read => &["active", "completed", "expired", "cancelled"],
-            _ => &["active"],
+            SessionAction::Read => &[Active, Completed, Expired, Cancelled],
+            _ => &[Active],
         }
     }
 }
@@ -122,7 +92,7 @@ pub struct SessionState {
 
 impl SessionState {
     pub fn new(
-        status: &str,
+        status: SessionStatus,
         expires_at: NaiveDateTime,
         finalized_at: Option<NaiveDateTime>,
         finalizing_at: Option<NaiveDateTime>,
@@ -131,7 +101,7 @@ impl SessionState {
     ) -> Self {
         let lock_ttl = chrono::Duration::from_std(lock_ttl).unwrap_or(chrono::Duration::MAX);
         Self {
-            status: SessionStatus::parse(status),
+            status,
             past_expiry: expires_at <= now,
             finalized: finalized_at.is_some(),
             finalizing: finalizing_at.is_some_and(|at| now - at < lock_ttl),
@@ -185,33 +155,7 @@ impl SessionState {
     }
 }
 
-/// A file row's `status`. `failed` is a value the old service could write;
-/// it behaves like `uploading`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum FileStatus {
-    Pending,
-    Uploading,
-    Completed,
-}
-
 impl FileStatus {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            FileStatus::Pending => "pending",
-            FileStatus::Uploading => "uploading",
-            FileStatus::Completed => "completed",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Self {
-        match raw {
-            "pending" => FileStatus::Pending,
-            "completed" => FileStatus::Completed,
-            _ => FileStatus::Uploading,
-        }
-    }
-
     /// Whether the file still has an open S3 multipart upload (a completed
     /// one was consumed by CompleteMultipartUpload).
     pub fn has_open_upload(self) -> bool {
@@ -274,7 +218,7 @@ mod tests {
 
     fn state(status: &str, expires_in: i64, finalizing_ago: Option<i64>) -> SessionState {
         SessionState::new(
-            status,
+            SessionStatus::parse(status),
             at(expires_in),
             None,
             finalizing_ago.map(|ago| at(-ago)),
@@ -307,14 +251,10 @@ mod tests {
     fn past_expiry_everything_is_gone_except_read_cancel_and_sweep() {
         let expired = state("active", -1, None);
         assert_eq!(expired.visible_status(), SessionStatus::Expired);
-        for action in [
-            SessionAction::RegisterFile,
-            SessionAction::UploadParts,
-            SessionAction::CompleteFile,
-            SessionAction::Finalize,
-            SessionAction::AbortFile,
-            SessionAction::Extend,
-        ] {
+        for action in MUTATIONS
+            .into_iter()
+            .filter(|a| *a != SessionAction::Cancel)
+        {
             assert_eq!(expired.permits(action), Err(Refusal::Expired), "{action:?}");
         }
         assert_eq!(expired.permits(SessionAction::Cancel), Ok(Permit::Proceed));
@@ -353,7 +293,14 @@ mod tests {
     #[test]
     fn finalized_sessions_are_never_changed() {
         let by_status = state("completed", 10, None);
-        let legacy = SessionState::new("active", at(-100), Some(at(-200)), None, at(0), TTL);
+        let legacy = SessionState::new(
+            SessionStatus::Active,
+            at(-100),
+            Some(at(-200)),
+            None,
+            at(0),
+            TTL,
+        );
         for session in [by_status, legacy] {
             assert_eq!(session.visible_status(), SessionStatus::Completed);
             for action in MUTATIONS.into_iter().chain([SessionAction::Sweep]) {
@@ -393,7 +340,11 @@ mod tests {
     #[test]
     fn guarded_updates_start_from_active_only() {
         for action in MUTATIONS.into_iter().chain([SessionAction::Sweep]) {
-            assert_eq!(action.from_statuses(), ["active"], "{action:?}");
+            assert_eq!(
+                action.from_statuses(),
+                [SessionStatus::Active],
+                "{action:?}"
+            );
         }
     }
 

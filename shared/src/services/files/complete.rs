@@ -1,0 +1,174 @@
+//! Completing a file (docs/contract.md §4.6): its listed parts held to what
+//! S3 holds, then one CompleteMultipartUpload.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::User;
+use crate::db::Tx;
+use crate::domain::{
+    FieldErrors, FileAction, JsonObject, ListedPartsProblem, PartNumber, Permit, Refusal,
+    S3_MIN_PART_SIZE, SessionAction, check_listed_parts,
+};
+use crate::error::ApiError;
+use crate::services::{lifecycle, lookup, parts};
+use crate::state::AppState;
+use crate::store::{self, FileRow, SessionRow};
+use crate::time;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompletedFile {
+    pub file_id: Uuid,
+    pub file_url: String,
+}
+
+/// The parts a client lists in a complete request.
+pub fn parse_listed_parts(body: &Value) -> Result<Vec<(PartNumber, String)>, ApiError> {
+    let mut errors = FieldErrors::default();
+    let parts = JsonObject::new("", body, &mut errors).array(
+        "parts",
+        1..=usize::from(PartNumber::MAX),
+        &mut errors,
+        |path, value, errors| {
+            let obj = JsonObject::new(path, value, errors);
+            let number = obj.integer("partNumber", 1..=u64::from(PartNumber::MAX), errors);
+            let etag = obj.string("etag", 1..=1024, errors);
+            Some((PartNumber::new(number? as u16)?, etag?))
+        },
+    );
+    match parts {
+        Some(parts) if errors.is_empty() => Ok(parts),
+        _ => Err(ApiError::Validation(errors)),
+    }
+}
+
+/// Completes a file (docs/contract.md §4.6). Idempotent and race-safe: the file row
+/// stays locked from the status check to the status update, so of two
+/// concurrent completes one calls S3 and the other waits, then answers 200
+/// with the same `fileUrl`.
+///
+/// The row lock spans the S3 calls (ListParts, CompleteMultipartUpload) on
+/// purpose: it is what makes exactly one S3 completion happen and lets the
+/// loser answer with the winner's URL once the lock is released. A guarded
+/// `completing` status would free the connection during S3, but then the
+/// loser has to poll for the outcome and a crashed winner needs a staleness
+/// rule. The request holds this one connection and acquires no other (the
+/// reconciliation runs in the same transaction), so concurrent completes
+/// queue for the pool instead of starving it.
+#[tracing::instrument(skip_all, fields(user_id = %user.id, %session_id, %file_id))]
+pub async fn complete(
+    state: &AppState,
+    user: &User,
+    session_id: Uuid,
+    file_id: Uuid,
+    body: Value,
+) -> Result<CompletedFile, ApiError> {
+    let listed = parse_listed_parts(&body)?;
+    let mut tx = state.db().begin().await?;
+    let session = lookup::owned_session(&mut tx, session_id, user).await?;
+    let now = time::now();
+    // A finalized session still answers a repeated complete of a completed
+    // file (below); it completes nothing new.
+    let replay_only = match lifecycle::lifecycle_of(state, &session, now)
+        .permits(SessionAction::CompleteFile)
+    {
+        Ok(_) => None,
+        Err(Refusal::Finalized) => Some(Refusal::Finalized),
+        Err(refusal) => return Err(lifecycle::refusal_error(&mut tx, &session, refusal, now).await),
+    };
+    let file = store::files::lock_in_session(&mut tx, session_id, file_id)
+        .await?
+        .ok_or(ApiError::NotFound("file"))?;
+
+    if let (Ok(Permit::AlreadyDone), Some(file_url)) = (
+        lifecycle::file_permit(&file, FileAction::Complete),
+        &file.file_url,
+    ) {
+        tracing::warn!(
+            "file already completed: answering idempotently (the client may be retrying)"
+        );
+        return Ok(CompletedFile {
+            file_id,
+            file_url: file_url.clone(),
+        });
+    }
+    if let Some(refusal) = replay_only {
+        return Err(lifecycle::refusal_error(&mut tx, &session, refusal, now).await);
+    }
+    let (file_url, parts) = complete_upload(state, &mut tx, &session, &file, &listed).await?;
+    tx.commit().await?;
+    tracing::info!(parts, "file completed");
+    Ok(CompletedFile { file_id, file_url })
+}
+
+/// Reconciles the parts, completes the S3 upload with the listed ones and
+/// marks the file completed, all inside the caller's transaction. Returns
+/// the file's URL and how many parts it has.
+async fn complete_upload(
+    state: &AppState,
+    tx: &mut Tx,
+    session: &SessionRow,
+    file: &FileRow,
+    listed: &[(PartNumber, String)],
+) -> Result<(String, usize), ApiError> {
+    let (key, upload_id) = file.upload()?;
+    let stored = parts::reconcile(state, &mut *tx, session, file).await?;
+    let to_complete =
+        check_listed_parts(&file.plan(session), &stored, listed).map_err(listed_parts_error)?;
+    state
+        .s3()
+        .complete_multipart_upload(key, upload_id, &to_complete)
+        .await?;
+    let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
+    store::files::mark_completed(tx, file.id, &file_url, time::now()).await?;
+    Ok((file_url, to_complete.len()))
+}
+
+/// The 400 a client gets for a part list that cannot complete the upload.
+fn listed_parts_error(problem: ListedPartsProblem) -> ApiError {
+    use ListedPartsProblem::*;
+    let (message, details) = match problem {
+        NotUploaded { missing, expected } => (
+            "Some parts have not been uploaded; upload them, then complete again",
+            json!({"missingPartNumbers": missing, "expected": expected}),
+        ),
+        CountMismatch { expected, received } => (
+            "The number of parts listed does not match the file's part count",
+            json!({"expected": expected, "received": received}),
+        ),
+        EtagMismatch { part } => (
+            "A listed ETag does not match the uploaded part",
+            json!({"partNumber": part, "reason": "etag-mismatch"}),
+        ),
+        NotListed { part, expected } => (
+            "A part is missing from the list",
+            json!({"missingPartNumbers": [part], "expected": expected}),
+        ),
+        TooSmall { part, size } => (
+            "Every part but the last must be at least 5 MiB",
+            json!({"partNumber": part, "sizeBytes": size, "minBytes": S3_MIN_PART_SIZE}),
+        ),
+    };
+    ApiError::bad_request_with(message, details)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_problem_names_its_part_in_the_details() {
+        let err = listed_parts_error(ListedPartsProblem::NotUploaded {
+            missing: vec![2, 3],
+            expected: 3,
+        });
+        assert_eq!(err.details().unwrap()["missingPartNumbers"], json!([2, 3]));
+        let err = listed_parts_error(ListedPartsProblem::TooSmall { part: 2, size: 1 });
+        assert_eq!(err.details().unwrap()["minBytes"], S3_MIN_PART_SIZE);
+        let err = listed_parts_error(ListedPartsProblem::EtagMismatch { part: 2 });
+        assert_eq!(err.details().unwrap()["partNumber"], 2);
+    }
+}

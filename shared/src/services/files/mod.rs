@@ -1,0 +1,14 @@
+//! A session's files: registering them (docs/contract.md §4.2, §4.3),
+//! presigned part URLs, and completing them (§4.6). One use case a module.
+
+mod complete;
+mod presign;
+mod register;
+mod register_batch;
+mod register_new;
+mod reregister;
+
+pub use complete::{CompletedFile, complete, parse_listed_parts};
+pub use presign::{PresignedPartUrl, presign_parts};
+pub use register::{RegisterInput, Registration, register};
+pub use register_batch::{BatchItem, BatchOutcome, BatchResults, register_batch};

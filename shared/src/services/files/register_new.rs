@@ -1,0 +1,152 @@
+//! Registering a new file, race-safe.
+//!
+//! The session row is locked while the file is counted and inserted, so
+//! concurrent registrations of one session queue and each counts the ones
+//! committed before it; the unique `(session_id, category, name)` index
+//! backs the duplicate check. The S3 upload is created only after the row
+//! committed, so the losers of a race never create one: N identical
+//! concurrent registrations leave one row and one S3 multipart upload.
+//! Clients should give files unique names within a session.
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::register::ensure_registrable;
+use crate::auth::User;
+use crate::config::Config;
+use crate::db::{self, Tx};
+use crate::domain::{FileCategory, FileMetadata, ObjectKey};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::files::{NewFile, UNIQUE_NAME_CONSTRAINT};
+use crate::store::{self, FileRow, SessionRow};
+use crate::time;
+
+pub(super) async fn register_new(
+    state: &AppState,
+    user: &User,
+    session: &SessionRow,
+    file: &FileMetadata,
+) -> Result<FileRow, ApiError> {
+    let file_id = Uuid::new_v4();
+    let key = ObjectKey::new(
+        state.config().stage.as_str(),
+        &user.id,
+        session.id,
+        file.category,
+        file_id,
+        &file.ext,
+    );
+    insert_row(state, session, file, file_id, &key).await?;
+    let upload_id = match state
+        .s3()
+        .create_multipart_upload(key.as_str(), &file.mime_type)
+        .await
+    {
+        Ok(upload_id) => upload_id,
+        Err(error) => {
+            // Give the name back so the client can simply retry.
+            let _ = store::files::delete(state.db(), file_id).await;
+            return Err(error.into());
+        }
+    };
+    match store::files::set_upload_id(state.db(), file_id, &upload_id, time::now()).await {
+        Ok(row) => {
+            tracing::info!(%file_id, category = %file.category, size = file.size.bytes(), "file registered");
+            Ok(row)
+        }
+        Err(error) => {
+            let _ = state
+                .s3()
+                .abort_multipart_upload(key.as_str(), &upload_id)
+                .await;
+            Err(error.into())
+        }
+    }
+}
+
+/// The file's row, `pending`, committed under the session lock once the
+/// session still takes files, the name is free and the category has room.
+async fn insert_row(
+    state: &AppState,
+    session: &SessionRow,
+    file: &FileMetadata,
+    file_id: Uuid,
+    key: &ObjectKey,
+) -> Result<(), ApiError> {
+    let mut tx = state.db().begin().await?;
+    let locked = store::sessions::lock(&mut tx, session.id).await?;
+    ensure_registrable(state, &mut tx, &locked).await?;
+    let existing = store::files::id_by_name(&mut tx, session.id, file.category, &file.name).await?;
+    if let Some(existing_file_id) = existing {
+        return Err(duplicate(existing_file_id, file));
+    }
+    check_room(state.config(), &mut tx, &locked, file).await?;
+
+    let row = NewFile {
+        id: file_id,
+        session_id: session.id,
+        category: file.category,
+        name: &file.name,
+        size: file.size.bytes() as i32,
+        mime_type: &file.mime_type,
+        extension: file.ext.as_str(),
+        s3_key: key.as_str(),
+        created_at: time::now(),
+    };
+    if let Err(error) = store::files::insert_pending(&mut tx, &row).await {
+        if db::constraint(&error) == Some(UNIQUE_NAME_CONSTRAINT) {
+            // Only reachable if a writer bypassed the session lock (e.g. the
+            // old service); the index still keeps the name unique.
+            drop(tx);
+            let existing =
+                store::files::id_by_name(state.db(), session.id, file.category, &file.name).await?;
+            return Err(duplicate(existing.unwrap_or_default(), file));
+        }
+        return Err(error.into());
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// 409 FILE_COUNT_EXCEEDED unless one more file of its category fits the
+/// counts declared at create (or, for old sessions, the configured maxima).
+async fn check_room(
+    config: &Config,
+    tx: &mut Tx,
+    locked: &SessionRow,
+    file: &FileMetadata,
+) -> Result<(), ApiError> {
+    let registered = store::files::count_in_category(tx, locked.id, file.category).await?;
+    let max_files = match locked.declared_files() {
+        Some(declared) => declared.of(file.category),
+        None => fallback_max(config, file.category),
+    };
+    // The current attempt counts: with 2 declared and 1 registered, one more fits.
+    if registered as u64 + 1 > u64::from(max_files) {
+        return Err(ApiError::FileCountExceeded {
+            category: file.category,
+            max_files,
+            registered: registered as u32,
+        });
+    }
+    Ok(())
+}
+
+fn duplicate(existing_file_id: Uuid, file: &FileMetadata) -> ApiError {
+    ApiError::Conflict {
+        message: format!(
+            "A {} file named {:?} is already registered in this session",
+            file.category, file.name
+        ),
+        details: json!({"existingFileId": existing_file_id, "category": file.category, "name": file.name}),
+    }
+}
+
+fn fallback_max(config: &Config, category: FileCategory) -> u32 {
+    match category {
+        FileCategory::Instruction => u32::MAX,
+        FileCategory::PartsList => config.limits.parts_list_max_count,
+        FileCategory::Image | FileCategory::Thumbnail => config.limits.image_max_count,
+    }
+}

@@ -1,0 +1,93 @@
+//! The MOC a finalize answers with (docs/contract.md §4.7), and the answer
+//! while another finalize of the session is still running.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::db::Tx;
+use crate::domain::MocFileUrls;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store;
+use crate::time;
+
+/// The MOC a session became (contract §4.7).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MocView {
+    pub id: Uuid,
+    pub title: String,
+    pub slug: Option<String>,
+    pub description: Option<String>,
+    /// `private` for a MOC finalized here.
+    #[schema(example = "private")]
+    pub status: String,
+    /// The `fileUrl` of the first instruction file.
+    pub pdf_key: Option<String>,
+    /// The `fileUrl`s of the images and thumbnails.
+    pub image_keys: Vec<String>,
+    /// The `fileUrl`s of the parts lists.
+    pub parts_keys: Vec<String>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub tags: Value,
+    pub theme: Option<String>,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// Present (true) when the session was finalized before this request.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
+    pub idempotent: bool,
+}
+
+/// The 200 answer while another request finalizes the same session and the
+/// wait for it ran out; sent with `Retry-After: 2`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FinalizeInProgress {
+    #[schema(value_type = String, example = "finalizing")]
+    pub status: &'static str,
+    #[schema(value_type = bool, example = true)]
+    pub idempotent: bool,
+    #[schema(value_type = String, example = "Finalization in progress")]
+    pub message: &'static str,
+}
+
+impl Default for FinalizeInProgress {
+    fn default() -> Self {
+        Self {
+            status: "finalizing",
+            idempotent: true,
+            message: "Finalization in progress",
+        }
+    }
+}
+
+/// The MOC and its files, read in one transaction.
+pub(super) async fn read_moc(state: &AppState, moc_id: Uuid) -> Result<MocView, ApiError> {
+    let mut tx = state.db().begin().await?;
+    let view = load_moc(&mut tx, moc_id).await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+async fn load_moc(tx: &mut Tx, moc_id: Uuid) -> Result<MocView, ApiError> {
+    let moc = store::mocs::get(&mut *tx, moc_id)
+        .await?
+        .ok_or(ApiError::NotFound("MOC"))?;
+    let urls = MocFileUrls::group(&store::mocs::file_urls(tx, moc_id).await?);
+    Ok(MocView {
+        id: moc.id,
+        title: moc.title,
+        slug: moc.slug,
+        description: moc.description,
+        status: moc.status,
+        pdf_key: urls.pdf,
+        image_keys: urls.images,
+        parts_keys: urls.parts_lists,
+        tags: moc.tags.map_or_else(|| json!([]), |t| t.0),
+        theme: moc.theme,
+        created_at: time::rfc3339(moc.created_at),
+        idempotent: false,
+    })
+}

@@ -1,0 +1,105 @@
+//! The session's status (docs/contract.md §4.8): what a client resumes from.
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::{lifecycle_of, permit};
+use crate::auth::User;
+use crate::domain::{FileStatus, SessionAction, SessionStatus};
+use crate::error::ApiError;
+use crate::services::lookup;
+use crate::state::AppState;
+use crate::store::{self, FileRow, SessionRow};
+use crate::time;
+
+/// What a client resumes from (contract §4.8).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub session_id: Uuid,
+    pub status: SessionStatus,
+    pub part_size_bytes: i32,
+    #[schema(format = DateTime)]
+    pub expires_at: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// The files declared at create, as sent.
+    #[schema(value_type = Vec<crate::openapi::requests::FileMetadataBody>)]
+    pub declared_files: Vec<Value>,
+    pub files: Vec<FileView>,
+    /// Set once the session is finalized.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moc_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileView {
+    pub file_id: Uuid,
+    /// As stored; only the four categories are ever written.
+    #[schema(value_type = crate::domain::FileCategory)]
+    pub category: String,
+    pub name: String,
+    pub size: i32,
+    #[serde(rename = "type")]
+    pub mime_type: String,
+    pub status: FileStatus,
+    pub part_count: u64,
+    /// The part numbers the database has recorded, ascending. Parts PUT
+    /// straight to S3 appear once the parts route (§4.5) reconciled them.
+    pub uploaded_parts: Vec<i32>,
+    /// Set once the file is completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_url: Option<String>,
+}
+
+/// What a client resumes from after a reload (§4.8). Read-only: an expired
+/// session is still readable, its status says so.
+#[tracing::instrument(skip_all, fields(user_id = %user.id, %session_id))]
+pub async fn status(
+    state: &AppState,
+    user: &User,
+    session_id: Uuid,
+) -> Result<SessionView, ApiError> {
+    let session = lookup::owned_session(state.db(), session_id, user).await?;
+    permit(state, &session, SessionAction::Read).await?;
+    let files = store::files::of_session(state.db(), session_id).await?;
+    let parts = store::parts::numbers_in_session(state.db(), session_id).await?;
+    let lifecycle = lifecycle_of(state, &session, time::now());
+    let files = files
+        .into_iter()
+        .map(|file| file_view(&session, file, &parts))
+        .collect();
+    Ok(SessionView {
+        session_id,
+        status: lifecycle.visible_status(),
+        part_size_bytes: session.part_size_bytes,
+        expires_at: time::rfc3339(session.expires_at),
+        created_at: time::rfc3339(session.created_at),
+        declared_files: session.declared_file_list(),
+        files,
+        moc_id: session.moc_instruction_id,
+    })
+}
+
+/// The file with the part numbers recorded for it (`parts` holds
+/// `(file_id, part_number)` of the whole session).
+fn file_view(session: &SessionRow, file: FileRow, parts: &[(Uuid, i32)]) -> FileView {
+    FileView {
+        part_count: file.plan(session).part_count(),
+        uploaded_parts: parts
+            .iter()
+            .filter(|(id, _)| *id == file.id)
+            .map(|(_, n)| *n)
+            .collect(),
+        file_id: file.id,
+        category: file.category,
+        name: file.name,
+        size: file.size,
+        mime_type: file.mime_type,
+        status: file.status,
+        file_url: file.file_url,
+    }
+}

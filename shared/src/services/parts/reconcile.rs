@@ -1,0 +1,39 @@
+//! Bringing the recorded parts of a file up to what S3 holds.
+
+use crate::error::ApiError;
+use crate::s3::StoredPart;
+use crate::state::AppState;
+use crate::store::parts::{NewPart, Overwrite};
+use crate::store::{self, Executor, FileRow, SessionRow};
+use crate::time;
+
+/// Reads what S3 holds for the file's upload (following ListParts
+/// pagination) and records it. Parts PUT straight to S3 through presigned
+/// URLs never pass through this service, so S3 is the truth and the table
+/// is brought up to it; a re-uploaded part's new ETag replaces the old one.
+///
+/// `db` is the caller's transaction when it holds one (complete does).
+pub async fn reconcile(
+    state: &AppState,
+    db: impl Executor<'_>,
+    session: &SessionRow,
+    file: &FileRow,
+) -> Result<Vec<StoredPart>, ApiError> {
+    let (key, upload_id) = file.upload()?;
+    let stored = state.s3().list_parts(key, upload_id).await?;
+    if stored.is_empty() {
+        return Ok(stored);
+    }
+    let now = time::now();
+    let parts: Vec<NewPart> = stored
+        .iter()
+        .map(|p| NewPart {
+            number: p.part_number,
+            etag: &p.etag,
+            size: p.size as i32,
+            uploaded_at: p.last_modified.map(|t| t.naive_utc()).unwrap_or(now),
+        })
+        .collect();
+    store::parts::record(db, session.id, file.id, &parts, Overwrite::IfChanged, now).await?;
+    Ok(stored)
+}

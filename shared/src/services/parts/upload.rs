@@ -1,0 +1,197 @@
+//! The proxied part upload (docs/contract.md §4.4).
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::User;
+use crate::domain::{FileAction, PartNumber, SessionAction, looks_like_part_etag};
+use crate::error::ApiError;
+use crate::http::ApiRequest;
+use crate::services::{lifecycle, lookup};
+use crate::state::AppState;
+use crate::store::parts::{NewPart, Overwrite};
+use crate::store::{self, FileRow, SessionRow};
+use crate::time;
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UploadedPart {
+    #[schema(minimum = 1, maximum = 10000)]
+    pub part_number: u16,
+    pub etag: String,
+}
+
+/// The proxied part upload (docs/contract.md §4.4).
+///
+/// On Vercel a request body is capped at 4.5 MB while S3 needs 5 MiB for
+/// every part but the last, so this route carries a file's final part or a
+/// small single-part file; larger parts go straight to S3 with presigned URLs.
+///
+/// Memory: the body is read once into one buffer, bounded by
+/// `PROXY_MAX_BODY_BYTES`, and handed to the SDK without another copy. (SigV4
+/// signs the payload and S3 needs its length up front, so a part is whole
+/// before it is sent.)
+///
+/// Time: the function's `maxDuration` is 30 s. Reading the body and the S3
+/// call share the `PART_UPLOAD_BUDGET_MS` budget (25 s); past it the upload
+/// is abandoned and the client gets 408 with enough time left to answer.
+/// Clients should time out at 25 s themselves and retry the part.
+#[tracing::instrument(skip_all, fields(user_id = %user.id, %session_id, %file_id, part_number = %part_number))]
+pub async fn upload(
+    state: &AppState,
+    user: &User,
+    session_id: Uuid,
+    file_id: Uuid,
+    part_number: PartNumber,
+    request: &mut ApiRequest,
+) -> Result<UploadedPart, ApiError> {
+    let max = state.config().proxy_max_body_bytes;
+    match request.content_length() {
+        Some(len) if len > max => return Err(too_large(max)),
+        Some(0) => return Err(ApiError::bad_request("The part body is empty")),
+        _ => {}
+    }
+    let (session, file) = uploadable_file(state, user, session_id, file_id).await?;
+    let (key, upload_id) = file.upload()?;
+
+    let started = request.started;
+    let budget = state.config().part_upload_budget;
+    let work = async {
+        let body = match request.read_body(max).await {
+            Err(ApiError::PayloadTooLarge { .. }) => return Err(too_large(max)),
+            other => other?,
+        };
+        if body.is_empty() {
+            return Err(ApiError::bad_request("The part body is empty"));
+        }
+        let s3_started = Instant::now();
+        let size = body.len();
+        let etag = send_part(state, key, upload_id, part_number, body).await?;
+        Ok((etag, size, s3_started.elapsed()))
+    };
+    let remaining = budget.saturating_sub(started.elapsed());
+    let (etag, size, s3_duration) = match tokio::time::timeout(remaining, work).await {
+        Ok(result) => result?,
+        Err(_) => return Err(out_of_time(started, budget)),
+    };
+
+    record_part(state, &session, &file, part_number, &etag, size).await?;
+    tracing::info!(
+        size_bytes = size,
+        etag = %etag,
+        s3_ms = s3_duration.as_millis() as u64,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "part uploaded"
+    );
+    Ok(UploadedPart {
+        part_number: part_number.get(),
+        etag,
+    })
+}
+
+fn too_large(max_body_bytes: u64) -> ApiError {
+    ApiError::PayloadTooLarge {
+        message: "The part is larger than this route accepts; upload parts of 5 MiB or more directly to S3 with presigned URLs",
+        max_body_bytes,
+    }
+}
+
+/// The session and file, if the file takes parts now.
+///
+/// One transaction for the look-ups, ended before the lifecycle is asked
+/// (an expired session records its expiry on a connection of its own),
+/// the body is read and S3 is called: no connection is held while the
+/// part streams.
+async fn uploadable_file(
+    state: &AppState,
+    user: &User,
+    session_id: Uuid,
+    file_id: Uuid,
+) -> Result<(SessionRow, FileRow), ApiError> {
+    let mut tx = state.db().begin().await?;
+    let session = lookup::owned_session(&mut tx, session_id, user).await?;
+    let file = lookup::session_file(&mut tx, session_id, file_id).await;
+    tx.commit().await?;
+    lifecycle::permit(state, &session, SessionAction::UploadParts).await?;
+    let file = file?;
+    lifecycle::file_permit(&file, FileAction::UploadPart)?;
+    Ok((session, file))
+}
+
+/// 408 for an upload abandoned near the function's time limit.
+fn out_of_time(started: Instant, budget: Duration) -> ApiError {
+    let elapsed = started.elapsed();
+    tracing::error!(
+        elapsed_ms = elapsed.as_millis() as u64,
+        budget_ms = budget.as_millis() as u64,
+        "part upload abandoned near the function time limit"
+    );
+    ApiError::RequestTimeout {
+        elapsed_ms: elapsed.as_millis() as u64,
+        timeout_at: time::rfc3339_utc(
+            chrono::Utc::now() - chrono::Duration::from_std(elapsed).unwrap_or_default()
+                + chrono::Duration::from_std(budget).unwrap_or_default(),
+        ),
+    }
+}
+
+/// Sends the part to S3 and returns its ETag, stored as S3 gave it (see
+/// `domain::etag`).
+async fn send_part(
+    state: &AppState,
+    key: &str,
+    upload_id: &str,
+    part_number: PartNumber,
+    body: Bytes,
+) -> Result<String, ApiError> {
+    let etag = state
+        .s3()
+        .upload_part(key, upload_id, part_number, body)
+        .await
+        .map_err(|error| {
+            if error.is_unavailable() {
+                tracing::error!(%error, "S3 retries exhausted for UploadPart");
+            }
+            ApiError::from(error)
+        })?;
+    if !looks_like_part_etag(&etag) {
+        tracing::warn!(etag = %etag, "unexpected ETag format from S3; stored as is");
+    }
+    Ok(etag)
+}
+
+/// Last write wins: a part uploaded again replaces the recorded one. The
+/// file moves from `pending` to `uploading` with its first part.
+async fn record_part(
+    state: &AppState,
+    session: &SessionRow,
+    file: &FileRow,
+    part_number: PartNumber,
+    etag: &str,
+    size: usize,
+) -> Result<(), ApiError> {
+    let now = time::now();
+    let part = NewPart {
+        number: part_number,
+        etag,
+        size: size as i32,
+        uploaded_at: now,
+    };
+    let mut tx = state.db().begin().await?;
+    store::parts::record(
+        &mut tx,
+        session.id,
+        file.id,
+        &[part],
+        Overwrite::Always,
+        now,
+    )
+    .await?;
+    store::files::mark_uploading(&mut tx, file.id, now).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! `upload_session_files`: a session's files, from registration to their
+//! deletion by cancel, abort or the sweeper.
+
+use chrono::NaiveDateTime;
+use uuid::Uuid;
+
+use super::{Executor, SessionRow};
+use crate::db::Tx;
+use crate::domain::{ByteSize, FileCategory, FileStatus, PartPlan, SessionAction};
+use crate::error::ApiError;
+
+#[derive(Debug, Clone)]
+pub struct FileRow {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub category: String,
+    pub name: String,
+    pub size: i32,
+    pub mime_type: String,
+    pub extension: String,
+    pub s3_key: Option<String>,
+    pub upload_id: Option<String>,
+    pub status: FileStatus,
+    pub file_url: Option<String>,
+}
+
+impl FileRow {
+    pub fn category(&self) -> Option<FileCategory> {
+        FileCategory::parse(&self.category)
+    }
+
+    pub fn plan(&self, session: &SessionRow) -> PartPlan {
+        PartPlan::new(ByteSize::new(self.size.max(0) as u64), session.part_size())
+    }
+
+    /// The S3 key and upload ID; a file without them never got its S3 upload
+    /// and cannot take parts.
+    pub fn upload(&self) -> Result<(&str, &str), ApiError> {
+        match (&self.s3_key, &self.upload_id) {
+            (Some(key), Some(upload_id)) => Ok((key, upload_id)),
+            _ => Err(ApiError::bad_request(
+                "This file has no S3 upload; register it again",
+            )),
+        }
+    }
+}
+
+/// `query_as!(FileRow, ..)`: one column list for every statement that
+/// loads whole files, between `$select` and the rest of the statement.
+macro_rules! file_rows {
+    ($select:literal, $rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            FileRow,
+            $select
+                + " id, session_id, category, name, size, mime_type, extension, s3_key, \
+                   upload_id, status AS \"status: FileStatus\", file_url "
+                + $rest
+            $(, $arg)*
+        )
+    };
+}
+
+/// The file, if it belongs to the session.
+pub async fn in_session(
+    db: impl Executor<'_>,
+    session_id: Uuid,
+    file_id: Uuid,
+) -> sqlx::Result<Option<FileRow>> {
+    file_rows!(
+        "SELECT",
+        "FROM upload_session_files WHERE id = $1 AND session_id = $2",
+        file_id,
+        session_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// [`in_session`], locked until `tx` ends: of two concurrent completes,
+/// the second waits here for the first one's outcome.
+pub async fn lock_in_session(
+    tx: &mut Tx,
+    session_id: Uuid,
+    file_id: Uuid,
+) -> sqlx::Result<Option<FileRow>> {
+    file_rows!(
+        "SELECT",
+        "FROM upload_session_files WHERE id = $1 AND session_id = $2 FOR NO KEY UPDATE",
+        file_id,
+        session_id,
+    )
+    .fetch_optional(tx)
+    .await
+}
+
+/// The session's files, in registration order.
+pub async fn of_session(db: impl Executor<'_>, session_id: Uuid) -> sqlx::Result<Vec<FileRow>> {
+    file_rows!(
+        "SELECT",
+        "FROM upload_session_files WHERE session_id = $1 ORDER BY created_at, id",
+        session_id,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// The session's completed files, in registration order: what a MOC gets.
+pub async fn completed_of_session(
+    db: impl Executor<'_>,
+    session_id: Uuid,
+) -> sqlx::Result<Vec<FileRow>> {
+    file_rows!(
+        "SELECT",
+        "FROM upload_session_files
+          WHERE session_id = $1 AND status = 'completed' ORDER BY created_at, id",
+        session_id,
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub async fn count_in_session(db: impl Executor<'_>, session_id: Uuid) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM upload_session_files WHERE session_id = $1"#,
+        session_id,
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub async fn count_in_category(
+    tx: &mut Tx,
+    session_id: Uuid,
+    category: FileCategory,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM upload_session_files
+            WHERE session_id = $1 AND category = $2"#,
+        session_id,
+        category.as_str(),
+    )
+    .fetch_one(tx)
+    .await
+}
+
+/// The file registered under this category and name, if any.
+pub async fn id_by_name(
+    db: impl Executor<'_>,
+    session_id: Uuid,
+    category: FileCategory,
+    name: &str,
+) -> sqlx::Result<Option<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT id FROM upload_session_files WHERE session_id = $1 AND category = $2 AND name = $3",
+        session_id,
+        category.as_str(),
+        name,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// A file being registered: its row, `pending`, before its S3 upload exists.
+pub struct NewFile<'a> {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub category: FileCategory,
+    pub name: &'a str,
+    pub size: i32,
+    pub mime_type: &'a str,
+    pub extension: &'a str,
+    pub s3_key: &'a str,
+    pub created_at: NaiveDateTime,
+}
+
+/// The unique index that keeps a name to one file per category and session.
+pub const UNIQUE_NAME_CONSTRAINT: &str = "upload_session_files_session_category_name_key";
+
+pub async fn insert_pending(tx: &mut Tx, file: &NewFile<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO upload_session_files
+            (id, session_id, category, name, size, mime_type, extension, s3_key, status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9)",
+        file.id,
+        file.session_id,
+        file.category.as_str(),
+        file.name,
+        file.size,
+        file.mime_type,
+        file.extension,
+        file.s3_key,
+        file.created_at,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Records the file's S3 multipart upload.
+pub async fn set_upload_id(
+    db: impl Executor<'_>,
+    file_id: Uuid,
+    upload_id: &str,
+    now: NaiveDateTime,
+) -> sqlx::Result<FileRow> {
+    file_rows!(
+        "UPDATE upload_session_files SET upload_id = $2, updated_at = $3 WHERE id = $1 RETURNING",
+        "",
+        file_id,
+        upload_id,
+        now,
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Pending → uploading, once its first part is recorded.
+pub async fn mark_uploading(tx: &mut Tx, file_id: Uuid, now: NaiveDateTime) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE upload_session_files SET status = $3, updated_at = $2
+          WHERE id = $1 AND status = $4",
+        file_id,
+        now,
+        FileStatus::Pending.after_part() as _,
+        FileStatus::Pending as _,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn mark_completed(
+    tx: &mut Tx,
+    file_id: Uuid,
+    file_url: &str,
+    now: NaiveDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE upload_session_files SET status = 'completed', file_url = $2, updated_at = $3
+         WHERE id = $1 AND status <> 'completed'",
+        file_id,
+        file_url,
+        now,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete(db: impl Executor<'_>, file_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM upload_session_files WHERE id = $1", file_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes these files of the session (their parts cascade).
+pub async fn delete_of_session(
+    db: impl Executor<'_>,
+    session_id: Uuid,
+    file_ids: &[Uuid],
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "DELETE FROM upload_session_files WHERE session_id = $1 AND id = ANY($2)",
+        session_id,
+        file_ids,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the file, in one statement that share-locks its session row,
+/// if the session is one the lifecycle lets files be aborted from: live,
+/// unfinalized, without a fresh finalize lock. It cannot interleave with
+/// finalize taking its lock (which needs that row exclusively), so a
+/// finalize either sees the file with its object or does not see it at
+/// all. `None`: no such file, or the session changed since it was read.
+pub async fn delete_if_abortable(
+    db: impl Executor<'_>,
+    session_id: Uuid,
+    file_id: Uuid,
+    now: NaiveDateTime,
+    lock_stale_before: NaiveDateTime,
+) -> sqlx::Result<Option<FileRow>> {
+    file_rows!(
+        "WITH live AS (
+             SELECT id AS live_session_id FROM upload_sessions
+              WHERE id = $2 AND status = ANY($3) AND finalized_at IS NULL
+                AND (finalizing_at IS NULL OR finalizing_at < $4) AND expires_at > $5
+              FOR SHARE
+         )
+         DELETE FROM upload_session_files f USING live
+          WHERE f.id = $1 AND f.session_id = live.live_session_id
+         RETURNING",
+        "",
+        file_id,
+        session_id,
+        SessionAction::AbortFile.from_statuses() as _,
+        lock_stale_before,
+        now,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Which of these S3 upload IDs a file row refers to.
+pub async fn referenced_upload_ids(
+    db: impl Executor<'_>,
+    upload_ids: &[&str],
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar!(
+        r#"SELECT upload_id AS "upload_id!" FROM upload_session_files WHERE upload_id = ANY($1)"#,
+        upload_ids as _,
+    )
+    .fetch_all(db)
+    .await
+}

@@ -1,0 +1,138 @@
+//! `moc_instructions` and `moc_files`: the MOC a finalized session becomes.
+
+use chrono::NaiveDateTime;
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::Executor;
+use crate::db::Tx;
+
+/// The unique indexes a MOC insert can hit: a title, or a slug, the user
+/// already has.
+pub const UNIQUE_TITLE_CONSTRAINT: &str = "moc_instructions_user_id_title_key";
+pub const UNIQUE_SLUG_CONSTRAINT: &str = "moc_instructions_user_id_slug_key";
+
+/// The user's slugs that start with `prefix`.
+pub async fn slugs_like(
+    db: impl Executor<'_>,
+    user_id: &str,
+    prefix: &str,
+) -> sqlx::Result<Vec<Option<String>>> {
+    sqlx::query_scalar!(
+        "SELECT slug FROM moc_instructions WHERE user_id = $1 AND slug LIKE $2 || '%'",
+        user_id,
+        prefix,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// A MOC being finalized: private, added and last updated by its owner.
+pub struct NewMoc<'a> {
+    pub id: Uuid,
+    pub user_id: &'a str,
+    pub title: &'a str,
+    pub description: Option<&'a str>,
+    pub slug: &'a str,
+    pub theme: Option<&'a str>,
+    pub tags: &'a [String],
+    pub created_at: NaiveDateTime,
+}
+
+pub async fn insert(tx: &mut Tx, moc: &NewMoc<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO moc_instructions
+            (id, user_id, title, description, type, slug, theme, tags, status, visibility,
+             created_at, updated_at, finalized_at, added_by_user_id, last_updated_by_user_id)
+         VALUES ($1, $2, $3, $4, 'moc', $5, $6, $7, 'private', 'private', $8, $8, $8, $2, $2)",
+        moc.id,
+        moc.user_id,
+        moc.title,
+        moc.description,
+        moc.slug,
+        moc.theme,
+        Json(moc.tags) as _,
+        moc.created_at,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// One file of a MOC.
+pub struct NewMocFile<'a> {
+    pub moc_id: Uuid,
+    pub file_type: &'a str,
+    pub file_url: Option<&'a str>,
+    pub original_filename: &'a str,
+    pub mime_type: &'a str,
+    pub created_at: NaiveDateTime,
+}
+
+pub async fn insert_file(tx: &mut Tx, file: &NewMocFile<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO moc_files (id, moc_id, file_type, file_url, original_filename, mime_type, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        Uuid::new_v4(),
+        file.moc_id,
+        file.file_type,
+        file.file_url,
+        file.original_filename,
+        file.mime_type,
+        file.created_at,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+pub async fn set_thumbnail(tx: &mut Tx, moc_id: Uuid, thumbnail_url: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE moc_instructions SET thumbnail_url = $2 WHERE id = $1",
+        moc_id,
+        thumbnail_url,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug)]
+pub struct MocRow {
+    pub id: Uuid,
+    pub title: String,
+    pub slug: Option<String>,
+    pub description: Option<String>,
+    pub status: String,
+    pub tags: Option<Json<Value>>,
+    pub theme: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+pub async fn get(tx: &mut Tx, moc_id: Uuid) -> sqlx::Result<Option<MocRow>> {
+    sqlx::query_as!(
+        MocRow,
+        r#"SELECT id, title, slug, description, status, tags AS "tags: Json<Value>", theme, created_at
+             FROM moc_instructions WHERE id = $1"#,
+        moc_id,
+    )
+    .fetch_optional(tx)
+    .await
+}
+
+/// `(file_type, file_url)` of the MOC's files that are not deleted, in
+/// stored order.
+pub async fn file_urls(tx: &mut Tx, moc_id: Uuid) -> sqlx::Result<Vec<(String, String)>> {
+    let rows = sqlx::query!(
+        "SELECT file_type, file_url FROM moc_files
+          WHERE moc_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
+        moc_id,
+    )
+    .fetch_all(tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.file_type, r.file_url))
+        .collect())
+}

@@ -1,0 +1,112 @@
+//! `upload_session_parts`: the parts recorded for each file. S3 is the
+//! truth; these rows are what resume (§4.5) and the session status (§4.8)
+//! show.
+
+use chrono::NaiveDateTime;
+use uuid::Uuid;
+
+use super::Executor;
+use crate::domain::PartNumber;
+
+/// One part to record, as S3 answered for it.
+#[derive(Debug, Clone)]
+pub struct NewPart<'a> {
+    pub number: PartNumber,
+    pub etag: &'a str,
+    pub size: i32,
+    pub uploaded_at: NaiveDateTime,
+}
+
+/// When a part already recorded is overwritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overwrite {
+    /// Always: the part was just uploaded again (last write wins, its
+    /// `uploaded_at` is new).
+    Always,
+    /// Only when S3 holds something else (ETag or size), or the row lacks
+    /// its session: a reconciliation rewrites nothing that is already true.
+    IfChanged,
+}
+
+/// Records parts of a file in one statement, inserting or overwriting each.
+pub async fn record(
+    db: impl Executor<'_>,
+    session_id: Uuid,
+    file_id: Uuid,
+    parts: &[NewPart<'_>],
+    overwrite: Overwrite,
+    now: NaiveDateTime,
+) -> sqlx::Result<()> {
+    let ids: Vec<Uuid> = parts.iter().map(|_| Uuid::new_v4()).collect();
+    let numbers: Vec<i32> = parts.iter().map(|p| p.number.as_i32()).collect();
+    let etags: Vec<&str> = parts.iter().map(|p| p.etag).collect();
+    let sizes: Vec<i32> = parts.iter().map(|p| p.size).collect();
+    let uploaded: Vec<NaiveDateTime> = parts.iter().map(|p| p.uploaded_at).collect();
+    sqlx::query!(
+        "INSERT INTO upload_session_parts
+            (id, session_id, file_id, part_number, etag, size, status, uploaded_at, created_at)
+         SELECT p.id, $1, $2, p.n, p.etag, p.size, 'uploaded', p.at, $8
+           FROM UNNEST($3::uuid[], $4::int[], $5::text[], $6::int[], $7::timestamp[])
+                AS p(id, n, etag, size, at)
+         ON CONFLICT (file_id, part_number) DO UPDATE
+            SET etag = EXCLUDED.etag, size = EXCLUDED.size, status = 'uploaded',
+                uploaded_at = EXCLUDED.uploaded_at, session_id = EXCLUDED.session_id
+          WHERE $9
+             OR upload_session_parts.etag IS DISTINCT FROM EXCLUDED.etag
+             OR upload_session_parts.size IS DISTINCT FROM EXCLUDED.size
+             OR upload_session_parts.session_id IS NULL",
+        session_id,
+        file_id,
+        &ids,
+        &numbers,
+        &etags as _,
+        &sizes,
+        &uploaded,
+        now,
+        overwrite == Overwrite::Always,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A recorded part.
+#[derive(Debug, Clone)]
+pub struct PartRow {
+    pub part_number: i32,
+    pub etag: String,
+    pub size: Option<i32>,
+    pub uploaded_at: NaiveDateTime,
+}
+
+/// The file's recorded parts, ascending.
+pub async fn of_file(db: impl Executor<'_>, file_id: Uuid) -> sqlx::Result<Vec<PartRow>> {
+    sqlx::query_as!(
+        PartRow,
+        "SELECT part_number, etag, size, uploaded_at
+           FROM upload_session_parts WHERE file_id = $1 ORDER BY part_number",
+        file_id,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// `(file_id, part_number)` of every part recorded in the session, by file
+/// and number.
+pub async fn numbers_in_session(
+    db: impl Executor<'_>,
+    session_id: Uuid,
+) -> sqlx::Result<Vec<(Uuid, i32)>> {
+    let rows = sqlx::query!(
+        "SELECT p.file_id, p.part_number FROM upload_session_parts p
+           JOIN upload_session_files f ON f.id = p.file_id
+          WHERE f.session_id = $1 ORDER BY p.file_id, p.part_number",
+        session_id,
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.file_id, r.part_number))
+        .collect())
+}

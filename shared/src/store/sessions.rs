@@ -1,0 +1,368 @@
+//! `upload_sessions`: loading a session, and every guarded change of one.
+//!
+//! A guard (`status = ANY(..)`, the finalize lock, the cleanup claim)
+//! repeats the lifecycle's rule in SQL, so a change decided on a row read a
+//! moment ago cannot land on a row that changed since; the allowed source
+//! statuses come from `SessionAction::from_statuses`.
+
+use chrono::NaiveDateTime;
+use serde_json::Value;
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::Executor;
+use crate::db::Tx;
+use crate::domain::{ByteSize, DeclaredFiles, SessionAction, SessionStatus};
+
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: Uuid,
+    pub user_id: String,
+    pub status: SessionStatus,
+    pub part_size_bytes: i32,
+    pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub finalized_at: Option<NaiveDateTime>,
+    pub finalizing_at: Option<NaiveDateTime>,
+    pub moc_instruction_id: Option<Uuid>,
+    pub metadata: Option<Json<Value>>,
+}
+
+impl SessionRow {
+    pub fn part_size(&self) -> ByteSize {
+        ByteSize::new(self.part_size_bytes.max(1) as u64)
+    }
+
+    /// The per-category file counts declared at create. Sessions created by
+    /// the old service have none; they are held to the configured maxima.
+    pub fn declared_files(&self) -> Option<DeclaredFiles> {
+        let metadata = self.metadata.as_ref()?;
+        serde_json::from_value(metadata.0.get("declaredFiles")?.clone()).ok()
+    }
+
+    /// The files declared at create, as sent.
+    pub fn declared_file_list(&self) -> Vec<Value> {
+        self.metadata
+            .as_ref()
+            .and_then(|m| m.0.get("files"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+/// `query_as!(SessionRow, ..)`: one column list for every statement that
+/// loads a whole session, between `$select` and the rest of the statement.
+macro_rules! session_rows {
+    ($select:literal, $rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            SessionRow,
+            $select
+                + " id, user_id, status AS \"status: SessionStatus\", part_size_bytes, expires_at, \
+                   created_at, finalized_at, finalizing_at, moc_instruction_id, \
+                   metadata AS \"metadata: Json<Value>\" "
+                + $rest
+            $(, $arg)*
+        )
+    };
+}
+
+/// The session, if it is `user_id`'s.
+pub async fn owned(
+    db: impl Executor<'_>,
+    session_id: Uuid,
+    user_id: &str,
+) -> sqlx::Result<Option<SessionRow>> {
+    session_rows!(
+        "SELECT",
+        "FROM upload_sessions WHERE id = $1 AND user_id = $2",
+        session_id,
+        user_id,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// The session, locked against every other change until `tx` ends (a
+/// registration counts and inserts its file under this lock).
+pub async fn lock(tx: &mut Tx, session_id: Uuid) -> sqlx::Result<SessionRow> {
+    session_rows!(
+        "SELECT",
+        "FROM upload_sessions WHERE id = $1 FOR NO KEY UPDATE",
+        session_id,
+    )
+    .fetch_one(tx)
+    .await
+}
+
+/// A new session, `active`.
+pub struct NewSession<'a> {
+    pub id: Uuid,
+    pub user_id: &'a str,
+    pub part_size_bytes: i32,
+    pub expires_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub metadata: &'a Value,
+}
+
+pub async fn insert(tx: &mut Tx, session: &NewSession<'_>) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO upload_sessions
+            (id, user_id, status, part_size_bytes, expires_at, created_at, updated_at, metadata)
+         VALUES ($1, $2, 'active', $3, $4, $5, $5, $6)",
+        session.id,
+        session.user_id,
+        session.part_size_bytes,
+        session.expires_at,
+        session.created_at,
+        session.metadata,
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Takes the `finalizing_at` lock of an unfinalized session when it is free
+/// or older than `stale_before`. `None`: another finalize holds a fresh lock
+/// (or the session may not be finalized); `Some(previous)`: taken, over
+/// `previous` if a stale lock was there.
+pub async fn take_finalize_lock(
+    db: impl Executor<'_>,
+    session_id: Uuid,
+    now: NaiveDateTime,
+    stale_before: NaiveDateTime,
+) -> sqlx::Result<Option<Option<NaiveDateTime>>> {
+    sqlx::query_scalar!(
+        r#"WITH previous AS (
+             SELECT id, finalizing_at FROM upload_sessions WHERE id = $1 FOR UPDATE
+         )
+         UPDATE upload_sessions s SET finalizing_at = $2, updated_at = $2
+           FROM previous
+          WHERE s.id = previous.id
+            AND s.status = ANY($4)
+            AND s.finalized_at IS NULL
+            AND (previous.finalizing_at IS NULL OR previous.finalizing_at < $3)
+         RETURNING previous.finalizing_at AS "previous_lock?""#,
+        session_id,
+        now,
+        stale_before,
+        SessionAction::Finalize.from_statuses() as _,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Gives the lock back, unless another finalize has taken it over since.
+pub async fn release_finalize_lock(
+    db: impl Executor<'_>,
+    session_id: Uuid,
+    lock: NaiveDateTime,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE upload_sessions SET finalizing_at = NULL WHERE id = $1 AND finalizing_at = $2",
+        session_id,
+        lock,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Marks the session finalized into `moc_id` and drops the lock, if the
+/// lock is still `lock`. False: another finalize took it over.
+pub async fn mark_finalized(
+    tx: &mut Tx,
+    session_id: Uuid,
+    moc_id: Uuid,
+    lock: NaiveDateTime,
+    now: NaiveDateTime,
+) -> sqlx::Result<bool> {
+    let updated = sqlx::query!(
+        "UPDATE upload_sessions
+            SET status = 'completed', finalized_at = $2, moc_instruction_id = $3,
+                finalizing_at = NULL, updated_at = $2
+          WHERE id = $1 AND finalizing_at = $4 AND finalized_at IS NULL",
+        session_id,
+        now,
+        moc_id,
+        lock,
+    )
+    .execute(tx)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// Cancels a session the lifecycle lets be cancelled and claims its cleanup
+/// at once. False: the session changed since it was read. A finalize that
+/// took its lock after that read keeps its files (and finalize's lock needs
+/// `active`, so it cannot take ours).
+pub async fn cancel_and_claim(
+    db: impl Executor<'_>,
+    session_id: Uuid,
+    now: NaiveDateTime,
+    lock_stale_before: NaiveDateTime,
+) -> sqlx::Result<bool> {
+    let claimed = sqlx::query!(
+        "UPDATE upload_sessions
+            SET status = 'cancelled', cleanup_claimed_at = $2, updated_at = $2
+          WHERE id = $1 AND status = ANY($3) AND finalized_at IS NULL
+            AND (finalizing_at IS NULL OR finalizing_at < $4)",
+        session_id,
+        now,
+        SessionAction::Cancel.from_statuses() as _,
+        lock_stale_before,
+    )
+    .execute(db)
+    .await?;
+    Ok(claimed.rows_affected() == 1)
+}
+
+/// Claims the leftover cleanup of a cancelled or expired session, unless
+/// another run holds a claim newer than `lease_expired_before` or no file
+/// is left.
+pub async fn claim_leftover(
+    db: impl Executor<'_>,
+    session_id: Uuid,
+    now: NaiveDateTime,
+    lease_expired_before: NaiveDateTime,
+) -> sqlx::Result<bool> {
+    let claimed = sqlx::query!(
+        "UPDATE upload_sessions s SET cleanup_claimed_at = $2
+          WHERE s.id = $1 AND s.status IN ('cancelled', 'expired') AND s.finalized_at IS NULL
+            AND (s.cleanup_claimed_at IS NULL OR s.cleanup_claimed_at < $3)
+            AND EXISTS (SELECT 1 FROM upload_session_files f WHERE f.session_id = s.id)",
+        session_id,
+        now,
+        lease_expired_before,
+    )
+    .execute(db)
+    .await?;
+    Ok(claimed.rows_affected() == 1)
+}
+
+pub async fn clear_cleanup_claim(db: impl Executor<'_>, session_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE upload_sessions SET cleanup_claimed_at = NULL WHERE id = $1",
+        session_id,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Moves `expires_at` to `wanted` (never earlier) on a live session the
+/// lifecycle lets be extended. `None`: the session changed since it was
+/// read.
+pub async fn extend(
+    db: impl Executor<'_>,
+    session_id: Uuid,
+    wanted: NaiveDateTime,
+    now: NaiveDateTime,
+    lock_stale_before: NaiveDateTime,
+) -> sqlx::Result<Option<NaiveDateTime>> {
+    sqlx::query_scalar!(
+        "UPDATE upload_sessions SET expires_at = GREATEST(expires_at, $2), updated_at = $3
+          WHERE id = $1 AND status = ANY($4) AND finalized_at IS NULL AND expires_at > $3
+            AND (finalizing_at IS NULL OR finalizing_at < $5)
+         RETURNING expires_at",
+        session_id,
+        wanted,
+        now,
+        SessionAction::Extend.from_statuses() as _,
+        lock_stale_before,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// The instants that decide which sessions a sweep may claim.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepCutoffs {
+    /// Active sessions that expired before this (expiry plus grace).
+    pub expired_before: NaiveDateTime,
+    /// Finalize locks older than this are stale.
+    pub lock_stale_before: NaiveDateTime,
+    /// Cleanup claims older than this belong to a dead run.
+    pub lease_expired_before: NaiveDateTime,
+}
+
+/// `sqlx::$macro!` with the condition of a sweepable session pasted between
+/// two SQL pieces, so both sweep statements share one copy of it. `$1`–`$4`
+/// are `SweepCutoffs` (see [`claim_for_sweep`]).
+///
+/// The sessions a sweep may claim: active ones long expired (past expiry
+/// plus the grace period), not finalized, without a fresh finalize lock;
+/// and cancelled or expired ones whose cleanup a dead run left behind.
+macro_rules! with_sweepable {
+    ($macro:ident $([$record:path])?, $before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::$macro!(
+            $($record,)?
+            $before
+                + " finalized_at IS NULL AND (
+                       (status = ANY($1) AND expires_at < $2
+                        AND (finalizing_at IS NULL OR finalizing_at < $3))
+                    OR (status IN ('cancelled', 'expired')
+                        AND (cleanup_claimed_at IS NULL OR cleanup_claimed_at < $4)
+                        AND EXISTS (SELECT 1 FROM upload_session_files f
+                                     WHERE f.session_id = upload_sessions.id))) "
+                + $after
+            $(, $arg)*
+        )
+    };
+}
+
+/// A session a sweep claimed, with the status it had before.
+#[derive(Debug)]
+pub struct SweptSession {
+    pub id: Uuid,
+    pub previous_status: SessionStatus,
+}
+
+/// Claims up to `limit` sweepable sessions, oldest expiry first, with `FOR
+/// UPDATE SKIP LOCKED` (overlapping runs claim disjoint sessions): active
+/// ones become `expired`; each gets a cleanup claim of `now`.
+pub async fn claim_for_sweep(
+    db: impl Executor<'_>,
+    cutoffs: SweepCutoffs,
+    limit: i64,
+    now: NaiveDateTime,
+) -> sqlx::Result<Vec<SweptSession>> {
+    with_sweepable!(
+        query_as[SweptSession],
+        "WITH picked AS (
+             SELECT id, status FROM upload_sessions WHERE",
+        r#"ORDER BY expires_at, id
+              LIMIT $5
+              FOR UPDATE SKIP LOCKED
+         )
+         UPDATE upload_sessions s
+            SET status = CASE WHEN s.status = 'active' THEN 'expired' ELSE s.status END,
+                cleanup_claimed_at = $6, updated_at = $6
+           FROM picked
+          WHERE s.id = picked.id
+         RETURNING s.id AS "id!", picked.status AS "previous_status!: SessionStatus""#,
+        SessionAction::Sweep.from_statuses() as _,
+        cutoffs.expired_before,
+        cutoffs.lock_stale_before,
+        cutoffs.lease_expired_before,
+        limit,
+        now,
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Whether any session is still sweepable (more work for a later run).
+pub async fn any_sweepable(db: impl Executor<'_>, cutoffs: SweepCutoffs) -> sqlx::Result<bool> {
+    with_sweepable!(
+        query_scalar,
+        "SELECT EXISTS (SELECT 1 FROM upload_sessions WHERE",
+        r#") AS "any!""#,
+        SessionAction::Sweep.from_statuses() as _,
+        cutoffs.expired_before,
+        cutoffs.lock_stale_before,
+        cutoffs.lease_expired_before,
+    )
+    .fetch_one(db)
+    .await
+}
