@@ -130,46 +130,45 @@ mod tests {
     }
 
     #[test]
-    fn a_count_mismatch_reports_expected_and_received() {
-        let err = check_listed_parts(&plan(), &three_stored(5), &[listed(1, "a")]).unwrap_err();
-        assert_eq!(
-            err,
-            ListedPartsProblem::CountMismatch {
-                expected: 3,
-                received: 1
-            }
-        );
+    fn each_problem_names_its_part() {
+        use ListedPartsProblem::*;
+        let quoted = [listed(1, "a"), listed(2, "b"), listed(3, "\"c\"")];
+        let cases = [
+            (
+                5,
+                vec![listed(1, "a")],
+                CountMismatch {
+                    expected: 3,
+                    received: 1,
+                },
+            ),
+            (
+                5,
+                vec![listed(1, "a"), listed(2, "x"), listed(3, "c")],
+                EtagMismatch { part: 2 },
+            ),
+            // Part 1 twice: part 2, held by S3, is not in the list.
+            (
+                5,
+                vec![listed(1, "a"), listed(1, "a"), listed(3, "c")],
+                NotListed {
+                    part: 2,
+                    expected: 3,
+                },
+            ),
+            (1, quoted.to_vec(), TooSmall { part: 2, size: MIB }),
+        ];
+        for (middle_mib, list, problem) in cases {
+            let err = check_listed_parts(&plan(), &three_stored(middle_mib), &list).unwrap_err();
+            assert_eq!(err, problem, "{list:?}");
+        }
     }
 
     #[test]
-    fn a_wrong_etag_names_its_part() {
-        let list = [listed(1, "a"), listed(2, "x"), listed(3, "c")];
-        let err = check_listed_parts(&plan(), &three_stored(5), &list).unwrap_err();
-        assert_eq!(err, ListedPartsProblem::EtagMismatch { part: 2 });
-    }
-
-    #[test]
-    fn a_part_listed_twice_leaves_another_unlisted() {
-        let list = [listed(1, "a"), listed(1, "a"), listed(3, "c")];
-        let err = check_listed_parts(&plan(), &three_stored(5), &list).unwrap_err();
-        assert_eq!(
-            err,
-            ListedPartsProblem::NotListed {
-                part: 2,
-                expected: 3
-            }
-        );
-    }
-
-    #[test]
-    fn a_short_middle_part_is_refused_and_quotes_are_tolerated() {
+    fn quotes_are_tolerated_and_s3s_spelling_is_completed() {
         let list = [listed(1, "a"), listed(2, "b"), listed(3, "\"c\"")];
-        let err = check_listed_parts(&plan(), &three_stored(1), &list).unwrap_err();
-        assert_eq!(err, ListedPartsProblem::TooSmall { part: 2, size: MIB });
         let parts = check_listed_parts(&plan(), &three_stored(5), &list).unwrap();
-        assert_eq!(
-            parts[1].1, "\"b\"",
-            "S3's own spelling is what gets completed"
-        );
+        assert_eq!(parts[1].1, "\"b\"");
+        assert_eq!(parts.len(), 3);
     }
 }

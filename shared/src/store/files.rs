@@ -104,21 +104,6 @@ pub async fn of_session(db: impl Executor<'_>, session_id: Uuid) -> sqlx::Result
     .await
 }
 
-/// The session's completed files, in registration order: what a MOC gets.
-pub async fn completed_of_session(
-    db: impl Executor<'_>,
-    session_id: Uuid,
-) -> sqlx::Result<Vec<FileRow>> {
-    file_rows!(
-        "SELECT",
-        "FROM upload_session_files
-          WHERE session_id = $1 AND status = 'completed' ORDER BY created_at, id",
-        session_id,
-    )
-    .fetch_all(db)
-    .await
-}
-
 pub async fn count_in_session(db: impl Executor<'_>, session_id: Uuid) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM upload_session_files WHERE session_id = $1"#,

@@ -13,7 +13,7 @@ use super::verify::verify_files;
 use super::view::{MocView, read_moc};
 use crate::auth::User;
 use crate::db::{self, Tx};
-use crate::domain::{FileCategory, slug_candidate, slugify, unique_name};
+use crate::domain::{FileCategory, FileStatus, slug_candidate, slugify, unique_name};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::mocs::{NewMoc, NewMocFile, UNIQUE_SLUG_CONSTRAINT, UNIQUE_TITLE_CONSTRAINT};
@@ -34,7 +34,11 @@ pub(super) async fn finalize_locked(
     input: &FinalizeInput,
     lock: NaiveDateTime,
 ) -> Result<(MocView, Vec<FileRow>), ApiError> {
-    let files = store::files::completed_of_session(state.db(), session.id).await?;
+    let files: Vec<FileRow> = store::files::of_session(state.db(), session.id)
+        .await?
+        .into_iter()
+        .filter(|f| f.status == FileStatus::Completed)
+        .collect();
     if !files
         .iter()
         .any(|f| f.category() == Some(FileCategory::Instruction))
