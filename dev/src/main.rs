@@ -187,12 +187,12 @@ async fn migrate() -> Result<(), BoxError> {
     let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&url).await?;
     let migrator = &moc_shared::db::MIGRATOR;
     migrator.run_direct(&mut connection).await?;
-    let applied: Vec<(i64, String)> =
-        sqlx::query_as("SELECT version, description FROM _sqlx_migrations ORDER BY version")
+    let applied =
+        sqlx::query!("SELECT version, description FROM _sqlx_migrations ORDER BY version")
             .fetch_all(&mut connection)
             .await?;
-    for (version, description) in &applied {
-        eprintln!("  applied {version} {description}");
+    for migration in &applied {
+        eprintln!("  applied {} {}", migration.version, migration.description);
     }
     eprintln!(
         "moc-dev migrate: {} of {} migrations applied to {} in {} ms",

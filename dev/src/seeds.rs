@@ -38,12 +38,13 @@ pub async fn seed(state: &AppState, direct: &PgPool) -> Result<(), BoxError> {
 }
 
 async fn key_of(direct: &PgPool, file_id: Uuid) -> Result<(String, String), BoxError> {
-    Ok(
-        sqlx::query_as("SELECT s3_key, mime_type FROM upload_session_files WHERE id = $1")
-            .bind(file_id)
-            .fetch_one(direct)
-            .await?,
+    let row = sqlx::query!(
+        r#"SELECT s3_key AS "s3_key!", mime_type FROM upload_session_files WHERE id = $1"#,
+        file_id
     )
+    .fetch_one(direct)
+    .await?;
+    Ok((row.s3_key, row.mime_type))
 }
 
 /// A one-part multipart upload, completed: what a finished upload leaves.
@@ -62,13 +63,13 @@ async fn store_completed(
     s3.complete_multipart_upload(&key, &upload_id, &[(part, etag)])
         .await?;
     let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
-    sqlx::query(
+    sqlx::query!(
         "UPDATE upload_session_files SET size = $2, upload_id = $3, file_url = $4 WHERE id = $1",
+        file_id,
+        len as i32,
+        upload_id,
+        file_url
     )
-    .bind(file_id)
-    .bind(len as i32)
-    .bind(&upload_id)
-    .bind(&file_url)
     .execute(direct)
     .await?;
     Ok(())
@@ -82,11 +83,13 @@ async fn start_resume_upload(state: &AppState, direct: &PgPool) -> Result<(), Bo
     let part = PartNumber::new(1).expect("1 is a part number");
     s3.upload_part(&key, &upload_id, part, seed_pdf(5 * MIB))
         .await?;
-    sqlx::query("UPDATE upload_session_files SET upload_id = $2 WHERE id = $1")
-        .bind(RESUME_FILE)
-        .bind(&upload_id)
-        .execute(direct)
-        .await?;
+    sqlx::query!(
+        "UPDATE upload_session_files SET upload_id = $2 WHERE id = $1",
+        RESUME_FILE,
+        upload_id
+    )
+    .execute(direct)
+    .await?;
     // Listing the parts reconciles them into upload_session_parts, exactly as
     // a resuming client's first call would.
     let dev_user = User {

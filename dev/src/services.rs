@@ -77,18 +77,16 @@ pub async fn ensure_database(database_url: &str) -> Result<(), BoxError> {
     let options: PgConnectOptions = database_url.parse()?;
     let name = options.get_database().unwrap_or("postgres").to_owned();
     let mut admin = PgConnection::connect_with(&options.clone().database("postgres")).await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await?;
+    let exists = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#,
+        name
+    )
+    .fetch_one(&mut admin)
+    .await?;
     if !exists {
-        sqlx::query(&format!(
-            "CREATE DATABASE \"{}\"",
-            name.replace('"', "\"\"")
-        ))
-        .execute(&mut admin)
-        .await?;
+        // An identifier cannot be a parameter: DDL with the name quoted.
+        let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+        sqlx::raw_sql(&create).execute(&mut admin).await?;
         eprintln!("created database {name}");
     }
     Ok(())
