@@ -176,29 +176,57 @@ impl<'q, E: Execute<'q, Postgres>> Execute<'q, Postgres> for Unnamed<E> {
     }
 }
 
-/// The two [`Executor`] methods that would prepare a named statement (or
-/// describe one, which prepares it too): refused, on both executors.
-macro_rules! refuse_named_statements {
-    () => {
-        fn prepare_with<'e, 'q: 'e>(
-            self,
-            _sql: &'q str,
-            _parameters: &'e [sqlx::postgres::PgTypeInfo],
-        ) -> BoxFuture<'e, Result<sqlx::postgres::PgStatement<'q>, sqlx::Error>>
-        where
-            'c: 'e,
-        {
-            named_statements_refused()
-        }
+/// An [`Executor`] that runs every statement unnamed: `$fetch_many` and
+/// `$fetch_optional` are its two ways to run one (with `$this` the executor
+/// and `$query` the statement); preparing or describing a statement, which
+/// would name it, is refused.
+macro_rules! unnamed_executor {
+    (
+        $executor:ty, |$this:ident, $query:ident|
+        fetch_many: $fetch_many:block
+        fetch_optional: $fetch_optional:block
+    ) => {
+        impl<'c> Executor<'c> for $executor {
+            type Database = Postgres;
 
-        fn describe<'e, 'q: 'e>(
-            self,
-            _sql: &'q str,
-        ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
-        where
-            'c: 'e,
-        {
-            named_statements_refused()
+            fn fetch_many<'e, 'q: 'e, E>(
+                $this,
+                $query: E,
+            ) -> BoxStream<'e, Result<Either<PgQueryResult, PgRow>, sqlx::Error>>
+            where
+                'c: 'e,
+                E: 'q + Execute<'q, Postgres>,
+            $fetch_many
+
+            fn fetch_optional<'e, 'q: 'e, E>(
+                $this,
+                $query: E,
+            ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
+            where
+                'c: 'e,
+                E: 'q + Execute<'q, Postgres>,
+            $fetch_optional
+
+            fn prepare_with<'e, 'q: 'e>(
+                self,
+                _sql: &'q str,
+                _parameters: &'e [sqlx::postgres::PgTypeInfo],
+            ) -> BoxFuture<'e, Result<sqlx::postgres::PgStatement<'q>, sqlx::Error>>
+            where
+                'c: 'e,
+            {
+                named_statements_refused()
+            }
+
+            fn describe<'e, 'q: 'e>(
+                self,
+                _sql: &'q str,
+            ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
+            where
+                'c: 'e,
+            {
+                named_statements_refused()
+            }
         }
     };
 }
@@ -211,50 +239,24 @@ fn named_statements_refused<'a, T: Send + 'a>() -> BoxFuture<'a, Result<T, sqlx:
     })
 }
 
-impl<'c> Executor<'c> for &'c mut Tx {
-    type Database = Postgres;
-
-    fn fetch_many<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxStream<'e, Result<Either<PgQueryResult, PgRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Postgres>,
-    {
+unnamed_executor! {
+    &'c mut Tx, |self, query|
+    fetch_many: {
         let connection: &'c mut PgConnection = self.lease.connection();
         connection.fetch_many(Unnamed(query))
     }
-
-    fn fetch_optional<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Postgres>,
-    {
+    fetch_optional: {
         let connection: &'c mut PgConnection = self.lease.connection();
         connection.fetch_optional(Unnamed(query))
     }
-
-    refuse_named_statements!();
 }
 
-impl<'c> Executor<'c> for &'c Db {
-    type Database = Postgres;
-
-    /// One statement in a transaction of its own. Its results are collected
-    /// before COMMIT (they are small here), so the connection is back in the
-    /// pool before the caller looks at them.
-    fn fetch_many<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxStream<'e, Result<Either<PgQueryResult, PgRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Postgres>,
-    {
+// One statement in a transaction of its own. Its results are collected
+// before COMMIT (they are small here), so the connection is back in the pool
+// before the caller looks at them.
+unnamed_executor! {
+    &'c Db, |self, query|
+    fetch_many: {
         futures::stream::once(async move {
             let mut tx = self.begin().await?;
             let results: Vec<_> = (&mut tx).fetch_many(query).try_collect().await?;
@@ -265,15 +267,7 @@ impl<'c> Executor<'c> for &'c Db {
         .try_flatten()
         .boxed()
     }
-
-    fn fetch_optional<'e, 'q: 'e, E>(
-        self,
-        query: E,
-    ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
-    where
-        'c: 'e,
-        E: 'q + Execute<'q, Postgres>,
-    {
+    fetch_optional: {
         Box::pin(async move {
             let mut tx = self.begin().await?;
             let row = (&mut tx).fetch_optional(query).await?;
@@ -281,8 +275,6 @@ impl<'c> Executor<'c> for &'c Db {
             Ok(row)
         })
     }
-
-    refuse_named_statements!();
 }
 
 /// Postgres SQLSTATE of a database error, if any.
