@@ -9,8 +9,8 @@ use moc_dev::gateway::{self, Functions, Gateway};
 use moc_dev::s3::{BucketCors, EmbeddedS3, EmbeddedS3Config};
 use moc_dev::{seeds, server, services};
 use moc_shared::AppState;
+use moc_shared::box_error::BoxError;
 use moc_shared::config::Config;
-use moc_shared::error::BoxError;
 use moc_shared::s3::StaticCredentials;
 
 const DEV_ACCESS_KEY: &str = "moc-dev-access-key";

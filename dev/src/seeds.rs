@@ -6,8 +6,8 @@
 use bytes::Bytes;
 use moc_shared::AppState;
 use moc_shared::auth::User;
+use moc_shared::box_error::BoxError;
 use moc_shared::domain::PartNumber;
-use moc_shared::error::BoxError;
 use sqlx::PgPool;
 use uuid::Uuid;
 

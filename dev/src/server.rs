@@ -7,7 +7,8 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::Full;
-use moc_shared::error::{ApiError, BoxError};
+use moc_shared::box_error::BoxError;
+use moc_shared::error::ApiError;
 use moc_shared::{AppState, routes};
 use tokio::net::TcpListener;
 

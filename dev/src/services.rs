@@ -8,7 +8,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use tokio::net::TcpStream;
 
-use moc_shared::error::BoxError;
+use moc_shared::box_error::BoxError;
 
 async fn reachable(addr: &str) -> bool {
     matches!(

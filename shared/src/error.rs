@@ -14,7 +14,7 @@ use crate::domain::{ByteSize, FieldErrors, FileCategory, PartNumber};
 use crate::domain::{FileRejection, FileVerificationProblem};
 
 /// Re-exported for the crates that name it here (the dev server).
-pub use crate::box_error::BoxError;
+use crate::box_error::BoxError;
 
 /// The body of every error answer (contract §0):
 /// `{"success": false, "error": {…}, "requestId", "timestamp"}`.
