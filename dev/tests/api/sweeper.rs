@@ -206,6 +206,30 @@ async fn an_old_upload_no_row_refers_to_is_aborted_as_an_orphan(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn an_upload_the_session_pass_released_is_not_counted_again_as_an_orphan(pool: PgPool) {
+    // The orphan listing runs beside the session pass, so it lists the
+    // expired session's upload before that pass aborts it.
+    let app = sweeper_app(pool, &[("EXPIRED_SESSION_GRACE_MINUTES", "0")]).await;
+    let (expired, _file) = app.registered_file(pdf_meta("late.pdf", 100)).await;
+    app.expire(&expired, 1).await;
+    let orphan = format!("{}/moc-instructions/u/s/instruction/orphan.pdf", app.stage);
+    app.state
+        .s3()
+        .create_multipart_upload(&orphan, "application/pdf")
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(app.open_uploads().await, 2);
+
+    let report = sweep(&app).await;
+    assert_eq!(report["sessionsExpired"], 1, "{report}");
+    assert_eq!(report["uploadsAborted"], 1, "{report}");
+    assert_eq!(report["orphanUploadsAborted"], 1, "{report}");
+    assert_eq!(report["sessionsFailed"], 0, "{report}");
+    assert_eq!(app.open_uploads().await, 0);
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn two_concurrent_sweeps_process_each_session_once(pool: PgPool) {
     let app = sweeper_app(pool.clone(), &[("SWEEP_BATCH_SIZE", "20")]).await;
     let mut sessions = Vec::new();

@@ -13,6 +13,7 @@ use super::cleanup::release_session;
 use super::{lease_expired_before, lock_stale_before};
 use crate::domain::SessionStatus;
 use crate::error::ApiError;
+use crate::s3::OpenUpload;
 use crate::state::AppState;
 use crate::store::{self, sessions::SweepCutoffs};
 use crate::time;
@@ -45,7 +46,8 @@ pub struct SweepReport {
 ///
 /// - Claims at most `SWEEP_BATCH_SIZE` sessions, oldest expiry first, with
 ///   `FOR UPDATE SKIP LOCKED`: overlapping runs claim disjoint sessions, and
-///   the claim commits before any S3 call, so none is processed twice.
+///   the claim commits before any S3 call for those sessions, so none is
+///   processed twice.
 /// - Cleans them as cancel does, then aborts orphan uploads: open multipart
 ///   uploads under this stage's prefix, older than the grace period, that no
 ///   file row refers to.
@@ -58,18 +60,25 @@ pub async fn sweep(state: &AppState) -> Result<SweepReport, ApiError> {
     let now = time::now();
     let mut report = SweepReport::default();
 
-    let limit = i64::from(config.sweep_batch_size);
-    let claimed =
-        store::sessions::claim_for_sweep(state.db(), cutoffs(state, now, grace), limit, now)
-            .await?;
-    report.sessions_expired = claimed
-        .iter()
-        .filter(|s| s.previous_status == SessionStatus::Active)
-        .count() as u64;
-    clean_claimed(state, claimed.iter().map(|s| s.id).collect(), &mut report).await;
+    // The orphan pass's listing needs nothing from the session pass, so the
+    // two run side by side: a cold instance opens its S3 and Postgres
+    // connections at once rather than one after the other. Which uploads are
+    // still referenced is read after the session pass, so an upload it
+    // released was listed but has no row left; aborting it again answers
+    // NoSuchUpload, which counts nothing.
+    let prefix = format!("{}/moc-instructions/", config.stage.as_str());
+    let (sessions_pass, listed) = tokio::join!(
+        expire_sessions(state, now, grace, &mut report),
+        state.s3().list_open_uploads(&prefix, ORPHAN_SCAN_LIMIT),
+    );
+    sessions_pass?;
 
     if started.elapsed() < SWEEP_BUDGET {
-        match abort_orphans(state, now - grace, started).await {
+        let orphans = match listed {
+            Ok(listed) => abort_orphans(state, listed, now - grace, started).await,
+            Err(error) => Err(error.into()),
+        };
+        match orphans {
             Ok(aborted) => report.orphan_uploads_aborted = aborted,
             Err(error) => {
                 tracing::error!(%error, "sweeper could not finish the orphan upload pass");
@@ -91,6 +100,25 @@ pub async fn sweep(state: &AppState) -> Result<SweepReport, ApiError> {
         "expiry sweep finished"
     );
     Ok(report)
+}
+
+/// Claims at most `SWEEP_BATCH_SIZE` sweepable sessions and releases them.
+async fn expire_sessions(
+    state: &AppState,
+    now: NaiveDateTime,
+    grace: chrono::Duration,
+    report: &mut SweepReport,
+) -> Result<(), ApiError> {
+    let limit = i64::from(state.config().sweep_batch_size);
+    let claimed =
+        store::sessions::claim_for_sweep(state.db(), cutoffs(state, now, grace), limit, now)
+            .await?;
+    report.sessions_expired = claimed
+        .iter()
+        .filter(|s| s.previous_status == SessionStatus::Active)
+        .count() as u64;
+    clean_claimed(state, claimed.iter().map(|s| s.id).collect(), report).await;
+    Ok(())
 }
 
 /// Which sessions are sweepable at `now` (`store::sessions::SweepCutoffs`).
@@ -126,21 +154,18 @@ async fn clean_claimed(state: &AppState, ids: Vec<Uuid>, report: &mut SweepRepor
     }
 }
 
-/// Aborts open uploads under this stage's prefix that were started before
+/// Aborts the listed open uploads (this stage's prefix) started before
 /// `older_than` and that no file row refers to. The age matters: a
 /// registration creates its S3 upload just after committing its row and
 /// records the upload ID just after that, so a young unreferenced upload
 /// may be one being registered right now.
 async fn abort_orphans(
     state: &AppState,
+    listed: Vec<OpenUpload>,
     older_than: NaiveDateTime,
     started: Instant,
 ) -> Result<u64, ApiError> {
-    let prefix = format!("{}/moc-instructions/", state.config().stage.as_str());
-    let old: Vec<_> = state
-        .s3()
-        .list_open_uploads(&prefix, ORPHAN_SCAN_LIMIT)
-        .await?
+    let old: Vec<_> = listed
         .into_iter()
         .filter(|u| u.initiated.is_some_and(|at| at.naive_utc() <= older_than))
         .collect();
@@ -160,7 +185,8 @@ async fn abort_orphans(
         if state
             .s3()
             .abort_upload_if_open(&upload.key, &upload.upload_id)
-            .await?
+            .await
+            .map(|_| true)?
         {
             tracing::info!(key = %upload.key, upload_id = %upload.upload_id, "orphan multipart upload aborted");
             aborted += 1;
