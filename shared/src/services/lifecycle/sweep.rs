@@ -185,8 +185,7 @@ async fn abort_orphans(
         if state
             .s3()
             .abort_upload_if_open(&upload.key, &upload.upload_id)
-            .await
-            .map(|_| true)?
+            .await?
         {
             tracing::info!(key = %upload.key, upload_id = %upload.upload_id, "orphan multipart upload aborted");
             aborted += 1;
