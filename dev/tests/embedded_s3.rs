@@ -548,6 +548,72 @@ async fn list_parts_paginates_in_part_order_with_etags() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_parts_reads_the_part_index_and_a_legacy_upload_is_still_listed() {
+    let server = start("part-index").await;
+    let client = client(&server);
+    let (indexed, legacy, other) = ("indexed.bin", "legacy.bin", "other.bin");
+    let indexed_id = create_upload(&client, indexed).await;
+    let legacy_id = create_upload(&client, legacy).await;
+    let other_id = create_upload(&client, other).await;
+    for (key, id) in [
+        (indexed, &indexed_id),
+        (legacy, &legacy_id),
+        (other, &other_id),
+    ] {
+        for number in [2, 1] {
+            upload_part(
+                &client,
+                key,
+                id,
+                number,
+                format!("{key} {number}").into_bytes(),
+            )
+            .await
+            .expect("UploadPart");
+        }
+    }
+    let index_of = |id: &str| server.dir.join(format!(".moc-parts-{id}"));
+    assert!(
+        index_of(&indexed_id).is_dir(),
+        "each upload has a part index"
+    );
+    // A data directory kept from before the index: no index, parts in the root.
+    std::fs::remove_dir_all(index_of(&legacy_id)).unwrap();
+
+    assert_eq!(part_numbers(&client, indexed, &indexed_id).await, [1, 2]);
+    assert_eq!(part_numbers(&client, legacy, &legacy_id).await, [1, 2]);
+
+    let parts_in_root = |id: &str| {
+        std::fs::read_dir(&server.dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_str()
+                    .unwrap()
+                    .starts_with(&format!(".upload_id-{id}.part-"))
+            })
+            .count()
+    };
+    for (key, id) in [(indexed, &indexed_id), (legacy, &legacy_id)] {
+        client
+            .abort_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(id.as_str())
+            .send()
+            .await
+            .expect("AbortMultipartUpload");
+        assert_eq!(parts_in_root(id), 0, "{key}: no part file is left");
+    }
+    assert!(
+        !index_of(&indexed_id).exists(),
+        "the index goes with the upload"
+    );
+    assert_eq!(part_numbers(&client, other, &other_id).await, [1, 2]);
+    assert_eq!(parts_in_root(&other_id), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn complete_multipart_upload_checks_the_parts_and_keeps_a_rejected_upload() {
     let server = start("complete").await;
     let client = client(&server);
@@ -632,6 +698,16 @@ async fn abort_and_unknown_uploads() {
         .expect_err("UploadPart after abort");
     assert_eq!(err.code(), Some("NoSuchUpload"));
     assert_eq!(status_of(&err), Some(404));
+
+    let err = client
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key("aborted.bin")
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .expect_err("a second abort of the same upload");
+    assert_eq!(err.code(), Some("NoSuchUpload"));
 
     let err = client
         .abort_multipart_upload()
