@@ -11,6 +11,7 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::operation::abort_multipart_upload::AbortMultipartUploadError;
 use aws_sdk_s3::operation::complete_multipart_upload::{
     CompleteMultipartUploadError, CompleteMultipartUploadOutput,
 };
@@ -231,6 +232,21 @@ async fn part_numbers(client: &Client, key: &str, upload_id: &str) -> Vec<i32> {
         .iter()
         .filter_map(|p| p.part_number())
         .collect()
+}
+
+async fn abort(
+    client: &Client,
+    key: &str,
+    upload_id: &str,
+) -> Result<(), SdkError<AbortMultipartUploadError>> {
+    client
+        .abort_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await
+        .map(drop)
 }
 
 /// The object's bytes, or those of `range`.
@@ -595,12 +611,7 @@ async fn list_parts_reads_the_part_index_and_a_legacy_upload_is_still_listed() {
             .count()
     };
     for (key, id) in [(indexed, &indexed_id), (legacy, &legacy_id)] {
-        client
-            .abort_multipart_upload()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(id.as_str())
-            .send()
+        abort(&client, key, &id)
             .await
             .expect("AbortMultipartUpload");
         assert_eq!(parts_in_root(id), 0, "{key}: no part file is left");
@@ -684,12 +695,7 @@ async fn abort_and_unknown_uploads() {
         .expect_err("ListParts under another key");
     assert_eq!(err.code(), Some("NoSuchUpload"));
 
-    client
-        .abort_multipart_upload()
-        .bucket(BUCKET)
-        .key("aborted.bin")
-        .upload_id(&upload_id)
-        .send()
+    abort(&client, "aborted.bin", &upload_id)
         .await
         .expect("AbortMultipartUpload");
 
@@ -699,22 +705,12 @@ async fn abort_and_unknown_uploads() {
     assert_eq!(err.code(), Some("NoSuchUpload"));
     assert_eq!(status_of(&err), Some(404));
 
-    let err = client
-        .abort_multipart_upload()
-        .bucket(BUCKET)
-        .key("aborted.bin")
-        .upload_id(&upload_id)
-        .send()
+    let err = abort(&client, "aborted.bin", &upload_id)
         .await
         .expect_err("a second abort of the same upload");
     assert_eq!(err.code(), Some("NoSuchUpload"));
 
-    let err = client
-        .abort_multipart_upload()
-        .bucket(BUCKET)
-        .key("aborted.bin")
-        .upload_id("not-an-upload")
-        .send()
+    let err = abort(&client, "aborted.bin", "not-an-upload")
         .await
         .expect_err("abort of an unknown upload");
     assert_eq!(err.code(), Some("NoSuchUpload"));
@@ -934,12 +930,7 @@ async fn list_multipart_uploads_pages_by_prefix_and_abort_kills_presigned_urls()
     // An issued presigned URL stops working once its upload is aborted.
     let (key, upload_id) = &mine[0];
     let url = presign_part(&client, key, upload_id, 1, Duration::from_secs(300)).await;
-    client
-        .abort_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(upload_id)
-        .send()
+    abort(&client, key, &upload_id)
         .await
         .expect("AbortMultipartUpload");
     let resp = put_url(&url, b"late part".to_vec()).await;
