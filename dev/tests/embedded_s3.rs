@@ -611,9 +611,7 @@ async fn list_parts_reads_the_part_index_and_a_legacy_upload_is_still_listed() {
             .count()
     };
     for (key, id) in [(indexed, &indexed_id), (legacy, &legacy_id)] {
-        abort(&client, key, &id)
-            .await
-            .expect("AbortMultipartUpload");
+        abort(&client, key, id).await.expect("AbortMultipartUpload");
         assert_eq!(parts_in_root(id), 0, "{key}: no part file is left");
     }
     assert!(
@@ -930,7 +928,7 @@ async fn list_multipart_uploads_pages_by_prefix_and_abort_kills_presigned_urls()
     // An issued presigned URL stops working once its upload is aborted.
     let (key, upload_id) = &mine[0];
     let url = presign_part(&client, key, upload_id, 1, Duration::from_secs(300)).await;
-    abort(&client, key, &upload_id)
+    abort(&client, key, upload_id)
         .await
         .expect("AbortMultipartUpload");
     let resp = put_url(&url, b"late part".to_vec()).await;
