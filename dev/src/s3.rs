@@ -439,42 +439,20 @@ impl Backend {
         tokio::fs::rename(&tmp, path).await
     }
 
-    /// The names of the files in the root, as far as they are UTF-8.
-    async fn root_entries(&self) -> S3Result<Vec<(String, PathBuf)>> {
-        let mut names = Vec::new();
-        let mut dir = tokio::fs::read_dir(&self.root).await.map_err(internal)?;
-        while let Some(entry) = dir.next_entry().await.map_err(internal)? {
-            if let Ok(name) = entry.file_name().into_string() {
-                names.push((name, entry.path()));
-            }
-        }
-        Ok(names)
-    }
-
     /// Part files of one upload, sorted by part number, as its part index
     /// lists them. An upload opened before the index existed (a data
     /// directory kept from an older dev server) has none, and its parts are
     /// found by reading the root.
     async fn part_files(&self, id: Uuid) -> S3Result<Vec<PartFile>> {
-        let mut numbers: Vec<i32> = match tokio::fs::read_dir(self.part_index(id)).await {
-            Ok(mut index) => {
-                let mut numbers = Vec::new();
-                while let Some(entry) = index.next_entry().await.map_err(internal)? {
-                    numbers.extend(
-                        entry
-                            .file_name()
-                            .to_str()
-                            .and_then(|n| n.parse::<i32>().ok()),
-                    );
-                }
-                numbers
-            }
+        let mut numbers: Vec<i32> = match file_names(&self.part_index(id)).await {
+            Ok(index) => index.iter().filter_map(|n| n.parse().ok()).collect(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let prefix = part_name_prefix(id);
-                self.root_entries()
-                    .await?
-                    .into_iter()
-                    .filter_map(|(name, _)| name.strip_prefix(&prefix)?.parse().ok())
+                file_names(&self.root)
+                    .await
+                    .map_err(internal)?
+                    .iter()
+                    .filter_map(|name| name.strip_prefix(&prefix)?.parse().ok())
                     .collect()
             }
             Err(e) => return Err(internal(e)),
@@ -766,7 +744,7 @@ impl Backend {
         prefix: &str,
     ) -> S3Result<Vec<(UploadRecord, Uuid)>> {
         let mut uploads = Vec::new();
-        for (name, _) in self.root_entries().await? {
+        for name in file_names(&self.root).await.map_err(internal)? {
             let Some(id) = name
                 .strip_prefix(RECORD_PREFIX)
                 .and_then(|n| n.strip_suffix(RECORD_SUFFIX))
@@ -845,6 +823,16 @@ fn check_completed_part(
         ));
     }
     Ok(())
+}
+
+/// The names in a directory, as far as they are UTF-8.
+async fn file_names(dir: &Path) -> io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut entries = tokio::fs::read_dir(dir).await?;
+    while let Some(entry) = entries.next_entry().await? {
+        names.extend(entry.file_name().into_string().ok());
+    }
+    Ok(names)
 }
 
 fn page_size(requested: Option<i32>, name: &str) -> S3Result<usize> {
