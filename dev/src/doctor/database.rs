@@ -58,7 +58,7 @@ async fn unpooled(config: &Config) -> Result<String, Failure> {
     let url = redact_url(&config.migration_database_url);
     Ok(if config.migration_database_url == config.database_url {
         format!(
-            "{url} answers (no DATABASE_URL_UNPOOLED: migrations use DATABASE_URL, which must then be direct, not a pooler)"
+            "{url} answers (the same URL as DATABASE_URL: fine for a direct connection; behind a pooler, migrations need the direct URL in DATABASE_URL_UNPOOLED)"
         )
     } else {
         format!("{url} answers")

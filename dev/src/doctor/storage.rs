@@ -2,7 +2,7 @@
 //! through OIDC when `AWS_ROLE_ARN` is set), the bucket, its CORS rule, and
 //! a presigned upload round trip.
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::CorsRule;
 use moc_shared::config::Config;
 use moc_shared::domain::PartNumber;
@@ -88,7 +88,7 @@ where
         Some(status) => format!("{operation} answered {status} {code}")
             .trim_end()
             .to_owned(),
-        None => format!("{operation}: {}", DisplayErrorContext(&error)),
+        None => format!("{operation}: {}", chain(&error)),
     };
     Failure::new(shown, s3_fix(status, &code))
 }
@@ -236,8 +236,9 @@ async fn put_presigned_part(
     upload_id: &str,
 ) -> Result<String, Failure> {
     let body: &'static [u8] = b"moc-uploads doctor\n";
-    let part = PartNumber::new(1).expect("1 is a part number");
-    let size = u64::try_from(body.len()).expect("a short body");
+    let (Some(part), Ok(size)) = (PartNumber::new(1), u64::try_from(body.len())) else {
+        unreachable!("part 1 of a 19-byte body is valid");
+    };
     let presigned = store
         .presign_upload_part(key, upload_id, part, size, config.presigned_url_ttl)
         .await
