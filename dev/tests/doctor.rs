@@ -475,6 +475,74 @@ async fn a_jwks_that_does_not_parse_or_cannot_be_fetched_fails_with_its_fix(pool
     );
 }
 
+/// `dir` served over HTTP as static files (`moc_dev::statics`, what the dev
+/// server serves `public/` with), as an issuer publishes its JWKS; stops
+/// when dropped.
+struct StaticFiles {
+    base: String,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for StaticFiles {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl StaticFiles {
+    async fn serve(dir: &Path) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let root = dir.to_owned();
+        let server = tokio::spawn(moc_dev::platform::serve(listener, move |request, _| {
+            let root = root.clone();
+            async move {
+                let found = moc_dev::statics::serve(&root, request.method(), request.uri().path());
+                match found.await {
+                    Some(file) => file.map(http_body_util::Full::new),
+                    None => http::Response::builder()
+                        .status(404)
+                        .body(http_body_util::Full::new(bytes::Bytes::new()))
+                        .unwrap(),
+                }
+            }
+        }));
+        Self { base, server }
+    }
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_jwks_url_that_serves_the_keys_passes_and_one_that_serves_none_fails(pool: PgPool) {
+    let bucket = Bucket::start(&[PAGE_ORIGIN]).await;
+    let issuer = bucket.dir.join("issuer");
+    std::fs::create_dir_all(&issuer).unwrap();
+    std::fs::write(issuer.join("jwks.json"), JWKS).unwrap();
+    let files = StaticFiles::serve(&bucket.dir).await;
+    let with_url = |path: &str| {
+        let url = format!("{}/issuer/{path}", files.base);
+        move |env: &mut DoctorEnv| {
+            env.remove("AUTH_JWKS_JSON");
+            env.set("AUTH_JWKS_URL", url);
+        }
+    };
+    let report = doctor_with(&pool, &bucket, with_url("jwks.json")).await;
+    assert!(report.passed(), "{report}");
+    let jwks = report.check(doctor::JWKS).unwrap().result.as_ref().unwrap();
+    assert!(
+        jwks.ends_with("/issuer/jwks.json: 1 usable key(s)"),
+        "{jwks}"
+    );
+
+    let report = doctor_with(&pool, &bucket, with_url("no-such-jwks.json")).await;
+    assert_fails(
+        &report,
+        doctor::JWKS,
+        "404 Not Found",
+        "AUTH_JWKS_URL",
+        &[doctor::CONFIGURATION],
+    );
+}
+
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn no_cron_secret_fails_with_a_generated_one_as_the_fix(pool: PgPool) {
     let bucket = Bucket::start(&[PAGE_ORIGIN]).await;
