@@ -1,6 +1,7 @@
 //! Local development only: the dev server, Vercel-style routing, the
 //! embedded S3 and the seeds. Nothing here is linked into a function binary.
 
+pub mod doctor;
 pub mod gateway;
 pub mod platform;
 pub mod router;
@@ -10,3 +11,17 @@ pub mod seeds;
 pub mod server;
 pub mod services;
 pub mod statics;
+
+/// `url` with its password replaced by `***`, for logs and banners.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

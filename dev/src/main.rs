@@ -5,9 +5,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use moc_dev::doctor::{self, DoctorEnv};
 use moc_dev::gateway::{self, Functions, Gateway};
 use moc_dev::s3::{BucketCors, EmbeddedS3, EmbeddedS3Config};
-use moc_dev::{seeds, server, services};
+use moc_dev::{redact_url, seeds, server, services};
 use moc_shared::AppState;
 use moc_shared::box_error::BoxError;
 use moc_shared::config::Config;
@@ -25,14 +26,31 @@ async fn main() {
 }
 
 async fn run() -> Result<(), BoxError> {
-    moc_shared::telemetry::init();
-    match std::env::args().nth(1).as_deref() {
+    let command = std::env::args().nth(1);
+    // The doctor's report is its output; logs would only interleave with it.
+    if command.as_deref() != Some("doctor") {
+        moc_shared::telemetry::init();
+    }
+    match command.as_deref() {
         None => serve().await,
         Some("migrate") => migrate().await,
+        Some("doctor") => run_doctor(std::env::args().nth(2)).await,
         Some(other) => Err(format!(
-            "unknown command {other:?}; usage: moc-dev (serve the API) | moc-dev migrate"
+            "unknown command {other:?}; usage: moc-dev (serve the API) | moc-dev migrate | moc-dev doctor [ENV_FILE]"
         )
         .into()),
+    }
+}
+
+/// `moc-dev doctor [ENV_FILE]`: checks every service of a deployment for
+/// real (`moc_dev::doctor`), one line per check; fails on any ✘.
+async fn run_doctor(env_file: Option<String>) -> Result<(), BoxError> {
+    let env = DoctorEnv::load(env_file.as_deref().map(std::path::Path::new))?;
+    let report = doctor::run(&env).await;
+    print!("{report}");
+    match report.failures() {
+        0 => Ok(()),
+        failed => Err(format!("{failed} of {} checks failed", report.checks.len()).into()),
     }
 }
 
@@ -164,7 +182,7 @@ fn banner(config: &Config, port: u16, embedded_s3: bool, functions: Option<&Func
     };
     format!(
         "\n  moc-uploads dev server\n  API        http://127.0.0.1:{port}/api/mocs/uploads/…  (Vercel routing, 4.5 MB body limit)\n  Functions  {serving}\n  Postgres   {}  (migrated and seeded)\n  Redis      {}\n  S3         {s3_where}\n  Auth       AUTH_BYPASS={} as {}\n",
-        redact(&config.database_url),
+        redact_url(&config.database_url),
         config
             .redis_url
             .as_deref()
@@ -198,21 +216,8 @@ async fn migrate() -> Result<(), BoxError> {
         "moc-dev migrate: {} of {} migrations applied to {} in {} ms",
         applied.len(),
         migrator.iter().count(),
-        redact(&url),
+        redact_url(&url),
         started.elapsed().as_millis()
     );
     Ok(())
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
 }

@@ -14,7 +14,8 @@
 //! CreateMultipartUpload, UploadPart (signed or presigned), ListParts,
 //! CompleteMultipartUpload, AbortMultipartUpload, ListMultipartUploads,
 //! HeadObject, GetObject (ranged or whole) and DeleteObject; plus the
-//! browsers' CORS preflights (`s3_cors`).
+//! browsers' CORS preflights (`s3_cors`), and HeadBucket and GetBucketCors
+//! for `moc-dev doctor`.
 //!
 //! Storage is `s3s-fs` (one directory per bucket under `data_dir`). Where
 //! `s3s-fs` 0.14.1 falls short of what the API relies on, a wrapper fills
@@ -51,12 +52,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use s3s::auth::SimpleAuth;
 use s3s::crypto::{Checksum, Md5, Sha256};
 use s3s::dto::{
-    AbortMultipartUploadInput, AbortMultipartUploadOutput, CompleteMultipartUploadInput,
+    AbortMultipartUploadInput, AbortMultipartUploadOutput, CORSRule, CompleteMultipartUploadInput,
     CompleteMultipartUploadOutput, CompletedPart, CreateMultipartUploadInput,
-    CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput, ETag, GetObjectInput,
-    GetObjectOutput, HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput,
-    ListMultipartUploadsOutput, ListPartsInput, ListPartsOutput, MultipartUpload, Part, Timestamp,
-    UploadPartInput, UploadPartOutput,
+    CreateMultipartUploadOutput, DeleteObjectInput, DeleteObjectOutput, ETag, GetBucketCorsInput,
+    GetBucketCorsOutput, GetObjectInput, GetObjectOutput, HeadBucketInput, HeadBucketOutput,
+    HeadObjectInput, HeadObjectOutput, ListMultipartUploadsInput, ListMultipartUploadsOutput,
+    ListPartsInput, ListPartsOutput, MultipartUpload, Part, Timestamp, UploadPartInput,
+    UploadPartOutput,
 };
 use s3s::service::S3ServiceBuilder;
 use s3s::{S3, S3Error, S3Request, S3Response, S3Result, s3_error};
@@ -150,17 +152,19 @@ impl EmbeddedS3 {
         cfg.check()?;
         let root = storage_root(&cfg.data_dir, &cfg.buckets).await?;
         let fs = FileSystem::new(&root).map_err(|e| EmbeddedS3Error::Storage(format!("{e:?}")))?;
+        let cors = Arc::new(cors);
         let backend = Backend {
             fs,
             root,
             region: cfg.region,
             etag_cache: EtagCache::default(),
+            cors: Arc::clone(&cors),
         };
         let mut builder = S3ServiceBuilder::new(backend);
         builder.set_auth(SimpleAuth::from_single(cfg.access_key, cfg.secret_key));
         let service = CorsS3Service {
             inner: builder.build(),
-            cors: Arc::new(cors),
+            cors,
         };
 
         let listener = TcpListener::bind(cfg.bind)
@@ -263,6 +267,8 @@ struct Backend {
     root: PathBuf,
     region: String,
     etag_cache: EtagCache,
+    /// The bucket's CORS rule, for GetBucketCors (`moc-dev doctor` reads it).
+    cors: Arc<BucketCors>,
 }
 
 /// Part ETags, keyed by path and validated by (size, mtime) so a part that
@@ -379,6 +385,38 @@ impl Backend {
             )),
             _ => Ok(()),
         }
+    }
+
+    async fn head_bucket_impl(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.require_bucket(&req.input.bucket).await?;
+        Ok(S3Response::new(HeadBucketOutput::default()))
+    }
+
+    /// The bucket's one CORS rule (`s3_cors`), as S3 answers GetBucketCors;
+    /// a bucket without allowed origins has no CORS configuration at all.
+    async fn get_bucket_cors_impl(
+        &self,
+        req: S3Request<GetBucketCorsInput>,
+    ) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        self.require_bucket(&req.input.bucket).await?;
+        if self.cors.allowed_origins.is_empty() {
+            return Err(s3_error!(NoSuchCORSConfiguration));
+        }
+        let list = |joined: &str| joined.split(", ").map(str::to_owned).collect();
+        let rule = CORSRule {
+            allowed_headers: Some(vec!["*".to_owned()]),
+            allowed_methods: list(crate::s3_cors::ALLOWED_METHODS),
+            allowed_origins: self.cors.allowed_origins.clone(),
+            expose_headers: Some(list(crate::s3_cors::EXPOSE_HEADERS)),
+            max_age_seconds: crate::s3_cors::MAX_AGE_SECONDS.parse().ok(),
+            ..CORSRule::default()
+        };
+        Ok(S3Response::new(GetBucketCorsOutput {
+            cors_rules: Some(vec![rule]),
+        }))
     }
 
     async fn require_bucket(&self, bucket: &str) -> S3Result<()> {
@@ -926,6 +964,8 @@ macro_rules! s3_methods {
 
 impl S3 for Backend {
     s3_methods! {
+        head_bucket(HeadBucketInput) -> HeadBucketOutput => head_bucket_impl;
+        get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput => get_bucket_cors_impl;
         get_object(GetObjectInput) -> GetObjectOutput => keyed;
         head_object(HeadObjectInput) -> HeadObjectOutput => keyed;
         delete_object(DeleteObjectInput) -> DeleteObjectOutput => keyed;

@@ -1160,3 +1160,72 @@ fn the_readme_bucket_cors_rule_is_the_one_the_embedded_s3_applies() {
     assert_eq!(list("AllowedHeaders"), ["*"]);
     assert_eq!(rule["MaxAgeSeconds"].to_string(), MAX_AGE_SECONDS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_bucket_cors_answers_the_readme_rule_and_head_bucket_knows_the_bucket() {
+    // `moc-dev doctor` reads the bucket's CORS rule and HEADs the bucket.
+    let cors = BucketCors {
+        allowed_origins: vec![PAGE_ORIGIN.to_owned()],
+    };
+    let server = start_with_cors("get-bucket-cors", cors).await;
+    let client = client(&server);
+    let answer = client
+        .get_bucket_cors()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("GetBucketCors");
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../docs/bucket-cors.json")).expect("valid JSON");
+    let documented = &doc["CORSRules"][0];
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let [rule] = answer.cors_rules() else {
+        panic!("one rule: {answer:?}")
+    };
+    assert_eq!(rule.allowed_origins(), [PAGE_ORIGIN]);
+    assert_eq!(
+        rule.allowed_methods(),
+        strings(&documented["AllowedMethods"])
+    );
+    assert_eq!(
+        rule.allowed_headers(),
+        strings(&documented["AllowedHeaders"])
+    );
+    assert_eq!(rule.expose_headers(), strings(&documented["ExposeHeaders"]));
+    assert_eq!(
+        rule.max_age_seconds().map(i64::from),
+        documented["MaxAgeSeconds"].as_i64()
+    );
+    client
+        .head_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("HeadBucket");
+    let missing = client
+        .head_bucket()
+        .bucket("moc-no-such-bucket")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        missing.raw_response().map(|r| r.status().as_u16()),
+        Some(404)
+    );
+
+    // Without origins, the bucket has no CORS configuration, as S3 says.
+    let closed = start("get-bucket-cors-none").await;
+    let error = self::client(&closed)
+        .get_bucket_cors()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Some("NoSuchCORSConfiguration"));
+}
