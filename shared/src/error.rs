@@ -65,18 +65,49 @@ pub struct ErrorObject {
 }
 
 /// `error.details`: the finer code, then the context of the code.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ErrorDetails {
     /// The finer code: the one the API answered as `error.code` before it
     /// spoke the frontend's vocabulary (ADR 0008), e.g. `FILE_TOO_LARGE`
     /// under SIZE_TOO_LARGE, `GONE` under EXPIRED_SESSION.
-    #[schema(example = "VALIDATION_ERROR")]
     pub reason: &'static str,
     /// The context fields, beside `reason`.
     #[serde(flatten)]
-    #[schema(value_type = Object, example = json!({"errors": {"files[0].size": ["must be an integer from 1 to 18446744073709551615"]}}))]
     pub context: Map<String, Value>,
 }
+
+/// Written out, not derived: a derived schema of the flattened map is an
+/// `allOf` with an empty object, which typed clients read as "no other
+/// fields". This says what the body is: `reason`, plus any context field.
+impl utoipa::PartialSchema for ErrorDetails {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        let reason = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "The finer code: the one the API answered as `error.code` before it spoke the \
+                 frontend's vocabulary (ADR 0008), e.g. `FILE_TOO_LARGE` under SIZE_TOO_LARGE, \
+                 `GONE` under EXPIRED_SESSION.",
+            ))
+            .examples([json!("FILE_TOO_LARGE")]);
+        ObjectBuilder::new()
+            .description(Some(
+                "`reason`, the finer code, and the context fields of the code beside it.",
+            ))
+            .property("reason", reason)
+            .required("reason")
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .examples([json!({
+                "reason": "FILE_TOO_LARGE",
+                "fileName": "castle.pdf",
+                "category": "instruction",
+                "maxBytes": 52_428_800,
+            })])
+            .into()
+    }
+}
+
+impl ToSchema for ErrorDetails {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
