@@ -66,34 +66,48 @@ impl TestResponse {
         self
     }
 
+    /// The status and the finer code (`error.details.reason`, the code the
+    /// API answered before ADR 0008) of an error, in the envelope.
     #[track_caller]
-    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+    pub fn assert_error(&self, status: u16, reason: &str) -> &Self {
         self.assert_status(status);
-        assert_envelope(&self.body, &self.headers, code);
+        assert_envelope(&self.body, &self.headers, reason);
         self
+    }
+
+    /// `error.code` (and `error.type`): the frontend's vocabulary.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
     }
 }
 
+/// Whether `code` is in the production frontend's vocabulary.
+pub fn in_vocabulary(code: &str) -> bool {
+    moc_shared::error::ErrorCode::ALL
+        .iter()
+        .any(|known| known.as_str() == code)
+}
+
 /// The error envelope of docs/contract.md §0, as the production frontend validates
-/// it: `success: false`, `error.type` and `error.code` both the stable code,
-/// a string `error.message`, `error.details` an object when present, and the
-/// request ID in the body and in both headers.
+/// it: `success: false`, `error.code` and `error.type` the same code of its
+/// vocabulary, `error.details.reason` the finer code, a string
+/// `error.message`, and the request ID in the body (`requestId` and
+/// `correlationId`) and in both headers.
 #[track_caller]
-pub fn assert_envelope(body: &Value, headers: &http::HeaderMap, code: &str) {
+pub fn assert_envelope(body: &Value, headers: &http::HeaderMap, reason: &str) {
     assert_eq!(body["success"], false, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
+    let code = body["error"]["code"].as_str().unwrap_or_default();
+    assert!(in_vocabulary(code), "{code} is not the frontend's: {body}");
     assert_eq!(body["error"]["type"], code, "{body}");
+    assert_eq!(body["error"]["details"]["reason"], reason, "{body}");
     assert!(body["error"]["message"].is_string(), "{body}");
-    assert!(
-        body["error"].get("details").is_none_or(Value::is_object),
-        "details is an object when present: {body}"
-    );
     let timestamp = body["timestamp"].as_str().expect("timestamp");
     assert!(
         chrono::DateTime::parse_from_rfc3339(timestamp).is_ok() && timestamp.ends_with('Z'),
         "{timestamp}"
     );
     let request_id = body["requestId"].as_str().expect("requestId");
+    assert_eq!(body["correlationId"], request_id, "{body}");
     assert_eq!(headers["x-request-id"].to_str().unwrap(), request_id);
     assert_eq!(headers["x-correlation-id"].to_str().unwrap(), request_id);
 }
