@@ -4,13 +4,10 @@
 //! `error.details.reason`, `correlationId` (equal to `requestId` and both
 //! headers) and whether `Retry-After` is sent.
 
-use std::time::Duration;
-
 use bytes::Bytes;
-use futures::StreamExt;
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::PgPool;
 
 use crate::helpers::*;
@@ -45,16 +42,6 @@ fn assert_row(response: &TestResponse, status: u16, code: &str, reason: &str, re
             response.headers
         ),
         Retry::Never => assert_eq!(retry_after, None, "{status} {code}"),
-    }
-}
-
-/// A response from outside `TestApp::send` (a dispatch, a socket, the
-/// gateway), as a `TestResponse`.
-fn test_response(status: http::StatusCode, headers: http::HeaderMap, body: &[u8]) -> TestResponse {
-    TestResponse {
-        status,
-        headers,
-        body: serde_json::from_slice(body).expect("a JSON body"),
     }
 }
 
@@ -217,22 +204,7 @@ async fn a_method_the_route_does_not_serve_is_bad_request_with_reason_method_not
 async fn a_part_upload_past_its_time_budget_is_a_retryable_external_service_error(pool: PgPool) {
     let app = TestApp::with_env(pool, &[("PART_UPLOAD_BUDGET_MS", "300")]).await;
     let (session, file) = app.registered_file(pdf_meta("a.pdf", 10)).await;
-    let base = app.serve_http().await;
-    let stalled = futures::stream::iter([Ok::<_, std::io::Error>(b"%PDF-".to_vec())]).chain(
-        futures::stream::once(async {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            Ok(b"rest".to_vec())
-        }),
-    );
-    let answer = reqwest::Client::new()
-        .put(format!("{base}{S}/{session}/files/{file}/parts/1"))
-        .body(reqwest::Body::wrap_stream(stalled))
-        .send()
-        .await
-        .unwrap();
-    let status = answer.status();
-    let headers = answer.headers().clone();
-    let response = test_response(status, headers, &answer.bytes().await.unwrap());
+    let response = app.stalled_part_upload(&session, &file).await;
     assert_row(
         &response,
         408,
@@ -458,7 +430,7 @@ async fn an_invalid_configuration_is_an_internal_error(pool: PgPool) {
     )
     .await;
     let (parts, body) = answer.into_parts();
-    let response = test_response(parts.status, parts.headers, &body);
+    let response = TestResponse::of_json(parts.status, parts.headers, &body);
     assert_row(
         &response,
         500,
@@ -472,21 +444,7 @@ async fn an_invalid_configuration_is_an_internal_error(pool: PgPool) {
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn an_unexpected_failure_is_an_internal_error(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let session = app.create_session(json!([pdf_meta("a.pdf", 64)])).await;
-    app.completed_file(&session, pdf_meta("a.pdf", 64), pdf_bytes(64))
-        .await;
-    sqlx::query(
-        "ALTER TABLE moc_files ADD CONSTRAINT injected_failure CHECK (file_type <> 'instruction')",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    let response = app
-        .post(
-            FINALIZE,
-            json!({"uploadSessionId": session, "title": "Doomed"}),
-        )
-        .await;
+    let (_, response) = app.finalize_failing_after_the_moc_insert(&pool).await;
     assert_row(
         &response,
         500,
@@ -499,13 +457,7 @@ async fn an_unexpected_failure_is_an_internal_error(pool: PgPool) {
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn an_unreachable_s3_is_service_unavailable_with_retry_after(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let (session, file) = app.registered_file(pdf_meta("a.pdf", 10)).await;
-    let broken = TestApp::with_env(
-        pool,
-        &[("S3_ENDPOINT", "http://127.0.0.1:9"), ("STAGE", &app.stage)],
-    )
-    .await;
-    let response = broken.put_part(&session, &file, "1", pdf_bytes(10)).await;
+    let response = app.part_upload_with_s3_down(pool).await;
     assert_row(
         &response,
         503,
@@ -531,7 +483,7 @@ async fn an_unreachable_database_is_service_unavailable_with_retry_after(pool: P
     let answer =
         moc_shared::routes::dispatch(&moc_shared::routes::CREATE_SESSION, Ok(state), request).await;
     let (parts, body) = answer.into_parts();
-    let response = test_response(parts.status, parts.headers, &body);
+    let response = TestResponse::of_json(parts.status, parts.headers, &body);
     assert_row(
         &response,
         503,
@@ -554,7 +506,7 @@ async fn a_function_the_gateway_cannot_reach_is_an_external_service_error() {
     let answer = gateway.handle(request, None).await;
     let (parts, body) = answer.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    let response = test_response(parts.status, parts.headers, &body);
+    let response = TestResponse::of_json(parts.status, parts.headers, &body);
     assert_row(
         &response,
         502,
