@@ -5,28 +5,37 @@
 /** Where the API lives: the same origin, as Vercel serves public/ next to it. */
 export const API_BASE = document.querySelector('meta[name="moc-api-base"]')?.content || '/api/mocs/uploads';
 
-/** An API error: the stable code, the human message and the details object. */
+/**
+ * An API error: the code (one of the production frontend's vocabulary,
+ * docs/contract.md §0), the human message, the details object, the finer
+ * code (`details.reason`) and the support reference (`correlationId`).
+ */
 export class ApiError extends Error {
-  constructor(status, code, message, details) {
+  constructor(status, code, message, details, correlationId) {
     super(message);
     this.status = status;
     this.code = code;
     this.details = details ?? {};
+    this.reason = this.details.reason ?? code;
+    this.correlationId = correlationId ?? null;
   }
 }
 
 /**
  * Reads an error body. The contract's shape is
- * `{success:false, error:{code, type, message, details}}`; older servers sent
- * `{error:"CODE", message, details}`. Both are read, so the page works against
- * either while they are deployed side by side.
+ * `{success:false, error:{code, type, message, details:{reason, …}},
+ * requestId, correlationId}`; older servers sent `{error:"CODE", message,
+ * details}`. Both are read, so the page works against either while they are
+ * deployed side by side. The support reference is the body's
+ * `correlationId`, else the `X-Correlation-Id` header.
  */
-export function toApiError(status, body) {
+export function toApiError(status, body, headers) {
   const nested = body && typeof body.error === 'object' && body.error !== null ? body.error : null;
   const code = nested?.code ?? nested?.type ?? (typeof body?.error === 'string' ? body.error : `HTTP_${status}`);
   const message = nested?.message ?? body?.message ?? `The server answered ${status}`;
   const details = nested?.details ?? body?.details ?? {};
-  return new ApiError(status, code, message, details);
+  const correlationId = body?.correlationId ?? headers?.get('x-correlation-id') ?? null;
+  return new ApiError(status, code, message, details, correlationId);
 }
 
 async function call(method, path, body) {
@@ -49,7 +58,7 @@ async function call(method, path, body) {
   } catch {
     // Not JSON (a proxy's HTML page, say): the status says enough.
   }
-  if (!response.ok) throw toApiError(response.status, json);
+  if (!response.ok) throw toApiError(response.status, json, response.headers);
   // Success bodies are flat (§0); tolerate a `{data}` wrapper all the same.
   return json && typeof json === 'object' && 'data' in json && json.success ? json.data : json;
 }

@@ -94,12 +94,19 @@ function showMoc(moc) {
 function showError(error) {
   const result = $('result');
   result.className = 'error';
-  // Per-file reasons: finalize's FILE_VALIDATION_FAILED (docs/contract.md
-  // §4.7 step 9) and failed registrations both carry details.files.
+  // Per-file reasons: finalize's FILE_ERROR (reason FILE_VALIDATION_FAILED,
+  // docs/contract.md §4.7 step 9) and failed registrations both carry
+  // details.files.
   const files = Array.isArray(error.details?.files) ? error.details.files : [];
+  // The code, and the finer reason when it says more (docs/contract.md §0).
+  const code = error.code ?? 'ERROR';
+  const label = error.reason && error.reason !== code ? `${code}: ${error.reason}` : code;
   result.replaceChildren(
-    el('h2', {}, 'The upload failed'),
-    el('p', { id: 'error-message' }, error.message, ' ', el('code', {}, `(${error.code ?? 'ERROR'})`)),
+    el('h2', {}, error.code === 'EXPIRED_SESSION' ? 'The upload session expired' : 'The upload failed'),
+    el('p', { id: 'error-message' }, error.message, ' ', el('code', {}, `(${label})`)),
+    ...(error.correlationId
+      ? [el('p', { id: 'error-reference' }, 'Support reference: ', el('code', {}, error.correlationId))]
+      : []),
     ...(files.length
       ? [el('ul', { id: 'error-files' },
           ...files.map((f) => el('li', {}, el('strong', {}, f.filename ?? f.fileId ?? 'file'), ': ', el('span', { class: 'reason' }, f.reason ?? ''), ' ', f.message ?? '')))]
@@ -138,7 +145,7 @@ async function go(kind) {
     }
   } catch (error) {
     if (error.cancelled) return;
-    log(`${error.code ?? 'ERROR'}: ${error.message}`);
+    log(`${error.code ?? 'ERROR'}${error.reason && error.reason !== error.code ? ` (${error.reason})` : ''}: ${error.message}`);
     // A 4xx is final for this session (validation, expiry, conflict); a
     // network failure, 408, 429 or 5xx leaves it resumable after a reload.
     const final = error.status >= 400 && error.status < 500 && ![408, 429].includes(error.status);

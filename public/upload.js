@@ -178,7 +178,10 @@ export class Upload {
     const status = await this.fetchStatus();
     if (status?.mocId) return { alreadyFinalized: true, mocId: status.mocId };
     if (status && status.status !== 'active') {
-      throw new ApiError(410, 'SESSION_' + String(status.status).toUpperCase(), `This upload session is ${status.status}; start a new upload.`, {});
+      // The frontend's vocabulary: an expired session is EXPIRED_SESSION,
+      // any other end of the session a CONFLICT (docs/contract.md §0).
+      const [httpStatus, code] = status.status === 'expired' ? [410, 'EXPIRED_SESSION'] : [409, 'CONFLICT'];
+      throw new ApiError(httpStatus, code, `This upload session is ${status.status}; start a new upload.`, { reason: 'SESSION_' + String(status.status).toUpperCase() });
     }
     if (status?.expiresAt) this.expiresAt = status.expiresAt;
     if (status?.partSizeBytes) this.partSizeBytes = status.partSizeBytes;
@@ -256,7 +259,7 @@ export class Upload {
         const f = batch[r.index];
         if (r.error) {
           f.error = r.error.message;
-          failures.push({ filename: f.meta.name, reason: r.error.code ?? r.error.type, message: r.error.message });
+          failures.push({ filename: f.meta.name, reason: r.error.details?.reason ?? r.error.code ?? r.error.type, message: r.error.message });
           continue;
         }
         f.fileId = r.fileId;

@@ -658,12 +658,13 @@ mod tests {
         request
     }
 
-    /// The platform's answer to `request`, checked to be the `code` error.
+    /// The platform's answer to `request`, checked to be the error whose
+    /// finer code (`details.reason`) is `reason`.
     async fn platform_answer<B>(
         gateway: &Gateway,
         request: Request<B>,
         status: u16,
-        code: &str,
+        reason: &str,
     ) -> (HeaderMap, Value)
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
@@ -671,11 +672,12 @@ mod tests {
     {
         let (got, headers, body) = json_of(gateway.handle(request, None).await).await;
         assert_eq!(
-            (got.as_u16(), body["error"]["type"].as_str()),
-            (status, Some(code))
+            (got.as_u16(), body["error"]["details"]["reason"].as_str()),
+            (status, Some(reason))
         );
         assert_eq!(body["success"], false);
-        assert_eq!(body["error"]["code"], code);
+        assert_eq!(body["error"]["code"], body["error"]["type"]);
+        assert_eq!(body["correlationId"], body["requestId"]);
         assert_eq!(
             headers["x-request-id"].to_str().unwrap(),
             body["requestId"].as_str().unwrap()

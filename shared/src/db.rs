@@ -42,7 +42,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// Postgres connections do not; no request needs more than one at a time.
 pub const MAX_CONNECTIONS: u32 = 5;
 /// How long a request waits for a connection before answering 503
-/// DATABASE_UNAVAILABLE: well inside the shortest `maxDuration` (10 s).
+/// SERVICE_UNAVAILABLE (reason DATABASE_UNAVAILABLE): well inside the shortest `maxDuration` (10 s).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The database of the functions, over `DATABASE_URL` (usually the pooled

@@ -1,13 +1,19 @@
-//! The one error type of the API. Each variant maps to a status and a stable
-//! code (docs/contract.md §0); 5xx answers carry no internals, the full cause goes to
-//! the log instead. [`ApiError::to_body`] is the only place the error
-//! envelope is written: routes, batch items, the dev server and the gateway
-//! all render through it (docs/adr/0004-error-envelope-and-auth-order.md).
+//! The one error type of the API. Each variant maps, in one table
+//! (`codes.rs`), to a status, a code of the production frontend's vocabulary
+//! and a finer reason (docs/contract.md §0, ADR 0008); 5xx answers carry no
+//! internals, the full cause goes to the log instead. [`ApiError::to_body`]
+//! is the only place the error envelope is written: routes, batch items, the
+//! dev server and the gateway all render through it
+//! (docs/adr/0004-error-envelope-and-auth-order.md).
+
+mod codes;
 
 use http::{HeaderValue, Method, StatusCode};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
+
+pub use codes::{ErrorCode, Row};
 
 use crate::domain::limits::RateLimitDenial;
 use crate::domain::{ByteSize, FieldErrors, FileCategory, PartNumber};
@@ -17,7 +23,7 @@ use crate::domain::{FileRejection, FileVerificationProblem};
 use crate::box_error::BoxError;
 
 /// The body of every error answer (contract §0):
-/// `{"success": false, "error": {…}, "requestId", "timestamp"}`.
+/// `{"success": false, "error": {…}, "requestId", "correlationId", "timestamp"}`.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
@@ -28,29 +34,80 @@ pub struct ErrorBody {
     /// The request's `x-request-id`, also in every log line of the request.
     #[schema(example = "7f8c2a52-0d1e-4c6b-9a57-0f3c1b2d4e5a")]
     pub request_id: String,
+    /// The same value as `requestId` and the `X-Correlation-Id` header: the
+    /// support reference the production frontend reads from the body.
+    #[schema(example = "7f8c2a52-0d1e-4c6b-9a57-0f3c1b2d4e5a")]
+    pub correlation_id: String,
     #[schema(example = "2026-11-22T10:00:00.000Z")]
     pub timestamp: String,
 }
 
-/// What went wrong. `code` and `type` carry the same stable code: the old
-/// Lambdas' clients read `code`, the production frontend reads `type`.
+/// What went wrong. `code` and `type` carry the same code of the production
+/// frontend's vocabulary (its `ApiErrorCodeSchema`): the old Lambdas'
+/// clients and the frontend's error mapping read `code`, its API clients
+/// read `type`.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorObject {
     #[schema(example = "VALIDATION_ERROR")]
-    pub code: &'static str,
+    pub code: ErrorCode,
     #[serde(rename = "type")]
     #[schema(example = "VALIDATION_ERROR")]
-    pub error_type: &'static str,
+    pub error_type: ErrorCode,
     /// A human sentence; a 5xx says only what kind of failure happened.
     #[schema(example = "the request body does not match the schema")]
     pub message: String,
-    /// Context for the code, e.g. `errors` by field path (422),
-    /// `sessionExpired`/`expiresAt`/`now` (410), `files[]` (400
-    /// FILE_VALIDATION_FAILED), `suggestedSlug` (409), `retryable` (503).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>, example = json!({"errors": {"files[0].size": ["must be an integer from 1 to 18446744073709551615"]}}))]
-    pub details: Option<Value>,
+    /// Always present: `reason`, the finer code (docs/contract.md §0), and
+    /// the context of the code, e.g. `errors` by field path (422),
+    /// `sessionExpired`/`expiresAt`/`now` (410 EXPIRED_SESSION), `files[]`
+    /// (400 FILE_ERROR), `suggestedSlug` (409 DUPLICATE_SLUG), `retryable`
+    /// (503).
+    pub details: ErrorDetails,
 }
+
+/// `error.details`: the finer code, then the context of the code.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorDetails {
+    /// The finer code: the one the API answered as `error.code` before it
+    /// spoke the frontend's vocabulary (ADR 0008), e.g. `FILE_TOO_LARGE`
+    /// under SIZE_TOO_LARGE, `GONE` under EXPIRED_SESSION.
+    pub reason: &'static str,
+    /// The context fields, beside `reason`.
+    #[serde(flatten)]
+    pub context: Map<String, Value>,
+}
+
+/// Written out, not derived: a derived schema of the flattened map is an
+/// `allOf` with an empty object, which typed clients read as "no other
+/// fields". This says what the body is: `reason`, plus any context field.
+impl utoipa::PartialSchema for ErrorDetails {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+        let reason = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "The finer code: the one the API answered as `error.code` before it spoke the \
+                 frontend's vocabulary (ADR 0008), e.g. `FILE_TOO_LARGE` under SIZE_TOO_LARGE, \
+                 `GONE` under EXPIRED_SESSION.",
+            ))
+            .examples([json!("FILE_TOO_LARGE")]);
+        ObjectBuilder::new()
+            .description(Some(
+                "`reason`, the finer code, and the context fields of the code beside it.",
+            ))
+            .property("reason", reason)
+            .required("reason")
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .examples([json!({
+                "reason": "FILE_TOO_LARGE",
+                "fileName": "castle.pdf",
+                "category": "instruction",
+                "maxBytes": 52_428_800,
+            })])
+            .into()
+    }
+}
+
+impl ToSchema for ErrorDetails {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -71,6 +128,12 @@ pub enum ApiError {
     InvalidPartNumber,
     #[error("{} file(s) failed verification", files.len())]
     FileValidationFailed { files: Vec<FileVerificationProblem> },
+    /// 400: the part list sent to complete cannot complete the upload.
+    #[error("{message}")]
+    PartListRejected {
+        message: &'static str,
+        details: Value,
+    },
     #[error("authentication required")]
     Unauthorized,
     /// 403: the caller is known but may not do this (a cron call without the
@@ -85,6 +148,9 @@ pub enum ApiError {
     RequestTimeout { elapsed_ms: u64, timeout_at: String },
     #[error("{message}")]
     Conflict { message: String, details: Value },
+    /// 409: the user already has a MOC with this title (its slug is taken).
+    #[error("{message}")]
+    TitleTaken { message: String, details: Value },
     #[error("the upload session has expired")]
     Gone { expires_at: String, now: String },
     #[error("{file_name} is larger than the {category} limit")]
@@ -178,58 +244,23 @@ impl ApiError {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
-        use ApiError::*;
-        match self {
-            BadRequest { .. }
-            | FileCountExceeded { .. }
-            | BatchTooLarge { .. }
-            | InvalidPartNumber
-            | FileValidationFailed { .. } => StatusCode::BAD_REQUEST,
-            Unauthorized => StatusCode::UNAUTHORIZED,
-            Forbidden(_) => StatusCode::FORBIDDEN,
-            NotFound(_) => StatusCode::NOT_FOUND,
-            MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
-            Conflict { .. } => StatusCode::CONFLICT,
-            Gone { .. } => StatusCode::GONE,
-            FileTooLarge { .. } | PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Validation(_) | PartCountMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Configuration(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            S3Unavailable(_) | DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Platform { status, .. } => *status,
-        }
+    /// This error's row of the mapping table (docs/contract.md §0).
+    pub fn row(&self) -> Row {
+        codes::row_of(self)
     }
 
-    /// The stable code clients switch on.
-    pub fn code(&self) -> &'static str {
-        use ApiError::*;
-        match self {
-            BadRequest { .. } => "BAD_REQUEST",
-            FileCountExceeded { .. } => "FILE_COUNT_EXCEEDED",
-            BatchTooLarge { .. } => "BATCH_TOO_LARGE",
-            InvalidPartNumber => "INVALID_PART_NUMBER",
-            FileValidationFailed { .. } => "FILE_VALIDATION_FAILED",
-            Unauthorized => "UNAUTHORIZED",
-            Forbidden(_) => "FORBIDDEN",
-            NotFound(_) => "NOT_FOUND",
-            MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
-            RequestTimeout { .. } => "REQUEST_TIMEOUT",
-            Conflict { .. } => "CONFLICT",
-            Gone { .. } => "GONE",
-            FileTooLarge { .. } => "FILE_TOO_LARGE",
-            PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
-            UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
-            Validation(_) | PartCountMismatch { .. } => "VALIDATION_ERROR",
-            RateLimited(denial) => denial.rule.code,
-            Configuration(_) => "CONFIGURATION_ERROR",
-            S3Unavailable(_) => "S3_UNAVAILABLE",
-            DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
-            Internal(_) => "INTERNAL_ERROR",
-            Platform { code, .. } => code,
-        }
+    pub fn status(&self) -> StatusCode {
+        self.row().status
+    }
+
+    /// The code of the frontend's vocabulary clients switch on.
+    pub fn code(&self) -> ErrorCode {
+        self.row().code
+    }
+
+    /// The finer code, `details.reason`.
+    pub fn reason(&self) -> &'static str {
+        self.row().reason
     }
 
     /// The human sentence of the body. 5xx answers say only what kind of
@@ -255,7 +286,9 @@ impl ApiError {
         use ApiError::*;
         match self {
             BadRequest { details, .. } => details.clone(),
-            Conflict { details, .. } => Some(details.clone()),
+            Conflict { details, .. }
+            | TitleTaken { details, .. }
+            | PartListRejected { details, .. } => Some(details.clone()),
             FileCountExceeded { .. }
             | BatchTooLarge { .. }
             | InvalidPartNumber
@@ -362,12 +395,21 @@ impl ApiError {
     /// The `error` object of docs/contract.md §0. Batch results carry it as their
     /// items' `error`.
     pub fn to_item(&self) -> ErrorObject {
-        let code = self.code();
+        let Row { code, reason, .. } = self.row();
+        let context = match self.details() {
+            Some(Value::Object(context)) => context,
+            Some(other) => Map::from_iter([("value".to_owned(), other)]),
+            None => Map::new(),
+        };
+        debug_assert!(
+            !context.contains_key("reason"),
+            "details.reason is the finer code only"
+        );
         ErrorObject {
             code,
             error_type: code,
             message: self.public_message(),
-            details: self.details(),
+            details: ErrorDetails { reason, context },
         }
     }
 
@@ -377,6 +419,7 @@ impl ApiError {
             success: false,
             error: self.to_item(),
             request_id: request_id.to_owned(),
+            correlation_id: request_id.to_owned(),
             timestamp: crate::time::rfc3339(crate::time::now()),
         }
     }
@@ -402,9 +445,9 @@ impl ApiError {
                 causes.push(cause.to_string());
                 source = cause.source();
             }
-            tracing::error!(status, code = self.code(), error = %self, causes = ?causes, "request failed");
+            tracing::error!(status, code = self.code().as_str(), reason = self.reason(), error = %self, causes = ?causes, "request failed");
         } else {
-            tracing::info!(status, code = self.code(), error = %self, "request refused");
+            tracing::info!(status, code = self.code().as_str(), reason = self.reason(), error = %self, "request refused");
         }
     }
 }
@@ -441,8 +484,12 @@ mod tests {
         assert_eq!(body["success"], false);
         assert_eq!(body["error"]["code"], "INTERNAL_ERROR");
         assert_eq!(body["error"]["type"], "INTERNAL_ERROR");
-        assert!(body["error"].get("details").is_none());
+        assert_eq!(
+            body["error"]["details"],
+            json!({"reason": "INTERNAL_ERROR"})
+        );
         assert_eq!(body["requestId"], "req-1");
+        assert_eq!(body["correlationId"], "req-1");
         assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
         assert!(!body.to_string().contains("secret_table"));
     }
@@ -454,7 +501,12 @@ mod tests {
             now: "b".into(),
         };
         assert_eq!(err.status(), StatusCode::GONE);
-        assert_eq!(err.details().unwrap()["sessionExpired"], true);
+        assert_eq!(err.code(), ErrorCode::ExpiredSession);
+        let details = serde_json::to_value(err.to_item().details).unwrap();
+        assert_eq!(
+            details,
+            json!({"reason": "GONE", "sessionExpired": true, "expiresAt": "a", "now": "b"})
+        );
     }
 
     #[test]
@@ -464,7 +516,8 @@ mod tests {
             .to_utc();
         let err = ApiError::RateLimited(RateLimitDenial::new(&FINALIZE_LIMIT, 10, now));
         assert_eq!(err.status(), StatusCode::TOO_MANY_REQUESTS);
-        assert_eq!(err.code(), "RATE_LIMIT_EXCEEDED");
+        assert_eq!(err.code(), ErrorCode::TooManyRequests);
+        assert_eq!(err.reason(), "RATE_LIMIT_EXCEEDED");
         assert_eq!(err.public_message(), "too many finalize requests");
         assert_eq!(err.retry_after(), Some(42));
         assert_eq!(err.details().unwrap()["window"], format!("{}m", 1));

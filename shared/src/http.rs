@@ -142,7 +142,7 @@ impl ApiRequest {
                 }
                 ApiError::bad_request_with(
                     "The request body could not be read",
-                    serde_json::json!({"reason": error.to_string()}),
+                    serde_json::json!({"cause": error.to_string()}),
                 )
             })?;
             if let Ok(data) = frame.into_data() {

@@ -11,8 +11,10 @@
 
 use std::collections::BTreeMap;
 
+use utoipa::openapi::header::{Header, HeaderBuilder};
 use utoipa::openapi::path::{HttpMethod, Operation};
 use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::schema::{Object, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Components, Content, OpenApi as Document, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi};
@@ -134,19 +136,19 @@ const SHARED_ANSWERS: [(&str, &str, &str, Applies); 6] = [
     (
         "BodyTooLarge",
         "413",
-        "PAYLOAD_TOO_LARGE: a JSON body over 1 MiB (`details.maxBodyBytes`).",
+        "SIZE_TOO_LARGE (`details.reason` PAYLOAD_TOO_LARGE): a JSON body over 1 MiB (`details.maxBodyBytes`).",
         Applies::JsonBody,
     ),
     (
         "ServerError",
         "500",
-        "INTERNAL_ERROR or CONFIGURATION_ERROR; the cause is logged, never answered.",
+        "INTERNAL_ERROR (`details.reason` INTERNAL_ERROR or CONFIGURATION_ERROR); the cause is logged, never answered.",
         Applies::Every,
     ),
     (
         "Unavailable",
         "503",
-        "DATABASE_UNAVAILABLE or S3_UNAVAILABLE (`details.retryable: true`); retry after `Retry-After` seconds.",
+        "SERVICE_UNAVAILABLE (`details.reason` DATABASE_UNAVAILABLE or S3_UNAVAILABLE, `details.retryable: true`); retry after `Retry-After` seconds.",
         Applies::Every,
     ),
 ];
@@ -182,11 +184,15 @@ impl Modify for SharedAnswers {
         let components = openapi.components.get_or_insert_with(Default::default);
         add_security_schemes(components);
         let error_body = Content::new(Some(RefOr::Ref(Ref::from_schema_name("ErrorBody"))));
-        for (name, _, description, _) in SHARED_ANSWERS {
-            let response = ResponseBuilder::new()
+        for (name, status, description, _) in SHARED_ANSWERS {
+            let mut response = ResponseBuilder::new()
                 .description(description)
-                .content("application/json", error_body.clone())
-                .build();
+                .content("application/json", error_body.clone());
+            // Every 503 says when to retry (docs/contract.md §0).
+            if status == "503" {
+                response = response.header("Retry-After", retry_after_header());
+            }
+            let response = response.build();
             components
                 .responses
                 .insert(name.to_owned(), response.into());
@@ -216,6 +222,14 @@ impl Modify for SharedAnswers {
             }
         }
     }
+}
+
+/// `Retry-After`: whole seconds.
+fn retry_after_header() -> Header {
+    HeaderBuilder::new()
+        .schema(Object::with_type(Type::Integer))
+        .description(Some("Seconds to wait before retrying."))
+        .build()
 }
 
 /// The credentials a request may carry: the frontend's cookie or a bearer
@@ -354,6 +368,32 @@ mod tests {
             }
         }
         assert!(checked > 50, "only {checked} error answers documented");
+    }
+
+    #[test]
+    fn the_error_code_is_an_enum_of_the_frontends_vocabulary() {
+        let json: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
+        let schemas = &json["components"]["schemas"];
+        let vocabulary: Vec<&str> = crate::error::ErrorCode::ALL
+            .iter()
+            .map(|c| c.as_str())
+            .collect();
+        assert_eq!(schemas["ErrorCode"]["enum"], serde_json::json!(vocabulary));
+        for field in ["code", "type"] {
+            assert_eq!(
+                schemas["ErrorObject"]["properties"][field]["$ref"],
+                "#/components/schemas/ErrorCode",
+                "{field}"
+            );
+        }
+        let required = |schema: &str| schemas[schema]["required"].as_array().unwrap().clone();
+        assert!(required("ErrorObject").contains(&"details".into()));
+        assert!(required("ErrorDetails").contains(&"reason".into()));
+        assert_eq!(schemas["ErrorDetails"]["additionalProperties"], true);
+        assert!(required("ErrorBody").contains(&"correlationId".into()));
+        assert!(
+            json["components"]["responses"]["Unavailable"]["headers"]["Retry-After"].is_object()
+        );
     }
 
     #[test]

@@ -257,7 +257,9 @@ await scenario('refused', async (page) => {
   await page.waitForSelector('#result:not([hidden])', { timeout: 60_000 });
   await page.screenshot({ path: join(SHOTS, '5-error.png'), fullPage: true });
   const message = await page.$('#error-message') ? await textOf(page, '#error-message') : await textOf(page, '#result');
-  check(message.includes('FILE_VALIDATION_FAILED'), 'finalize refuses the upload with FILE_VALIDATION_FAILED', message.trim());
+  check(message.includes('FILE_ERROR: FILE_VALIDATION_FAILED'), 'finalize refuses the upload with FILE_ERROR (reason FILE_VALIDATION_FAILED)', message.trim());
+  const reference = await page.$('#error-reference') ? await textOf(page, '#error-reference') : '';
+  check(/Support reference: \S+/.test(reference), 'the page shows the support reference (correlationId)', reference.trim());
   const items = await page.$$eval('#error-files li', (lis) => lis.map((li) => li.textContent));
   check(items.length === 1 && items[0].includes('not-really.pdf') && items[0].includes('magic-bytes'), 'the page shows the per-file reason', items.join(' | '));
 });

@@ -2,9 +2,12 @@
 // is: `fetch` with `credentials: 'include'` (the auth cookie rides along, no
 // Authorization header), a success body read as `body.data || body`, and an
 // error body validated with zod as `{success: false, error: {type, message,
-// details?}, timestamp?}`. Whatever this client cannot parse, the frontend
-// shows as a generic failure: that is what the check guards against.
+// details?}, timestamp?}`, then handed to the frontend's error mapping
+// (errors.ts), which reads `error.code` and `correlationId`. Whatever this
+// client cannot parse, and any code outside the frontend's vocabulary, the
+// frontend shows as a generic failure: that is what the check guards against.
 import { z } from "zod";
+import { parseApiError, type ParsedApiError } from "./errors.js";
 
 export const ApiErrorSchema = z.object({
   success: z.literal(false),
@@ -51,7 +54,12 @@ export type Outcome<T> =
       headers: Headers;
       /** The frontend's fallback when the error body does not parse. */
       generic: boolean;
+      /** What the frontend's error mapping makes of the body. */
+      mapped: ParsedApiError;
     };
+
+/** Every error code this run was answered, for the final vocabulary check. */
+export const seenCodes = new Set<string>();
 
 /**
  * What a browser adds on its own to a `credentials: 'include'` request from
@@ -91,19 +99,26 @@ export class Api {
       const payload = (json as { data?: unknown } | null)?.data || json;
       return { ok: true, status: response.status, data: schema.parse(payload), headers: response.headers };
     }
+    const mapped = parseApiError(json, response.headers);
+    seenCodes.add(mapped.code);
     const parsed = ApiErrorSchema.safeParse(json);
     if (!parsed.success) {
       return {
         ok: false, status: response.status, type: "UNKNOWN", generic: true,
-        message: "Something went wrong. Please try again.", headers: response.headers,
+        message: "Something went wrong. Please try again.", headers: response.headers, mapped,
       };
     }
     const { type, message, details } = parsed.data.error;
-    return { ok: false, status: response.status, type, message, details, headers: response.headers, generic: false };
+    return { ok: false, status: response.status, type, message, details, headers: response.headers, generic: false, mapped };
   }
 
   createSession(files: unknown[]) {
     return this.call("POST", "/api/mocs/uploads/sessions", z.object({ sessionId: z.string() }), { files });
+  }
+
+  registerBatch(sessionId: string, files: unknown[]) {
+    return this.call("POST", `/api/mocs/uploads/sessions/${sessionId}/files/batch`,
+      z.object({ results: z.array(z.unknown()) }), { files });
   }
 
   register(sessionId: string, file: unknown) {

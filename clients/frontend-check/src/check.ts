@@ -1,14 +1,21 @@
-// The finalize scenarios, run against a dev server as the production
-// frontend runs them, asserting what its user would see. Driven by
-// scripts/frontend-check (BASE_URL, KEY_DIR, APP_ORIGIN).
+// The upload and finalize scenarios, run against a dev server as the
+// production frontend runs them, asserting what its user would see: every
+// error's code is in the frontend's vocabulary (else the user sees a generic
+// "contact support"), its support reference (`correlationId`) is the request
+// ID, and an expired session puts the file in the upload manager's "expired"
+// state on register, part upload, complete and finalize. Driven by
+// scripts/frontend-check (BASE_URL, KEY_DIR, APP_ORIGIN, DATABASE_URL).
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
-import { Api, ApiErrorSchema, FileFailureSchema, type Moc, type Outcome } from "./api.js";
+import { Api, ApiErrorSchema, FileFailureSchema, seenCodes, type Moc, type Outcome } from "./api.js";
+import { ApiErrorCodeSchema, fileStateAfter, parseApiError } from "./errors.js";
 import { idToken, loadKey } from "./jwt.js";
 
 const base = required("BASE_URL");
 const key = loadKey(required("KEY_DIR"));
+const databaseUrl = required("DATABASE_URL");
 const origin = process.env.APP_ORIGIN ?? "http://localhost:5173";
 const run = randomUUID().slice(0, 8);
 
@@ -29,15 +36,45 @@ function expectOk<T>(outcome: Outcome<T>, what: string): T {
   return outcome.data;
 }
 
-function expectError<T>(outcome: Outcome<T>, status: number, type: string) {
-  assert.equal(outcome.ok, false, `expected ${status} ${type}, got a success`);
+/**
+ * The error `code` with `status`, as the frontend handles it: the body parses,
+ * the code is one of its vocabulary (so the user sees its title and action,
+ * not "contact support"), `type` is the same code, the finer `reason` is in
+ * `details`, and the support reference is the request ID.
+ */
+function expectError<T>(outcome: Outcome<T>, status: number, code: string, reason = code) {
+  assert.equal(outcome.ok, false, `expected ${status} ${code}, got a success`);
   if (outcome.ok) throw new Error("unreachable");
   assert.equal(outcome.generic, false, "the error body must parse, or the user sees a generic message");
-  assert.equal(outcome.status, status);
-  assert.equal(outcome.type, type);
+  assert.equal(outcome.status, status, outcome.message);
+  assert.ok(outcome.mapped.known, `${outcome.mapped.code} is not in the frontend's vocabulary`);
+  assert.equal(outcome.mapped.code, code);
+  assert.equal(outcome.type, code);
+  assert.equal(outcome.details?.reason, reason);
   assert.ok(outcome.message.length > 0, "the user is told what happened");
+  assert.ok(outcome.mapped.correlationId, "the user gets a support reference");
+  assert.equal(outcome.mapped.correlationId, outcome.headers.get("x-request-id"));
+  assert.equal(outcome.mapped.correlationId, outcome.headers.get("x-correlation-id"));
   return outcome;
 }
+
+/** Moves a session's expiry into the past, as an hour left idle would. */
+function expire(sessionId: string): void {
+  assert.match(sessionId, /^[0-9a-f-]{36}$/);
+  execFileSync("psql", ["-q", "-X", "-v", "ON_ERROR_STOP=1", "-d", databaseUrl, "-c",
+    `UPDATE upload_sessions SET expires_at = (now() AT TIME ZONE 'utc') - interval '1 minute' WHERE id = '${sessionId}'`]);
+}
+
+/** The expired-session answer, and the upload manager's "expired" state it leads to. */
+function expectExpired<T>(outcome: Outcome<T>, what: string): void {
+  const error = expectError(outcome, 410, "EXPIRED_SESSION", "GONE");
+  assert.equal(fileStateAfter(error.mapped), "expired", `${what}: the file is shown as expired, not failed`);
+  assert.equal(error.details?.sessionExpired, true);
+  assert.ok(Date.parse(String(error.details?.expiresAt)) < Date.parse(String(error.details?.now)));
+}
+
+const instruction = (name: string, size: number) =>
+  ({ category: "instruction", name, size, type: "application/pdf", ext: "pdf" });
 
 const pdf = (len = 64) => {
   const bytes = new Uint8Array(len).fill(0x20);
@@ -80,7 +117,7 @@ const scenarios: Array<[string, () => Promise<void>]> = [
     const zip = new Uint8Array(64);
     zip.set([0x50, 0x4b, 0x03, 0x04]);
     const session = await uploaded(api, "manual.pdf", zip);
-    const error = expectError(await api.finalize(session, `Zip ${run}`), 400, "FILE_VALIDATION_FAILED");
+    const error = expectError(await api.finalize(session, `Zip ${run}`), 400, "FILE_ERROR", "FILE_VALIDATION_FAILED");
     const files = z.array(FileFailureSchema).parse(error.details?.files);
     assert.equal(files.length, 1);
     assert.equal(files[0].filename, "manual.pdf");
@@ -90,7 +127,8 @@ const scenarios: Array<[string, () => Promise<void>]> = [
     const api = signedIn("conflict");
     const title = `Taken ${run}`;
     expectOk(await api.finalize(await uploaded(api, "a.pdf", pdf()), title), "first finalize");
-    const error = expectError(await api.finalize(await uploaded(api, "b.pdf", pdf()), title), 409, "CONFLICT");
+    const error = expectError(await api.finalize(await uploaded(api, "b.pdf", pdf()), title), 409, "DUPLICATE_SLUG", "CONFLICT");
+    assert.equal(error.mapped.action, "fix-input", "the user is asked for another title");
     assert.equal(typeof error.details?.suggestedSlug, "string");
     assert.ok(String(error.details?.suggestedSlug).startsWith(`taken-${run}`));
   }],
@@ -99,7 +137,9 @@ const scenarios: Array<[string, () => Promise<void>]> = [
     for (let i = 0; i < 10; i++) {
       expectError(await api.finalize(randomUUID(), "Nope"), 404, "NOT_FOUND");
     }
-    const limited = expectError(await api.finalize(randomUUID(), "Nope"), 429, "RATE_LIMIT_EXCEEDED");
+    const limited = expectError(await api.finalize(randomUUID(), "Nope"), 429, "TOO_MANY_REQUESTS", "RATE_LIMIT_EXCEEDED");
+    assert.equal(limited.mapped.isRetryable, true, "a rate limit is retried, not shown as final");
+    assert.equal(limited.mapped.action, "wait");
     assert.ok(Number(limited.headers.get("retry-after")) > 0, "Retry-After is readable");
     assert.match(limited.headers.get("access-control-expose-headers") ?? "", /Retry-After/);
   }],
@@ -128,7 +168,52 @@ const scenarios: Array<[string, () => Promise<void>]> = [
     });
     assert.equal(response.status, 403);
     assert.equal(response.headers.get("access-control-allow-origin"), null, "no CORS for that origin");
-    assert.equal(ApiErrorSchema.parse(await response.json()).error.type, "FORBIDDEN");
+    const body: unknown = await response.json();
+    assert.equal(ApiErrorSchema.parse(body).error.type, "FORBIDDEN");
+    const mapped = parseApiError(body, response.headers);
+    seenCodes.add(mapped.code);
+    assert.ok(mapped.known, `${mapped.code} is in the frontend's vocabulary`);
+    assert.equal(mapped.code, "FORBIDDEN");
+    assert.equal(mapped.correlationId, response.headers.get("x-request-id"));
+  }],
+  ["an expired session on register shows the file as expired", async () => {
+    const api = signedIn("expired-register");
+    const meta = instruction("manual.pdf", 64);
+    const { sessionId } = expectOk(await api.createSession([meta]), "create session");
+    expire(sessionId);
+    expectExpired(await api.register(sessionId, meta), "register");
+    expectExpired(await api.registerBatch(sessionId, [meta]), "batch register");
+  }],
+  ["an expired session on part upload shows the file as expired", async () => {
+    const api = signedIn("expired-part");
+    const meta = instruction("manual.pdf", 64);
+    const { sessionId } = expectOk(await api.createSession([meta]), "create session");
+    const { fileId } = expectOk(await api.register(sessionId, meta), "register");
+    expire(sessionId);
+    expectExpired(await api.uploadPart(sessionId, fileId, pdf()), "part upload");
+  }],
+  ["an expired session on complete shows the file as expired", async () => {
+    const api = signedIn("expired-complete");
+    const meta = instruction("manual.pdf", 64);
+    const { sessionId } = expectOk(await api.createSession([meta]), "create session");
+    const { fileId } = expectOk(await api.register(sessionId, meta), "register");
+    const { etag } = expectOk(await api.uploadPart(sessionId, fileId, pdf()), "upload part");
+    expire(sessionId);
+    expectExpired(await api.complete(sessionId, fileId, etag), "complete");
+  }],
+  ["an expired session on finalize shows the upload as expired", async () => {
+    const api = signedIn("expired-finalize");
+    const session = await uploaded(api, "manual.pdf", pdf());
+    expire(session);
+    expectExpired(await api.finalize(session, `Late ${run}`), "finalize");
+  }],
+  ["a file over its limit and a type not allowed are shown as what to fix", async () => {
+    const api = signedIn("limits");
+    const tooLarge = expectError(await api.createSession([instruction("huge.pdf", 100 * 1024 * 1024)]),
+      413, "SIZE_TOO_LARGE", "FILE_TOO_LARGE");
+    assert.equal(tooLarge.mapped.action, "fix-input");
+    const png = { ...instruction("a.pdf", 10), type: "image/png" };
+    expectError(await api.createSession([png]), 415, "INVALID_TYPE", "UNSUPPORTED_MEDIA_TYPE");
   }],
 ];
 
@@ -141,6 +226,13 @@ for (const [name, scenario] of scenarios) {
     failed++;
     console.log(`not ok - ${name}\n  ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
   }
+}
+const unknown = [...seenCodes].filter((code) => !ApiErrorCodeSchema.safeParse(code).success);
+if (unknown.length > 0) {
+  failed++;
+  console.log(`not ok - every error code is in the frontend's vocabulary: ${unknown.join(", ")}`);
+} else {
+  console.log(`ok - every error code answered (${[...seenCodes].sort().join(", ")}) is in the frontend's vocabulary`);
 }
 console.log(`${scenarios.length - failed}/${scenarios.length} frontend scenarios passed`);
 process.exit(failed === 0 ? 0 : 1);

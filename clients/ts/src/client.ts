@@ -9,6 +9,8 @@ import type { components, paths } from "./schema.js";
 export type UploadsClient = ReturnType<typeof uploadsClient>;
 /** The error envelope every error answer carries (docs/contract.md §0). */
 export type ErrorBody = components["schemas"]["ErrorBody"];
+/** `error.code` and `error.type`: the production frontend's vocabulary. */
+export type ErrorCode = components["schemas"]["ErrorCode"];
 
 /**
  * A client of the API at `baseUrl` (the origin: the document's paths start

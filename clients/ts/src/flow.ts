@@ -2,13 +2,15 @@
 // flow with the typed client, against a running dev server (scripts/ts-client-check
 // starts one): create a session, register a PDF with `partCount` 1, PUT its
 // one part straight to S3 through the presigned URL and take S3's ETag,
-// complete, finalize, then replay the finalize and read an error back.
+// complete, finalize, then replay the finalize and read an error back (its
+// code typed as the frontend's vocabulary, its `details.reason` and
+// `correlationId`).
 // Every answer is checked at run time; its shape is checked at compile time
 // by the types generated from docs/openapi.json. Exits non-zero on any failure.
 import assert from "node:assert/strict";
 import { createHash, randomUUID } from "node:crypto";
 
-import { type UploadsClient, uploadsClient } from "./client.js";
+import { type ErrorCode, type UploadsClient, uploadsClient } from "./client.js";
 import { accessToken, loadKey } from "./jwt.js";
 
 const baseUrl = process.env.BASE_URL ?? "http://127.0.0.1:3000";
@@ -217,9 +219,13 @@ step("an unknown session is 404 in the error envelope", async () => {
   assert.equal(data, undefined);
   assert.ok(error, "an error body");
   assert.equal(error.success, false);
-  assert.equal(error.error.code, "NOT_FOUND");
+  // `code` is typed as the frontend's vocabulary: a code outside it would not compile here.
+  const code: ErrorCode = error.error.code;
+  assert.equal(code, "NOT_FOUND");
   assert.equal(error.error.type, "NOT_FOUND");
+  assert.equal(error.error.details.reason, "NOT_FOUND");
   assert.equal(error.requestId, response.headers.get("x-request-id"));
+  assert.equal(error.correlationId, error.requestId, "the support reference is the request ID");
 });
 
 let passed = 0;

@@ -217,7 +217,7 @@ export interface components {
         };
         /**
          * @description POST …/files/batch (contract §4.3). More than `MAX_BATCH_SIZE` files
-         *     (default 10) is 400 BATCH_TOO_LARGE.
+         *     (default 10) is 400 BAD_REQUEST (`details.reason` BATCH_TOO_LARGE).
          * @example {
          *       "files": [
          *         {
@@ -261,7 +261,8 @@ export interface components {
         CreateSessionRequest: {
             /**
              * @description At least one `instruction` file; parts lists ≤ 5, images and
-             *     thumbnails ≤ 10 (400 FILE_COUNT_EXCEEDED).
+             *     thumbnails ≤ 10 (400 VALIDATION_ERROR, `details.reason`
+             *     FILE_COUNT_EXCEEDED).
              */
             files: components["schemas"]["FileMetadataBody"][];
         };
@@ -279,9 +280,15 @@ export interface components {
         };
         /**
          * @description The body of every error answer (contract §0):
-         *     `{"success": false, "error": {…}, "requestId", "timestamp"}`.
+         *     `{"success": false, "error": {…}, "requestId", "correlationId", "timestamp"}`.
          */
         ErrorBody: {
+            /**
+             * @description The same value as `requestId` and the `X-Correlation-Id` header: the
+             *     support reference the production frontend reads from the body.
+             * @example 7f8c2a52-0d1e-4c6b-9a57-0f3c1b2d4e5a
+             */
+            correlationId: string;
             error: components["schemas"]["ErrorObject"];
             /**
              * @description The request's `x-request-id`, also in every log line of the request.
@@ -297,25 +304,54 @@ export interface components {
             timestamp: string;
         };
         /**
-         * @description What went wrong. `code` and `type` carry the same stable code: the old
-         *     Lambdas' clients read `code`, the production frontend reads `type`.
+         * @description `error.code` and `error.type`: the frontend's vocabulary, all of it, so the
+         *     OpenAPI enum is the list the frontend validates. The API answers a subset
+         *     (the mapping table of docs/contract.md §0); `ACCESS_DENIED`,
+         *     `RATE_LIMITED`, `DATABASE_ERROR`, `SEARCH_ERROR` and `THROTTLING_ERROR`
+         *     are never answered.
+         * @enum {string}
+         */
+        ErrorCode: "UNAUTHORIZED" | "EXPIRED_SESSION" | "ACCESS_DENIED" | "FORBIDDEN" | "NOT_FOUND" | "CONFLICT" | "DUPLICATE_SLUG" | "BAD_REQUEST" | "VALIDATION_ERROR" | "INVALID_TYPE" | "SIZE_TOO_LARGE" | "FILE_ERROR" | "PARTS_VALIDATION_ERROR" | "RATE_LIMITED" | "TOO_MANY_REQUESTS" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "DATABASE_ERROR" | "SEARCH_ERROR" | "EXTERNAL_SERVICE_ERROR" | "THROTTLING_ERROR";
+        /**
+         * @description `reason`, the finer code, and the context fields of the code beside it.
+         * @example {
+         *       "category": "instruction",
+         *       "fileName": "castle.pdf",
+         *       "maxBytes": 52428800,
+         *       "reason": "FILE_TOO_LARGE"
+         *     }
+         */
+        ErrorDetails: {
+            /**
+             * @description The finer code: the one the API answered as `error.code` before it spoke the frontend's vocabulary (ADR 0008), e.g. `FILE_TOO_LARGE` under SIZE_TOO_LARGE, `GONE` under EXPIRED_SESSION.
+             * @example FILE_TOO_LARGE
+             */
+            reason: string;
+        } & {
+            [key: string]: unknown;
+        };
+        /**
+         * @description What went wrong. `code` and `type` carry the same code of the production
+         *     frontend's vocabulary (its `ApiErrorCodeSchema`): the old Lambdas'
+         *     clients and the frontend's error mapping read `code`, its API clients
+         *     read `type`.
          */
         ErrorObject: {
-            /** @example VALIDATION_ERROR */
-            code: string;
+            code: components["schemas"]["ErrorCode"];
             /**
-             * @description Context for the code, e.g. `errors` by field path (422),
-             *     `sessionExpired`/`expiresAt`/`now` (410), `files[]` (400
-             *     FILE_VALIDATION_FAILED), `suggestedSlug` (409), `retryable` (503).
+             * @description Always present: `reason`, the finer code (docs/contract.md §0), and
+             *     the context of the code, e.g. `errors` by field path (422),
+             *     `sessionExpired`/`expiresAt`/`now` (410 EXPIRED_SESSION), `files[]`
+             *     (400 FILE_ERROR), `suggestedSlug` (409 DUPLICATE_SLUG), `retryable`
+             *     (503).
              */
-            details?: Record<string, never> | null;
+            details: components["schemas"]["ErrorDetails"];
             /**
              * @description A human sentence; a 5xx says only what kind of failure happened.
              * @example the request body does not match the schema
              */
             message: string;
-            /** @example VALIDATION_ERROR */
-            type: string;
+            type: components["schemas"]["ErrorCode"];
         };
         Extended: {
             /** Format: date-time */
@@ -343,12 +379,13 @@ export interface components {
             name: string;
             /**
              * Format: int64
-             * @description Bytes. Over the category's limit is 413 FILE_TOO_LARGE.
+             * @description Bytes. Over the category's limit is 413 SIZE_TOO_LARGE
+             *     (`details.reason` FILE_TOO_LARGE).
              */
             size: number;
             /**
              * @description MIME type, compared case-insensitively; one the category does not
-             *     allow is 415 UNSUPPORTED_MEDIA_TYPE.
+             *     allow is 415 INVALID_TYPE (`details.reason` UNSUPPORTED_MEDIA_TYPE).
              */
             type: string;
         };
@@ -596,7 +633,7 @@ export interface components {
         };
     };
     responses: {
-        /** @description PAYLOAD_TOO_LARGE: a JSON body over 1 MiB (`details.maxBodyBytes`). */
+        /** @description SIZE_TOO_LARGE (`details.reason` PAYLOAD_TOO_LARGE): a JSON body over 1 MiB (`details.maxBodyBytes`). */
         BodyTooLarge: {
             headers: {
                 [name: string]: unknown;
@@ -623,7 +660,7 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description INTERNAL_ERROR or CONFIGURATION_ERROR; the cause is logged, never answered. */
+        /** @description INTERNAL_ERROR (`details.reason` INTERNAL_ERROR or CONFIGURATION_ERROR); the cause is logged, never answered. */
         ServerError: {
             headers: {
                 [name: string]: unknown;
@@ -641,9 +678,11 @@ export interface components {
                 "application/json": components["schemas"]["ErrorBody"];
             };
         };
-        /** @description DATABASE_UNAVAILABLE or S3_UNAVAILABLE (`details.retryable: true`); retry after `Retry-After` seconds. */
+        /** @description SERVICE_UNAVAILABLE (`details.reason` DATABASE_UNAVAILABLE or S3_UNAVAILABLE, `details.retryable: true`); retry after `Retry-After` seconds. */
         Unavailable: {
             headers: {
+                /** @description Seconds to wait before retrying. */
+                "Retry-After"?: number;
                 [name: string]: unknown;
             };
             content: {
@@ -722,7 +761,7 @@ export interface operations {
                     "application/json": components["schemas"]["MocView"];
                 };
             };
-            /** @description BAD_REQUEST (no completed instruction file) or FILE_VALIDATION_FAILED (`details.files[]`). */
+            /** @description BAD_REQUEST (no completed instruction file), or FILE_ERROR (`details.reason` FILE_VALIDATION_FAILED, `details.files[]`). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -742,7 +781,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description CONFLICT: the title is taken (`details.suggestedSlug`, `retryStrategy`), or the session is cancelled. */
+            /** @description DUPLICATE_SLUG: the title is taken (`details.suggestedSlug`, `retryStrategy`); CONFLICT: the session is cancelled. */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -751,7 +790,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description GONE: the session expired before it was finalized. */
+            /** @description EXPIRED_SESSION (`details.reason` GONE): the session expired before it was finalized. */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -770,7 +809,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description RATE_LIMIT_EXCEEDED: `FINALIZE_RATE_LIMIT_PER_MINUTE` per user (admins exempt). */
+            /** @description TOO_MANY_REQUESTS (`details.reason` RATE_LIMIT_EXCEEDED): `FINALIZE_RATE_LIMIT_PER_MINUTE` per user (admins exempt). */
             429: {
                 headers: {
                     /** @description Seconds until the window frees a slot. */
@@ -807,7 +846,7 @@ export interface operations {
                     "application/json": components["schemas"]["CreatedSession"];
                 };
             };
-            /** @description BAD_REQUEST (no instruction file, invalid JSON) or FILE_COUNT_EXCEEDED. */
+            /** @description BAD_REQUEST (no instruction file, invalid JSON), or VALIDATION_ERROR with `details.reason` FILE_COUNT_EXCEEDED. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -818,7 +857,7 @@ export interface operations {
             };
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["CrossSiteRefused"];
-            /** @description FILE_TOO_LARGE: a file over its category's limit; PAYLOAD_TOO_LARGE: a body over 1 MiB. */
+            /** @description SIZE_TOO_LARGE: a file over its category's limit (`details.reason` FILE_TOO_LARGE), or a body over 1 MiB (PAYLOAD_TOO_LARGE). */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -827,7 +866,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE: a MIME type its category does not allow. */
+            /** @description INVALID_TYPE (`details.reason` UNSUPPORTED_MEDIA_TYPE): a MIME type its category does not allow. */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -845,7 +884,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description TOO_MANY_REQUESTS: the daily session limit; checked after every other rule, so an invalid request uses no quota. */
+            /** @description TOO_MANY_REQUESTS (`details.reason` TOO_MANY_REQUESTS): the daily session limit; checked after every other rule, so an invalid request uses no quota. */
             429: {
                 headers: {
                     /** @description Seconds until the next session may be created. */
@@ -979,7 +1018,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description GONE: already expired. */
+            /** @description EXPIRED_SESSION (`details.reason` GONE): already expired. */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -1026,7 +1065,7 @@ export interface operations {
                     "application/json": components["schemas"]["Registration"];
                 };
             };
-            /** @description BAD_REQUEST (session not active or expired: `details.sessionExpired`) or FILE_COUNT_EXCEEDED (more than the session declared). */
+            /** @description BAD_REQUEST (session not active), or VALIDATION_ERROR with `details.reason` FILE_COUNT_EXCEEDED (more than the session declared). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1055,7 +1094,16 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description FILE_TOO_LARGE or PAYLOAD_TOO_LARGE. */
+            /** @description EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`). */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description SIZE_TOO_LARGE (`details.reason` FILE_TOO_LARGE or PAYLOAD_TOO_LARGE). */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1064,7 +1112,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description UNSUPPORTED_MEDIA_TYPE. */
+            /** @description INVALID_TYPE (`details.reason` UNSUPPORTED_MEDIA_TYPE). */
             415: {
                 headers: {
                     [name: string]: unknown;
@@ -1111,7 +1159,7 @@ export interface operations {
                     "application/json": components["schemas"]["BatchResults"];
                 };
             };
-            /** @description BATCH_TOO_LARGE (`details.maxBatchSize`), or BAD_REQUEST for the session (not active, expired). */
+            /** @description BAD_REQUEST: the batch is over the limit (`details.reason` BATCH_TOO_LARGE, `maxBatchSize`), or the session is not active. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1124,6 +1172,15 @@ export interface operations {
             403: components["responses"]["CrossSiteRefused"];
             /** @description NOT_FOUND: no such session of the caller's. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`). */
+            410: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1186,7 +1243,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description GONE: the session expired. */
+            /** @description EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`). */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -1226,7 +1283,7 @@ export interface operations {
                     "application/json": components["schemas"]["CompletedFile"];
                 };
             };
-            /** @description BAD_REQUEST: the listed parts do not match S3's (`details.expected`/`received`, `missingPartNumbers`, `partNumber`), or a non-final part under 5 MiB. */
+            /** @description PARTS_VALIDATION_ERROR: the listed parts do not match S3's (`details.expected`/`received`, `missingPartNumbers`, `partNumber`), or a non-final part under 5 MiB. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1255,7 +1312,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description GONE: the session expired. */
+            /** @description EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`). */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -1344,7 +1401,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadedPart"];
                 };
             };
-            /** @description INVALID_PART_NUMBER (`details.validRange`), or BAD_REQUEST for an empty body. */
+            /** @description BAD_REQUEST: a part number out of range (`details.reason` INVALID_PART_NUMBER, `validRange`), or an empty body. */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1364,7 +1421,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description REQUEST_TIMEOUT: the upload neared the function's time budget (`details.elapsedMs`, `timeoutAt`). */
+            /** @description EXTERNAL_SERVICE_ERROR (`details.reason` REQUEST_TIMEOUT): the upload neared the function's time budget (`details.elapsedMs`, `timeoutAt`); retryable. */
             408: {
                 headers: {
                     [name: string]: unknown;
@@ -1382,7 +1439,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description GONE: the session expired (`details.sessionExpired`, `expiresAt`, `now`). */
+            /** @description EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`). */
             410: {
                 headers: {
                     [name: string]: unknown;
@@ -1391,7 +1448,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description PAYLOAD_TOO_LARGE: over `PROXY_MAX_BODY_BYTES` (`details.maxBodyBytes`, and a hint to use presigned URLs). */
+            /** @description SIZE_TOO_LARGE (`details.reason` PAYLOAD_TOO_LARGE): over `PROXY_MAX_BODY_BYTES` (`details.maxBodyBytes`, and a hint to use presigned URLs). */
             413: {
                 headers: {
                     [name: string]: unknown;
@@ -1452,7 +1509,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description GONE: the session expired. */
+            /** @description EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`). */
             410: {
                 headers: {
                     [name: string]: unknown;

@@ -166,16 +166,7 @@ async fn a_pdf_that_is_not_a_pdf_fails_on_magic_bytes(pool: PgPool) {
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn a_failure_after_the_moc_insert_rolls_everything_back(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let session = app.create_session(json!([pdf_meta("a.pdf", 64)])).await;
-    app.completed_file(&session, pdf_meta("a.pdf", 64), pdf_bytes(64))
-        .await;
-    sqlx::query(
-        "ALTER TABLE moc_files ADD CONSTRAINT injected_failure CHECK (file_type <> 'instruction')",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    let response = app.post(FINALIZE, finalize_body(&session, "Doomed")).await;
+    let (session, response) = app.finalize_failing_after_the_moc_insert(&pool).await;
     response.assert_error(500, "INTERNAL_ERROR");
     assert!(!response.body.to_string().contains("injected_failure"));
     let mocs: i64 = sqlx::query_scalar("SELECT count(*) FROM moc_instructions")

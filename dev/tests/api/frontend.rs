@@ -133,8 +133,9 @@ async fn the_dev_servers_own_answers_and_batch_items_use_the_envelope(pool: PgPo
         .await;
     batch.assert_status(201);
     let item = &batch.body["results"][1]["error"];
-    assert_eq!(item["code"], "FILE_TOO_LARGE");
-    assert_eq!(item["type"], "FILE_TOO_LARGE");
+    assert_eq!(item["code"], "SIZE_TOO_LARGE");
+    assert_eq!(item["type"], "SIZE_TOO_LARGE");
+    assert_eq!(item["details"]["reason"], "FILE_TOO_LARGE");
     assert!(item["message"].is_string());
     assert_eq!(item["details"]["maxBytes"], 52_428_800);
     assert!(

@@ -46,6 +46,16 @@ pub struct TestResponse {
 }
 
 impl TestResponse {
+    /// An answer that did not come through `TestApp::send` (a socket, a
+    /// dispatch, the gateway), with its JSON body.
+    pub fn of_json(status: StatusCode, headers: http::HeaderMap, body: &[u8]) -> Self {
+        Self {
+            status,
+            headers,
+            body: serde_json::from_slice(body).expect("a JSON body"),
+        }
+    }
+
     /// `error.details`, where context fields live (docs/contract.md §0).
     pub fn details(&self) -> &Value {
         &self.body["error"]["details"]
@@ -66,34 +76,48 @@ impl TestResponse {
         self
     }
 
+    /// The status and the finer code (`error.details.reason`, the code the
+    /// API answered before ADR 0008) of an error, in the envelope.
     #[track_caller]
-    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+    pub fn assert_error(&self, status: u16, reason: &str) -> &Self {
         self.assert_status(status);
-        assert_envelope(&self.body, &self.headers, code);
+        assert_envelope(&self.body, &self.headers, reason);
         self
+    }
+
+    /// `error.code` (and `error.type`): the frontend's vocabulary.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
     }
 }
 
+/// Whether `code` is in the production frontend's vocabulary.
+pub fn in_vocabulary(code: &str) -> bool {
+    moc_shared::error::ErrorCode::ALL
+        .iter()
+        .any(|known| known.as_str() == code)
+}
+
 /// The error envelope of docs/contract.md §0, as the production frontend validates
-/// it: `success: false`, `error.type` and `error.code` both the stable code,
-/// a string `error.message`, `error.details` an object when present, and the
-/// request ID in the body and in both headers.
+/// it: `success: false`, `error.code` and `error.type` the same code of its
+/// vocabulary, `error.details.reason` the finer code, a string
+/// `error.message`, and the request ID in the body (`requestId` and
+/// `correlationId`) and in both headers.
 #[track_caller]
-pub fn assert_envelope(body: &Value, headers: &http::HeaderMap, code: &str) {
+pub fn assert_envelope(body: &Value, headers: &http::HeaderMap, reason: &str) {
     assert_eq!(body["success"], false, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
+    let code = body["error"]["code"].as_str().unwrap_or_default();
+    assert!(in_vocabulary(code), "{code} is not the frontend's: {body}");
     assert_eq!(body["error"]["type"], code, "{body}");
+    assert_eq!(body["error"]["details"]["reason"], reason, "{body}");
     assert!(body["error"]["message"].is_string(), "{body}");
-    assert!(
-        body["error"].get("details").is_none_or(Value::is_object),
-        "details is an object when present: {body}"
-    );
     let timestamp = body["timestamp"].as_str().expect("timestamp");
     assert!(
         chrono::DateTime::parse_from_rfc3339(timestamp).is_ok() && timestamp.ends_with('Z'),
         "{timestamp}"
     );
     let request_id = body["requestId"].as_str().expect("requestId");
+    assert_eq!(body["correlationId"], request_id, "{body}");
     assert_eq!(headers["x-request-id"].to_str().unwrap(), request_id);
     assert_eq!(headers["x-correlation-id"].to_str().unwrap(), request_id);
 }
@@ -375,6 +399,66 @@ impl TestApp {
         let state = self.state.clone();
         tokio::spawn(async move { moc_dev::server::serve(listener, state).await });
         format!("http://{addr}")
+    }
+
+    /// Uploads part 1 of a newly registered file through an app on the
+    /// same database and stage whose S3 is a port nobody listens on.
+    pub async fn part_upload_with_s3_down(&self, pool: PgPool) -> TestResponse {
+        let (session, file) = self.registered_file(pdf_meta("a.pdf", 10)).await;
+        let broken = TestApp::with_env(
+            pool,
+            &[
+                ("S3_ENDPOINT", "http://127.0.0.1:9"),
+                ("STAGE", &self.stage),
+            ],
+        )
+        .await;
+        broken.put_part(&session, &file, "1", pdf_bytes(10)).await
+    }
+
+    /// A part upload over a real socket whose client sends five bytes,
+    /// then stalls for 3 s: past a short `PART_UPLOAD_BUDGET_MS`.
+    pub async fn stalled_part_upload(&self, session: &str, file: &str) -> TestResponse {
+        use futures::StreamExt;
+        let base = self.serve_http().await;
+        let stalled = futures::stream::iter([Ok::<_, std::io::Error>(b"%PDF-".to_vec())]).chain(
+            futures::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+                Ok(b"rest".to_vec())
+            }),
+        );
+        let answer = reqwest::Client::new()
+            .put(format!(
+                "{base}/api/mocs/uploads/sessions/{session}/files/{file}/parts/1"
+            ))
+            .body(reqwest::Body::wrap_stream(stalled))
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status();
+        let headers = answer.headers().clone();
+        TestResponse::of_json(status, headers, &answer.bytes().await.unwrap())
+    }
+
+    /// Finalizes a session of one completed PDF while an injected
+    /// constraint makes the `moc_files` insert fail, after the MOC insert;
+    /// returns the session and the answer.
+    pub async fn finalize_failing_after_the_moc_insert(
+        &self,
+        pool: &PgPool,
+    ) -> (String, TestResponse) {
+        let session = self.create_session(json!([pdf_meta("a.pdf", 64)])).await;
+        self.completed_file(&session, pdf_meta("a.pdf", 64), pdf_bytes(64))
+            .await;
+        sqlx::query(
+            "ALTER TABLE moc_files ADD CONSTRAINT injected_failure CHECK (file_type <> 'instruction')",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+        let body = json!({"uploadSessionId": session, "title": "Doomed"});
+        let response = self.post("/api/mocs/uploads/finalize", body).await;
+        (session, response)
     }
 
     /// The multipart uploads S3 holds open in the test bucket.

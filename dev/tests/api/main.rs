@@ -4,6 +4,7 @@
 mod auth;
 mod complete;
 mod database;
+mod error_codes;
 mod finalize;
 mod frontend;
 mod helpers;

@@ -274,14 +274,7 @@ async fn a_file_without_parts_lists_none(pool: PgPool) {
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn an_unreachable_s3_gives_a_retryable_503(pool: PgPool) {
     let app = TestApp::spawn(pool.clone()).await;
-    let (session, file) = app.registered_file(pdf_meta("a.pdf", 10)).await;
-    // The same database, but S3 pointed at a port nobody listens on.
-    let broken = TestApp::with_env(
-        pool,
-        &[("S3_ENDPOINT", "http://127.0.0.1:9"), ("STAGE", &app.stage)],
-    )
-    .await;
-    let response = broken.put_part(&session, &file, "1", pdf_bytes(10)).await;
+    let response = app.part_upload_with_s3_down(pool).await;
     response.assert_error(503, "S3_UNAVAILABLE");
     assert_eq!(response.body["error"]["details"]["retryable"], true);
     assert!(response.headers.contains_key("retry-after"));
@@ -295,32 +288,9 @@ async fn an_unreachable_s3_gives_a_retryable_503(pool: PgPool) {
 async fn a_part_upload_past_its_time_budget_answers_408(pool: PgPool) {
     let app = TestApp::with_env(pool, &[("PART_UPLOAD_BUDGET_MS", "300")]).await;
     let (session, file) = app.registered_file(pdf_meta("a.pdf", 10)).await;
-    let base = app.serve_http().await;
-    // A client that sends half its part, then stalls.
-    let stalled = futures::stream::iter([Ok::<_, std::io::Error>(b"%PDF-".to_vec())]).chain(
-        futures::stream::once(async {
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            Ok(b"rest".to_vec())
-        }),
-    );
-    use futures::StreamExt;
-    let response = reqwest::Client::new()
-        .put(format!(
-            "{base}/api/mocs/uploads/sessions/{session}/files/{file}/parts/1"
-        ))
-        .body(reqwest::Body::wrap_stream(stalled))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 408);
-    let headers = http::HeaderMap::from_iter(
-        response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_envelope(&body, &headers, "REQUEST_TIMEOUT");
+    let response = app.stalled_part_upload(&session, &file).await;
+    response.assert_error(408, "REQUEST_TIMEOUT");
+    let body = &response.body;
     assert!(body["error"]["details"]["elapsedMs"].as_u64().unwrap() >= 300);
     assert!(body["error"]["details"]["timeoutAt"].is_string());
 }

@@ -47,13 +47,16 @@ async fn unknown_foreign_and_malformed_sessions_are_not_found(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
-async fn an_expired_or_inactive_session_refuses_registration_with_context(pool: PgPool) {
+async fn an_expired_session_refuses_registration_with_410_and_an_inactive_one_with_400(
+    pool: PgPool,
+) {
     let app = TestApp::spawn(pool.clone()).await;
     let session = app.create_session(json!([pdf_meta("a.pdf", 10)])).await;
     sqlx::query("UPDATE upload_sessions SET expires_at = (now() AT TIME ZONE 'utc') - interval '1 minute' WHERE id = $1::uuid")
         .bind(&session).execute(&pool).await.unwrap();
     let expired = app.register(&session, pdf_meta("a.pdf", 10)).await;
-    expired.assert_error(400, "BAD_REQUEST");
+    expired.assert_error(410, "GONE");
+    assert_eq!(expired.code(), "EXPIRED_SESSION");
     assert_eq!(expired.body["error"]["details"]["sessionExpired"], true);
     assert!(
         expired.body["error"]["details"]["expiresAt"].is_string()
@@ -201,7 +204,11 @@ async fn a_batch_commits_each_item_and_reports_failures_in_order(pool: PgPool) {
         assert_eq!(result["index"], i);
     }
     assert!(results[0]["fileId"].is_string() && results[1]["uploadId"].is_string());
-    assert_eq!(results[2]["error"]["code"], "FILE_COUNT_EXCEEDED");
+    assert_eq!(results[2]["error"]["code"], "VALIDATION_ERROR");
+    assert_eq!(
+        results[2]["error"]["details"]["reason"],
+        "FILE_COUNT_EXCEEDED"
+    );
     let stored: i64 =
         sqlx::query_scalar("SELECT count(*) FROM upload_session_files WHERE session_id = $1::uuid")
             .bind(&session)
@@ -218,13 +225,26 @@ async fn a_batch_commits_each_item_and_reports_failures_in_order(pool: PgPool) {
         )
         .await;
     mixed.assert_status(201);
-    let codes: Vec<&str> = mixed.body["results"]
+    let codes: Vec<(&str, &str)> = mixed.body["results"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["error"]["code"].as_str().unwrap())
+        .map(|r| {
+            let error = &r["error"];
+            (
+                error["code"].as_str().unwrap(),
+                error["details"]["reason"].as_str().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(codes, ["CONFLICT", "FILE_TOO_LARGE", "VALIDATION_ERROR"]);
+    assert_eq!(
+        codes,
+        [
+            ("CONFLICT", "CONFLICT"),
+            ("SIZE_TOO_LARGE", "FILE_TOO_LARGE"),
+            ("VALIDATION_ERROR", "VALIDATION_ERROR")
+        ]
+    );
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]

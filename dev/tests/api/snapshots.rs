@@ -22,6 +22,7 @@ macro_rules! snapshot {
         let pinned = json!({ "status": response.status.as_u16(), "body": response.body });
         insta::assert_json_snapshot!($name, pinned, {
             ".body.requestId" => "[request-id]",
+            ".body.correlationId" => "[request-id]",
             ".body.timestamp" => "[timestamp]",
             ".**.sessionId" => "[uuid]",
             ".**.fileId" => "[uuid]",

@@ -118,8 +118,9 @@ pub struct RateLimit {
     pub max: u64,
     pub window: Window,
     pub store: Store,
-    /// The stable code and the message of a denial (docs/contract.md §0).
-    pub code: &'static str,
+    /// The finer code (`details.reason` under TOO_MANY_REQUESTS) and the
+    /// message of a denial (docs/contract.md §0).
+    pub reason: &'static str,
     pub message: &'static str,
 }
 
@@ -131,7 +132,7 @@ pub static CREATE_SESSION_LIMIT: RateLimit = RateLimit {
     max: 1_000_000,
     window: Window::UtcDay,
     store: Store::Postgres,
-    code: "TOO_MANY_REQUESTS",
+    reason: "TOO_MANY_REQUESTS",
     message: "daily upload session limit reached",
 };
 
@@ -143,7 +144,7 @@ pub static FINALIZE_LIMIT: RateLimit = RateLimit {
     max: 100_000,
     window: Window::Minutes(1),
     store: Store::Redis,
-    code: "RATE_LIMIT_EXCEEDED",
+    reason: "RATE_LIMIT_EXCEEDED",
     message: "too many finalize requests",
 };
 

@@ -16,7 +16,8 @@ pub enum VerificationFailure {
     Type,
 }
 
-/// One entry of `details.files[]` in a 400 FILE_VALIDATION_FAILED.
+/// One entry of `details.files[]` in a 400 FILE_ERROR (reason
+/// FILE_VALIDATION_FAILED).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FileVerificationProblem {

@@ -48,11 +48,11 @@ struct FilePath {
     request_body = CreateSessionRequest,
     responses(
         (status = 201, description = "The session, with the part size to cut files into.", body = CreatedSession),
-        (status = 400, description = "BAD_REQUEST (no instruction file, invalid JSON) or FILE_COUNT_EXCEEDED.", body = ErrorBody),
-        (status = 413, description = "FILE_TOO_LARGE: a file over its category's limit; PAYLOAD_TOO_LARGE: a body over 1 MiB.", body = ErrorBody),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE: a MIME type its category does not allow.", body = ErrorBody),
+        (status = 400, description = "BAD_REQUEST (no instruction file, invalid JSON), or VALIDATION_ERROR with `details.reason` FILE_COUNT_EXCEEDED.", body = ErrorBody),
+        (status = 413, description = "SIZE_TOO_LARGE: a file over its category's limit (`details.reason` FILE_TOO_LARGE), or a body over 1 MiB (PAYLOAD_TOO_LARGE).", body = ErrorBody),
+        (status = 415, description = "INVALID_TYPE (`details.reason` UNSUPPORTED_MEDIA_TYPE): a MIME type its category does not allow.", body = ErrorBody),
         (status = 422, description = "VALIDATION_ERROR, `details.errors` by field path.", body = ErrorBody),
-        (status = 429, description = "TOO_MANY_REQUESTS: the daily session limit; checked after every other rule, so an invalid request uses no quota.", body = ErrorBody,
+        (status = 429, description = "TOO_MANY_REQUESTS (`details.reason` TOO_MANY_REQUESTS): the daily session limit; checked after every other rule, so an invalid request uses no quota.", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until the next session may be created."))),
     ),
 )]
@@ -68,11 +68,12 @@ fn create_session() {}
     responses(
         (status = 201, description = "A new file and its S3 multipart upload.", body = Registration),
         (status = 200, description = "A re-registration (`fileId` sent): the same upload, fresh URLs.", body = Registration),
-        (status = 400, description = "BAD_REQUEST (session not active or expired: `details.sessionExpired`) or FILE_COUNT_EXCEEDED (more than the session declared).", body = ErrorBody),
+        (status = 400, description = "BAD_REQUEST (session not active), or VALIDATION_ERROR with `details.reason` FILE_COUNT_EXCEEDED (more than the session declared).", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such session of the caller's.", body = ErrorBody),
         (status = 409, description = "CONFLICT: the same category and name is already registered (`details.existingFileId`), or the re-registered file is completed.", body = ErrorBody),
-        (status = 413, description = "FILE_TOO_LARGE or PAYLOAD_TOO_LARGE.", body = ErrorBody),
-        (status = 415, description = "UNSUPPORTED_MEDIA_TYPE.", body = ErrorBody),
+        (status = 410, description = "EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`).", body = ErrorBody),
+        (status = 413, description = "SIZE_TOO_LARGE (`details.reason` FILE_TOO_LARGE or PAYLOAD_TOO_LARGE).", body = ErrorBody),
+        (status = 415, description = "INVALID_TYPE (`details.reason` UNSUPPORTED_MEDIA_TYPE).", body = ErrorBody),
         (status = 422, description = "VALIDATION_ERROR, including a `partCount` that does not match the size (`details.expectedPartCount`).", body = ErrorBody),
     ),
 )]
@@ -87,8 +88,9 @@ fn register_file() {}
     request_body = BatchRegisterRequest,
     responses(
         (status = 201, description = "One result per file, in request order: its registration or its error. Items register independently (partial commit).", body = BatchResults),
-        (status = 400, description = "BATCH_TOO_LARGE (`details.maxBatchSize`), or BAD_REQUEST for the session (not active, expired).", body = ErrorBody),
+        (status = 400, description = "BAD_REQUEST: the batch is over the limit (`details.reason` BATCH_TOO_LARGE, `maxBatchSize`), or the session is not active.", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such session of the caller's.", body = ErrorBody),
+        (status = 410, description = "EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`).", body = ErrorBody),
         (status = 422, description = "VALIDATION_ERROR of the request as a whole (`files` missing or empty).", body = ErrorBody),
     ),
 )]
@@ -107,12 +109,12 @@ fn register_files() {}
     request_body(content = PartBytes, content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "Stored in S3 and recorded.", body = UploadedPart),
-        (status = 400, description = "INVALID_PART_NUMBER (`details.validRange`), or BAD_REQUEST for an empty body.", body = ErrorBody),
+        (status = 400, description = "BAD_REQUEST: a part number out of range (`details.reason` INVALID_PART_NUMBER, `validRange`), or an empty body.", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such session or file of the caller's.", body = ErrorBody),
-        (status = 408, description = "REQUEST_TIMEOUT: the upload neared the function's time budget (`details.elapsedMs`, `timeoutAt`).", body = ErrorBody),
+        (status = 408, description = "EXTERNAL_SERVICE_ERROR (`details.reason` REQUEST_TIMEOUT): the upload neared the function's time budget (`details.elapsedMs`, `timeoutAt`); retryable.", body = ErrorBody),
         (status = 409, description = "CONFLICT: the file is completed, or the session is finalized.", body = ErrorBody),
-        (status = 410, description = "GONE: the session expired (`details.sessionExpired`, `expiresAt`, `now`).", body = ErrorBody),
-        (status = 413, description = "PAYLOAD_TOO_LARGE: over `PROXY_MAX_BODY_BYTES` (`details.maxBodyBytes`, and a hint to use presigned URLs).", body = ErrorBody),
+        (status = 410, description = "EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`).", body = ErrorBody),
+        (status = 413, description = "SIZE_TOO_LARGE (`details.reason` PAYLOAD_TOO_LARGE): over `PROXY_MAX_BODY_BYTES` (`details.maxBodyBytes`, and a hint to use presigned URLs).", body = ErrorBody),
     ),
 )]
 fn upload_part() {}
@@ -140,10 +142,10 @@ fn list_parts() {}
     request_body = CompleteFileRequest,
     responses(
         (status = 200, description = "Completed, now or before (idempotent: the stored `fileUrl`).", body = CompletedFile),
-        (status = 400, description = "BAD_REQUEST: the listed parts do not match S3's (`details.expected`/`received`, `missingPartNumbers`, `partNumber`), or a non-final part under 5 MiB.", body = ErrorBody),
+        (status = 400, description = "PARTS_VALIDATION_ERROR: the listed parts do not match S3's (`details.expected`/`received`, `missingPartNumbers`, `partNumber`), or a non-final part under 5 MiB.", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such session or file of the caller's.", body = ErrorBody),
         (status = 409, description = "CONFLICT: the session is finalized or cancelled.", body = ErrorBody),
-        (status = 410, description = "GONE: the session expired.", body = ErrorBody),
+        (status = 410, description = "EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`).", body = ErrorBody),
         (status = 422, description = "VALIDATION_ERROR.", body = ErrorBody),
     ),
 )]
@@ -160,12 +162,12 @@ fn complete_file() {}
         (status = 201, description = "The MOC, created now.", body = MocView),
         (status = 200, description = "Finalized before (the stored MOC, `idempotent: true`), or another request is finalizing and the wait ran out (`status: finalizing`, with `Retry-After`).", body = FinalizeReplay,
             headers(("Retry-After" = u64, description = "Only with `status: finalizing`."))),
-        (status = 400, description = "BAD_REQUEST (no completed instruction file) or FILE_VALIDATION_FAILED (`details.files[]`).", body = ErrorBody),
+        (status = 400, description = "BAD_REQUEST (no completed instruction file), or FILE_ERROR (`details.reason` FILE_VALIDATION_FAILED, `details.files[]`).", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such session of the caller's.", body = ErrorBody),
-        (status = 409, description = "CONFLICT: the title is taken (`details.suggestedSlug`, `retryStrategy`), or the session is cancelled.", body = ErrorBody),
-        (status = 410, description = "GONE: the session expired before it was finalized.", body = ErrorBody),
+        (status = 409, description = "DUPLICATE_SLUG: the title is taken (`details.suggestedSlug`, `retryStrategy`); CONFLICT: the session is cancelled.", body = ErrorBody),
+        (status = 410, description = "EXPIRED_SESSION (`details.reason` GONE): the session expired before it was finalized.", body = ErrorBody),
         (status = 422, description = "VALIDATION_ERROR.", body = ErrorBody),
-        (status = 429, description = "RATE_LIMIT_EXCEEDED: `FINALIZE_RATE_LIMIT_PER_MINUTE` per user (admins exempt).", body = ErrorBody,
+        (status = 429, description = "TOO_MANY_REQUESTS (`details.reason` RATE_LIMIT_EXCEEDED): `FINALIZE_RATE_LIMIT_PER_MINUTE` per user (admins exempt).", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until the window frees a slot."))),
     ),
 )]
@@ -211,7 +213,7 @@ fn cancel_session() {}
         (status = 204, description = "Aborted."),
         (status = 404, description = "NOT_FOUND: no such session or file of the caller's.", body = ErrorBody),
         (status = 409, description = "CONFLICT: the session is finalized, being finalized or cancelled.", body = ErrorBody),
-        (status = 410, description = "GONE: the session expired.", body = ErrorBody),
+        (status = 410, description = "EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`).", body = ErrorBody),
     ),
 )]
 fn abort_file() {}
@@ -227,7 +229,7 @@ fn abort_file() {}
         (status = 200, description = "The new expiry.", body = Extended),
         (status = 404, description = "NOT_FOUND: no such session of the caller's.", body = ErrorBody),
         (status = 409, description = "CONFLICT: finalized, being finalized or cancelled.", body = ErrorBody),
-        (status = 410, description = "GONE: already expired.", body = ErrorBody),
+        (status = 410, description = "EXPIRED_SESSION (`details.reason` GONE): already expired.", body = ErrorBody),
     ),
 )]
 fn extend_session() {}
@@ -243,7 +245,7 @@ fn extend_session() {}
         (status = 200, description = "Presigned URLs for the listed parts, or for every part S3 lacks.", body = FreshUrls),
         (status = 404, description = "NOT_FOUND: no such session or file of the caller's.", body = ErrorBody),
         (status = 409, description = "CONFLICT: the file is completed, or the session is finalized or cancelled.", body = ErrorBody),
-        (status = 410, description = "GONE: the session expired.", body = ErrorBody),
+        (status = 410, description = "EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`).", body = ErrorBody),
         (status = 422, description = "VALIDATION_ERROR, e.g. a part number beyond the file's part count.", body = ErrorBody),
     ),
 )]

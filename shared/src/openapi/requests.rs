@@ -30,11 +30,12 @@ pub struct FileMetadataBody {
     /// Characters, not bytes; no control characters.
     #[schema(min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F]*$")]
     pub name: String,
-    /// Bytes. Over the category's limit is 413 FILE_TOO_LARGE.
+    /// Bytes. Over the category's limit is 413 SIZE_TOO_LARGE
+    /// (`details.reason` FILE_TOO_LARGE).
     #[schema(minimum = 1, maximum = 9223372036854775807_u64, format = Int64)]
     pub size: u64,
     /// MIME type, compared case-insensitively; one the category does not
-    /// allow is 415 UNSUPPORTED_MEDIA_TYPE.
+    /// allow is 415 INVALID_TYPE (`details.reason` UNSUPPORTED_MEDIA_TYPE).
     #[schema(
         rename = "type",
         min_length = 1,
@@ -51,7 +52,8 @@ pub struct FileMetadataBody {
 #[derive(ToSchema)]
 pub struct CreateSessionRequest {
     /// At least one `instruction` file; parts lists ≤ 5, images and
-    /// thumbnails ≤ 10 (400 FILE_COUNT_EXCEEDED).
+    /// thumbnails ≤ 10 (400 VALIDATION_ERROR, `details.reason`
+    /// FILE_COUNT_EXCEEDED).
     #[schema(min_items = 1, max_items = 200)]
     pub files: Vec<FileMetadataBody>,
 }
@@ -77,7 +79,7 @@ pub struct RegisterFileRequest {
 }
 
 /// POST …/files/batch (contract §4.3). More than `MAX_BATCH_SIZE` files
-/// (default 10) is 400 BATCH_TOO_LARGE.
+/// (default 10) is 400 BAD_REQUEST (`details.reason` BATCH_TOO_LARGE).
 #[derive(ToSchema)]
 #[schema(example = json!({"files": [{
     "category": "instruction", "name": "castle-instructions.pdf",

@@ -18,7 +18,7 @@ use crate::time;
 ///
 /// `db` is the caller's transaction when it holds one: a request never
 /// acquires a second connection while it holds the first.
-pub async fn expiration(
+async fn expiration(
     db: impl Executor<'_>,
     session: &SessionRow,
     now: NaiveDateTime,
@@ -36,7 +36,8 @@ pub async fn expiration(
     (time::rfc3339(session.expires_at), time::rfc3339(now))
 }
 
-/// 410 GONE for an expired session (complete, part upload, finalize).
+/// 410 EXPIRED_SESSION (reason GONE) for an expired session: the one answer
+/// of every route to it (registration, part upload, complete, finalize, …).
 pub async fn gone(db: impl Executor<'_>, session: &SessionRow, now: NaiveDateTime) -> ApiError {
     let (expires_at, now) = expiration(db, session, now).await;
     ApiError::Gone { expires_at, now }

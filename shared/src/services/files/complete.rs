@@ -127,7 +127,8 @@ async fn complete_upload(
     Ok((file_url, to_complete.len()))
 }
 
-/// The 400 a client gets for a part list that cannot complete the upload.
+/// The 400 PARTS_VALIDATION_ERROR a client gets for a part list that cannot
+/// complete the upload.
 fn listed_parts_error(problem: ListedPartsProblem) -> ApiError {
     use ListedPartsProblem::*;
     let (message, details) = match problem {
@@ -141,7 +142,7 @@ fn listed_parts_error(problem: ListedPartsProblem) -> ApiError {
         ),
         EtagMismatch { part } => (
             "A listed ETag does not match the uploaded part",
-            json!({"partNumber": part, "reason": "etag-mismatch"}),
+            json!({"partNumber": part, "problem": "etag-mismatch"}),
         ),
         NotListed { part, expected } => (
             "A part is missing from the list",
@@ -152,7 +153,7 @@ fn listed_parts_error(problem: ListedPartsProblem) -> ApiError {
             json!({"partNumber": part, "sizeBytes": size, "minBytes": S3_MIN_PART_SIZE}),
         ),
     };
-    ApiError::bad_request_with(message, details)
+    ApiError::PartListRejected { message, details }
 }
 
 #[cfg(test)]

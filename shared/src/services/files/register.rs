@@ -12,7 +12,6 @@ use super::{register_new::register_new, reregister::reregister};
 use crate::auth::User;
 use crate::domain::{
     FieldErrors, FileMetadata, JsonObject, PartNumber, PartPlan, Refusal, SessionAction,
-    SessionStatus,
 };
 use crate::error::ApiError;
 use crate::services::{expired, lifecycle, lookup};
@@ -77,7 +76,7 @@ pub async fn register(
 }
 
 /// The session, if files may be registered in it: owned (404), active (400)
-/// and not expired (400 with the expiry context).
+/// and not expired (410 EXPIRED_SESSION, as on every route).
 pub(super) async fn registrable_session(
     state: &AppState,
     user: &User,
@@ -88,8 +87,9 @@ pub(super) async fn registrable_session(
     Ok(session)
 }
 
-/// Registration's own answers to the lifecycle's refusals (docs/contract.md §4.2):
-/// 400, with the expiry context when the session expired.
+/// Registration's answers to the lifecycle's refusals (docs/contract.md §4.2):
+/// 410 EXPIRED_SESSION with the expiry context when the session expired, as
+/// every route answers it; 400 for a session that is not active.
 ///
 /// `db` is the caller's transaction when it holds one: a request never
 /// acquires a second connection while it holds the first.
@@ -101,13 +101,7 @@ pub(super) async fn ensure_registrable(
     let now = time::now();
     match lifecycle::lifecycle_of(state, session, now).permits(SessionAction::RegisterFile) {
         Ok(_) => Ok(()),
-        Err(Refusal::Expired) if session.status == SessionStatus::Active => {
-            let (expires_at, now) = expired::expiration(db, session, now).await;
-            Err(ApiError::bad_request_with(
-                "The upload session has expired; create a new session",
-                json!({"sessionExpired": true, "expiresAt": expires_at, "now": now}),
-            ))
-        }
+        Err(Refusal::Expired) => Err(expired::gone(db, session, now).await),
         Err(_) => Err(ApiError::bad_request_with(
             "The upload session is not active",
             json!({"status": session.status}),

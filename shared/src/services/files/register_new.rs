@@ -109,8 +109,9 @@ async fn insert_row(
     Ok(())
 }
 
-/// 409 FILE_COUNT_EXCEEDED unless one more file of its category fits the
-/// counts declared at create (or, for old sessions, the configured maxima).
+/// 400 VALIDATION_ERROR (reason FILE_COUNT_EXCEEDED) unless one more file
+/// of its category fits the counts declared at create (or, for old
+/// sessions, the configured maxima).
 async fn check_room(
     config: &Config,
     tx: &mut Tx,

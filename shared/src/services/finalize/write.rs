@@ -89,7 +89,8 @@ async fn write_with_retries(
     )))
 }
 
-/// 409 for a title the user already has, suggesting a free slug.
+/// 409 DUPLICATE_SLUG for a title the user already has, suggesting a free
+/// slug.
 async fn title_taken(
     state: &AppState,
     user_id: &str,
@@ -97,7 +98,7 @@ async fn title_taken(
     input: &FinalizeInput,
 ) -> ApiError {
     match free_slug(state, user_id, base).await {
-        Ok(suggested) => ApiError::Conflict {
+        Ok(suggested) => ApiError::TitleTaken {
             message: "You already have a MOC with this title".into(),
             details: json!({
                 "title": input.title,
@@ -120,7 +121,7 @@ async fn free_slug(state: &AppState, user_id: &str, base: &str) -> Result<String
     (1..=SLUG_CANDIDATES)
         .map(|n| slug_candidate(base, n))
         .find(|candidate| !taken.contains(candidate))
-        .ok_or_else(|| ApiError::Conflict {
+        .ok_or_else(|| ApiError::TitleTaken {
             message: "No free slug is left for this title".into(),
             details: json!({"retryStrategy": "PROMPT_USER"}),
         })

@@ -134,7 +134,7 @@ mod tests {
             json!([1]),
         ] {
             let err = parse_part_numbers(&bad).unwrap_err();
-            assert_eq!(err.code(), "VALIDATION_ERROR", "{bad}");
+            assert_eq!(err.reason(), "VALIDATION_ERROR", "{bad}");
         }
     }
 }
