@@ -11,7 +11,7 @@ use moc_dev::{seeds, server, services};
 use moc_shared::AppState;
 use moc_shared::box_error::BoxError;
 use moc_shared::config::Config;
-use moc_shared::s3::StaticCredentials;
+use moc_shared::credentials::AwsCredentials;
 
 const DEV_ACCESS_KEY: &str = "moc-dev-access-key";
 const DEV_SECRET_KEY: &str = "moc-dev-secret-key";
@@ -55,21 +55,27 @@ async fn serve() -> Result<(), BoxError> {
 
     // The dev server's own setup (create the database, migrate, seed) uses
     // the direct URL, so DATABASE_URL may point at a transaction pooler.
-    services::ensure_local_services(&config.migration_database_url, config.redis_url.as_deref())
-        .await?;
+    services::ensure_local_services(
+        &config.migration_database_url,
+        config.redis_url.as_ref().map(|(_, url)| url.as_str()),
+    )
+    .await?;
     services::ensure_database(&config.migration_database_url).await?;
     let direct = sqlx::PgPool::connect(&config.migration_database_url).await?;
 
     // Kept until the server stops: dropping it stops the embedded S3.
     let (embedded, credentials) = match external_s3 {
-        Some(_) => (None, StaticCredentials::from_env()),
+        Some(_) => (
+            None,
+            AwsCredentials::from_env(&config.s3.region, &config.trust),
+        ),
         None => {
             let embedded = start_embedded_s3(&config, port, s3_port).await?;
-            (Some(embedded), Some(embedded_s3_credentials()))
+            (Some(embedded), embedded_s3_credentials())
         }
     };
     let state = AppState::new(config.clone(), credentials)?;
-    config.log_cold_start_warnings();
+    state.log_cold_start();
     moc_shared::db::MIGRATOR.run(&direct).await?;
     seeds::seed(&state, &direct).await?;
     direct.close().await;
@@ -137,12 +143,8 @@ async fn start_embedded_s3(
     Ok(EmbeddedS3::start_with_cors(settings, BucketCors { allowed_origins }).await?)
 }
 
-fn embedded_s3_credentials() -> StaticCredentials {
-    StaticCredentials {
-        access_key_id: DEV_ACCESS_KEY.to_owned(),
-        secret_access_key: DEV_SECRET_KEY.to_owned(),
-        session_token: None,
-    }
+fn embedded_s3_credentials() -> AwsCredentials {
+    AwsCredentials::fixed(DEV_ACCESS_KEY, DEV_SECRET_KEY, "the embedded S3")
 }
 
 /// What runs where, printed once everything is up.
@@ -165,10 +167,10 @@ fn banner(config: &Config, port: u16, embedded_s3: bool, functions: Option<&Func
     format!(
         "\n  moc-uploads dev server\n  API        http://127.0.0.1:{port}/api/mocs/uploads/…  (Vercel routing, 4.5 MB body limit)\n  Functions  {serving}\n  Postgres   {}  (migrated and seeded)\n  Redis      {}\n  S3         {s3_where}\n  Auth       AUTH_BYPASS={} as {}\n",
         redact(&config.database_url),
-        config
-            .redis_url
-            .as_deref()
-            .unwrap_or("(unset: finalize rate limit fails open)"),
+        config.redis_url.as_ref().map_or(
+            "(unset: finalize rate limit fails open)".to_owned(),
+            |(_, url)| redact(url)
+        ),
         config.auth.bypass,
         config.auth.dev_user_sub,
     )

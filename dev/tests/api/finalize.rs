@@ -4,10 +4,10 @@ use sqlx::PgPool;
 
 use crate::helpers::*;
 
-const FINALIZE: &str = "/api/mocs/uploads/finalize";
+pub(crate) const FINALIZE: &str = "/api/mocs/uploads/finalize";
 
 /// A session with a completed PDF (presigned, 12 MiB), PNG and CSV (proxied).
-async fn session_ready_to_finalize(app: &TestApp) -> String {
+pub(crate) async fn session_ready_to_finalize(app: &TestApp) -> String {
     let session = app
         .create_session(json!([
             pdf_meta("manual.pdf", 12 * MIB),
@@ -56,7 +56,7 @@ async fn session_ready_to_finalize(app: &TestApp) -> String {
     session
 }
 
-fn finalize_body(session: &str, title: &str) -> Value {
+pub(crate) fn finalize_body(session: &str, title: &str) -> Value {
     json!({"uploadSessionId": session, "title": title, "description": "A castle", "tags": ["castle"], "theme": "Castle"})
 }
 

@@ -3,7 +3,9 @@
 
 mod auth;
 mod complete;
+mod credentials;
 mod database;
+mod dependencies;
 mod finalize;
 mod frontend;
 mod helpers;

@@ -31,7 +31,7 @@ fn state() -> AppState {
         Some(value.to_owned())
     })
     .expect("test config is valid");
-    AppState::new(config, None).expect("test state builds")
+    AppState::new(config, crate::credentials::AwsCredentials::none()).expect("test state builds")
 }
 
 fn request() -> http::Request<Empty<Bytes>> {
