@@ -10,6 +10,7 @@ mod finalize;
 mod frontend;
 mod helpers;
 mod lifecycle;
+mod oidc;
 mod parts;
 mod register;
 mod sessions;
