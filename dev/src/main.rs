@@ -55,11 +55,8 @@ async fn serve() -> Result<(), BoxError> {
 
     // The dev server's own setup (create the database, migrate, seed) uses
     // the direct URL, so DATABASE_URL may point at a transaction pooler.
-    services::ensure_local_services(
-        &config.migration_database_url,
-        config.redis_url.as_ref().map(|(_, url)| url.as_str()),
-    )
-    .await?;
+    services::ensure_local_services(&config.migration_database_url, config.redis_url.as_deref())
+        .await?;
     services::ensure_database(&config.migration_database_url).await?;
     let direct = sqlx::PgPool::connect(&config.migration_database_url).await?;
 
@@ -167,10 +164,10 @@ fn banner(config: &Config, port: u16, embedded_s3: bool, functions: Option<&Func
     format!(
         "\n  moc-uploads dev server\n  API        http://127.0.0.1:{port}/api/mocs/uploads/…  (Vercel routing, 4.5 MB body limit)\n  Functions  {serving}\n  Postgres   {}  (migrated and seeded)\n  Redis      {}\n  S3         {s3_where}\n  Auth       AUTH_BYPASS={} as {}\n",
         redact(&config.database_url),
-        config.redis_url.as_ref().map_or(
-            "(unset: finalize rate limit fails open)".to_owned(),
-            |(_, url)| redact(url)
-        ),
+        config
+            .redis_url
+            .as_deref()
+            .unwrap_or("(unset: finalize rate limit fails open)"),
         config.auth.bypass,
         config.auth.dev_user_sub,
     )

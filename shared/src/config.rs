@@ -84,9 +84,11 @@ pub struct Config {
     pub finalize_wait: Duration,
     /// Finalizes per user per minute (`domain::limits::FINALIZE_LIMIT`).
     pub finalize_per_minute: u32,
-    /// `REDIS_URL`, else `KV_URL`, with the name of the variable it came
-    /// from. Parsed by `crate::kv`: a refused URL fails only finalize.
-    pub redis_url: Option<(&'static str, String)>,
+    /// `REDIS_URL`, else `KV_URL` (what the Marketplace's Upstash sets).
+    /// Parsed by `crate::kv`: a refused URL fails only finalize.
+    pub redis_url: Option<String>,
+    /// Which of the two `redis_url` came from, for the messages about it.
+    pub redis_url_variable: &'static str,
     /// The roots every TLS connection trusts: the compiled-in ones plus
     /// `SSL_CERT_FILE`'s (`crate::tls`).
     pub trust: TrustRoots,
@@ -145,9 +147,10 @@ impl Config {
         // failed part costs more to resend on a slow link; past 100 MiB a
         // single part on a home connection outlives any sensible URL TTL.
         let part_size = ByteSize::mib(env.number("MULTIPART_PART_SIZE_MB", 5, 5..=100));
-        let redis_url = ["REDIS_URL", "KV_URL"]
+        let (redis_url_variable, redis_url) = ["REDIS_URL", "KV_URL"]
             .into_iter()
-            .find_map(|name| Some((name, env.string(name)?)));
+            .find_map(|name| Some((name, Some(env.string(name)?))))
+            .unwrap_or(("REDIS_URL", None));
         let trust =
             TrustRoots::load(env.string("SSL_CERT_FILE").as_deref()).unwrap_or_else(|problem| {
                 env.problem(problem);
@@ -175,6 +178,7 @@ impl Config {
             finalize_wait: env.millis("FINALIZE_WAIT_MS", 10_000, 0..=60_000),
             finalize_per_minute: env.rate_limit(&FINALIZE_LIMIT),
             redis_url,
+            redis_url_variable,
             trust,
             rate_limit_bypass,
             allow_browser_uploads: env.flag("ALLOW_BROWSER_UPLOADS"),
@@ -578,12 +582,11 @@ mod tests {
     fn redis_comes_from_redis_url_then_kv_url() {
         assert_eq!(load(&[]).unwrap().redis_url, None);
         let kv = load(&[("KV_URL", "rediss://default:p@kv:6379")]).unwrap();
-        assert_eq!(
-            kv.redis_url,
-            Some(("KV_URL", "rediss://default:p@kv:6379".into()))
-        );
+        assert_eq!(kv.redis_url.as_deref(), Some("rediss://default:p@kv:6379"));
+        assert_eq!(kv.redis_url_variable, "KV_URL");
         let both = load(&[("KV_URL", "rediss://kv"), ("REDIS_URL", "redis://r")]).unwrap();
-        assert_eq!(both.redis_url, Some(("REDIS_URL", "redis://r".into())));
+        assert_eq!(both.redis_url.as_deref(), Some("redis://r"));
+        assert_eq!(both.redis_url_variable, "REDIS_URL");
         // Any value is the Redis module's to judge: it never fails the config.
         assert!(load(&[("REDIS_URL", "not a url")]).is_ok());
     }

@@ -389,6 +389,28 @@ impl WebIdentity {
     }
 }
 
+impl From<crate::s3::StaticCredentials> for AwsCredentials {
+    fn from(keys: crate::s3::StaticCredentials) -> Self {
+        Self::from_source(Source::Static {
+            credentials: Credentials::new(
+                keys.access_key_id,
+                keys.secret_access_key,
+                keys.session_token,
+                None,
+                "static",
+            ),
+            origin: "static",
+            injected_hazard: false,
+        })
+    }
+}
+
+impl From<Option<crate::s3::StaticCredentials>> for AwsCredentials {
+    fn from(keys: Option<crate::s3::StaticCredentials>) -> Self {
+        keys.map_or_else(Self::none, Self::from)
+    }
+}
+
 impl ProvideCredentials for AwsCredentials {
     fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
     where

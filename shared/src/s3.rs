@@ -174,17 +174,38 @@ pub struct S3Store {
 /// (no aws-lc entropy seeding) with the compiled-in Mozilla roots (no root
 /// store to load and decode at start) plus `SSL_CERT_FILE`'s; see
 /// `crate::s3_http` and docs/adr/0003-crypto-provider.md.
-pub fn https_client(trust: &TrustRoots) -> aws_sdk_s3::config::SharedHttpClient {
+pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
+    https_client_trusting(&TrustRoots::builtin())
+}
+
+/// [`https_client`], also trusting `SSL_CERT_FILE`'s roots (`crate::tls`).
+pub fn https_client_trusting(trust: &TrustRoots) -> aws_sdk_s3::config::SharedHttpClient {
     crate::s3_http::client(trust)
 }
 
+/// Fixed keys, as tools hold them (an [`AwsCredentials`] source through
+/// `From`; a function chooses its own with [`AwsCredentials::from_env`]).
+#[derive(Debug, Clone)]
+pub struct StaticCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
 impl S3Store {
-    /// The bucket's client, signing with `credentials` (`crate::credentials`:
-    /// OIDC, the project's keys, or the `AWS_*` ones).
-    pub fn new(config: &S3Config, trust: &TrustRoots, credentials: AwsCredentials) -> Self {
+    /// The bucket's client over the compiled-in roots only, signing with
+    /// `credentials`; [`S3Store::with_trust`] is what the functions use.
+    pub fn new(config: &S3Config, credentials: impl Into<AwsCredentials>) -> Self {
+        Self::with_trust(config, &TrustRoots::builtin(), credentials.into())
+    }
+
+    /// The bucket's client, trusting `trust`'s roots and signing with
+    /// `credentials` (`crate::credentials`: OIDC, the project's keys, or the
+    /// `AWS_*` ones).
+    pub fn with_trust(config: &S3Config, trust: &TrustRoots, credentials: AwsCredentials) -> Self {
         let mut builder = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
-            .http_client(https_client(trust))
+            .http_client(https_client_trusting(trust))
             .region(Region::new(config.region.clone()))
             // Presigned part URLs must not carry a checksum of an empty body:
             // servers that check payload checksums would answer InvalidDigest.

@@ -61,10 +61,10 @@ impl AppState {
     ) -> Result<Self, ConfigError> {
         let redis_url = config
             .redis_url
-            .as_ref()
-            .map(|(name, url)| (*name, url.as_str()));
+            .as_deref()
+            .map(|url| (config.redis_url_variable, url));
         let redis = Kv::new(redis_url, &config.trust);
-        let s3 = S3Store::new(&config.s3, &config.trust, s3_credentials);
+        let s3 = S3Store::with_trust(&config.s3, &config.trust, s3_credentials);
         let jwks = JwksCache::new(config.auth.jwks.clone());
         Ok(Self {
             inner: Arc::new(Inner {

@@ -16,3 +16,4 @@ mod register;
 mod sessions;
 mod snapshots;
 mod sweeper;
+mod tls;

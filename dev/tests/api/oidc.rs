@@ -42,7 +42,7 @@ async fn moto_bucket(moto: &str) -> String {
         .region(aws_sdk_s3::config::Region::new("us-east-1"))
         .endpoint_url(moto)
         .force_path_style(true)
-        .http_client(moc_shared::s3::https_client(&TrustRoots::builtin()))
+        .http_client(moc_shared::s3::https_client())
         .credentials_provider(aws_sdk_s3::config::Credentials::new(
             "moto", "moto", None, None, "moto",
         ))
