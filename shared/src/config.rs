@@ -147,15 +147,8 @@ impl Config {
         // failed part costs more to resend on a slow link; past 100 MiB a
         // single part on a home connection outlives any sensible URL TTL.
         let part_size = ByteSize::mib(env.number("MULTIPART_PART_SIZE_MB", 5, 5..=100));
-        let (redis_url_variable, redis_url) = ["REDIS_URL", "KV_URL"]
-            .into_iter()
-            .find_map(|name| Some((name, Some(env.string(name)?))))
-            .unwrap_or(("REDIS_URL", None));
-        let trust =
-            TrustRoots::load(env.string("SSL_CERT_FILE").as_deref()).unwrap_or_else(|problem| {
-                env.problem(problem);
-                TrustRoots::builtin()
-            });
+        let (redis_url_variable, redis_url) = read_redis_url(&env);
+        let trust = read_trust(&mut env);
         let rate_limit_bypass = env.flag("RATE_LIMIT_BYPASS");
         if rate_limit_bypass && stage.is_production() {
             env.problem("RATE_LIMIT_BYPASS=true is forbidden when STAGE=production");
@@ -219,6 +212,24 @@ impl Config {
     pub fn part_size_bytes(&self) -> u64 {
         self.part_size.bytes()
     }
+}
+
+/// `REDIS_URL`, else `KV_URL` (the Marketplace's Upstash sets both), and
+/// which of the two it was.
+fn read_redis_url(env: &Env) -> (&'static str, Option<String>) {
+    ["REDIS_URL", "KV_URL"]
+        .into_iter()
+        .find_map(|name| Some((name, Some(env.string(name)?))))
+        .unwrap_or(("REDIS_URL", None))
+}
+
+/// The compiled-in roots plus `SSL_CERT_FILE`'s; a file that cannot be used
+/// is a problem of the whole configuration (every route reaches Postgres).
+fn read_trust(env: &mut Env) -> TrustRoots {
+    TrustRoots::load(env.string("SSL_CERT_FILE").as_deref()).unwrap_or_else(|problem| {
+        env.problem(problem);
+        TrustRoots::builtin()
+    })
 }
 
 /// The functions' URL (`DATABASE_URL`, else `POSTGRES_URL`; required) and
