@@ -332,7 +332,9 @@ impl WebIdentity {
                 .expiry()
                 .and_then(|at| at.duration_since(*issued).ok())
                 .unwrap_or_default();
-            if left(credentials) > self.config.refresh_margin.min(lifetime / 2) {
+            // Never down to nothing: a presigned URL gets what is left.
+            let threshold = self.config.refresh_margin.min(lifetime / 2);
+            if left(credentials) > threshold.max(Duration::from_secs(1)) {
                 return Ok(credentials.clone());
             }
         }
