@@ -12,7 +12,7 @@ use moc_dev::{redact_url, seeds, server, services};
 use moc_shared::AppState;
 use moc_shared::box_error::BoxError;
 use moc_shared::config::Config;
-use moc_shared::s3::StaticCredentials;
+use moc_shared::credentials::AwsCredentials;
 
 const DEV_ACCESS_KEY: &str = "moc-dev-access-key";
 const DEV_SECRET_KEY: &str = "moc-dev-secret-key";
@@ -80,14 +80,17 @@ async fn serve() -> Result<(), BoxError> {
 
     // Kept until the server stops: dropping it stops the embedded S3.
     let (embedded, credentials) = match external_s3 {
-        Some(_) => (None, StaticCredentials::from_env()),
+        Some(_) => (
+            None,
+            AwsCredentials::from_env(&config.s3.region, &config.trust),
+        ),
         None => {
             let embedded = start_embedded_s3(&config, port, s3_port).await?;
-            (Some(embedded), Some(embedded_s3_credentials()))
+            (Some(embedded), embedded_s3_credentials())
         }
     };
     let state = AppState::new(config.clone(), credentials)?;
-    config.log_cold_start_warnings();
+    state.log_cold_start();
     moc_shared::db::MIGRATOR.run(&direct).await?;
     seeds::seed(&state, &direct).await?;
     direct.close().await;
@@ -155,12 +158,8 @@ async fn start_embedded_s3(
     Ok(EmbeddedS3::start_with_cors(settings, BucketCors { allowed_origins }).await?)
 }
 
-fn embedded_s3_credentials() -> StaticCredentials {
-    StaticCredentials {
-        access_key_id: DEV_ACCESS_KEY.to_owned(),
-        secret_access_key: DEV_SECRET_KEY.to_owned(),
-        session_token: None,
-    }
+fn embedded_s3_credentials() -> AwsCredentials {
+    AwsCredentials::fixed(DEV_ACCESS_KEY, DEV_SECRET_KEY, "the embedded S3")
 }
 
 /// What runs where, printed once everything is up.

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::domain::ByteSize;
 use crate::domain::limits::{CREATE_SESSION_LIMIT, FINALIZE_LIMIT, RateLimit, UploadLimits};
+use crate::tls::TrustRoots;
 
 /// The deployment stage. It prefixes every S3 key, and `production` forbids
 /// the development shortcuts.
@@ -83,7 +84,14 @@ pub struct Config {
     pub finalize_wait: Duration,
     /// Finalizes per user per minute (`domain::limits::FINALIZE_LIMIT`).
     pub finalize_per_minute: u32,
+    /// `REDIS_URL`, else `KV_URL` (what the Marketplace's Upstash sets).
+    /// Parsed by `crate::kv`: a refused URL fails only finalize.
     pub redis_url: Option<String>,
+    /// Which of the two `redis_url` came from, for the messages about it.
+    pub redis_url_variable: &'static str,
+    /// The roots every TLS connection trusts: the compiled-in ones plus
+    /// `SSL_CERT_FILE`'s (`crate::tls`).
+    pub trust: TrustRoots,
     pub rate_limit_bypass: bool,
     pub allow_browser_uploads: bool,
     /// `CORS_ALLOWED_ORIGINS`, else `ALLOWED_UPLOAD_ORIGINS`: exact origins,
@@ -139,7 +147,8 @@ impl Config {
         // failed part costs more to resend on a slow link; past 100 MiB a
         // single part on a home connection outlives any sensible URL TTL.
         let part_size = ByteSize::mib(env.number("MULTIPART_PART_SIZE_MB", 5, 5..=100));
-        let redis_url = env.string("REDIS_URL");
+        let (redis_url_variable, redis_url) = read_redis_url(&env);
+        let trust = read_trust(&mut env);
         let rate_limit_bypass = env.flag("RATE_LIMIT_BYPASS");
         if rate_limit_bypass && stage.is_production() {
             env.problem("RATE_LIMIT_BYPASS=true is forbidden when STAGE=production");
@@ -162,6 +171,8 @@ impl Config {
             finalize_wait: env.millis("FINALIZE_WAIT_MS", 10_000, 0..=60_000),
             finalize_per_minute: env.rate_limit(&FINALIZE_LIMIT),
             redis_url,
+            redis_url_variable,
+            trust,
             rate_limit_bypass,
             allow_browser_uploads: env.flag("ALLOW_BROWSER_UPLOADS"),
             cors_allowed_origins: read_cors_origins(&env),
@@ -189,7 +200,7 @@ impl Config {
             tracing::warn!("RATE_LIMIT_BYPASS is on: rate limits count and log but never deny");
         }
         if self.redis_url.is_none() {
-            tracing::warn!("REDIS_URL is unset: the finalize rate limit fails open");
+            tracing::warn!("REDIS_URL and KV_URL are unset: the finalize rate limit fails open");
         }
         if self.cron_secret.is_none() {
             tracing::warn!(
@@ -201,6 +212,24 @@ impl Config {
     pub fn part_size_bytes(&self) -> u64 {
         self.part_size.bytes()
     }
+}
+
+/// `REDIS_URL`, else `KV_URL` (the Marketplace's Upstash sets both), and
+/// which of the two it was.
+fn read_redis_url(env: &Env) -> (&'static str, Option<String>) {
+    ["REDIS_URL", "KV_URL"]
+        .into_iter()
+        .find_map(|name| Some((name, Some(env.string(name)?))))
+        .unwrap_or(("REDIS_URL", None))
+}
+
+/// The compiled-in roots plus `SSL_CERT_FILE`'s; a file that cannot be used
+/// is a problem of the whole configuration (every route reaches Postgres).
+fn read_trust(env: &mut Env) -> TrustRoots {
+    TrustRoots::load(env.string("SSL_CERT_FILE").as_deref()).unwrap_or_else(|problem| {
+        env.problem(problem);
+        TrustRoots::builtin()
+    })
 }
 
 /// The functions' URL (`DATABASE_URL`, else `POSTGRES_URL`; required) and
@@ -227,7 +256,12 @@ fn read_s3(env: &mut Env) -> S3Config {
         env.problem("MOC_BUCKET (or LEGO_API_BUCKET_NAME) is required");
     }
     let bucket = bucket.unwrap_or_default();
-    let region = env.string_or("AWS_REGION", "us-east-1");
+    // S3_REGION first: Vercel may inject AWS_REGION (the function's region,
+    // not necessarily the bucket's).
+    let region = env
+        .string("S3_REGION")
+        .or_else(|| env.string("AWS_REGION"))
+        .unwrap_or_else(|| "us-east-1".to_owned());
     let endpoint = env
         .string("AWS_ENDPOINT_URL_S3")
         .or_else(|| env.string("S3_ENDPOINT"))
@@ -552,6 +586,36 @@ mod tests {
         assert_eq!(
             config.s3.public_file_base_url,
             "http://127.0.0.1:9000/bucket"
+        );
+    }
+
+    #[test]
+    fn redis_comes_from_redis_url_then_kv_url() {
+        assert_eq!(load(&[]).unwrap().redis_url, None);
+        let kv = load(&[("KV_URL", "rediss://default:p@kv:6379")]).unwrap();
+        assert_eq!(kv.redis_url.as_deref(), Some("rediss://default:p@kv:6379"));
+        assert_eq!(kv.redis_url_variable, "KV_URL");
+        let both = load(&[("KV_URL", "rediss://kv"), ("REDIS_URL", "redis://r")]).unwrap();
+        assert_eq!(both.redis_url.as_deref(), Some("redis://r"));
+        assert_eq!(both.redis_url_variable, "REDIS_URL");
+        // Any value is the Redis module's to judge: it never fails the config.
+        assert!(load(&[("REDIS_URL", "not a url")]).is_ok());
+    }
+
+    #[test]
+    fn an_unusable_ssl_cert_file_is_a_configuration_problem() {
+        let err = load(&[("SSL_CERT_FILE", "/nonexistent/ca.pem")]).unwrap_err();
+        assert!(err.to_string().contains("SSL_CERT_FILE"), "{err}");
+        assert_eq!(load(&[]).unwrap().trust.extra_count(), 0);
+    }
+
+    #[test]
+    fn the_bucket_region_prefers_s3_region_to_an_injected_aws_region() {
+        let config = load(&[("AWS_REGION", "us-east-1"), ("S3_REGION", "eu-west-1")]).unwrap();
+        assert_eq!(config.s3.region, "eu-west-1");
+        assert_eq!(
+            load(&[("AWS_REGION", "us-west-2")]).unwrap().s3.region,
+            "us-west-2"
         );
     }
 

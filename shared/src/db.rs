@@ -32,6 +32,7 @@ use sqlx::postgres::{PgArguments, PgConnectOptions, PgQueryResult, PgRow};
 use sqlx::{Describe, Either, Execute, Executor, PgConnection, Postgres};
 
 use crate::config::Config;
+use crate::tls::TrustRoots;
 
 mod pool;
 
@@ -50,7 +51,23 @@ pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// the first query opens the first connection.
 pub fn pool(config: &Config) -> Result<Db, sqlx::Error> {
     let options: PgConnectOptions = config.database_url.parse()?;
-    Ok(Db::lazy(options))
+    Ok(Db::lazy(trusting(
+        options,
+        &config.database_url,
+        &config.trust,
+    )))
+}
+
+/// `options` verifying the server (under `sslmode=verify-ca`/`verify-full`)
+/// against the compiled-in roots plus `SSL_CERT_FILE`'s (`crate::tls`):
+/// sqlx adds a given root certificate to its compiled-in ones. A root
+/// certificate the URL (`sslrootcert=`) or `PGSSLROOTCERT` names wins.
+pub fn trusting(options: PgConnectOptions, url: &str, trust: &TrustRoots) -> PgConnectOptions {
+    let named = url.contains("sslrootcert=") || std::env::var_os("PGSSLROOTCERT").is_some();
+    match trust.extra_pem() {
+        Some(pem) if !named => options.ssl_root_cert_from_pem(pem.to_vec()),
+        _ => options,
+    }
 }
 
 /// What every connection of the functions is opened with.

@@ -185,6 +185,12 @@ pub enum ApiError {
     S3Unavailable(#[source] BoxError),
     #[error("database is temporarily unavailable")]
     DatabaseUnavailable(#[source] BoxError),
+    /// 503: S3 needs credentials this request cannot get: `AWS_ROLE_ARN` is
+    /// set but no OIDC token came with it, or STS could not be reached
+    /// (`crate::credentials`). Its stable reason is
+    /// `AWS_CREDENTIALS_UNAVAILABLE`.
+    #[error("AWS credentials are unavailable")]
+    AwsCredentialsUnavailable(#[source] BoxError),
     #[error("internal error")]
     Internal(#[source] BoxError),
     /// An answer the platform gives instead of a function (the dev gateway's
@@ -275,6 +281,9 @@ impl ApiError {
             ApiError::DatabaseUnavailable(_) => {
                 "The database is temporarily unavailable; retry shortly".to_owned()
             }
+            ApiError::AwsCredentialsUnavailable(_) => {
+                "The service has no AWS credentials for this request".to_owned()
+            }
             other => other.to_string(),
         }
     }
@@ -300,7 +309,9 @@ impl ApiError {
             }
             RequestTimeout { .. } | Gone { .. } => self.time_details(),
             RateLimited(denial) => Some(denial.details()),
-            S3Unavailable(_) | DatabaseUnavailable(_) => Some(json!({"retryable": true})),
+            S3Unavailable(_) | DatabaseUnavailable(_) | AwsCredentialsUnavailable(_) => {
+                Some(json!({"retryable": true}))
+            }
             Unauthorized
             | Forbidden(_)
             | Platform { .. }
@@ -387,7 +398,9 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::RateLimited(denial) => Some(denial.retry_after_seconds),
-            ApiError::S3Unavailable(_) | ApiError::DatabaseUnavailable(_) => Some(2),
+            ApiError::S3Unavailable(_)
+            | ApiError::DatabaseUnavailable(_)
+            | ApiError::AwsCredentialsUnavailable(_) => Some(2),
             _ => None,
         }
     }
@@ -439,12 +452,9 @@ impl ApiError {
     pub fn log(&self) {
         let status = self.status().as_u16();
         if self.status().is_server_error() {
-            let mut causes = Vec::new();
-            let mut source = std::error::Error::source(self);
-            while let Some(cause) = source {
-                causes.push(cause.to_string());
-                source = cause.source();
-            }
+            let causes = std::error::Error::source(self)
+                .map(causes)
+                .unwrap_or_default();
             tracing::error!(status, code = self.code().as_str(), reason = self.reason(), error = %self, causes = ?causes, "request failed");
         } else {
             tracing::info!(status, code = self.code().as_str(), reason = self.reason(), error = %self, "request refused");
@@ -464,12 +474,26 @@ impl From<sqlx::Error> for ApiError {
 
 impl From<crate::s3::S3Error> for ApiError {
     fn from(error: crate::s3::S3Error) -> Self {
-        if error.is_unavailable() {
-            ApiError::S3Unavailable(error.into())
-        } else {
-            ApiError::Internal(error.into())
+        use crate::s3::S3Error::Credentials;
+        match error {
+            Credentials {
+                unavailable: true, ..
+            } => ApiError::AwsCredentialsUnavailable(error.into()),
+            Credentials { .. } => ApiError::Configuration(causes(&error).join(": ")),
+            _ if error.is_unavailable() => ApiError::S3Unavailable(error.into()),
+            _ => ApiError::Internal(error.into()),
         }
     }
+}
+
+/// The stable reason of [`ApiError::AwsCredentialsUnavailable`].
+pub const AWS_CREDENTIALS_UNAVAILABLE: &str = "AWS_CREDENTIALS_UNAVAILABLE";
+
+/// `error` and its sources, outermost first.
+fn causes(error: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(ToString::to_string)
+        .collect()
 }
 
 #[cfg(test)]

@@ -8,10 +8,12 @@
 pub mod auth;
 pub mod box_error;
 pub mod config;
+pub mod credentials;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod kv;
 pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
@@ -20,8 +22,10 @@ mod s3_http;
 pub mod services;
 pub mod state;
 pub mod store;
+pub mod sts;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 
 #[cfg(feature = "vercel")]
 pub mod runtime;

@@ -11,7 +11,12 @@ use crate::config::Config;
 use crate::db::Tx;
 use crate::domain::limits::{CREATE_SESSION_LIMIT, FINALIZE_LIMIT, RateLimit, RateLimitDenial};
 use crate::error::ApiError;
+use crate::kv::{Kv, KvClient};
 use crate::time;
+
+/// How long a finalize waits for the rate-limit store before failing open:
+/// connecting (a TLS handshake for `rediss://`) and the count together.
+const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Counts one session creation against today's quota, inside the caller's
 /// transaction so a create that fails later gives the quota back.
@@ -53,21 +58,26 @@ pub async fn count_session_create(
 
 /// Counts one finalize in the current window. Admins are exempt.
 /// Store trouble never blocks a finalize: it is logged at WARN and allowed.
-pub async fn count_finalize(
-    redis: Option<&redis::Client>,
-    config: &Config,
-    user: &User,
-) -> Result<(), ApiError> {
+/// A Redis URL that cannot be used at all is a configuration error (500).
+pub async fn count_finalize(kv: &Kv, config: &Config, user: &User) -> Result<(), ApiError> {
     let rule = &FINALIZE_LIMIT;
     if user.is_admin {
         return Ok(());
     }
-    let Some(client) = redis else {
-        tracing::warn!(
-            action = rule.name,
-            "rate limit store not configured (REDIS_URL unset): allowing"
-        );
-        return Ok(());
+    let client = match kv {
+        Kv::Ready(client) => client,
+        Kv::Unset => {
+            tracing::warn!(
+                action = rule.name,
+                "rate limit store not configured (REDIS_URL and KV_URL unset): allowing"
+            );
+            return Ok(());
+        }
+        Kv::Unusable { variable, reason } => {
+            return Err(ApiError::Configuration(format!(
+                "{variable} is unusable: {reason}"
+            )));
+        }
     };
     let now = Utc::now();
     let key = format!(
@@ -78,14 +88,16 @@ pub async fn count_finalize(
         rule.window.index(now)
     );
     let counting = incr(client, &key, rule.window.counter_ttl_seconds());
-    let count = match tokio::time::timeout(std::time::Duration::from_millis(500), counting).await {
+    let count = match tokio::time::timeout(STORE_TIMEOUT, counting).await {
         Ok(Ok(count)) => count,
         Ok(Err(error)) => {
-            tracing::warn!(action = rule.name, store = ?rule.store, %error, "rate limit store unavailable: failing open");
+            client.discard().await;
+            tracing::warn!(action = rule.name, store = ?rule.store, redis = %client.target().describe(), %error, "rate limit store unavailable: failing open");
             return Ok(());
         }
         Err(_) => {
-            tracing::warn!(action = rule.name, store = ?rule.store, "rate limit store timed out: failing open");
+            client.discard().await;
+            tracing::warn!(action = rule.name, store = ?rule.store, redis = %client.target().describe(), "rate limit store timed out: failing open");
             return Ok(());
         }
     };
@@ -113,8 +125,8 @@ fn deny(rule: &'static RateLimit, user: &User, limit: u32, now: DateTime<Utc>) -
     ApiError::RateLimited(RateLimitDenial::new(rule, limit, now))
 }
 
-async fn incr(client: &redis::Client, key: &str, ttl_seconds: i64) -> redis::RedisResult<i64> {
-    let mut connection = client.get_multiplexed_async_connection().await?;
+async fn incr(client: &KvClient, key: &str, ttl_seconds: i64) -> redis::RedisResult<i64> {
+    let mut connection = client.connection(STORE_TIMEOUT).await?;
     let (count,): (i64,) = redis::pipe()
         .atomic()
         .incr(key, 1)

@@ -14,6 +14,7 @@ use tracing::Instrument;
 
 use crate::auth::{self, Credential, User};
 use crate::box_error::BoxError;
+use crate::credentials;
 use crate::domain::PartNumber;
 use crate::error::ApiError;
 use crate::http::{self as api_http, ApiRequest, Response};
@@ -350,6 +351,8 @@ async fn handle(
         });
     }
     let state = state?;
+    // The request's OIDC token, for the S3 credentials (`crate::credentials`).
+    let oidc_token = credentials::oidc_token(&request.headers);
     let work = match route.handler {
         Handler::User(handler) => {
             let (user, credential) =
@@ -360,7 +363,7 @@ async fn handle(
         }
         Handler::Cron(handler) => handler(state, request),
     };
-    run_isolated(work).await
+    run_isolated(Box::pin(credentials::with_request_token(oidc_token, work))).await
 }
 
 /// Runs a handler as its own task, in the request's span: a panic becomes a

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     retry::RetryConfig, timeout::TimeoutConfig,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -26,7 +26,9 @@ use bytes::Bytes;
 
 use crate::box_error::BoxError;
 use crate::config::S3Config;
+use crate::credentials::{AwsCredentials, CredentialsProblem};
 use crate::domain::PartNumber;
+use crate::tls::TrustRoots;
 
 /// Sends `$store.client.$operation()` on the store's bucket with the given
 /// setters, and sorts a failure with [`S3Error::classify`]: the shape of
@@ -56,6 +58,15 @@ pub enum S3Error {
     NoSuchUpload { operation: &'static str },
     #[error("S3 {operation}: no such key")]
     NoSuchKey { operation: &'static str },
+    /// No credentials to sign with (`crate::credentials`): `unavailable`
+    /// when a later try may have them, else a configuration to fix.
+    #[error("S3 {operation}: no AWS credentials to sign with")]
+    Credentials {
+        operation: &'static str,
+        unavailable: bool,
+        #[source]
+        source: BoxError,
+    },
     #[error("S3 {operation} failed ({code})")]
     Service {
         operation: &'static str,
@@ -86,6 +97,13 @@ impl S3Error {
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
+        if let Some(problem) = crate::s3_http::find_source::<CredentialsProblem>(&error) {
+            return S3Error::Credentials {
+                operation,
+                unavailable: problem.is_unavailable(),
+                source: error.into(),
+            };
+        }
         match &error {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => S3Error::Unavailable {
                 operation,
@@ -149,11 +167,24 @@ pub struct PresignedPart {
 pub struct S3Store {
     client: Client,
     bucket: String,
+    credentials: AwsCredentials,
 }
 
-/// Static credentials from the environment. A Vercel function has no
-/// instance role or profile, so the environment is the whole AWS chain there;
-/// leaving out the rest of the chain keeps STS and SSO out of every binary.
+/// The HTTP(S) client of every S3 client in the process: rustls on *ring*
+/// (no aws-lc entropy seeding) with the compiled-in Mozilla roots (no root
+/// store to load and decode at start) plus `SSL_CERT_FILE`'s; see
+/// `crate::s3_http` and docs/adr/0003-crypto-provider.md.
+pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
+    https_client_trusting(&TrustRoots::builtin())
+}
+
+/// [`https_client`], also trusting `SSL_CERT_FILE`'s roots (`crate::tls`).
+pub fn https_client_trusting(trust: &TrustRoots) -> aws_sdk_s3::config::SharedHttpClient {
+    crate::s3_http::client(trust)
+}
+
+/// Fixed keys, as tools hold them (an [`AwsCredentials`] source through
+/// `From`; a function chooses its own with [`AwsCredentials::from_env`]).
 #[derive(Debug, Clone)]
 pub struct StaticCredentials {
     pub access_key_id: String,
@@ -161,30 +192,20 @@ pub struct StaticCredentials {
     pub session_token: Option<String>,
 }
 
-impl StaticCredentials {
-    pub fn from_env() -> Option<Self> {
-        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
-        Some(Self {
-            access_key_id: var("AWS_ACCESS_KEY_ID")?,
-            secret_access_key: var("AWS_SECRET_ACCESS_KEY")?,
-            session_token: var("AWS_SESSION_TOKEN"),
-        })
-    }
-}
-
-/// The HTTP(S) client of every S3 client in the process: rustls on *ring*
-/// (no aws-lc entropy seeding) with the compiled-in Mozilla roots (no root
-/// store to load and decode at start); see `crate::s3_http` and
-/// docs/adr/0003-crypto-provider.md.
-pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
-    crate::s3_http::client()
-}
-
 impl S3Store {
-    pub fn new(config: &S3Config, credentials: Option<StaticCredentials>) -> Self {
+    /// The bucket's client over the compiled-in roots only, signing with
+    /// `credentials`; [`S3Store::with_trust`] is what the functions use.
+    pub fn new(config: &S3Config, credentials: impl Into<AwsCredentials>) -> Self {
+        Self::with_trust(config, &TrustRoots::builtin(), credentials.into())
+    }
+
+    /// The bucket's client, trusting `trust`'s roots and signing with
+    /// `credentials` (`crate::credentials`: OIDC, the project's keys, or the
+    /// `AWS_*` ones).
+    pub fn with_trust(config: &S3Config, trust: &TrustRoots, credentials: AwsCredentials) -> Self {
         let mut builder = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
-            .http_client(https_client())
+            .http_client(https_client_trusting(trust))
             .region(Region::new(config.region.clone()))
             // Presigned part URLs must not carry a checksum of an empty body:
             // servers that check payload checksums would answer InvalidDigest.
@@ -197,14 +218,12 @@ impl S3Store {
                     .operation_attempt_timeout(Duration::from_secs(20))
                     .build(),
             );
-        if let Some(credentials) = credentials {
-            builder = builder.credentials_provider(Credentials::new(
-                credentials.access_key_id,
-                credentials.secret_access_key,
-                credentials.session_token,
-                None,
-                "environment",
-            ));
+        if !credentials.is_none() {
+            // The provider keeps (and refreshes) its own credentials; the
+            // SDK's cache would hide their expiry from `presign_ttl`.
+            builder = builder
+                .credentials_provider(credentials.clone())
+                .identity_cache(IdentityCache::no_cache());
         }
         if let Some(endpoint) = &config.endpoint {
             builder = builder.endpoint_url(endpoint).force_path_style(true);
@@ -212,7 +231,26 @@ impl S3Store {
         Self {
             client: Client::from_conf(builder.build()),
             bucket: config.bucket.clone(),
+            credentials,
         }
+    }
+
+    /// What the store signs with.
+    pub fn credentials(&self) -> &AwsCredentials {
+        &self.credentials
+    }
+
+    /// `wanted`, shortened to what the signing credentials have left, for
+    /// presigned URLs: a URL never claims to live longer than they do.
+    pub async fn presign_ttl(&self, wanted: Duration) -> Result<Duration, S3Error> {
+        self.credentials
+            .presign_ttl(wanted)
+            .await
+            .map_err(|problem| S3Error::Credentials {
+                operation: "PresignUploadPart",
+                unavailable: problem.is_unavailable(),
+                source: problem.into(),
+            })
     }
 
     /// The underlying client, for tests and tooling that inspect the store.

@@ -37,6 +37,7 @@ use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::box_error::BoxError;
+use crate::tls::TrustRoots;
 
 type HyperClient = Client<hyper_rustls::HttpsConnector<TcpConnector>, SdkBody>;
 /// The connect and read timeouts of the SDK's connector settings.
@@ -45,15 +46,18 @@ type Timeouts = (Option<Duration>, Option<Duration>);
 /// The HTTP client for [`aws_sdk_s3::config::Builder::http_client`]: plain
 /// HTTP for an `http://` endpoint (local S3 servers), TLS 1.2/1.3 on ring with
 /// the Mozilla roots for `https://`.
-pub fn client() -> SharedHttpClient {
-    SharedHttpClient::new(S3HttpClient::default())
+pub fn client(trust: &TrustRoots) -> SharedHttpClient {
+    SharedHttpClient::new(S3HttpClient {
+        trust: trust.clone(),
+        connectors: RwLock::default(),
+    })
 }
 
 /// One connector (and so one connection pool) per timeout setting. The SDK
 /// asks for the connector on every attempt; our S3 client has one timeout
 /// configuration, so in practice this holds one entry for the process.
-#[derive(Default)]
 struct S3HttpClient {
+    trust: TrustRoots,
     connectors: RwLock<HashMap<Timeouts, SharedHttpConnector>>,
 }
 
@@ -77,7 +81,7 @@ impl HttpClient for S3HttpClient {
             .write()
             .expect("not poisoned")
             .entry(key)
-            .or_insert_with(|| SharedHttpConnector::new(Connector::new(key.0, key.1)))
+            .or_insert_with(|| SharedHttpConnector::new(Connector::new(&self.trust, key.0, key.1)))
             .clone()
     }
 }
@@ -96,14 +100,17 @@ impl fmt::Debug for Connector {
 }
 
 impl Connector {
-    fn new(connect_timeout: Option<Duration>, read_timeout: Option<Duration>) -> Self {
+    fn new(
+        trust: &TrustRoots,
+        connect_timeout: Option<Duration>,
+        read_timeout: Option<Duration>,
+    ) -> Self {
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(connect_timeout);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(restricted_ring_provider())
-            .expect("ring supports TLS 1.2 and 1.3")
+            .with_tls_config(trust.client_config_with(restricted_ring_provider()))
             .https_or_http()
             .enable_http1()
             .wrap_connector(tcp);
@@ -196,7 +203,9 @@ fn classify(error: hyper_util::client::legacy::Error) -> ConnectorError {
     kind(Box::new(error))
 }
 
-fn find_source<'a, E: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a E> {
+pub(crate) fn find_source<'a, E: StdError + 'static>(
+    error: &'a (dyn StdError + 'static),
+) -> Option<&'a E> {
     let mut next = Some(error);
     while let Some(error) = next {
         if let Some(found) = error.downcast_ref::<E>() {
@@ -228,7 +237,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let connector = Connector::new(Some(Duration::from_secs(1)), None);
+        let connector = Connector::new(&TrustRoots::builtin(), Some(Duration::from_secs(1)), None);
         let request = HttpRequest::get(format!("http://127.0.0.1:{port}/bucket")).unwrap();
         let error = connector.call(request).await.unwrap_err();
         assert!(error.is_io(), "{error:?}");
@@ -248,7 +257,7 @@ mod tests {
                     .await;
             }
         });
-        let connector = Connector::new(Some(Duration::from_secs(1)), None);
+        let connector = Connector::new(&TrustRoots::builtin(), Some(Duration::from_secs(1)), None);
         let request = HttpRequest::get(format!("https://127.0.0.1:{port}/bucket")).unwrap();
         let error = connector.call(request).await.unwrap_err();
         assert!(!error.is_user(), "{error:?}");

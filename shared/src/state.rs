@@ -1,5 +1,10 @@
 //! What a request needs, built once per cold start: the configuration, one
 //! database pool, one S3 client, the JWKS cache and the Redis client.
+//!
+//! A dependency's bad configuration fails only what needs it: an unusable
+//! Redis URL or AWS credential setting is logged once, here, at cold start,
+//! and answers 500 CONFIGURATION_ERROR only on the routes that use Redis or
+//! S3 (`crate::kv`, `crate::credentials`).
 
 use std::sync::{Arc, LazyLock};
 
@@ -7,8 +12,10 @@ use crate::db::Db;
 
 use crate::auth::JwksCache;
 use crate::config::{Config, ConfigError};
+use crate::credentials::AwsCredentials;
 use crate::error::ApiError;
-use crate::s3::{S3Store, StaticCredentials};
+use crate::kv::Kv;
+use crate::s3::S3Store;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,27 +27,26 @@ struct Inner {
     db: Db,
     s3: S3Store,
     jwks: JwksCache,
-    redis: Option<redis::Client>,
+    redis: Kv,
 }
 
 /// The process-wide state of a function instance. Building it opens no
 /// connection (the pool and the Redis client connect on first use), so a cold
 /// start pays only for parsing the environment.
 static GLOBAL: LazyLock<Result<AppState, ConfigError>> = LazyLock::new(|| {
-    let state =
-        Config::from_env().and_then(|config| AppState::new(config, StaticCredentials::from_env()));
+    let state = Config::from_env().and_then(|config| {
+        let credentials = AwsCredentials::from_env(&config.s3.region, &config.trust);
+        AppState::new(config, credentials)
+    });
     match &state {
-        Ok(state) => state.config().log_cold_start_warnings(),
+        Ok(state) => state.log_cold_start(),
         Err(error) => tracing::error!(%error, "refusing to serve: the configuration is invalid"),
     }
     state
 });
 
 impl AppState {
-    pub fn new(
-        config: Config,
-        s3_credentials: Option<StaticCredentials>,
-    ) -> Result<Self, ConfigError> {
+    pub fn new(config: Config, s3_credentials: AwsCredentials) -> Result<Self, ConfigError> {
         let db = crate::db::pool(&config).map_err(|e| ConfigError {
             problems: vec![format!("DATABASE_URL is not a valid Postgres URL: {e}")],
         })?;
@@ -51,15 +57,14 @@ impl AppState {
     pub fn with_db(
         config: Config,
         db: Db,
-        s3_credentials: Option<StaticCredentials>,
+        s3_credentials: AwsCredentials,
     ) -> Result<Self, ConfigError> {
-        let redis = match &config.redis_url {
-            Some(url) => Some(redis::Client::open(url.as_str()).map_err(|e| ConfigError {
-                problems: vec![format!("REDIS_URL is invalid: {e}")],
-            })?),
-            None => None,
-        };
-        let s3 = S3Store::new(&config.s3, s3_credentials);
+        let redis_url = config
+            .redis_url
+            .as_deref()
+            .map(|url| (config.redis_url_variable, url));
+        let redis = Kv::new(redis_url, &config.trust);
+        let s3 = S3Store::with_trust(&config.s3, &config.trust, s3_credentials);
         let jwks = JwksCache::new(config.auth.jwks.clone());
         Ok(Self {
             inner: Arc::new(Inner {
@@ -98,7 +103,16 @@ impl AppState {
         &self.inner.jwks
     }
 
-    pub fn redis(&self) -> Option<&redis::Client> {
-        self.inner.redis.as_ref()
+    /// Redis, where the finalize rate limit counts: unset, unusable, or ready.
+    pub fn redis(&self) -> &Kv {
+        &self.inner.redis
+    }
+
+    /// The cold start's warnings and errors: the configuration's, a refused
+    /// Redis URL's, the credentials'. Once per instance.
+    pub fn log_cold_start(&self) {
+        self.config().log_cold_start_warnings();
+        self.redis().log_cold_start();
+        self.s3().credentials().log_cold_start();
     }
 }

@@ -3,12 +3,12 @@
 //! `S3_ACCESS_KEY_ID` / `S3_SECRET_ACCESS_KEY`, else `AWS_ACCESS_KEY_ID` /
 //! `AWS_SECRET_ACCESS_KEY`; and the hazard of the variables Vercel injects.
 //!
-//! MERGE: [`CredentialSource::of`] and [`assume_role`] stand in for the
-//! shared credential chain and STS client of item 3; swap them for those
-//! so the doctor signs exactly as the functions do.
+//! The role is assumed through the functions' own STS call
+//! (`moc_shared::sts`), trusting the same roots (`SSL_CERT_FILE`).
 
 use moc_shared::config::Config;
 use moc_shared::s3::StaticCredentials;
+use moc_shared::sts::{self, StsError, WebIdentityRequest};
 
 use super::{AWS_ROLE, CHECK_TIMEOUT, Check, DoctorEnv, Failure, chain};
 
@@ -63,13 +63,11 @@ impl CredentialSource {
 pub(super) async fn role(
     env: &DoctorEnv,
     config: &Config,
-    http: &reqwest::Client,
     source: &CredentialSource,
 ) -> (Check, Option<StaticCredentials>) {
     let (result, credentials) = match source {
         CredentialSource::Role { role_arn } => {
-            let assumed =
-                tokio::time::timeout(CHECK_TIMEOUT, assume_role(env, config, http, role_arn));
+            let assumed = tokio::time::timeout(CHECK_TIMEOUT, assume_role(env, config, role_arn));
             match assumed.await {
                 Ok(Ok(credentials)) => (
                     Ok(format!(
@@ -100,12 +98,12 @@ pub(super) async fn role(
     )
 }
 
-/// STS `AssumeRoleWithWebIdentity`, an unsigned call: the OIDC token is the
-/// credential. `AWS_ENDPOINT_URL_STS` overrides the regional endpoint.
+/// STS `AssumeRoleWithWebIdentity` through the functions' own STS call
+/// (`moc_shared::sts`), with the pulled `VERCEL_OIDC_TOKEN`.
+/// `AWS_ENDPOINT_URL_STS` overrides the regional endpoint.
 async fn assume_role(
     env: &DoctorEnv,
     config: &Config,
-    http: &reqwest::Client,
     role_arn: &str,
 ) -> Result<StaticCredentials, Failure> {
     let token = env.get("VERCEL_OIDC_TOKEN").ok_or_else(|| {
@@ -114,59 +112,34 @@ async fn assume_role(
             TOKEN_FIX,
         )
     })?;
-    let endpoint = env
-        .get("AWS_ENDPOINT_URL_STS")
-        .unwrap_or_else(|| format!("https://sts.{}.amazonaws.com", config.s3.region));
-    let form = [
-        ("Action", "AssumeRoleWithWebIdentity"),
-        ("Version", "2011-06-15"),
-        ("RoleArn", role_arn),
-        ("RoleSessionName", "moc-uploads-doctor"),
-        ("WebIdentityToken", token.as_str()),
-        ("DurationSeconds", "900"),
-    ];
-    let response = http
-        .post(format!("{}/", endpoint.trim_end_matches('/')))
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| {
-            let fix = "check AWS_ENDPOINT_URL_STS (unset: AWS STS) and the network";
-            Failure::new(format!("STS at {endpoint}: {}", chain(&e)), fix)
-        })?;
-    let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    if !status.is_success() {
-        let code = xml_text(&body, "Code").unwrap_or_default();
-        let message = xml_text(&body, "Message").unwrap_or_default();
-        let fix = if code == "ExpiredTokenException" {
-            TOKEN_FIX
-        } else {
-            ROLE_FIX
-        };
-        return Err(Failure::new(
-            format!("STS refused AssumeRoleWithWebIdentity ({status} {code}: {message})"),
-            fix,
-        ));
-    }
-    let field = |tag: &str| {
-        xml_text(&body, tag)
-            .map(str::to_owned)
-            .ok_or_else(|| Failure::new(format!("STS answered without {tag}"), ROLE_FIX))
+    let endpoint = sts::endpoint(
+        &config.s3.region,
+        env.get("AWS_ENDPOINT_URL_STS").as_deref(),
+    );
+    let request = WebIdentityRequest {
+        endpoint: &endpoint,
+        role_arn,
+        session_name: "moc-uploads-doctor",
+        token: &token,
+        duration_seconds: Some(900),
     };
+    let assumed = sts::assume_role_with_web_identity(&sts::http_client(&config.trust), &request)
+        .await
+        .map_err(|error| {
+            let fix = match &error {
+                StsError::Unavailable { .. } => {
+                    "check AWS_ENDPOINT_URL_STS (unset: AWS STS) and the network"
+                }
+                StsError::Refused { code, .. } if code == "ExpiredTokenException" => TOKEN_FIX,
+                _ => ROLE_FIX,
+            };
+            Failure::new(chain(&error), fix)
+        })?;
     Ok(StaticCredentials {
-        access_key_id: field("AccessKeyId")?,
-        secret_access_key: field("SecretAccessKey")?,
-        session_token: Some(field("SessionToken")?),
+        access_key_id: assumed.access_key_id,
+        secret_access_key: assumed.secret_access_key,
+        session_token: Some(assumed.session_token),
     })
-}
-
-/// The text of the first `<tag>` element of an AWS XML answer.
-pub(super) fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
-    let open = format!("<{tag}>");
-    let start = xml.find(&open)? + open.len();
-    let end = start + xml[start..].find(&format!("</{tag}>"))?;
-    Some(&xml[start..end])
 }
 
 /// Vercel documents that `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and

@@ -2,8 +2,9 @@
 //! functions read (`REDIS_URL`), TLS (`rediss://`) included.
 
 use moc_shared::config::Config;
+use moc_shared::kv::RedisTarget;
 
-use super::{Check, Failure, REDIS, chain, timed};
+use super::{CHECK_TIMEOUT, Check, Failure, REDIS, chain, timed};
 use crate::redact_url;
 
 const REDIS_FIX: &str = "add Upstash Redis from the Vercel Marketplace (it sets REDIS_URL and KV_URL), or set REDIS_URL to a reachable redis:// or rediss:// URL";
@@ -12,9 +13,8 @@ pub(super) async fn check(config: &Config) -> Check {
     timed(REDIS, REDIS_FIX, ping(config)).await
 }
 
-/// MERGE: the client comes from `redis::Client::open`, as in
-/// `moc_shared::state`; use the shared constructor of item 1 (TLS roots,
-/// `SSL_CERT_FILE`) once it exists.
+/// The functions' own Redis target (`moc_shared::kv`): TLS for `rediss://`,
+/// on the same roots (`SSL_CERT_FILE`).
 async fn ping(config: &Config) -> Result<String, Failure> {
     let Some(url) = config.redis_url.as_deref() else {
         return Err(Failure::new(
@@ -23,15 +23,12 @@ async fn ping(config: &Config) -> Result<String, Failure> {
         ));
     };
     let shown = redact_url(url);
-    let failed = |e: redis::RedisError| Failure::new(format!("{shown}: {}", chain(&e)), REDIS_FIX);
-    let client = redis::Client::open(url).map_err(failed)?;
-    let mut connection = client
-        .get_multiplexed_async_connection()
+    let target = RedisTarget::parse(url, &config.trust)
+        .map_err(|why| Failure::new(format!("{shown}: {why}"), REDIS_FIX))?;
+    target
+        .ping(CHECK_TIMEOUT)
         .await
-        .map_err(failed)?;
-    let pong: String = redis::cmd("PING")
-        .query_async(&mut connection)
-        .await
-        .map_err(failed)?;
-    Ok(format!("{shown} answers PING ({pong})"))
+        .map_err(|e| Failure::new(format!("{shown}: {}", chain(&e)), REDIS_FIX))?;
+    let tls = if target.is_tls() { " over TLS" } else { "" };
+    Ok(format!("{} answers PING{tls}", target.describe()))
 }

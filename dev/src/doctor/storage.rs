@@ -19,7 +19,7 @@ const NO_CREDENTIALS: &str = "not checked: no S3 credentials (see `AWS credentia
 
 pub(super) async fn checks(env: &DoctorEnv, config: &Config, http: &reqwest::Client) -> Vec<Check> {
     let source = CredentialSource::of(env);
-    let (role, signing) = credentials::role(env, config, http, &source).await;
+    let (role, signing) = credentials::role(env, config, &source).await;
     let hazard = Check {
         name: AWS_CREDENTIALS,
         result: credentials::hazard(env, &source),
@@ -100,6 +100,7 @@ fn store_failure(error: &S3Error) -> Failure {
         // The store reports a missing bucket as a missing key.
         S3Error::NoSuchKey { .. } => s3_fix(Some(404), ""),
         S3Error::NoSuchUpload { .. } | S3Error::Unavailable { .. } => ENDPOINT_FIX,
+        S3Error::Credentials { .. } => credentials::SETUP_FIX,
     };
     // A service error's code says it all; a network error needs its causes.
     let shown = match error {
@@ -265,11 +266,19 @@ async fn put_presigned_part(
         )),
         (false, _) => {
             let text = response.text().await.unwrap_or_default();
-            let code = credentials::xml_text(&text, "Code").unwrap_or_default();
+            let code = xml_text(&text, "Code").unwrap_or_default();
             Err(Failure::new(
                 format!("the presigned PUT answered {status} {code}"),
                 s3_fix(Some(status.as_u16()), code),
             ))
         }
     }
+}
+
+/// The text of the first `<tag>` element of an S3 XML error answer.
+fn xml_text<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{tag}>"))?;
+    Some(&xml[start..end])
 }

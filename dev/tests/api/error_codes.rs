@@ -475,7 +475,8 @@ async fn an_unreachable_database_is_service_unavailable_with_retry_after(pool: P
         database_url: "postgres://postgres@127.0.0.1:1/nowhere".into(),
         ..app.state.config().clone()
     };
-    let state = moc_shared::AppState::new(config, None).unwrap();
+    let state =
+        moc_shared::AppState::new(config, moc_shared::credentials::AwsCredentials::none()).unwrap();
     let body = json!({"files": [pdf_meta("a.pdf", 10)]}).to_string();
     let request = TestApp::request(Method::POST, S)
         .body(Full::new(Bytes::from(body)))

@@ -4,10 +4,10 @@ use sqlx::PgPool;
 
 use crate::helpers::*;
 
-const FINALIZE: &str = "/api/mocs/uploads/finalize";
+pub(crate) const FINALIZE: &str = "/api/mocs/uploads/finalize";
 
 /// A session with a completed PDF (presigned, 12 MiB), PNG and CSV (proxied).
-async fn session_ready_to_finalize(app: &TestApp) -> String {
+pub(crate) async fn session_ready_to_finalize(app: &TestApp) -> String {
     let session = app
         .create_session(json!([
             pdf_meta("manual.pdf", 12 * MIB),
@@ -56,7 +56,7 @@ async fn session_ready_to_finalize(app: &TestApp) -> String {
     session
 }
 
-fn finalize_body(session: &str, title: &str) -> Value {
+pub(crate) fn finalize_body(session: &str, title: &str) -> Value {
     json!({"uploadSessionId": session, "title": title, "description": "A castle", "tags": ["castle"], "theme": "Castle"})
 }
 
@@ -264,26 +264,26 @@ async fn the_eleventh_finalize_in_a_minute_is_rate_limited(pool: PgPool) {
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn finalize_fails_open_when_redis_is_unreachable(pool: PgPool) {
-    let app = TestApp::with_env(
-        pool,
-        &[
-            ("REDIS_URL", "redis://127.0.0.1:1"),
-            ("FINALIZE_RATE_LIMIT_PER_MINUTE", "1"),
-        ],
-    )
-    .await;
-    let session = app.create_session(json!([pdf_meta("a.pdf", 64)])).await;
-    app.completed_file(&session, pdf_meta("a.pdf", 64), pdf_bytes(64))
+    // Nothing listens on port 1, with or without TLS (`rediss://`, as the
+    // Marketplace's Upstash URL): every other route serves, finalize allows.
+    let urls = ["redis://127.0.0.1:1", "rediss://default:secret@127.0.0.1:1"];
+    for (n, url) in urls.into_iter().enumerate() {
+        let app = TestApp::with_env(
+            pool.clone(),
+            &[("REDIS_URL", url), ("FINALIZE_RATE_LIMIT_PER_MINUTE", "1")],
+        )
         .await;
-    app.post(
-        FINALIZE,
-        finalize_body(&uuid::Uuid::new_v4().to_string(), "x"),
-    )
-    .await
-    .assert_error(404, "NOT_FOUND");
-    app.post(FINALIZE, finalize_body(&session, "Open"))
+        let session = crate::dependencies::serves_without_redis(&app).await;
+        app.post(
+            FINALIZE,
+            finalize_body(&uuid::Uuid::new_v4().to_string(), "x"),
+        )
         .await
-        .assert_status(201);
+        .assert_error(404, "NOT_FOUND");
+        app.post(FINALIZE, finalize_body(&session, &format!("Open {n}")))
+            .await
+            .assert_status(201);
+    }
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]

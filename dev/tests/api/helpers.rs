@@ -13,8 +13,8 @@ use moc_dev::router::VercelRouter;
 use moc_dev::s3::{EmbeddedS3, EmbeddedS3Config};
 use moc_shared::AppState;
 use moc_shared::config::Config;
+use moc_shared::credentials::AwsCredentials;
 use moc_shared::db::Db;
-use moc_shared::s3::StaticCredentials;
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -189,18 +189,31 @@ impl TestApp {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         vars.insert("S3_ENDPOINT".into(), s3.endpoint());
+        vars.insert("S3_ACCESS_KEY_ID".into(), ACCESS_KEY.into());
+        vars.insert("S3_SECRET_ACCESS_KEY".into(), SECRET_KEY.into());
         vars.insert("STAGE".into(), stage.clone());
+        // scripts/redis-tls-check points every app at a TLS Redis with a
+        // CA of its own.
+        for (var, test_var) in [
+            ("REDIS_URL", "MOC_TEST_REDIS_URL"),
+            ("SSL_CERT_FILE", "MOC_TEST_SSL_CERT_FILE"),
+        ] {
+            if let Ok(value) = std::env::var(test_var) {
+                vars.insert(var.into(), value);
+            }
+        }
         for (k, v) in env {
             vars.insert((*k).to_owned(), (*v).to_owned());
         }
         let config =
             Config::from_lookup(|name| vars.get(name).cloned()).expect("test config is valid");
-        let credentials = StaticCredentials {
-            access_key_id: ACCESS_KEY.into(),
-            secret_access_key: SECRET_KEY.into(),
-            session_token: None,
-        };
-        let state = AppState::with_db(config, db, Some(credentials)).expect("state builds");
+        // As a function chooses them from its environment.
+        let credentials = AwsCredentials::from_lookup(
+            &|name| vars.get(name).cloned(),
+            &config.s3.region,
+            &config.trust,
+        );
+        let state = AppState::with_db(config, db, credentials).expect("state builds");
         Self {
             state,
             router: VercelRouter::for_repo(),

@@ -3,14 +3,18 @@
 
 mod auth;
 mod complete;
+mod credentials;
 mod database;
+mod dependencies;
 mod error_codes;
 mod finalize;
 mod frontend;
 mod helpers;
 mod lifecycle;
+mod oidc;
 mod parts;
 mod register;
 mod sessions;
 mod snapshots;
 mod sweeper;
+mod tls;

@@ -213,7 +213,8 @@ async fn an_unreachable_database_gives_a_retryable_503(pool: PgPool) {
         database_url: "postgres://postgres@127.0.0.1:1/nowhere".into(),
         ..app.state.config().clone()
     };
-    let state = moc_shared::AppState::new(config, None).unwrap();
+    let credentials = app.state.s3().credentials().clone();
+    let state = moc_shared::AppState::new(config, credentials).unwrap();
     let request = TestApp::request(Method::POST, SESSIONS)
         .body(http_body_util::Full::new(bytes::Bytes::from(
             json!({"files": [pdf_meta("a.pdf", 10)]}).to_string(),

@@ -178,6 +178,11 @@ pub(super) fn row_of(error: &ApiError) -> Row {
             C::ServiceUnavailable,
             "DATABASE_UNAVAILABLE",
         ),
+        AwsCredentialsUnavailable(_) => row(
+            S::SERVICE_UNAVAILABLE,
+            C::ServiceUnavailable,
+            super::AWS_CREDENTIALS_UNAVAILABLE,
+        ),
         Platform { status, code, .. } => row(*status, C::ExternalServiceError, code),
     }
 }

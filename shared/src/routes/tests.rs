@@ -31,7 +31,7 @@ fn state() -> AppState {
         Some(value.to_owned())
     })
     .expect("test config is valid");
-    AppState::new(config, None).expect("test state builds")
+    AppState::new(config, crate::credentials::AwsCredentials::none()).expect("test state builds")
 }
 
 fn request() -> http::Request<Empty<Bytes>> {
@@ -156,4 +156,69 @@ async fn finalize_lines_carry_the_session_once_it_is_known() {
         .unwrap_or_else(|| panic!("no rate limit line in {lines:?}"));
     assert_eq!(warning["span"]["session_id"], session_id, "{warning}");
     assert_eq!(warning["span"]["user_id"], DEV_USER, "{warning}");
+}
+
+/// What `AppState::log_cold_start` writes for `vars` over the test state's,
+/// inside a span of its own.
+fn cold_start_lines(vars: &[(&str, &str)]) -> Vec<Value> {
+    LazyLock::force(&LOG);
+    let lookup = |name: &str| {
+        vars.iter()
+            .find(|(var, _)| *var == name)
+            .map(|(_, value)| value.to_string())
+            .or_else(|| match name {
+                "DATABASE_URL" => Some("postgres://127.0.0.1:1/unused".into()),
+                "MOC_BUCKET" => Some("bucket".into()),
+                "AUTH_BYPASS" => Some("true".into()),
+                _ => None,
+            })
+    };
+    let config = Config::from_lookup(lookup).expect("valid");
+    let credentials =
+        crate::credentials::AwsCredentials::from_lookup(&lookup, &config.s3.region, &config.trust);
+    let state = AppState::new(config, credentials).expect("a bad Redis URL still builds");
+    let marker = uuid::Uuid::new_v4().to_string();
+    tracing::info_span!("cold_start", marker = %marker).in_scope(|| state.log_cold_start());
+    let bytes = LOG.0.lock().unwrap().clone();
+    String::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("a JSON log line"))
+        .filter(|line| line["spans"][0]["marker"] == marker.as_str())
+        .collect()
+}
+
+#[test]
+fn a_refused_redis_url_is_one_error_line_at_cold_start_naming_the_variable() {
+    let lines = cold_start_lines(&[("KV_URL", "rediss://default:secret@kv:6379#insecure")]);
+    let errors: Vec<_> = lines.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert_eq!(errors.len(), 1, "{lines:?}");
+    let message = errors[0]["message"].as_str().unwrap();
+    assert!(message.starts_with("KV_URL is unusable: "), "{message}");
+    assert!(message.contains("fragment"), "{message}");
+    assert!(!errors[0].to_string().contains("secret"), "{}", errors[0]);
+}
+
+#[test]
+fn injected_aws_keys_on_vercel_warn_once_at_cold_start() {
+    let injected = [
+        ("VERCEL", "1"),
+        ("AWS_ACCESS_KEY_ID", "ASIAINJECTED"),
+        ("AWS_SECRET_ACCESS_KEY", "x"),
+        ("AWS_SESSION_TOKEN", "y"),
+    ];
+    let hazard = |lines: &[Value]| {
+        lines
+            .iter()
+            .filter(|l| l["level"] == "WARN")
+            .filter(|l| l["message"].as_str().unwrap().contains("AWS_ACCESS_KEY_ID"))
+            .count()
+    };
+    assert_eq!(hazard(&cold_start_lines(&injected)), 1);
+    let mut own = injected.to_vec();
+    own.extend([
+        ("S3_ACCESS_KEY_ID", "AKIAOWN"),
+        ("S3_SECRET_ACCESS_KEY", "own"),
+    ]);
+    assert_eq!(hazard(&cold_start_lines(&own)), 0);
 }

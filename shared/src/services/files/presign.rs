@@ -27,7 +27,8 @@ pub struct PresignedPartUrl {
     pub headers: serde_json::Map<String, Value>,
 }
 
-/// Presigned URLs for `parts` of the file, valid for `PRESIGNED_URL_TTL_MINUTES`.
+/// Presigned URLs for `parts` of the file, valid for `PRESIGNED_URL_TTL_MINUTES`,
+/// or less when the credentials that sign them expire sooner (OIDC).
 ///
 /// Response size: about 1 KB per part (the SigV4 query string is most of it),
 /// so the default 50 MiB PDF at 5 MiB parts is ~10 KB, and the worst case the
@@ -40,7 +41,10 @@ pub async fn presign_parts(
     plan: PartPlan,
     parts: impl IntoIterator<Item = PartNumber>,
 ) -> Result<Vec<PresignedPartUrl>, ApiError> {
-    let ttl = state.config().presigned_url_ttl;
+    let ttl = state
+        .s3()
+        .presign_ttl(state.config().presigned_url_ttl)
+        .await?;
     let expires_at = time::rfc3339(time::add(time::now(), ttl));
     let mut urls = Vec::new();
     for part in parts {
