@@ -437,7 +437,7 @@ async fn a_role_without_a_token_or_an_sts_fails_with_its_fix(pool: PgPool) {
     assert_fails(
         &report,
         doctor::AWS_ROLE,
-        "STS at http://127.0.0.1:1",
+        "STS could not be reached at http://127.0.0.1:1",
         "AWS_ENDPOINT_URL_STS",
         &[doctor::AWS_CREDENTIALS],
     );
