@@ -113,6 +113,16 @@ fn good_env(pool: &PgPool, bucket: &Bucket) -> Vec<(String, String)> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    // scripts/redis-tls-check: Redis as Upstash serves it (rediss://, a
+    // password), trusted through a CA of its own in SSL_CERT_FILE.
+    .chain(
+        [
+            ("REDIS_URL", "MOC_TEST_REDIS_URL"),
+            ("SSL_CERT_FILE", "MOC_TEST_SSL_CERT_FILE"),
+        ]
+        .into_iter()
+        .filter_map(|(var, test_var)| Some((var.to_owned(), std::env::var(test_var).ok()?))),
+    )
     .collect()
 }
 
@@ -186,6 +196,9 @@ async fn a_deployment_as_vercel_provisions_it_passes_every_check(pool: PgPool) {
         text.contains("S3_ACCESS_KEY_ID; AWS_* keys are not used"),
         "{text}"
     );
+    if std::env::var("MOC_TEST_REDIS_URL").is_ok_and(|url| url.starts_with("rediss://")) {
+        assert!(text.contains("answers PING over TLS"), "{text}");
+    }
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
