@@ -2,6 +2,7 @@
 //! embedded S3 and the seeds. Nothing here is linked into a function binary.
 
 pub mod gateway;
+pub mod ipc;
 pub mod platform;
 pub mod router;
 pub mod s3;
