@@ -11,7 +11,7 @@
 //!    before anything else (`src/lib.rs:296-304`), binds its HTTP listener on
 //!    127.0.0.1:`VERCEL_DEV_PORT`, 3000 when unset (`src/lib.rs:306-311`), and
 //!    sends `server-started` with that port (`src/lib.rs:313-323`;
-//!    `src/ipc/core.rs:10-35`: `{"type":"server-started","payload":
+//!    `src/ipc/core.rs:12-37`: `{"type":"server-started","payload":
 //!    {"initDuration":0,"httpPort":PORT}}`). Frames are JSON, each ended by a
 //!    NUL byte (`src/ipc_utils.rs:33-47`). The builder's IPC proxy, the same
 //!    function side for non-Rust servers, has the same names in its binary
@@ -24,13 +24,13 @@
 //!    With both present and the socket connected, the runtime sends one
 //!    `end` frame per request once the response is returned and the request's
 //!    `waitUntil` work has settled (`src/lib.rs:469-483`; `src/ipc/core.rs:
-//!    37-63`: `{"type":"end","payload":{"context":{"invocationId":…,
+//!    3-9, 39-64`: `{"type":"end","payload":{"context":{"invocationId":…,
 //!    "requestId":…},"error":null}}`). `log` and `metric` frames carry the
 //!    same context (`src/ipc/log.rs`, `src/ipc/metric.rs`); the runtime's own
-//!    test reads the frames the same way (`tests/request_lifecycle.rs:86-190`).
+//!    test drives it the same way (`tests/request_lifecycle.rs:87-188`).
 //! 3. `/_vercel/ping` answers 200 `OK` without reaching the handler and
 //!    without an `end` frame (`src/lib.rs:434-440`; the builder's dev proxy,
-//!    `dist/index.js:69,198-203`).
+//!    `dist/index.js:69,208-212`).
 //! 4. Headers under `x-vercel-internal-` are the platform's, never the
 //!    client's: the builder's dev proxy drops them from what it passes on
 //!    (`dist/index.js:70,125-137`, `sanitizeHeaders`). The gateway drops them
