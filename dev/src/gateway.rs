@@ -66,6 +66,10 @@ type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
 /// of requests still in flight.
 const ACCOUNTING_WAIT: Duration = Duration::from_secs(5);
 
+/// What a value of the function map may be.
+const ADDRESS_FORMS: &str =
+    r#"a port, host:port, http://host:port or {"ipc": EXECUTABLE, "log": FILE}"#;
+
 /// Where each function listens, by route file.
 #[derive(Debug, Clone)]
 pub struct Functions {
@@ -109,10 +113,7 @@ impl Functions {
                 Some(upstream) => {
                     by_file.insert(route.file, upstream);
                 }
-                None => problems.push(format!(
-                    "{file}: {address} is not a port, host:port, http://host:port \
-                     or {{\"ipc\": EXECUTABLE, \"log\": FILE}}"
-                )),
+                None => problems.push(format!("{file}: {address} is not {ADDRESS_FORMS}")),
             }
         }
         if !problems.is_empty() {
@@ -431,6 +432,29 @@ impl Gateway {
         })
     }
 
+    /// The request as the function gets it: its address, the client's
+    /// headers less any internal ones, what the proxy adds, and over IPC the
+    /// invocation's internal headers (whose `end` frame is then awaited).
+    fn prepare(
+        &self,
+        parts: &mut http::request::Parts,
+        client: Option<SocketAddr>,
+        call: &Call,
+        target: &Target,
+    ) -> Option<ipc::Invocation> {
+        parts.uri = forwarded_uri(&target.upstream, &parts.uri, &target.params);
+        parts.version = Version::HTTP_11;
+        let spoofed = strip_internal(&mut parts.headers);
+        self.stripped_from_requests
+            .fetch_add(spoofed, Ordering::Relaxed);
+        forwarded_headers(&mut parts.headers, client, &call.vercel_id);
+        target.ipc.as_ref().map(|function| {
+            let invocation = function.invoke();
+            internal_headers(&mut parts.headers, &invocation);
+            invocation
+        })
+    }
+
     /// Sends the request on to its function, its body read whole under the
     /// platform limit, and turns what comes back (or does not) into the answer.
     async fn forward<B>(
@@ -461,17 +485,7 @@ impl Gateway {
                 )));
             }
         };
-        parts.uri = forwarded_uri(&target.upstream, &parts.uri, &target.params);
-        parts.version = Version::HTTP_11;
-        let spoofed = strip_internal(&mut parts.headers);
-        self.stripped_from_requests
-            .fetch_add(spoofed, Ordering::Relaxed);
-        forwarded_headers(&mut parts.headers, client, &call.vercel_id);
-        let invocation = target.ipc.as_ref().map(|function| {
-            let invocation = function.invoke();
-            internal_headers(&mut parts.headers, &invocation);
-            invocation
-        });
+        let invocation = self.prepare(&mut parts, client, call, target);
         let forwarded = Request::from_parts(parts, full(body));
         let answer = tokio::time::timeout(target.max_duration, self.client.request(forwarded));
         match answer.await {
@@ -487,12 +501,7 @@ impl Gateway {
                 {
                     function.not_delivered(invocation);
                 }
-                call.error(&invocation_failed(format!(
-                    "the function {} at {} failed: {}",
-                    target.route.file,
-                    target.upstream,
-                    error_chain(&error)
-                )))
+                call.error(&unreachable_function(target, &error))
             }
             Err(_) => call.error(&ApiError::Platform {
                 status: StatusCode::GATEWAY_TIMEOUT,
@@ -616,6 +625,16 @@ fn full(bytes: Bytes) -> GatewayBody {
     http_body_util::Full::new(bytes)
         .map_err(|never| match never {})
         .boxed_unsync()
+}
+
+/// The 502 of a function whose connection failed.
+fn unreachable_function(target: &Target, error: &dyn std::error::Error) -> ApiError {
+    invocation_failed(format!(
+        "the function {} at {} failed: {}",
+        target.route.file,
+        target.upstream,
+        error_chain(error)
+    ))
 }
 
 /// The 502 of a function that is not there or not answering.
