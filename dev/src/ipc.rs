@@ -43,7 +43,6 @@
 //! drain only under `vc dev`, `src/lib.rs:365-385`).
 
 use std::collections::HashMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -460,7 +459,6 @@ fn log_frame(route_file: &str, payload: &Value) {
         .unwrap_or_default();
     let request_id = payload["context"]["requestId"].as_u64();
     tracing::info!(route_file, ?request_id, message = %text.trim_end(), "function log (IPC)");
-    let _ = std::io::stderr().flush();
 }
 
 impl LedgerState {
