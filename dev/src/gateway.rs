@@ -10,7 +10,16 @@
 //! ```
 //!
 //! (a port means `127.0.0.1:port`; `host:port` and `http://host:port` work
-//! too). Each request is resolved by [`VercelRouter`], checked against the
+//! too: the `VERCEL_DEV_PORT` mode, functions someone else started). A value
+//! `{"ipc": "/path/to/executable", "log": "/path/to.log"}` is the IPC mode,
+//! the production invocation path (`crate::ipc`): the gateway starts that
+//! executable itself with a clean environment (`MOC_DEV_FUNCTION_ENV`, a file
+//! of `KEY=VALUE` lines), hands it a `VERCEL_IPC_PATH` socket, waits for its
+//! `server-started` frame and checks `/_vercel/ping`; every request then
+//! carries the `x-vercel-internal-*` headers and must get exactly one `end`
+//! frame. `GET /_moc/ipc-accounting` reports that accounting. In both modes
+//! no `x-vercel-internal-*` header crosses the gateway from the client to a
+//! function or from a function to the client. Each request is resolved by [`VercelRouter`], checked against the
 //! platform's 4.5 MB body limit, and forwarded over HTTP/1.1 with the path the
 //! client sent, the bound parameters appended as query parameters, the
 //! headers (hop-by-hop ones dropped, `x-forwarded-*` and an `x-vercel-id`
@@ -24,7 +33,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -43,6 +52,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+use crate::ipc::{self, IpcFunction, IpcSpec};
 use crate::platform;
 use crate::router::VercelRouter;
 
@@ -52,10 +62,27 @@ const DEFAULT_MAX_DURATION: Duration = Duration::from_secs(300);
 pub type GatewayBody = UnsyncBoxBody<Bytes, BoxError>;
 type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
 
+/// How long `/_moc/ipc-accounting` waits, by default, for the `end` frames
+/// of requests still in flight.
+const ACCOUNTING_WAIT: Duration = Duration::from_secs(5);
+
+/// What a value of the function map may be.
+const ADDRESS_FORMS: &str =
+    r#"a port, host:port, http://host:port or {"ipc": EXECUTABLE, "log": FILE}"#;
+
 /// Where each function listens, by route file.
 #[derive(Debug, Clone)]
 pub struct Functions {
-    by_file: HashMap<&'static str, Uri>,
+    by_file: HashMap<&'static str, Upstream>,
+}
+
+/// How the gateway reaches one function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    /// A process already listening there (`VERCEL_DEV_PORT` mode).
+    Http(Uri),
+    /// An executable the gateway runs over IPC (production's path).
+    Ipc(IpcSpec),
 }
 
 impl Functions {
@@ -82,13 +109,11 @@ impl Functions {
                 problems.push(format!("{file:?} is not a route file"));
                 continue;
             };
-            match upstream_uri(address) {
-                Some(uri) => {
-                    by_file.insert(route.file, uri);
+            match upstream(address) {
+                Some(upstream) => {
+                    by_file.insert(route.file, upstream);
                 }
-                None => problems.push(format!(
-                    "{file}: {address} is not a port, host:port or http://host:port"
-                )),
+                None => problems.push(format!("{file}: {address} is not {ADDRESS_FORMS}")),
             }
         }
         if !problems.is_empty() {
@@ -102,7 +127,7 @@ impl Functions {
         Ok(Self { by_file })
     }
 
-    pub fn get(&self, route: &Route) -> Option<&Uri> {
+    pub fn get(&self, route: &Route) -> Option<&Upstream> {
         self.by_file.get(route.file)
     }
 
@@ -120,12 +145,45 @@ impl Functions {
         ROUTES
             .iter()
             .map(|r| match self.by_file.get(r.file) {
-                Some(uri) => format!("    {uri}  {}", r.file),
+                Some(Upstream::Http(uri)) => format!("    {uri}  {}", r.file),
+                Some(Upstream::Ipc(spec)) => {
+                    format!("    IPC {}  {}", spec.executable.display(), r.file)
+                }
                 None => format!("    (unmapped: 502)  {}", r.file),
             })
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// `MOC_DEV_FUNCTION_ENV`: the whole environment of the functions the
+/// gateway starts, as `KEY=VALUE` lines (blank lines and `#` comments skipped).
+pub fn read_env_file(path: &str) -> Result<Vec<(String, String)>, BoxError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("MOC_DEV_FUNCTION_ENV: cannot read {path}: {e}"))?;
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .map(|line| match line.split_once('=') {
+            Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+            _ => Err(format!("MOC_DEV_FUNCTION_ENV ({path}): {line:?} is not KEY=VALUE").into()),
+        })
+        .collect()
+}
+
+fn upstream(address: &Value) -> Option<Upstream> {
+    if let Value::Object(entry) = address {
+        let executable = entry.get("ipc")?.as_str().filter(|e| !e.is_empty())?;
+        let log = match entry.get("log") {
+            None | Some(Value::Null) => None,
+            Some(log) => Some(log.as_str()?.into()),
+        };
+        return Some(Upstream::Ipc(IpcSpec {
+            executable: executable.into(),
+            log,
+        }));
+    }
+    upstream_uri(address).map(Upstream::Http)
 }
 
 fn upstream_uri(address: &Value) -> Option<Uri> {
@@ -163,8 +221,14 @@ struct FunctionSettings {
 pub struct Gateway {
     router: VercelRouter,
     functions: Functions,
+    /// The function processes the gateway runs over IPC, by route file.
+    ipc: HashMap<&'static str, Arc<IpcFunction>>,
     max_durations: HashMap<&'static str, Duration>,
     client: Client<HttpConnector, UpstreamBody>,
+    /// `x-vercel-internal-*` headers dropped from functions' answers.
+    stripped_from_responses: AtomicU64,
+    /// `x-vercel-internal-*` headers a client sent, dropped before forwarding.
+    stripped_from_requests: AtomicU64,
 }
 
 impl Gateway {
@@ -204,8 +268,82 @@ impl Gateway {
         Ok(Self {
             router,
             functions,
+            ipc: HashMap::new(),
             max_durations,
             client,
+            stripped_from_responses: AtomicU64::new(0),
+            stripped_from_requests: AtomicU64::new(0),
+        })
+    }
+
+    /// Starts the IPC-mode functions, each with `env` as its whole
+    /// environment and its socket in `socket_dir`.
+    pub async fn start_functions(
+        &mut self,
+        env: &[(String, String)],
+        socket_dir: &std::path::Path,
+    ) -> Result<(), BoxError> {
+        let specs: Vec<(&'static str, IpcSpec)> = ROUTES
+            .iter()
+            .filter_map(|r| match self.functions.by_file.get(r.file) {
+                Some(Upstream::Ipc(spec)) => Some((r.file, spec.clone())),
+                _ => None,
+            })
+            .collect();
+        let started = futures::future::join_all(
+            specs
+                .iter()
+                .map(|(file, spec)| IpcFunction::start(file, spec, env, socket_dir)),
+        )
+        .await;
+        let mut problems = Vec::new();
+        for result in started {
+            match result {
+                Ok(function) => {
+                    self.ipc.insert(function.route_file, Arc::new(function));
+                }
+                Err(error) => problems.push(error.to_string()),
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        self.stop_functions().await;
+        Err(format!("IPC functions failed to start: {}", problems.join("; ")).into())
+    }
+
+    /// Stops the IPC-mode functions (SIGTERM, then SIGKILL after 5 s).
+    pub async fn stop_functions(&self) {
+        let stops = self.ipc.values().map(|f| f.stop(Duration::from_secs(5)));
+        futures::future::join_all(stops).await;
+    }
+
+    /// The IPC accounting: per function, the requests sent and the `end`
+    /// frames seen, after waiting up to `wait` for those still in flight.
+    pub async fn accounting(&self, wait: Duration) -> Value {
+        let reports = futures::future::join_all(ROUTES.iter().filter_map(|r| {
+            let function = self.ipc.get(r.file)?;
+            Some(function.report(wait))
+        }))
+        .await;
+        let sum = |f: fn(&ipc::FunctionReport) -> u64| reports.iter().map(f).sum::<u64>();
+        let count = |f: fn(&ipc::FunctionReport) -> usize| reports.iter().map(f).sum::<usize>();
+        serde_json::json!({
+            "ok": reports.iter().all(|r| r.ok && r.alive),
+            "functions": reports,
+            "totals": {
+                "functions": reports.len(),
+                "requests": sum(|r| r.requests),
+                "endFrames": sum(|r| r.end_frames),
+                "missingEnd": count(|r| r.missing_end.len()),
+                "duplicateEnd": count(|r| r.duplicate_end.len()),
+                "violations": count(|r| r.violations.len()),
+                "pings": sum(|r| r.pings),
+                "internalHeadersStripped": {
+                    "fromResponses": self.stripped_from_responses.load(Ordering::Relaxed),
+                    "fromRequests": self.stripped_from_requests.load(Ordering::Relaxed),
+                },
+            },
         })
     }
 
@@ -219,6 +357,9 @@ impl Gateway {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
+        if request.uri().path() == ACCOUNTING_PATH {
+            return self.accounting_answer(request.uri()).await;
+        }
         let call = Call::new(&request);
         match self.target(&request) {
             Ok(target) => {
@@ -229,10 +370,33 @@ impl Gateway {
         }
     }
 
+    /// `GET /_moc/ipc-accounting[?waitMs=N]`: the IPC accounting as JSON,
+    /// 200 when every request had exactly one `end` frame, else 500.
+    async fn accounting_answer(&self, uri: &Uri) -> Response<GatewayBody> {
+        let wait = uri
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("waitMs=")))
+            .and_then(|ms| ms.parse().ok())
+            .map_or(ACCOUNTING_WAIT, Duration::from_millis);
+        let report = self.accounting(wait).await;
+        let status = if report["ok"] == true {
+            StatusCode::OK
+        } else {
+            StatusCode::INTERNAL_SERVER_ERROR
+        };
+        let mut response = Response::new(full(Bytes::from(report.to_string())));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+
     /// The function a request goes to, or the error the platform answers
     /// itself when none will run: an unrouted path, a declared body over the
     /// limit, a route no function process serves.
-    fn target<B>(&self, request: &Request<B>) -> Result<Target<'_>, ApiError> {
+    fn target<B>(&self, request: &Request<B>) -> Result<Target, ApiError> {
         let resolved = self
             .router
             .resolve(request.uri().path())
@@ -241,12 +405,19 @@ impl Gateway {
             return Err(platform::body_too_large());
         }
         let route = resolved.route;
-        let upstream = self.functions.get(route).ok_or_else(|| {
-            invocation_failed(format!(
-                "no function process is configured for {}",
-                route.file
-            ))
-        })?;
+        let ipc = self.ipc.get(route.file).cloned();
+        let upstream = match (&ipc, self.functions.get(route)) {
+            (Some(function), _) => format!("http://127.0.0.1:{}", function.http_port)
+                .parse()
+                .expect("a port makes a URI"),
+            (None, Some(Upstream::Http(uri))) => uri.clone(),
+            (None, Some(Upstream::Ipc(_))) | (None, None) => {
+                return Err(invocation_failed(format!(
+                    "no function process is configured for {}",
+                    route.file
+                )));
+            }
+        };
         let max_duration = self
             .max_durations
             .get(route.file)
@@ -255,8 +426,32 @@ impl Gateway {
         Ok(Target {
             route,
             upstream,
+            ipc,
             params: resolved.params,
             max_duration,
+        })
+    }
+
+    /// The request as the function gets it: its address, the client's
+    /// headers less any internal ones, what the proxy adds, and over IPC the
+    /// invocation's internal headers (whose `end` frame is then awaited).
+    fn prepare(
+        &self,
+        parts: &mut http::request::Parts,
+        client: Option<SocketAddr>,
+        call: &Call,
+        target: &Target,
+    ) -> Option<ipc::Invocation> {
+        parts.uri = forwarded_uri(&target.upstream, &parts.uri, &target.params);
+        parts.version = Version::HTTP_11;
+        let spoofed = strip_internal(&mut parts.headers);
+        self.stripped_from_requests
+            .fetch_add(spoofed, Ordering::Relaxed);
+        forwarded_headers(&mut parts.headers, client, &call.vercel_id);
+        target.ipc.as_ref().map(|function| {
+            let invocation = function.invoke();
+            internal_headers(&mut parts.headers, &invocation);
+            invocation
         })
     }
 
@@ -267,7 +462,7 @@ impl Gateway {
         request: Request<B>,
         client: Option<SocketAddr>,
         call: &Call,
-        target: &Target<'_>,
+        target: &Target,
     ) -> Response<GatewayBody>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
@@ -290,19 +485,24 @@ impl Gateway {
                 )));
             }
         };
-        parts.uri = forwarded_uri(target.upstream, &parts.uri, &target.params);
-        parts.version = Version::HTTP_11;
-        forwarded_headers(&mut parts.headers, client, &call.vercel_id);
+        let invocation = self.prepare(&mut parts, client, call, target);
         let forwarded = Request::from_parts(parts, full(body));
         let answer = tokio::time::timeout(target.max_duration, self.client.request(forwarded));
         match answer.await {
-            Ok(Ok(response)) => call.function_answer(response),
-            Ok(Err(error)) => call.error(&invocation_failed(format!(
-                "the function {} at {} failed: {}",
-                target.route.file,
-                target.upstream,
-                error_chain(&error)
-            ))),
+            Ok(Ok(response)) => {
+                let (answer, stripped) = call.function_answer(response);
+                self.stripped_from_responses
+                    .fetch_add(stripped, Ordering::Relaxed);
+                answer
+            }
+            Ok(Err(error)) => {
+                if error.is_connect()
+                    && let (Some(function), Some(invocation)) = (&target.ipc, &invocation)
+                {
+                    function.not_delivered(invocation);
+                }
+                call.error(&unreachable_function(target, &error))
+            }
             Err(_) => call.error(&ApiError::Platform {
                 status: StatusCode::GATEWAY_TIMEOUT,
                 code: "FUNCTION_INVOCATION_TIMEOUT",
@@ -317,9 +517,11 @@ impl Gateway {
 }
 
 /// Where a routed request goes.
-struct Target<'a> {
+struct Target {
     route: &'static Route,
-    upstream: &'a Uri,
+    upstream: Uri,
+    /// The function process, when the gateway runs it over IPC.
+    ipc: Option<Arc<IpcFunction>>,
     params: Vec<(String, String)>,
     max_duration: Duration,
 }
@@ -347,12 +549,21 @@ impl Call {
         }
     }
 
-    /// The function's answer, streamed back as Vercel's proxy passes it on.
-    fn function_answer(&self, response: Response<hyper::body::Incoming>) -> Response<GatewayBody> {
+    /// The function's answer, streamed back as Vercel's proxy passes it on,
+    /// and how many internal headers were dropped from it.
+    fn function_answer(
+        &self,
+        response: Response<hyper::body::Incoming>,
+    ) -> (Response<GatewayBody>, u64) {
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        let stripped = strip_internal(&mut parts.headers);
+        if stripped > 0 {
+            tracing::warn!(request_id = %self.request_id, stripped, "the function answered with x-vercel-internal-* headers; dropped");
+        }
         self.add_vercel_id(&mut parts.headers);
-        Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync())
+        let body = body.map_err(BoxError::from).boxed_unsync();
+        (Response::from_parts(parts, body), stripped)
     }
 
     /// An answer the platform gives before (or instead of) the function, in
@@ -383,11 +594,7 @@ impl Call {
         response
     }
 
-    fn forwarded(
-        &self,
-        target: &Target<'_>,
-        response: Response<GatewayBody>,
-    ) -> Response<GatewayBody> {
+    fn forwarded(&self, target: &Target, response: Response<GatewayBody>) -> Response<GatewayBody> {
         tracing::info!(
             request_id = %self.request_id,
             method = %self.method,
@@ -402,9 +609,11 @@ impl Call {
     }
 }
 
+/// The dev server's own report of the IPC accounting (not a Vercel path).
+pub const ACCOUNTING_PATH: &str = "/_moc/ipc-accounting";
+
 /// Serves until the task is dropped.
-pub async fn serve(listener: TcpListener, gateway: Gateway) {
-    let gateway = Arc::new(gateway);
+pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
     platform::serve(listener, move |request, peer| {
         let gateway = gateway.clone();
         async move { gateway.handle(request, Some(peer)).await }
@@ -416,6 +625,16 @@ fn full(bytes: Bytes) -> GatewayBody {
     http_body_util::Full::new(bytes)
         .map_err(|never| match never {})
         .boxed_unsync()
+}
+
+/// The 502 of a function whose connection failed.
+fn unreachable_function(target: &Target, error: &dyn std::error::Error) -> ApiError {
+    invocation_failed(format!(
+        "the function {} at {} failed: {}",
+        target.route.file,
+        target.upstream,
+        error_chain(error)
+    ))
 }
 
 /// The 502 of a function that is not there or not answering.
@@ -481,6 +700,32 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove(header::TRANSFER_ENCODING);
 }
 
+/// Drops every `x-vercel-internal-*` header; returns how many there were.
+fn strip_internal(headers: &mut HeaderMap) -> u64 {
+    let internal: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| ipc::is_internal(name.as_str()))
+        .cloned()
+        .collect();
+    let mut dropped = 0;
+    for name in internal {
+        dropped += u64::try_from(headers.get_all(&name).iter().count()).unwrap_or(u64::MAX);
+        headers.remove(name);
+    }
+    dropped
+}
+
+/// What the platform adds to each invocation it sends over IPC.
+fn internal_headers(headers: &mut HeaderMap, invocation: &ipc::Invocation) {
+    if let Ok(value) = HeaderValue::from_str(&invocation.invocation_id) {
+        headers.insert(ipc::INVOCATION_ID, value);
+    }
+    headers.insert(
+        ipc::INTERNAL_REQUEST_ID,
+        HeaderValue::from(invocation.request_id),
+    );
+}
+
 /// The request headers the function sees: the client's, less the hop-by-hop
 /// ones, plus what Vercel's proxy adds.
 fn forwarded_headers(headers: &mut HeaderMap, client: Option<SocketAddr>, vercel_id: &str) {
@@ -519,7 +764,10 @@ mod tests {
             }"#,
         )
         .unwrap();
-        let uri = |r: &Route| functions.get(r).map(|u| u.to_string());
+        let uri = |r: &Route| match functions.get(r) {
+            Some(Upstream::Http(uri)) => Some(uri.to_string()),
+            _ => None,
+        };
         assert_eq!(
             uri(&routes::CREATE_SESSION).unwrap(),
             "http://127.0.0.1:3201/"
@@ -534,6 +782,39 @@ mod tests {
             "http://127.0.0.1:3203/"
         );
         assert_eq!(functions.unmapped().len(), ROUTES.len() - 4);
+    }
+
+    #[test]
+    fn the_function_map_takes_executables_to_run_over_ipc() {
+        let functions = Functions::parse(
+            r#"{
+                "api/mocs/uploads/finalize.rs": {"ipc": "/bin/finalize", "log": "/tmp/finalize.log"},
+                "api/mocs/uploads/sessions/index.rs": {"ipc": "/bin/sessions"}
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            functions.get(&routes::FINALIZE),
+            Some(&Upstream::Ipc(IpcSpec {
+                executable: "/bin/finalize".into(),
+                log: Some("/tmp/finalize.log".into()),
+            }))
+        );
+        assert_eq!(
+            functions.get(&routes::CREATE_SESSION),
+            Some(&Upstream::Ipc(IpcSpec {
+                executable: "/bin/sessions".into(),
+                log: None,
+            }))
+        );
+        for bad in [
+            r#"{"ipc": ""}"#,
+            r#"{"exe": "/bin/x"}"#,
+            r#"{"ipc": "/x", "log": 1}"#,
+        ] {
+            let json = format!(r#"{{"api/mocs/uploads/finalize.rs": {bad}}}"#);
+            assert!(Functions::parse(&json).is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -649,6 +930,41 @@ mod tests {
         assert_eq!(sent["x-forwarded-host"], "example.test");
         assert!(sent.get("x-drop").is_none());
         assert!(sent["x-vercel-id"].as_str().unwrap().starts_with("dev1::"));
+    }
+
+    #[tokio::test]
+    async fn internal_headers_never_cross_the_gateway_in_either_direction() {
+        // A function that leaks internal headers and echoes what it got.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(platform::serve(listener, |request, _| async move {
+            let mut response = echo(request).await;
+            let headers = response.headers_mut();
+            headers.insert(
+                "x-vercel-internal-request-id",
+                HeaderValue::from_static("7"),
+            );
+            headers.append("X-Vercel-Internal-Trace", HeaderValue::from_static("a"));
+            headers.append("X-Vercel-Internal-Trace", HeaderValue::from_static("b"));
+            response
+        }));
+        let gateway = gateway(port);
+        let request = Request::get("/api/mocs/uploads/sessions/s1/files/f1/parts/1")
+            .header("x-vercel-internal-invocation-id", "spoofed")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (status, headers, echo) = json_of(gateway.handle(request, None).await).await;
+        assert_eq!(status, 200);
+        let leaked: Vec<_> = headers
+            .keys()
+            .filter(|k| ipc::is_internal(k.as_str()))
+            .collect();
+        assert!(leaked.is_empty(), "{leaked:?}");
+        let sent = echo["headers"].as_object().unwrap();
+        assert!(sent.keys().all(|k| !ipc::is_internal(k)), "{sent:?}");
+        let totals = &gateway.accounting(Duration::ZERO).await["totals"];
+        assert_eq!(totals["internalHeadersStripped"]["fromResponses"], 3);
+        assert_eq!(totals["internalHeadersStripped"]["fromRequests"], 1);
     }
 
     fn bodiless(method: Method, path: &str) -> Request<Full<Bytes>> {

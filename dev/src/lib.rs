@@ -3,6 +3,7 @@
 
 pub mod doctor;
 pub mod gateway;
+pub mod ipc;
 pub mod platform;
 pub mod router;
 pub mod s3;

@@ -101,9 +101,36 @@ async fn serve() -> Result<(), BoxError> {
         banner(&config, port, embedded.is_some(), functions.as_ref())
     );
     match functions {
-        Some(functions) => gateway::serve(listener, Gateway::for_repo(functions)).await,
+        Some(functions) => serve_gateway(listener, Gateway::for_repo(functions)).await?,
         None => server::serve(listener, state).await,
     }
+    Ok(())
+}
+
+/// Gateway mode: starts the functions it runs over IPC, serves until SIGTERM
+/// or Ctrl-C, then logs the IPC accounting and stops those functions.
+async fn serve_gateway(
+    listener: tokio::net::TcpListener,
+    mut gateway: Gateway,
+) -> Result<(), BoxError> {
+    let env = match env("MOC_DEV_FUNCTION_ENV") {
+        Some(path) => gateway::read_env_file(&path)?,
+        None => std::env::vars().collect(),
+    };
+    let sockets = std::env::temp_dir().join(format!("moc-ipc-{}", std::process::id()));
+    std::fs::create_dir_all(&sockets)?;
+    gateway.start_functions(&env, &sockets).await?;
+    let gateway = std::sync::Arc::new(gateway);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        () = gateway::serve(listener, gateway.clone()) => {}
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    let accounting = gateway.accounting(std::time::Duration::from_secs(2)).await;
+    tracing::info!(totals = %accounting["totals"], ok = %accounting["ok"], "IPC accounting at shutdown");
+    gateway.stop_functions().await;
+    let _ = std::fs::remove_dir_all(&sockets);
     Ok(())
 }
 
