@@ -56,7 +56,7 @@ async fn store_completed(
 ) -> Result<(), BoxError> {
     let (key, mime_type) = key_of(direct, file_id).await?;
     let s3 = state.s3();
-    let upload_id = s3.create_multipart_upload(&key, &mime_type).await?;
+    let upload_id = s3.create_multipart_upload(&key, &mime_type, false).await?;
     let part = PartNumber::new(1).expect("1 is a part number");
     let len = body.len();
     let etag = s3.upload_part(&key, &upload_id, part, body).await?;
@@ -79,7 +79,7 @@ async fn store_completed(
 async fn start_resume_upload(state: &AppState, direct: &PgPool) -> Result<(), BoxError> {
     let (key, mime_type) = key_of(direct, RESUME_FILE).await?;
     let s3 = state.s3();
-    let upload_id = s3.create_multipart_upload(&key, &mime_type).await?;
+    let upload_id = s3.create_multipart_upload(&key, &mime_type, false).await?;
     let part = PartNumber::new(1).expect("1 is a part number");
     s3.upload_part(&key, &upload_id, part, seed_pdf(5 * MIB))
         .await?;

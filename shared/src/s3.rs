@@ -21,12 +21,12 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
 
 use crate::box_error::BoxError;
 use crate::config::S3Config;
-use crate::domain::PartNumber;
+use crate::domain::{Crc32c, PartNumber};
 
 /// Sends `$store.client.$operation()` on the store's bucket with the given
 /// setters, and sorts a failure with [`S3Error::classify`]: the shape of
@@ -220,18 +220,31 @@ impl S3Store {
         &self.client
     }
 
+    /// Opens a multipart upload. With `full_object_crc32c`, S3 keeps each
+    /// part's CRC32C and checks the whole object's at completion
+    /// (`ChecksumAlgorithm=CRC32C`, `ChecksumType=FULL_OBJECT`).
     pub async fn create_multipart_upload(
         &self,
         key: &str,
         content_type: &str,
+        full_object_crc32c: bool,
     ) -> Result<String, S3Error> {
         const OP: &str = "CreateMultipartUpload";
+        let (algorithm, checksum_type) = match full_object_crc32c {
+            true => (
+                Some(ChecksumAlgorithm::Crc32C),
+                Some(ChecksumType::FullObject),
+            ),
+            false => (None, None),
+        };
         let output = send!(
             self,
             create_multipart_upload,
             OP,
             key(key),
-            content_type(content_type)
+            content_type(content_type),
+            set_checksum_algorithm(algorithm),
+            set_checksum_type(checksum_type),
         )?;
         output
             .upload_id()
@@ -330,13 +343,16 @@ impl S3Store {
     }
 
     /// Presigns one `UploadPart`. The signature covers the part number, the
-    /// upload and `Content-Length`, so the URL uploads exactly that part.
+    /// upload and `Content-Length`, so the URL uploads exactly that part;
+    /// with `crc32c`, also `x-amz-checksum-crc32c` and
+    /// `x-amz-sdk-checksum-algorithm`, so S3 refuses other bytes (BadDigest).
     pub async fn presign_upload_part(
         &self,
         key: &str,
         upload_id: &str,
         part: PartNumber,
         size: u64,
+        crc32c: Option<Crc32c>,
         ttl: Duration,
     ) -> Result<PresignedPart, S3Error> {
         const OP: &str = "PresignUploadPart";
@@ -345,8 +361,13 @@ impl S3Store {
             code: "PresigningConfig".into(),
             source: e.into(),
         })?;
-        let request = self
-            .upload_part_request(key, upload_id, part, size)
+        let mut builder = self.upload_part_request(key, upload_id, part, size);
+        if let Some(crc32c) = crc32c {
+            builder = builder
+                .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+                .checksum_crc32_c(crc32c.to_string());
+        }
+        let request = builder
             .presigned(presigning)
             .await
             .map_err(|e| S3Error::classify(OP, e))?;

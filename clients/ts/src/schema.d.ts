@@ -421,8 +421,8 @@ export interface components {
             presignedUrls: components["schemas"]["PresignedPartUrl"][];
         };
         /**
-         * @description POST …/urls (contract §4.12): the listed parts, or `{}` for every part
-         *     S3 does not hold yet.
+         * @description POST …/urls (contract §4.12): the listed parts (by number, by checksum
+         *     or both), or `{}` for every part S3 does not hold yet.
          * @example {
          *       "partNumbers": [
          *         2,
@@ -431,6 +431,11 @@ export interface components {
          *     }
          */
         FreshUrlsRequest: {
+            /**
+             * @description Parts to sign for their CRC32C (a file registered with `crc32c`
+             *     only); they get URLs whether or not `partNumbers` lists them.
+             */
+            partChecksums?: components["schemas"]["PartChecksum"][] | null;
             partNumbers?: number[] | null;
         };
         /** @description One part as the client saw it: its number and the ETag S3 answered. */
@@ -469,6 +474,17 @@ export interface components {
          * @description The raw bytes of one part.
          */
         PartBytes: string;
+        /**
+         * @description A part's CRC32C: its presigned URL then carries `x-amz-checksum-crc32c`
+         *     (and `x-amz-sdk-checksum-algorithm: CRC32C`) among its signed headers,
+         *     and S3 answers 400 BadDigest to a body that does not match.
+         */
+        PartChecksum: {
+            /** @example yZRlqg== */
+            crc32c: string;
+            /** Format: int32 */
+            partNumber: number;
+        };
         /** @description The parts of a file, ascending by number (contract §4.5). */
         PartList: {
             parts: components["schemas"]["PartView"][];
@@ -488,7 +504,10 @@ export interface components {
             /** Format: date-time */
             expiresAt: string;
             /**
-             * @description `Content-Length`, which the signature covers. Header name → value,
+             * @description `Content-Length`, which the signature covers, and for a part whose
+             *     CRC32C was declared `x-amz-checksum-crc32c` and
+             *     `x-amz-sdk-checksum-algorithm` (S3 answers 400 BadDigest to bytes
+             *     that do not match). Header name → value,
              *     always strings (a client types and sends them as such).
              * @example {
              *       "Content-Length": "5242880"
@@ -525,11 +544,26 @@ export interface components {
          */
         RegisterFileRequest: components["schemas"]["FileMetadataBody"] & {
             /**
+             * @description The whole file's CRC32C as S3 writes it (base64 of the 4 big-endian
+             *     bytes). The upload is then opened with `ChecksumAlgorithm=CRC32C`,
+             *     `ChecksumType=FULL_OBJECT`; complete and finalize check it, and the
+             *     MOC records the file as verified. Without it the file is unverified.
+             *     Sent again with `fileId`, it replaces the declared value of a file
+             *     not yet completed (409 for a file registered without one).
+             * @example yZRlqg==
+             */
+            crc32c?: string | null;
+            /**
              * Format: uuid
              * @description An existing, not completed file of this session, with the same
              *     metadata: 200 with fresh URLs instead of a new upload.
              */
             fileId?: string | null;
+            /**
+             * @description Parts whose presigned URLs are signed for their CRC32C (needs
+             *     `partCount` and `crc32c`); each listed part at most once.
+             */
+            partChecksums?: components["schemas"]["PartChecksum"][] | null;
             /**
              * Format: int32
              * @description Must equal ceil(size / partSizeBytes) (422 otherwise).
@@ -541,6 +575,12 @@ export interface components {
          *     was sent, one presigned URL per part.
          */
         Registration: {
+            /**
+             * @description The full-object CRC32C the file was registered with (S3's base64),
+             *     which complete and finalize check; absent: the file is unverified.
+             * @example yZRlqg==
+             */
+            crc32c?: string | null;
             /** Format: uuid */
             fileId: string;
             presignedUrls?: components["schemas"]["PresignedPartUrl"][] | null;
