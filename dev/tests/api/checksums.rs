@@ -150,7 +150,7 @@ fn signed_headers(url: &Value) -> Vec<String> {
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
-async fn a_part_declared_at_registration_gets_a_url_signed_for_its_crc32c(pool: PgPool) {
+async fn a_part_url_is_signed_for_its_crc32c_and_s3_refuses_a_flipped_byte(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let part = pdf_bytes(2 * MIB).to_vec();
     let crc = moc_shared::domain::Crc32c::of(&part).to_string();
@@ -186,6 +186,12 @@ async fn a_part_declared_at_registration_gets_a_url_signed_for_its_crc32c(pool: 
         .await
         .unwrap();
     assert_eq!(unsigned.status(), 403);
+    // One flipped byte: S3 refuses the part at once.
+    let mut flipped = part.clone();
+    flipped[1000] ^= 0x20;
+    let refused = put_presigned(url, flipped).await;
+    assert_eq!(refused.status(), 400);
+    assert!(refused.text().await.unwrap().contains("<Code>BadDigest</Code>"));
     assert_eq!(put_presigned(url, part).await.status(), 200);
 }
 
