@@ -327,6 +327,7 @@ struct PartInfo {
     len: u64,
     modified: SystemTime,
     etag: String,
+    crc32c: Crc32c,
 }
 
 /// The input of an operation on one open upload.
@@ -536,10 +537,12 @@ impl Backend {
         if let Some(cached) = self.etag_cache.get(path, len, modified) {
             return Ok(Some(cached));
         }
+        let (etag, crc32c) = digest_part(&mut file).await.map_err(internal)?;
         let info = PartInfo {
             len,
             modified,
-            etag: md5_hex(&mut file).await.map_err(internal)?,
+            etag,
+            crc32c,
         };
         self.etag_cache.insert(path, &info);
         Ok(Some(info))
@@ -658,6 +661,11 @@ impl Backend {
             .into_iter()
             .filter(|p| p.number > marker)
             .peekable();
+        // S3 lists part checksums of uploads opened with an algorithm.
+        let crc32c = self
+            .read_record(id)
+            .await?
+            .is_some_and(|r| r.full_object_crc32c);
         let mut parts = Vec::new();
         while parts.len() < max_parts {
             let Some(file) = remaining.next() else { break };
@@ -670,6 +678,7 @@ impl Backend {
                 size: Some(i64::try_from(info.len).map_err(|e| internal(io::Error::other(e)))?),
                 last_modified: Some(Timestamp::from(info.modified)),
                 e_tag: Some(ETag::Strong(info.etag)),
+                checksum_crc32c: crc32c.then(|| info.crc32c.to_string()),
                 ..Default::default()
             });
         }
@@ -750,11 +759,17 @@ impl Backend {
                 None => Ok(None),
             };
         }
-        let mut found = Crc32c::of(b"");
+        // As S3 does for FULL_OBJECT: the parts' CRC32Cs combined in order.
+        let mut parts = Vec::with_capacity(requested.len());
         for part in requested {
             let number = part.part_number.unwrap_or_default();
-            found = crc32c_of_file(&self.part_path(id, number), found).await?;
+            let info = self
+                .part_info(&self.part_path(id, number))
+                .await?
+                .ok_or_else(|| s3_error!(InvalidPart, "part {number} is no longer there"))?;
+            parts.push((info.crc32c, info.len));
         }
+        let found = Crc32c::of_parts(parts);
         match declared {
             Some(declared) if declared != found => Err(s3_error!(
                 BadDigest,
@@ -977,22 +992,6 @@ async fn check_part_crc32c(input: &mut UploadPartInput) -> S3Result<Option<Crc32
     Ok(Some(found))
 }
 
-/// `crc` extended over the bytes of the file at `path` (InvalidPart when
-/// it is gone: completed or aborted meanwhile).
-async fn crc32c_of_file(path: &Path, mut crc: Crc32c) -> S3Result<Crc32c> {
-    let Some(mut file) = if_present(tokio::fs::File::open(path).await)? else {
-        return Err(s3_error!(InvalidPart, "a part is no longer there"));
-    };
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf).await.map_err(internal)?;
-        if n == 0 {
-            return Ok(crc);
-        }
-        crc = crc.append(&buf[..n]);
-    }
-}
-
 /// Drops the uploads up to the markers of the previous page: up to and
 /// including the upload `upload_id_marker` of `key_marker`, else every
 /// upload of a key up to `key_marker`.
@@ -1081,17 +1080,19 @@ fn unix_ms(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
-/// The lowercase-hex MD5 of the rest of `file`: the ETag s3s-fs returned
-/// from UploadPart.
-async fn md5_hex(file: &mut tokio::fs::File) -> io::Result<String> {
+/// The lowercase-hex MD5 of the rest of `file` (the ETag s3s-fs returned
+/// from UploadPart) and its CRC32C, in one read.
+async fn digest_part(file: &mut tokio::fs::File) -> io::Result<(String, Crc32c)> {
     let mut md5 = Md5::new();
+    let mut crc = Crc32c::of(b"");
     let mut buf = vec![0u8; 256 * 1024];
     loop {
         let n = file.read(&mut buf).await?;
         if n == 0 {
-            return Ok(hex_lower(&md5.finalize()));
+            return Ok((hex_lower(&md5.finalize()), crc));
         }
         md5.update(&buf[..n]);
+        crc = crc.append(&buf[..n]);
     }
 }
 

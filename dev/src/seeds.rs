@@ -59,7 +59,7 @@ async fn store_completed(
     let upload_id = s3.create_multipart_upload(&key, &mime_type, false).await?;
     let part = PartNumber::new(1).expect("1 is a part number");
     let len = body.len();
-    let etag = s3.upload_part(&key, &upload_id, part, body).await?;
+    let etag = s3.upload_part(&key, &upload_id, part, body, None).await?;
     s3.complete_multipart_upload(&key, &upload_id, &[(part, etag)])
         .await?;
     let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
@@ -81,7 +81,7 @@ async fn start_resume_upload(state: &AppState, direct: &PgPool) -> Result<(), Bo
     let s3 = state.s3();
     let upload_id = s3.create_multipart_upload(&key, &mime_type, false).await?;
     let part = PartNumber::new(1).expect("1 is a part number");
-    s3.upload_part(&key, &upload_id, part, seed_pdf(5 * MIB))
+    s3.upload_part(&key, &upload_id, part, seed_pdf(5 * MIB), None)
         .await?;
     sqlx::query!(
         "UPDATE upload_session_files SET upload_id = $2 WHERE id = $1",

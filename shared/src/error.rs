@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use crate::domain::limits::RateLimitDenial;
-use crate::domain::{ByteSize, FieldErrors, FileCategory, PartNumber};
+use crate::domain::{ByteSize, Crc32c, FieldErrors, FileCategory, PartNumber};
 use crate::domain::{FileRejection, FileVerificationProblem};
 
 /// Re-exported for the crates that name it here (the dev server).
@@ -109,6 +109,21 @@ pub enum ApiError {
     Validation(FieldErrors),
     #[error("partCount {received} does not match the file size: expected {expected}")]
     PartCountMismatch { expected: u64, received: u64 },
+    /// 400: a proxied part's bytes do not have the CRC32C declared in its
+    /// `x-amz-checksum-crc32c`; nothing reached S3.
+    #[error("part {part_number}: the body's CRC32C is {found}, not the declared {expected}")]
+    PartChecksumMismatch {
+        part_number: PartNumber,
+        expected: Crc32c,
+        found: Crc32c,
+    },
+    /// 422: the file's parts do not make the full-object CRC32C it was
+    /// registered with (`found`: what they make, when S3 says).
+    #[error("the file's CRC32C is not the declared {expected}")]
+    FileChecksumMismatch {
+        expected: Crc32c,
+        found: Option<Crc32c>,
+    },
     /// 429: a rate limit refused the request; the limit it names says
     /// the code, the message and the details.
     #[error("{}", .0.rule.message)]
@@ -185,6 +200,7 @@ impl ApiError {
             | FileCountExceeded { .. }
             | BatchTooLarge { .. }
             | InvalidPartNumber
+            | PartChecksumMismatch { .. }
             | FileValidationFailed { .. } => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
             Forbidden(_) => StatusCode::FORBIDDEN,
@@ -195,7 +211,9 @@ impl ApiError {
             Gone { .. } => StatusCode::GONE,
             FileTooLarge { .. } | PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Validation(_) | PartCountMismatch { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Validation(_) | PartCountMismatch { .. } | FileChecksumMismatch { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Configuration(_) | Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             S3Unavailable(_) | DatabaseUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -223,6 +241,7 @@ impl ApiError {
             PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
             Validation(_) | PartCountMismatch { .. } => "VALIDATION_ERROR",
+            PartChecksumMismatch { .. } | FileChecksumMismatch { .. } => "CHECKSUM_MISMATCH",
             RateLimited(denial) => denial.rule.code,
             Configuration(_) => "CONFIGURATION_ERROR",
             S3Unavailable(_) => "S3_UNAVAILABLE",
@@ -261,7 +280,9 @@ impl ApiError {
             | InvalidPartNumber
             | FileValidationFailed { .. }
             | Validation(_)
-            | PartCountMismatch { .. } => self.request_details(),
+            | PartCountMismatch { .. }
+            | PartChecksumMismatch { .. }
+            | FileChecksumMismatch { .. } => self.request_details(),
             FileTooLarge { .. } | PayloadTooLarge { .. } | UnsupportedMediaType { .. } => {
                 self.upload_details()
             }
@@ -304,6 +325,14 @@ impl ApiError {
                 "expectedPartCount": expected,
                 "received": received,
             }),
+            PartChecksumMismatch {
+                part_number,
+                expected,
+                found,
+            } => json!({"partNumber": part_number.get(), "expected": expected, "found": found}),
+            FileChecksumMismatch { expected, found } => {
+                json!({"expected": expected, "found": found})
+            }
             _ => return None,
         })
     }

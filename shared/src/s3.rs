@@ -384,17 +384,20 @@ impl S3Store {
         })
     }
 
-    /// Uploads one part and returns its ETag, as S3 spelt it.
+    /// Uploads one part and returns its ETag, as S3 spelt it. With
+    /// `crc32c`, S3 checks the bytes against it (BadDigest otherwise).
     pub async fn upload_part(
         &self,
         key: &str,
         upload_id: &str,
         part: PartNumber,
         body: Bytes,
+        crc32c: Option<Crc32c>,
     ) -> Result<String, S3Error> {
         const OP: &str = "UploadPart";
         let output = self
             .upload_part_request(key, upload_id, part, body.len() as u64)
+            .set_checksum_crc32_c(crc32c.map(|crc| crc.to_string()))
             .body(ByteStream::from(body))
             .customize()
             // UNSIGNED-PAYLOAD, as in the presigned URLs clients PUT every

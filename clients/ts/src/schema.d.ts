@@ -1358,7 +1358,13 @@ export interface operations {
     uploadPart: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description The part's CRC32C (S3's base64). Computed while the body streams in; a mismatch is 400 CHECKSUM_MISMATCH before anything reaches S3. For a file registered with `crc32c` the computed value goes on to S3, which checks it again.
+                 * @example yZRlqg==
+                 */
+                "x-amz-checksum-crc32c"?: string | null;
+            };
             path: {
                 /** @example 33333333-3333-3333-3333-333333333333 */
                 sessionId: string;
@@ -1384,7 +1390,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadedPart"];
                 };
             };
-            /** @description INVALID_PART_NUMBER (`details.validRange`), or BAD_REQUEST for an empty body. */
+            /** @description INVALID_PART_NUMBER (`details.validRange`); CHECKSUM_MISMATCH (`details.partNumber`, `expected`, `found`): the body is not what `x-amz-checksum-crc32c` declares; or BAD_REQUEST for an empty body or a malformed checksum header. */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -191,7 +191,13 @@ async fn a_part_url_is_signed_for_its_crc32c_and_s3_refuses_a_flipped_byte(pool:
     flipped[1000] ^= 0x20;
     let refused = put_presigned(url, flipped).await;
     assert_eq!(refused.status(), 400);
-    assert!(refused.text().await.unwrap().contains("<Code>BadDigest</Code>"));
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("<Code>BadDigest</Code>")
+    );
     assert_eq!(put_presigned(url, part).await.status(), 200);
 }
 
@@ -246,4 +252,76 @@ async fn part_checksums_need_the_files_crc32c(pool: PgPool) {
     let refused = app.register(&session, meta).await;
     refused.assert_error(422, "VALIDATION_ERROR");
     assert!(refused.details()["errors"]["partChecksums"].is_array());
+}
+
+/// PUTs `bytes` as a proxied part with `x-amz-checksum-crc32c: crc32c`.
+async fn put_part_declaring(
+    app: &TestApp,
+    session: &str,
+    file: &str,
+    bytes: bytes::Bytes,
+    crc32c: &str,
+) -> TestResponse {
+    let path = format!("/api/mocs/uploads/sessions/{session}/files/{file}/parts/1");
+    app.send(
+        TestApp::request(http::Method::PUT, &path)
+            .header("content-type", "application/octet-stream")
+            .header("content-length", bytes.len())
+            .header("x-amz-checksum-crc32c", crc32c)
+            .body(http_body_util::Full::new(bytes))
+            .unwrap(),
+    )
+    .await
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_proxied_part_with_a_mismatching_crc32c_is_refused_before_s3(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let body = pdf_bytes(3000);
+    let crc = moc_shared::domain::Crc32c::of(&body).to_string();
+    let meta = with_crc(pdf_meta("a.pdf", 3000), &crc);
+    let (session, file) = app.registered_file(meta).await;
+
+    let refused = put_part_declaring(&app, &session, &file, body.clone(), CHECK_CRC).await;
+    refused.assert_error(400, "CHECKSUM_MISMATCH");
+    assert_eq!(refused.details()["expected"], CHECK_CRC);
+    assert_eq!(refused.details()["found"], crc.as_str());
+    assert_eq!(refused.details()["partNumber"], 1);
+    let (key, upload_id) = app.file_upload(&file).await;
+    let held = app
+        .state
+        .s3()
+        .client()
+        .list_parts()
+        .bucket(BUCKET)
+        .key(&key)
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .unwrap();
+    assert!(held.parts().is_empty(), "nothing reached S3");
+
+    let malformed = put_part_declaring(&app, &session, &file, body.clone(), "nope").await;
+    malformed.assert_error(400, "BAD_REQUEST");
+
+    put_part_declaring(&app, &session, &file, body, &crc)
+        .await
+        .assert_status(200);
+    let held = app
+        .state
+        .s3()
+        .client()
+        .list_parts()
+        .bucket(BUCKET)
+        .key(&key)
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.parts().len(), 1);
+    assert_eq!(
+        held.parts()[0].checksum_crc32_c(),
+        Some(crc.as_str()),
+        "forwarded to S3"
+    );
 }

@@ -103,11 +103,12 @@ fn register_files() {}
     params(
         FilePath,
         ("partNumber" = u16, Path, minimum = 1, maximum = 10000, example = 2),
+        ("x-amz-checksum-crc32c" = Option<String>, Header, description = "The part's CRC32C (S3's base64). Computed while the body streams in; a mismatch is 400 CHECKSUM_MISMATCH before anything reaches S3. For a file registered with `crc32c` the computed value goes on to S3, which checks it again.", example = "yZRlqg=="),
     ),
     request_body(content = PartBytes, content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "Stored in S3 and recorded.", body = UploadedPart),
-        (status = 400, description = "INVALID_PART_NUMBER (`details.validRange`), or BAD_REQUEST for an empty body.", body = ErrorBody),
+        (status = 400, description = "INVALID_PART_NUMBER (`details.validRange`); CHECKSUM_MISMATCH (`details.partNumber`, `expected`, `found`): the body is not what `x-amz-checksum-crc32c` declares; or BAD_REQUEST for an empty body or a malformed checksum header.", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such session or file of the caller's.", body = ErrorBody),
         (status = 408, description = "REQUEST_TIMEOUT: the upload neared the function's time budget (`details.elapsedMs`, `timeoutAt`).", body = ErrorBody),
         (status = 409, description = "CONFLICT: the file is completed, or the session is finalized.", body = ErrorBody),
