@@ -60,7 +60,7 @@ async fn store_completed(
     let part = PartNumber::new(1).expect("1 is a part number");
     let len = body.len();
     let etag = s3.upload_part(&key, &upload_id, part, body, None).await?;
-    s3.complete_multipart_upload(&key, &upload_id, &[(part, etag)])
+    s3.complete_multipart_upload(&key, &upload_id, &[(part, etag)], None)
         .await?;
     let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
     sqlx::query!(

@@ -1305,7 +1305,7 @@ export interface operations {
                 };
             };
             413: components["responses"]["BodyTooLarge"];
-            /** @description VALIDATION_ERROR. */
+            /** @description VALIDATION_ERROR; or CHECKSUM_MISMATCH (`details.expected`, `found`): S3 found the parts do not make the full-object `crc32c` the file was registered with. Nothing changed: replace parts and complete again, or re-register with `fileId` and the right `crc32c`. */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -325,3 +325,88 @@ async fn a_proxied_part_with_a_mismatching_crc32c_is_refused_before_s3(pool: PgP
         "forwarded to S3"
     );
 }
+
+const FINALIZE: &str = "/api/mocs/uploads/finalize";
+
+async fn finalize(app: &TestApp, session: &str) -> TestResponse {
+    app.post(
+        FINALIZE,
+        json!({"uploadSessionId": session, "title": format!("Castle {session}")}),
+    )
+    .await
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_wrong_full_object_crc32c_is_422_and_the_right_one_completes_and_finalizes(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let body = pdf_bytes(3000);
+    let right = moc_shared::domain::Crc32c::of(&body).to_string();
+    let session = app.create_session(json!([pdf_meta("a.pdf", 3000)])).await;
+    let meta = with_crc(pdf_meta("a.pdf", 3000), OTHER_CRC);
+    let (file, etag) = app.upload_single_part(&session, meta, body).await;
+    let parts = json!([{"partNumber": 1, "etag": etag}]);
+
+    let refused = app.complete(&session, &file, parts.clone()).await;
+    refused.assert_error(422, "CHECKSUM_MISMATCH");
+    assert_eq!(refused.details()["expected"], OTHER_CRC);
+    assert_eq!(refused.details()["found"], right.as_str());
+    let again = app.complete(&session, &file, parts.clone()).await;
+    again.assert_error(422, "CHECKSUM_MISMATCH");
+
+    let mut fixed = with_crc(pdf_meta("a.pdf", 3000), &right);
+    fixed["fileId"] = json!(file);
+    app.register(&session, fixed).await.assert_status(200);
+    app.complete(&session, &file, parts)
+        .await
+        .assert_status(200);
+    finalize(&app, &session).await.assert_status(201);
+    assert_eq!(stored_checksum(&pool, &file).await, (Some(right), true));
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_file_registered_without_a_checksum_completes_and_finalizes_unverified(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let session = app.create_session(json!([pdf_meta("a.pdf", 3000)])).await;
+    let (file, _) = app
+        .completed_file(&session, pdf_meta("a.pdf", 3000), pdf_bytes(3000))
+        .await;
+    finalize(&app, &session).await.assert_status(201);
+    assert_eq!(stored_checksum(&pool, &file).await, (None, false));
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn finalize_refuses_a_stored_object_whose_crc32c_differs(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let body = pdf_bytes(3000);
+    let crc = moc_shared::domain::Crc32c::of(&body);
+    let session = app.create_session(json!([pdf_meta("a.pdf", 3000)])).await;
+    let meta = with_crc(pdf_meta("a.pdf", 3000), &crc.to_string());
+    let (file, _) = app.completed_file(&session, meta, body.clone()).await;
+
+    // Behind the API's back: the same key, same size and magic bytes, other bytes.
+    let mut other = body.to_vec();
+    other[2000] ^= 0x01;
+    let other_crc = moc_shared::domain::Crc32c::of(&other);
+    let (key, _) = app.file_upload(&file).await;
+    let s3 = app.state.s3();
+    let upload = s3
+        .create_multipart_upload(&key, "application/pdf", true)
+        .await
+        .unwrap();
+    let part = moc_shared::domain::PartNumber::new(1).unwrap();
+    let etag = s3
+        .upload_part(&key, &upload, part, other.into(), Some(other_crc))
+        .await
+        .unwrap();
+    s3.complete_multipart_upload(&key, &upload, &[(part, etag)], Some(other_crc))
+        .await
+        .unwrap();
+
+    let refused = finalize(&app, &session).await;
+    refused.assert_error(400, "FILE_VALIDATION_FAILED");
+    let files = refused.details()["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["fileId"], file.as_str());
+    assert_eq!(files[0]["reason"], "checksum");
+    assert!(!stored_checksum(&pool, &file).await.1, "not verified");
+}

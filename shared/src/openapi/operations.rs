@@ -145,7 +145,7 @@ fn list_parts() {}
         (status = 404, description = "NOT_FOUND: no such session or file of the caller's.", body = ErrorBody),
         (status = 409, description = "CONFLICT: the session is finalized or cancelled.", body = ErrorBody),
         (status = 410, description = "GONE: the session expired.", body = ErrorBody),
-        (status = 422, description = "VALIDATION_ERROR.", body = ErrorBody),
+        (status = 422, description = "VALIDATION_ERROR; or CHECKSUM_MISMATCH (`details.expected`, `found`): S3 found the parts do not make the full-object `crc32c` the file was registered with. Nothing changed: replace parts and complete again, or re-register with `fileId` and the right `crc32c`.", body = ErrorBody),
     ),
 )]
 fn complete_file() {}

@@ -267,6 +267,21 @@ pub async fn mark_completed(
     Ok(())
 }
 
+/// Records that these files' stored objects carry their declared CRC32C.
+pub async fn mark_checksum_verified(db: impl Executor<'_>, file_ids: &[Uuid]) -> sqlx::Result<()> {
+    if file_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "UPDATE upload_session_files SET checksum_verified = true
+          WHERE id = ANY($1) AND crc32c IS NOT NULL",
+        file_ids,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 pub async fn delete(db: impl Executor<'_>, file_id: Uuid) -> sqlx::Result<()> {
     sqlx::query!("DELETE FROM upload_session_files WHERE id = $1", file_id)
         .execute(db)
