@@ -5,3 +5,8 @@
 ALTER TABLE upload_session_files ADD COLUMN IF NOT EXISTS crc32c text;
 ALTER TABLE upload_session_files
     ADD COLUMN IF NOT EXISTS checksum_verified boolean NOT NULL DEFAULT false;
+
+-- The MOC's file entries carry the same two facts, copied at finalize.
+ALTER TABLE moc_files ADD COLUMN IF NOT EXISTS crc32c text;
+ALTER TABLE moc_files
+    ADD COLUMN IF NOT EXISTS checksum_verified boolean NOT NULL DEFAULT false;

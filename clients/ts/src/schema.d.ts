@@ -361,6 +361,17 @@ export interface components {
         FileView: {
             /** @description As stored; only the four categories are ever written. */
             category: components["schemas"]["FileCategory"];
+            /**
+             * @description True once finalize found the stored object carrying `crc32c`; a file
+             *     without one is never verified.
+             */
+            checksumVerified: boolean;
+            /**
+             * @description The full-object CRC32C declared at registration (S3's base64);
+             *     absent for a file registered without one.
+             * @example yZRlqg==
+             */
+            crc32c?: string | null;
             /** Format: uuid */
             fileId: string;
             /** @description Set once the file is completed. */
@@ -444,11 +455,32 @@ export interface components {
             /** Format: int32 */
             partNumber: number;
         };
+        /** @description One file of the MOC. */
+        MocFileView: {
+            /** @description True when finalize found the stored object carrying `crc32c`. */
+            checksumVerified: boolean;
+            /**
+             * @description The full-object CRC32C declared at registration (S3's base64);
+             *     absent for a file registered without one.
+             * @example yZRlqg==
+             */
+            crc32c?: string | null;
+            /**
+             * @description `instruction`, `gallery-image`, `thumbnail` or `parts-list`, as stored.
+             * @example instruction
+             */
+            fileType: string;
+            fileUrl: string;
+            /** @description The name it is stored under (unique within the MOC). */
+            name?: string | null;
+        };
         /** @description The MOC a session became (contract §4.7). */
         MocView: {
             /** Format: date-time */
             createdAt: string;
             description?: string | null;
+            /** @description Every file of the MOC, in stored order, with its integrity record. */
+            files: components["schemas"]["MocFileView"][];
             /** Format: uuid */
             id: string;
             /** @description Present (true) when the session was finalized before this request. */

@@ -359,8 +359,27 @@ async fn a_wrong_full_object_crc32c_is_422_and_the_right_one_completes_and_final
     app.complete(&session, &file, parts)
         .await
         .assert_status(200);
-    finalize(&app, &session).await.assert_status(201);
-    assert_eq!(stored_checksum(&pool, &file).await, (Some(right), true));
+    let status_path = format!("/api/mocs/uploads/sessions/{session}");
+    let status = app.get(&status_path).await;
+    assert_eq!(status.body["files"][0]["crc32c"], right.as_str());
+    assert_eq!(
+        status.body["files"][0]["checksumVerified"], false,
+        "not before finalize"
+    );
+    let moc = finalize(&app, &session).await;
+    moc.assert_status(201);
+    assert_eq!(moc.body["files"][0]["crc32c"], right.as_str());
+    assert_eq!(moc.body["files"][0]["checksumVerified"], true);
+    assert_eq!(
+        stored_checksum(&pool, &file).await,
+        (Some(right.clone()), true)
+    );
+    let status = app.get(&status_path).await;
+    assert_eq!(status.body["files"][0]["checksumVerified"], true);
+    let replay = finalize(&app, &session).await;
+    replay.assert_status(200);
+    assert_eq!(replay.body["files"][0]["crc32c"], right.as_str());
+    assert_eq!(replay.body["files"][0]["checksumVerified"], true);
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
@@ -370,8 +389,16 @@ async fn a_file_registered_without_a_checksum_completes_and_finalizes_unverified
     let (file, _) = app
         .completed_file(&session, pdf_meta("a.pdf", 3000), pdf_bytes(3000))
         .await;
-    finalize(&app, &session).await.assert_status(201);
+    let moc = finalize(&app, &session).await;
+    moc.assert_status(201);
+    assert!(moc.body["files"][0].get("crc32c").is_none(), "{}", moc.body);
+    assert_eq!(moc.body["files"][0]["checksumVerified"], false);
     assert_eq!(stored_checksum(&pool, &file).await, (None, false));
+    let status = app
+        .get(&format!("/api/mocs/uploads/sessions/{session}"))
+        .await;
+    assert!(status.body["files"][0].get("crc32c").is_none());
+    assert_eq!(status.body["files"][0]["checksumVerified"], false);
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]

@@ -219,6 +219,8 @@ async fn insert_files(
             original_filename: &unique_name(&mut names, &file.name),
             mime_type: &file.mime_type,
             created_at: now,
+            crc32c: file.crc32c.as_deref(),
+            checksum_verified: file.checksum_verified,
         };
         store::mocs::insert_file(&mut *tx, &row).await?;
     }
