@@ -83,7 +83,7 @@ pub struct RegisterFileRequest {
     #[schema(
         min_length = 8,
         max_length = 8,
-        pattern = r"^[A-Za-z0-9+/]{6}==$",
+        pattern = r"^[A-Za-z0-9+/]{5}[AQgw]==$",
         example = "yZRlqg=="
     )]
     pub crc32c: Option<String>,
@@ -103,7 +103,7 @@ pub struct PartChecksum {
     #[schema(
         min_length = 8,
         max_length = 8,
-        pattern = r"^[A-Za-z0-9+/]{6}==$",
+        pattern = r"^[A-Za-z0-9+/]{5}[AQgw]==$",
         example = "yZRlqg=="
     )]
     pub crc32c: String,
