@@ -56,11 +56,11 @@ async fn store_completed(
 ) -> Result<(), BoxError> {
     let (key, mime_type) = key_of(direct, file_id).await?;
     let s3 = state.s3();
-    let upload_id = s3.create_multipart_upload(&key, &mime_type).await?;
+    let upload_id = s3.create_multipart_upload(&key, &mime_type, false).await?;
     let part = PartNumber::new(1).expect("1 is a part number");
     let len = body.len();
-    let etag = s3.upload_part(&key, &upload_id, part, body).await?;
-    s3.complete_multipart_upload(&key, &upload_id, &[(part, etag)])
+    let etag = s3.upload_part(&key, &upload_id, part, body, None).await?;
+    s3.complete_multipart_upload(&key, &upload_id, &[(part, etag)], None)
         .await?;
     let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
     sqlx::query!(
@@ -79,9 +79,9 @@ async fn store_completed(
 async fn start_resume_upload(state: &AppState, direct: &PgPool) -> Result<(), BoxError> {
     let (key, mime_type) = key_of(direct, RESUME_FILE).await?;
     let s3 = state.s3();
-    let upload_id = s3.create_multipart_upload(&key, &mime_type).await?;
+    let upload_id = s3.create_multipart_upload(&key, &mime_type, false).await?;
     let part = PartNumber::new(1).expect("1 is a part number");
-    s3.upload_part(&key, &upload_id, part, seed_pdf(5 * MIB))
+    s3.upload_part(&key, &upload_id, part, seed_pdf(5 * MIB), None)
         .await?;
     sqlx::query!(
         "UPDATE upload_session_files SET upload_id = $2 WHERE id = $1",

@@ -1229,3 +1229,200 @@ async fn get_bucket_cors_answers_the_readme_rule_and_head_bucket_knows_the_bucke
         .unwrap_err();
     assert_eq!(error.code(), Some("NoSuchCORSConfiguration"));
 }
+
+fn crc32c_of(data: &[u8]) -> String {
+    moc_shared::domain::Crc32c::of(data).to_string()
+}
+
+async fn create_crc32c_upload(client: &Client, key: &str) -> String {
+    client
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C)
+        .checksum_type(aws_sdk_s3::types::ChecksumType::FullObject)
+        .send()
+        .await
+        .expect("CreateMultipartUpload with CRC32C")
+        .upload_id()
+        .expect("upload id")
+        .to_owned()
+}
+
+async fn upload_part_crc32c(
+    client: &Client,
+    key: &str,
+    upload_id: &str,
+    number: i32,
+    body: Vec<u8>,
+    crc32c: &str,
+) -> Result<String, SdkError<UploadPartError>> {
+    let out = client
+        .upload_part()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(upload_id)
+        .part_number(number)
+        .checksum_crc32_c(crc32c)
+        .body(ByteStream::from(body))
+        .send()
+        .await?;
+    assert_eq!(
+        out.checksum_crc32_c(),
+        Some(crc32c),
+        "S3 echoes the part's CRC32C"
+    );
+    Ok(out.e_tag().expect("ETag").to_owned())
+}
+
+async fn complete_crc32c(
+    client: &Client,
+    key: &str,
+    upload_id: &str,
+    parts: &[(i32, String)],
+    crc32c: &str,
+) -> Result<CompleteMultipartUploadOutput, SdkError<CompleteMultipartUploadError>> {
+    client
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(completed_upload(parts))
+        .checksum_crc32_c(crc32c)
+        .checksum_type(aws_sdk_s3::types::ChecksumType::FullObject)
+        .send()
+        .await
+}
+
+/// Issue 24, as AWS S3 does it: a part whose bytes do not match its CRC32C
+/// is refused and the part held before stays; a wrong full-object CRC32C at
+/// completion is refused and the upload stays open; the right one completes
+/// and HeadObject answers it in checksum mode.
+#[tokio::test]
+async fn crc32c_is_checked_per_part_and_for_the_whole_object() {
+    let server = start("crc32c").await;
+    let client = client(&server);
+    let key = "checksums/a.pdf";
+    let upload_id = create_crc32c_upload(&client, key).await;
+    let (first, last) = (random_bytes(5 * 1024 * 1024), random_bytes(1000));
+    let etag1 = upload_part_crc32c(
+        &client,
+        key,
+        &upload_id,
+        1,
+        first.clone(),
+        &crc32c_of(&first),
+    )
+    .await
+    .expect("a matching part is stored");
+    let mut flipped = first.clone();
+    flipped[4096] ^= 0x01;
+    let refused = upload_part_crc32c(&client, key, &upload_id, 1, flipped, &crc32c_of(&first))
+        .await
+        .expect_err("one flipped byte is refused");
+    assert_eq!(status_of(&refused), Some(400));
+    assert_eq!(refused.code(), Some("BadDigest"));
+    let listed = client
+        .list_parts()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.parts()[0].e_tag(),
+        Some(etag1.as_str()),
+        "the good part stays"
+    );
+    let etag2 = upload_part_crc32c(&client, key, &upload_id, 2, last.clone(), &crc32c_of(&last))
+        .await
+        .unwrap();
+    let parts = [(1, etag1), (2, etag2)];
+
+    let whole = crc32c_of(&[first.as_slice(), last.as_slice()].concat());
+    let wrong = complete_crc32c(&client, key, &upload_id, &parts, &crc32c_of(b"other"))
+        .await
+        .expect_err("a wrong full-object CRC32C is refused");
+    assert_eq!(status_of(&wrong), Some(400));
+    assert_eq!(wrong.code(), Some("BadDigest"));
+    assert_eq!(
+        part_numbers(&client, key, &upload_id).await,
+        [1, 2],
+        "the upload stays open"
+    );
+
+    let done = complete_crc32c(&client, key, &upload_id, &parts, &whole)
+        .await
+        .unwrap();
+    assert_eq!(done.checksum_crc32_c(), Some(whole.as_str()));
+    let with_mode = client
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_mode.checksum_crc32_c(), Some(whole.as_str()));
+    assert_eq!(
+        with_mode.checksum_type(),
+        Some(&aws_sdk_s3::types::ChecksumType::FullObject)
+    );
+    let without = head(&client, key).await.unwrap();
+    assert_eq!(without.checksum_crc32_c(), None, "only in checksum mode");
+}
+
+/// A completion without a declared CRC32C still gets the object's computed;
+/// one declaring a CRC32C for an upload opened without it is refused.
+#[tokio::test]
+async fn crc32c_at_completion_follows_how_the_upload_was_opened() {
+    let server = start("crc32c-open").await;
+    let client = client(&server);
+    let body = random_bytes(3000);
+
+    let key = "checksums/computed.png";
+    let upload_id = create_crc32c_upload(&client, key).await;
+    let etag = upload_part(&client, key, &upload_id, 1, body.clone())
+        .await
+        .unwrap();
+    complete(&client, key, &upload_id, &[(1, etag)])
+        .await
+        .unwrap();
+    let headed = client
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(headed.checksum_crc32_c(), Some(crc32c_of(&body).as_str()));
+
+    let plain = "checksums/plain.png";
+    let upload_id = create_upload(&client, plain).await;
+    let etag = upload_part(&client, plain, &upload_id, 1, body.clone())
+        .await
+        .unwrap();
+    let refused = complete_crc32c(
+        &client,
+        plain,
+        &upload_id,
+        &[(1, etag.clone())],
+        &crc32c_of(&body),
+    )
+    .await
+    .expect_err("no CRC32C was asked for at creation");
+    assert_eq!(status_of(&refused), Some(400));
+    complete(&client, plain, &upload_id, &[(1, etag)])
+        .await
+        .unwrap();
+    client
+        .delete_object()
+        .bucket(BUCKET)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    assert!(head(&client, key).await.is_err());
+}

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 pub use codes::{ErrorCode, Row};
 
 use crate::domain::limits::RateLimitDenial;
-use crate::domain::{ByteSize, FieldErrors, FileCategory, PartNumber};
+use crate::domain::{ByteSize, Crc32c, FieldErrors, FileCategory, PartNumber};
 use crate::domain::{FileRejection, FileVerificationProblem};
 
 /// Re-exported for the crates that name it here (the dev server).
@@ -175,6 +175,21 @@ pub enum ApiError {
     Validation(FieldErrors),
     #[error("partCount {received} does not match the file size: expected {expected}")]
     PartCountMismatch { expected: u64, received: u64 },
+    /// 400: a proxied part's bytes do not have the CRC32C declared in its
+    /// `x-amz-checksum-crc32c`; nothing reached S3.
+    #[error("part {part_number}: the body's CRC32C is {found}, not the declared {expected}")]
+    PartChecksumMismatch {
+        part_number: PartNumber,
+        expected: Crc32c,
+        found: Crc32c,
+    },
+    /// 422: the file's parts do not make the full-object CRC32C it was
+    /// registered with (`found`: what they make, when S3 says).
+    #[error("the file's CRC32C is not the declared {expected}")]
+    FileChecksumMismatch {
+        expected: Crc32c,
+        found: Option<Crc32c>,
+    },
     /// 429: a rate limit refused the request; the limit it names says
     /// the code, the message and the details.
     #[error("{}", .0.rule.message)]
@@ -303,7 +318,9 @@ impl ApiError {
             | InvalidPartNumber
             | FileValidationFailed { .. }
             | Validation(_)
-            | PartCountMismatch { .. } => self.request_details(),
+            | PartCountMismatch { .. }
+            | PartChecksumMismatch { .. }
+            | FileChecksumMismatch { .. } => self.request_details(),
             FileTooLarge { .. } | PayloadTooLarge { .. } | UnsupportedMediaType { .. } => {
                 self.upload_details()
             }
@@ -348,6 +365,14 @@ impl ApiError {
                 "expectedPartCount": expected,
                 "received": received,
             }),
+            PartChecksumMismatch {
+                part_number,
+                expected,
+                found,
+            } => json!({"partNumber": part_number.get(), "expected": expected, "found": found}),
+            FileChecksumMismatch { expected, found } => {
+                json!({"expected": expected, "found": found})
+            }
             _ => return None,
         })
     }

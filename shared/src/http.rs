@@ -120,6 +120,16 @@ impl ApiRequest {
     /// reading past the limit. One buffer, sized from `Content-Length` when
     /// the client sent it.
     pub async fn read_body(&mut self, max: u64) -> Result<Bytes, ApiError> {
+        self.read_body_with(max, |_| {}).await
+    }
+
+    /// [`Self::read_body`], handing each chunk to `on_chunk` as it arrives
+    /// (a checksum computed while the body streams in).
+    pub async fn read_body_with(
+        &mut self,
+        max: u64,
+        mut on_chunk: impl FnMut(&[u8]),
+    ) -> Result<Bytes, ApiError> {
         let too_large = ApiError::PayloadTooLarge {
             message: "The request body is too large",
             max_body_bytes: max,
@@ -149,6 +159,7 @@ impl ApiRequest {
                 if (buffer.len() + data.len()) as u64 > max {
                     return Err(too_large);
                 }
+                on_chunk(&data);
                 buffer.extend_from_slice(&data);
             }
         }

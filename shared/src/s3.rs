@@ -21,13 +21,15 @@ use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
+};
 use bytes::Bytes;
 
 use crate::box_error::BoxError;
 use crate::config::S3Config;
 use crate::credentials::{AwsCredentials, CredentialsProblem};
-use crate::domain::PartNumber;
+use crate::domain::{Crc32c, PartNumber};
 use crate::tls::TrustRoots;
 
 /// Sends `$store.client.$operation()` on the store's bucket with the given
@@ -90,6 +92,12 @@ impl S3Error {
         matches!(self, S3Error::Unavailable { .. })
     }
 
+    /// S3 refused bytes or a completion because a checksum did not match
+    /// (AWS: BadDigest; Garage: InvalidDigest).
+    pub fn is_checksum_mismatch(&self) -> bool {
+        matches!(self, S3Error::Service { code, .. } if code == "BadDigest" || code == "InvalidDigest")
+    }
+
     fn classify<E>(
         operation: &'static str,
         error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
@@ -145,6 +153,16 @@ pub struct StoredPart {
     pub etag: String,
     pub size: u64,
     pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+    /// Listed for uploads opened with CRC32C.
+    pub crc32c: Option<Crc32c>,
+}
+
+/// An object as HeadObject (checksum mode on) describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub size: u64,
+    /// The full-object CRC32C, when the store keeps one.
+    pub crc32c: Option<Crc32c>,
 }
 
 /// A multipart upload S3 lists as open.
@@ -258,18 +276,31 @@ impl S3Store {
         &self.client
     }
 
+    /// Opens a multipart upload. With `full_object_crc32c`, S3 keeps each
+    /// part's CRC32C and checks the whole object's at completion
+    /// (`ChecksumAlgorithm=CRC32C`, `ChecksumType=FULL_OBJECT`).
     pub async fn create_multipart_upload(
         &self,
         key: &str,
         content_type: &str,
+        full_object_crc32c: bool,
     ) -> Result<String, S3Error> {
         const OP: &str = "CreateMultipartUpload";
+        let (algorithm, checksum_type) = match full_object_crc32c {
+            true => (
+                Some(ChecksumAlgorithm::Crc32C),
+                Some(ChecksumType::FullObject),
+            ),
+            false => (None, None),
+        };
         let output = send!(
             self,
             create_multipart_upload,
             OP,
             key(key),
-            content_type(content_type)
+            content_type(content_type),
+            set_checksum_algorithm(algorithm),
+            set_checksum_type(checksum_type),
         )?;
         output
             .upload_id()
@@ -368,13 +399,16 @@ impl S3Store {
     }
 
     /// Presigns one `UploadPart`. The signature covers the part number, the
-    /// upload and `Content-Length`, so the URL uploads exactly that part.
+    /// upload and `Content-Length`, so the URL uploads exactly that part;
+    /// with `crc32c`, also `x-amz-checksum-crc32c` and
+    /// `x-amz-sdk-checksum-algorithm`, so S3 refuses other bytes (BadDigest).
     pub async fn presign_upload_part(
         &self,
         key: &str,
         upload_id: &str,
         part: PartNumber,
         size: u64,
+        crc32c: Option<Crc32c>,
         ttl: Duration,
     ) -> Result<PresignedPart, S3Error> {
         const OP: &str = "PresignUploadPart";
@@ -383,8 +417,13 @@ impl S3Store {
             code: "PresigningConfig".into(),
             source: e.into(),
         })?;
-        let request = self
-            .upload_part_request(key, upload_id, part, size)
+        let mut builder = self.upload_part_request(key, upload_id, part, size);
+        if let Some(crc32c) = crc32c {
+            builder = builder
+                .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+                .checksum_crc32_c(crc32c.to_string());
+        }
+        let request = builder
             .presigned(presigning)
             .await
             .map_err(|e| S3Error::classify(OP, e))?;
@@ -401,17 +440,20 @@ impl S3Store {
         })
     }
 
-    /// Uploads one part and returns its ETag, as S3 spelt it.
+    /// Uploads one part and returns its ETag, as S3 spelt it. With
+    /// `crc32c`, S3 checks the bytes against it (BadDigest otherwise).
     pub async fn upload_part(
         &self,
         key: &str,
         upload_id: &str,
         part: PartNumber,
         body: Bytes,
+        crc32c: Option<Crc32c>,
     ) -> Result<String, S3Error> {
         const OP: &str = "UploadPart";
         let output = self
             .upload_part_request(key, upload_id, part, body.len() as u64)
+            .set_checksum_crc32_c(crc32c.map(|crc| crc.to_string()))
             .body(ByteStream::from(body))
             .customize()
             // UNSIGNED-PAYLOAD, as in the presigned URLs clients PUT every
@@ -452,6 +494,7 @@ impl S3Store {
                     etag: part.e_tag()?.to_owned(),
                     size: part.size().unwrap_or(0).max(0) as u64,
                     last_modified: part.last_modified().and_then(to_chrono),
+                    crc32c: part.checksum_crc32_c().and_then(|crc| crc.parse().ok()),
                 })
             }));
             let next = output.next_part_number_marker().map(str::to_owned);
@@ -468,12 +511,15 @@ impl S3Store {
 
     /// Completes the upload from `parts` (ascending). The SDK turns an error
     /// document inside a 200 answer into an error, and a success without an
-    /// ETag is treated as a failure too.
+    /// ETag is treated as a failure too. With `crc32c`, S3 checks the whole
+    /// object against it (FULL_OBJECT) and refuses a mismatch
+    /// ([`S3Error::is_checksum_mismatch`]), keeping the upload open.
     pub async fn complete_multipart_upload(
         &self,
         key: &str,
         upload_id: &str,
         parts: &[(PartNumber, String)],
+        crc32c: Option<Crc32c>,
     ) -> Result<(), S3Error> {
         const OP: &str = "CompleteMultipartUpload";
         let completed = CompletedMultipartUpload::builder()
@@ -496,6 +542,8 @@ impl S3Store {
             key(key),
             upload_id(upload_id),
             multipart_upload(completed),
+            set_checksum_crc32_c(crc32c.map(|crc| crc.to_string())),
+            set_checksum_type(crc32c.map(|_| ChecksumType::FullObject)),
         )?;
         if output.e_tag().is_none() {
             return Err(S3Error::malformed(
@@ -509,8 +557,24 @@ impl S3Store {
 
     /// The object's size, or `None` when there is no object at `key`.
     pub async fn object_size(&self, key: &str) -> Result<Option<u64>, S3Error> {
-        match send!(self, head_object, "HeadObject", key(key)) {
-            Ok(output) => Ok(Some(output.content_length().unwrap_or(0).max(0) as u64)),
+        Ok(self.stored_object(key).await?.map(|object| object.size))
+    }
+
+    /// The object's size and stored CRC32C (HeadObject with checksum mode
+    /// on), or `None` when there is no object at `key`.
+    pub async fn stored_object(&self, key: &str) -> Result<Option<StoredObject>, S3Error> {
+        let mode = ChecksumMode::Enabled;
+        match send!(
+            self,
+            head_object,
+            "HeadObject",
+            key(key),
+            checksum_mode(mode)
+        ) {
+            Ok(output) => Ok(Some(StoredObject {
+                size: output.content_length().unwrap_or(0).max(0) as u64,
+                crc32c: output.checksum_crc32_c().and_then(|crc| crc.parse().ok()),
+            })),
             Err(S3Error::NoSuchKey { .. }) => Ok(None),
             Err(other) => Err(other),
         }

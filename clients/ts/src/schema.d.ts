@@ -398,6 +398,17 @@ export interface components {
         FileView: {
             /** @description As stored; only the four categories are ever written. */
             category: components["schemas"]["FileCategory"];
+            /**
+             * @description True once finalize found the stored object carrying `crc32c`; a file
+             *     without one is never verified.
+             */
+            checksumVerified: boolean;
+            /**
+             * @description The full-object CRC32C declared at registration (S3's base64);
+             *     absent for a file registered without one.
+             * @example yZRlqg==
+             */
+            crc32c?: string | null;
             /** Format: uuid */
             fileId: string;
             /** @description Set once the file is completed. */
@@ -458,8 +469,8 @@ export interface components {
             presignedUrls: components["schemas"]["PresignedPartUrl"][];
         };
         /**
-         * @description POST …/urls (contract §4.12): the listed parts, or `{}` for every part
-         *     S3 does not hold yet.
+         * @description POST …/urls (contract §4.12): the listed parts (by number, by checksum
+         *     or both), or `{}` for every part S3 does not hold yet.
          * @example {
          *       "partNumbers": [
          *         2,
@@ -468,6 +479,11 @@ export interface components {
          *     }
          */
         FreshUrlsRequest: {
+            /**
+             * @description Parts to sign for their CRC32C (a file registered with `crc32c`
+             *     only); they get URLs whether or not `partNumbers` lists them.
+             */
+            partChecksums?: components["schemas"]["PartChecksum"][] | null;
             partNumbers?: number[] | null;
         };
         /** @description One part as the client saw it: its number and the ETag S3 answered. */
@@ -476,11 +492,32 @@ export interface components {
             /** Format: int32 */
             partNumber: number;
         };
+        /** @description One file of the MOC. */
+        MocFileView: {
+            /** @description True when finalize found the stored object carrying `crc32c`. */
+            checksumVerified: boolean;
+            /**
+             * @description The full-object CRC32C declared at registration (S3's base64);
+             *     absent for a file registered without one.
+             * @example yZRlqg==
+             */
+            crc32c?: string | null;
+            /**
+             * @description `instruction`, `gallery-image`, `thumbnail` or `parts-list`, as stored.
+             * @example instruction
+             */
+            fileType: string;
+            fileUrl: string;
+            /** @description The name it is stored under (unique within the MOC). */
+            name?: string | null;
+        };
         /** @description The MOC a session became (contract §4.7). */
         MocView: {
             /** Format: date-time */
             createdAt: string;
             description?: string | null;
+            /** @description Every file of the MOC, in stored order, with its integrity record. */
+            files: components["schemas"]["MocFileView"][];
             /** Format: uuid */
             id: string;
             /** @description Present (true) when the session was finalized before this request. */
@@ -506,6 +543,17 @@ export interface components {
          * @description The raw bytes of one part.
          */
         PartBytes: string;
+        /**
+         * @description A part's CRC32C: its presigned URL then carries `x-amz-checksum-crc32c`
+         *     (and `x-amz-sdk-checksum-algorithm: CRC32C`) among its signed headers,
+         *     and S3 answers 400 BadDigest to a body that does not match.
+         */
+        PartChecksum: {
+            /** @example yZRlqg== */
+            crc32c: string;
+            /** Format: int32 */
+            partNumber: number;
+        };
         /** @description The parts of a file, ascending by number (contract §4.5). */
         PartList: {
             parts: components["schemas"]["PartView"][];
@@ -525,7 +573,10 @@ export interface components {
             /** Format: date-time */
             expiresAt: string;
             /**
-             * @description `Content-Length`, which the signature covers. Header name → value,
+             * @description `Content-Length`, which the signature covers, and for a part whose
+             *     CRC32C was declared `x-amz-checksum-crc32c` and
+             *     `x-amz-sdk-checksum-algorithm` (S3 answers 400 BadDigest to bytes
+             *     that do not match). Header name → value,
              *     always strings (a client types and sends them as such).
              * @example {
              *       "Content-Length": "5242880"
@@ -562,11 +613,26 @@ export interface components {
          */
         RegisterFileRequest: components["schemas"]["FileMetadataBody"] & {
             /**
+             * @description The whole file's CRC32C as S3 writes it (base64 of the 4 big-endian
+             *     bytes). The upload is then opened with `ChecksumAlgorithm=CRC32C`,
+             *     `ChecksumType=FULL_OBJECT`; complete and finalize check it, and the
+             *     MOC records the file as verified. Without it the file is unverified.
+             *     Sent again with `fileId`, it replaces the declared value of a file
+             *     not yet completed (409 for a file registered without one).
+             * @example yZRlqg==
+             */
+            crc32c?: string | null;
+            /**
              * Format: uuid
              * @description An existing, not completed file of this session, with the same
              *     metadata: 200 with fresh URLs instead of a new upload.
              */
             fileId?: string | null;
+            /**
+             * @description Parts whose presigned URLs are signed for their CRC32C (needs
+             *     `partCount` and `crc32c`); each listed part at most once.
+             */
+            partChecksums?: components["schemas"]["PartChecksum"][] | null;
             /**
              * Format: int32
              * @description Must equal ceil(size / partSizeBytes) (422 otherwise).
@@ -578,6 +644,12 @@ export interface components {
          *     was sent, one presigned URL per part.
          */
         Registration: {
+            /**
+             * @description The full-object CRC32C the file was registered with (S3's base64),
+             *     which complete and finalize check; absent: the file is unverified.
+             * @example yZRlqg==
+             */
+            crc32c?: string | null;
             /** Format: uuid */
             fileId: string;
             presignedUrls?: components["schemas"]["PresignedPartUrl"][] | null;
@@ -1322,7 +1394,7 @@ export interface operations {
                 };
             };
             413: components["responses"]["BodyTooLarge"];
-            /** @description VALIDATION_ERROR. */
+            /** @description VALIDATION_ERROR; or FILE_ERROR (`details.reason` CHECKSUM_MISMATCH, `expected`, `found`): S3 found the parts do not make the full-object `crc32c` the file was registered with. Nothing changed: replace parts and complete again, or re-register with `fileId` and the right `crc32c`. */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1375,7 +1447,13 @@ export interface operations {
     uploadPart: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description The part's CRC32C (S3's base64). Computed while the body streams in; a mismatch is 400 CHECKSUM_MISMATCH before anything reaches S3. For a file registered with `crc32c` the computed value goes on to S3, which checks it again.
+                 * @example yZRlqg==
+                 */
+                "x-amz-checksum-crc32c"?: string | null;
+            };
             path: {
                 /** @example 33333333-3333-3333-3333-333333333333 */
                 sessionId: string;
@@ -1401,7 +1479,7 @@ export interface operations {
                     "application/json": components["schemas"]["UploadedPart"];
                 };
             };
-            /** @description BAD_REQUEST: a part number out of range (`details.reason` INVALID_PART_NUMBER, `validRange`), or an empty body. */
+            /** @description BAD_REQUEST: a part number out of range (`details.reason` INVALID_PART_NUMBER, `validRange`), an empty body or a malformed checksum header; FILE_ERROR (`details.reason` CHECKSUM_MISMATCH, `partNumber`, `expected`, `found`): the body is not what `x-amz-checksum-crc32c` declares. */
             400: {
                 headers: {
                     [name: string]: unknown;

@@ -217,7 +217,7 @@ async fn round_trip(
 ) -> Result<String, Failure> {
     let key = format!("{}/doctor/{}", config.stage.as_str(), uuid::Uuid::new_v4());
     let upload_id = store
-        .create_multipart_upload(&key, "application/octet-stream")
+        .create_multipart_upload(&key, "application/octet-stream", false)
         .await
         .map_err(|e| store_failure(&e))?;
     let put = put_presigned_part(store, config, http, &key, &upload_id).await;
@@ -241,7 +241,7 @@ async fn put_presigned_part(
         unreachable!("part 1 of a 19-byte body is valid");
     };
     let presigned = store
-        .presign_upload_part(key, upload_id, part, size, config.presigned_url_ttl)
+        .presign_upload_part(key, upload_id, part, size, None, config.presigned_url_ttl)
         .await
         .map_err(|e| store_failure(&e))?;
     let mut request = http.put(&presigned.url).body(body);

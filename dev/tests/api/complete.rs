@@ -109,7 +109,7 @@ async fn the_listed_parts_must_match_what_s3_holds(pool: PgPool) {
         etags.push(
             app.state
                 .s3()
-                .upload_part(&key, &upload_id, part, pdf_bytes(5 * MIB))
+                .upload_part(&key, &upload_id, part, pdf_bytes(5 * MIB), None)
                 .await
                 .unwrap(),
         );

@@ -2,6 +2,7 @@
 //! and the embedded S3 with SigV4 checks.
 
 mod auth;
+mod checksums;
 mod complete;
 mod credentials;
 mod database;

@@ -127,14 +127,14 @@ async fn tampered_and_expired_presigned_urls_are_refused_by_s3(pool: PgPool) {
     let s3 = app.state.s3();
     let key = format!("{}/moc-instructions/u/s/instruction/f.pdf", app.stage);
     let upload_id = s3
-        .create_multipart_upload(&key, "application/pdf")
+        .create_multipart_upload(&key, "application/pdf", false)
         .await
         .unwrap();
     let part = moc_shared::domain::PartNumber::new(1).unwrap();
     let http = reqwest::Client::new();
 
     let good = s3
-        .presign_upload_part(&key, &upload_id, part, 4, Duration::from_secs(600))
+        .presign_upload_part(&key, &upload_id, part, 4, None, Duration::from_secs(600))
         .await
         .unwrap();
     let tampered = good.url.replacen("partNumber=1", "partNumber=2", 1);
@@ -149,7 +149,7 @@ async fn tampered_and_expired_presigned_urls_are_refused_by_s3(pool: PgPool) {
     );
 
     let short = s3
-        .presign_upload_part(&key, &upload_id, part, 4, Duration::from_secs(1))
+        .presign_upload_part(&key, &upload_id, part, 4, None, Duration::from_secs(1))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;

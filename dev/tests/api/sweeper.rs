@@ -117,7 +117,7 @@ async fn a_long_expired_session_is_swept_and_a_finalized_or_recent_one_is_untouc
     let young_orphan = format!("{}/moc-instructions/u/s/instruction/young.pdf", app.stage);
     app.state
         .s3()
-        .create_multipart_upload(&young_orphan, "application/pdf")
+        .create_multipart_upload(&young_orphan, "application/pdf", false)
         .await
         .unwrap();
     assert_eq!(app.open_uploads().await, 3);
@@ -179,11 +179,11 @@ async fn an_old_upload_no_row_refers_to_is_aborted_as_an_orphan(pool: PgPool) {
     let app = sweeper_app(pool, &[("EXPIRED_SESSION_GRACE_MINUTES", "0")]).await;
     let s3 = app.state.s3();
     let orphan = format!("{}/moc-instructions/u/s/instruction/orphan.pdf", app.stage);
-    s3.create_multipart_upload(&orphan, "application/pdf")
+    s3.create_multipart_upload(&orphan, "application/pdf", false)
         .await
         .unwrap();
     let other_stage = "another-stage/moc-instructions/u/s/instruction/theirs.pdf";
-    s3.create_multipart_upload(other_stage, "application/pdf")
+    s3.create_multipart_upload(other_stage, "application/pdf", false)
         .await
         .unwrap();
     let (_session, file) = app.registered_file(pdf_meta("live.pdf", 100)).await;
@@ -215,7 +215,7 @@ async fn an_upload_the_session_pass_released_is_not_counted_again_as_an_orphan(p
     let orphan = format!("{}/moc-instructions/u/s/instruction/orphan.pdf", app.stage);
     app.state
         .s3()
-        .create_multipart_upload(&orphan, "application/pdf")
+        .create_multipart_upload(&orphan, "application/pdf", false)
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;

@@ -92,6 +92,7 @@ mod tests {
             etag: etag.into(),
             size,
             last_modified: None,
+            crc32c: None,
         }
     }
 

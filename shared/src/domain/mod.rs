@@ -4,6 +4,7 @@
 //! Each type parses its raw input once, so code that holds a value of the
 //! type never re-checks it. Unit tests sit beside each rule.
 
+mod checksum;
 mod etag;
 mod file;
 mod keys;
@@ -18,6 +19,7 @@ mod status;
 mod validate;
 mod verify;
 
+pub use checksum::{Crc32c, Crc32cSyntax};
 pub use etag::{etag_eq, looks_like_part_etag};
 pub use file::{ByteSize, DeclaredFiles, Extension, FileCategory, FileMetadata, FileRejection};
 pub use keys::{ObjectKey, key_safe_user_id};

@@ -200,6 +200,24 @@ impl<'a> JsonObject<'a> {
         }
     }
 
+    /// An optional string of at most `max_chars` characters that parses as
+    /// `T`; the parse error is the field's message.
+    pub fn optional_parsed<T>(
+        &self,
+        key: &str,
+        max_chars: usize,
+        errors: &mut FieldErrors,
+    ) -> Option<T>
+    where
+        T: std::str::FromStr,
+        T::Err: std::fmt::Display,
+    {
+        let raw = self.optional_string(key, 1..=max_chars, errors)?;
+        raw.parse()
+            .map_err(|e: T::Err| errors.add(self.field_path(key), e.to_string()))
+            .ok()
+    }
+
     pub fn optional_uuid(&self, key: &str, errors: &mut FieldErrors) -> Option<uuid::Uuid> {
         let raw = self.optional_string(key, 1..=64, errors)?;
         match uuid::Uuid::parse_str(&raw) {

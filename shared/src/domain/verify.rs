@@ -14,6 +14,8 @@ pub enum VerificationFailure {
     MagicBytes,
     /// The declared type is not allowed for the category.
     Type,
+    /// The stored object's CRC32C is not the one declared at registration.
+    Checksum,
 }
 
 /// One entry of `details.files[]` in a 400 FILE_ERROR (reason

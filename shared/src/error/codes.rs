@@ -136,6 +136,10 @@ pub(super) fn row_of(error: &ApiError) -> Row {
         InvalidPartNumber => row(S::BAD_REQUEST, C::BadRequest, "INVALID_PART_NUMBER"),
         FileCountExceeded { .. } => row(S::BAD_REQUEST, C::ValidationError, "FILE_COUNT_EXCEEDED"),
         FileValidationFailed { .. } => row(S::BAD_REQUEST, C::FileError, "FILE_VALIDATION_FAILED"),
+        PartChecksumMismatch { .. } => row(S::BAD_REQUEST, C::FileError, "CHECKSUM_MISMATCH"),
+        FileChecksumMismatch { .. } => {
+            row(S::UNPROCESSABLE_ENTITY, C::FileError, "CHECKSUM_MISMATCH")
+        }
         PartListRejected { .. } => row(S::BAD_REQUEST, C::PartsValidationError, "BAD_REQUEST"),
         Unauthorized => row(S::UNAUTHORIZED, C::Unauthorized, "UNAUTHORIZED"),
         Forbidden(_) => row(S::FORBIDDEN, C::Forbidden, "FORBIDDEN"),

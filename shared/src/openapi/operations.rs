@@ -105,11 +105,12 @@ fn register_files() {}
     params(
         FilePath,
         ("partNumber" = u16, Path, minimum = 1, maximum = 10000, example = 2),
+        ("x-amz-checksum-crc32c" = Option<String>, Header, description = "The part's CRC32C (S3's base64). Computed while the body streams in; a mismatch is 400 CHECKSUM_MISMATCH before anything reaches S3. For a file registered with `crc32c` the computed value goes on to S3, which checks it again.", example = "yZRlqg=="),
     ),
     request_body(content = PartBytes, content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "Stored in S3 and recorded.", body = UploadedPart),
-        (status = 400, description = "BAD_REQUEST: a part number out of range (`details.reason` INVALID_PART_NUMBER, `validRange`), or an empty body.", body = ErrorBody),
+        (status = 400, description = "BAD_REQUEST: a part number out of range (`details.reason` INVALID_PART_NUMBER, `validRange`), an empty body or a malformed checksum header; FILE_ERROR (`details.reason` CHECKSUM_MISMATCH, `partNumber`, `expected`, `found`): the body is not what `x-amz-checksum-crc32c` declares.", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such session or file of the caller's.", body = ErrorBody),
         (status = 408, description = "EXTERNAL_SERVICE_ERROR (`details.reason` REQUEST_TIMEOUT): the upload neared the function's time budget (`details.elapsedMs`, `timeoutAt`); retryable.", body = ErrorBody),
         (status = 409, description = "CONFLICT: the file is completed, or the session is finalized.", body = ErrorBody),
@@ -146,7 +147,7 @@ fn list_parts() {}
         (status = 404, description = "NOT_FOUND: no such session or file of the caller's.", body = ErrorBody),
         (status = 409, description = "CONFLICT: the session is finalized or cancelled.", body = ErrorBody),
         (status = 410, description = "EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`).", body = ErrorBody),
-        (status = 422, description = "VALIDATION_ERROR.", body = ErrorBody),
+        (status = 422, description = "VALIDATION_ERROR; or FILE_ERROR (`details.reason` CHECKSUM_MISMATCH, `expected`, `found`): S3 found the parts do not make the full-object `crc32c` the file was registered with. Nothing changed: replace parts and complete again, or re-register with `fileId` and the right `crc32c`.", body = ErrorBody),
     ),
 )]
 fn complete_file() {}

@@ -76,6 +76,39 @@ pub struct RegisterFileRequest {
     /// metadata: 200 with fresh URLs instead of a new upload.
     #[schema(rename = "fileId")]
     pub file_id: Option<Uuid>,
+    /// The whole file's CRC32C as S3 writes it (base64 of the 4 big-endian
+    /// bytes). The upload is then opened with `ChecksumAlgorithm=CRC32C`,
+    /// `ChecksumType=FULL_OBJECT`; complete and finalize check it, and the
+    /// MOC records the file as verified. Without it the file is unverified.
+    /// Sent again with `fileId`, it replaces the declared value of a file
+    /// not yet completed (409 for a file registered without one).
+    #[schema(
+        min_length = 8,
+        max_length = 8,
+        pattern = r"^[A-Za-z0-9+/]{5}[AQgw]==$",
+        example = "yZRlqg=="
+    )]
+    pub crc32c: Option<String>,
+    /// Parts whose presigned URLs are signed for their CRC32C (needs
+    /// `partCount` and `crc32c`); each listed part at most once.
+    #[schema(rename = "partChecksums")]
+    pub part_checksums: Option<Vec<PartChecksum>>,
+}
+
+/// A part's CRC32C: its presigned URL then carries `x-amz-checksum-crc32c`
+/// (and `x-amz-sdk-checksum-algorithm: CRC32C`) among its signed headers,
+/// and S3 answers 400 BadDigest to a body that does not match.
+#[derive(ToSchema)]
+pub struct PartChecksum {
+    #[schema(rename = "partNumber", minimum = 1, maximum = 10000)]
+    pub part_number: u16,
+    #[schema(
+        min_length = 8,
+        max_length = 8,
+        pattern = r"^[A-Za-z0-9+/]{5}[AQgw]==$",
+        example = "yZRlqg=="
+    )]
+    pub crc32c: String,
 }
 
 /// POST …/files/batch (contract §4.3). More than `MAX_BATCH_SIZE` files
@@ -156,14 +189,18 @@ fn tags() -> Array {
         .build()
 }
 
-/// POST …/urls (contract §4.12): the listed parts, or `{}` for every part
-/// S3 does not hold yet.
+/// POST …/urls (contract §4.12): the listed parts (by number, by checksum
+/// or both), or `{}` for every part S3 does not hold yet.
 #[derive(ToSchema)]
 #[schema(example = json!({"partNumbers": [2, 3]}))]
 pub struct FreshUrlsRequest {
     /// Each at most the file's part count (422 otherwise).
     #[schema(rename = "partNumbers", schema_with = part_numbers)]
     pub part_numbers: Option<Vec<u16>>,
+    /// Parts to sign for their CRC32C (a file registered with `crc32c`
+    /// only); they get URLs whether or not `partNumbers` lists them.
+    #[schema(rename = "partChecksums")]
+    pub part_checksums: Option<Vec<PartChecksum>>,
 }
 
 fn part_numbers() -> Array {

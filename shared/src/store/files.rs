@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::{Executor, SessionRow};
 use crate::db::Tx;
-use crate::domain::{ByteSize, FileCategory, FileStatus, PartPlan, SessionAction};
+use crate::domain::{ByteSize, Crc32c, FileCategory, FileStatus, PartPlan, SessionAction};
 use crate::error::ApiError;
 
 #[derive(Debug, Clone)]
@@ -22,6 +22,11 @@ pub struct FileRow {
     pub upload_id: Option<String>,
     pub status: FileStatus,
     pub file_url: Option<String>,
+    /// The full-object CRC32C the client declared (S3's base64); `None`
+    /// for a file registered without one, which is never verified.
+    pub crc32c: Option<String>,
+    /// Whether the stored object was found to carry `crc32c`.
+    pub checksum_verified: bool,
 }
 
 impl FileRow {
@@ -31,6 +36,12 @@ impl FileRow {
 
     pub fn plan(&self, session: &SessionRow) -> PartPlan {
         PartPlan::new(ByteSize::new(self.size.max(0) as u64), session.part_size())
+    }
+
+    /// The declared full-object CRC32C. Only ever written from a
+    /// [`Crc32c`], so a value that does not parse reads as none declared.
+    pub fn crc32c(&self) -> Option<Crc32c> {
+        self.crc32c.as_deref().and_then(|raw| raw.parse().ok())
     }
 
     /// The S3 key and upload ID; a file without them never got its S3 upload
@@ -53,7 +64,8 @@ macro_rules! file_rows {
             FileRow,
             $select
                 + " id, session_id, category, name, size, mime_type, extension, s3_key, \
-                   upload_id, status AS \"status: FileStatus\", file_url "
+                   upload_id, status AS \"status: FileStatus\", file_url, crc32c, \
+                   checksum_verified "
                 + $rest
             $(, $arg)*
         )
@@ -155,6 +167,7 @@ pub struct NewFile<'a> {
     pub mime_type: &'a str,
     pub extension: &'a str,
     pub s3_key: &'a str,
+    pub crc32c: Option<Crc32c>,
     pub created_at: NaiveDateTime,
 }
 
@@ -164,8 +177,9 @@ pub const UNIQUE_NAME_CONSTRAINT: &str = "upload_session_files_session_category_
 pub async fn insert_pending(tx: &mut Tx, file: &NewFile<'_>) -> sqlx::Result<()> {
     sqlx::query!(
         "INSERT INTO upload_session_files
-            (id, session_id, category, name, size, mime_type, extension, s3_key, status, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9)",
+            (id, session_id, category, name, size, mime_type, extension, s3_key, crc32c,
+             status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, 'pending', $9, $9)",
         file.id,
         file.session_id,
         file.category.as_str(),
@@ -175,6 +189,7 @@ pub async fn insert_pending(tx: &mut Tx, file: &NewFile<'_>) -> sqlx::Result<()>
         file.extension,
         file.s3_key,
         file.created_at,
+        file.crc32c.map(|crc| crc.to_string()),
     )
     .execute(tx)
     .await?;
@@ -196,6 +211,26 @@ pub async fn set_upload_id(
         now,
     )
     .fetch_one(db)
+    .await
+}
+
+/// A re-registration's new declared CRC32C, while the file is not
+/// completed: a client that declared a wrong one fixes it and completes again.
+pub async fn set_crc32c(
+    db: impl Executor<'_>,
+    file_id: Uuid,
+    crc32c: Crc32c,
+    now: NaiveDateTime,
+) -> sqlx::Result<Option<FileRow>> {
+    file_rows!(
+        "UPDATE upload_session_files SET crc32c = $2, checksum_verified = false, updated_at = $3
+          WHERE id = $1 AND status <> 'completed' RETURNING",
+        "",
+        file_id,
+        crc32c.to_string(),
+        now,
+    )
+    .fetch_optional(db)
     .await
 }
 
@@ -228,6 +263,21 @@ pub async fn mark_completed(
         now,
     )
     .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Records that these files' stored objects carry their declared CRC32C.
+pub async fn mark_checksum_verified(db: impl Executor<'_>, file_ids: &[Uuid]) -> sqlx::Result<()> {
+    if file_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query!(
+        "UPDATE upload_session_files SET checksum_verified = true
+          WHERE id = ANY($1) AND crc32c IS NOT NULL",
+        file_ids,
+    )
+    .execute(db)
     .await?;
     Ok(())
 }

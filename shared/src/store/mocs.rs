@@ -68,12 +68,16 @@ pub struct NewMocFile<'a> {
     pub original_filename: &'a str,
     pub mime_type: &'a str,
     pub created_at: NaiveDateTime,
+    /// The declared full-object CRC32C, and whether finalize found it stored.
+    pub crc32c: Option<&'a str>,
+    pub checksum_verified: bool,
 }
 
 pub async fn insert_file(tx: &mut Tx, file: &NewMocFile<'_>) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO moc_files (id, moc_id, file_type, file_url, original_filename, mime_type, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+        "INSERT INTO moc_files (id, moc_id, file_type, file_url, original_filename, mime_type,
+                                created_at, updated_at, crc32c, checksum_verified)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
         Uuid::new_v4(),
         file.moc_id,
         file.file_type,
@@ -81,6 +85,8 @@ pub async fn insert_file(tx: &mut Tx, file: &NewMocFile<'_>) -> sqlx::Result<()>
         file.original_filename,
         file.mime_type,
         file.created_at,
+        file.crc32c,
+        file.checksum_verified,
     )
     .execute(tx)
     .await?;
@@ -121,18 +127,25 @@ pub async fn get(tx: &mut Tx, moc_id: Uuid) -> sqlx::Result<Option<MocRow>> {
     .await
 }
 
-/// `(file_type, file_url)` of the MOC's files that are not deleted, in
+/// The MOC's files that are not deleted, with their integrity record, in
 /// stored order.
-pub async fn file_urls(tx: &mut Tx, moc_id: Uuid) -> sqlx::Result<Vec<(String, String)>> {
-    let rows = sqlx::query!(
-        "SELECT file_type, file_url FROM moc_files
+pub async fn files(tx: &mut Tx, moc_id: Uuid) -> sqlx::Result<Vec<MocFileRow>> {
+    sqlx::query_as!(
+        MocFileRow,
+        "SELECT file_type, file_url, original_filename, crc32c, checksum_verified FROM moc_files
           WHERE moc_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
         moc_id,
     )
     .fetch_all(tx)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.file_type, r.file_url))
-        .collect())
+    .await
+}
+
+/// One live file of a MOC.
+pub struct MocFileRow {
+    pub file_type: String,
+    pub file_url: String,
+    /// Nullable in the production schema; finalize always writes it.
+    pub original_filename: Option<String>,
+    pub crc32c: Option<String>,
+    pub checksum_verified: bool,
 }

@@ -9,10 +9,11 @@ use uuid::Uuid;
 use crate::auth::User;
 use crate::db::Tx;
 use crate::domain::{
-    FieldErrors, FileAction, JsonObject, ListedPartsProblem, PartNumber, Permit, Refusal,
+    Crc32c, FieldErrors, FileAction, JsonObject, ListedPartsProblem, PartNumber, Permit, Refusal,
     S3_MIN_PART_SIZE, SessionAction, check_listed_parts,
 };
 use crate::error::ApiError;
+use crate::s3::StoredPart;
 use crate::services::{lifecycle, lookup, parts};
 use crate::state::AppState;
 use crate::store::{self, FileRow, SessionRow};
@@ -118,13 +119,42 @@ async fn complete_upload(
     let stored = parts::reconcile(state, &mut *tx, session, file).await?;
     let to_complete =
         check_listed_parts(&file.plan(session), &stored, listed).map_err(listed_parts_error)?;
+    let declared = file.crc32c();
     state
         .s3()
-        .complete_multipart_upload(key, upload_id, &to_complete)
-        .await?;
+        .complete_multipart_upload(key, upload_id, &to_complete, declared)
+        .await
+        .map_err(|error| match declared {
+            Some(expected) if error.is_checksum_mismatch() => {
+                checksum_mismatch(expected, &stored, &to_complete)
+            }
+            _ => error.into(),
+        })?;
     let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
     store::files::mark_completed(tx, file.id, &file_url, time::now()).await?;
     Ok((file_url, to_complete.len()))
+}
+
+/// 422 FILE_ERROR (reason CHECKSUM_MISMATCH): S3 found the parts do not make the declared
+/// full-object CRC32C. `found` is what they make, from the part CRC32Cs S3
+/// listed (when it listed them all). Nothing changed: the parts can be
+/// replaced and complete retried, or the file re-registered with the right
+/// `crc32c`.
+fn checksum_mismatch(
+    expected: Crc32c,
+    stored: &[StoredPart],
+    completed: &[(PartNumber, String)],
+) -> ApiError {
+    let found = completed
+        .iter()
+        .map(|(number, _)| {
+            let part = stored.iter().find(|p| p.part_number == *number)?;
+            Some((part.crc32c?, part.size))
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(Crc32c::of_parts);
+    tracing::warn!(%expected, found = ?found.map(|crc| crc.to_string()), "complete refused: full-object CRC32C mismatch");
+    ApiError::FileChecksumMismatch { expected, found }
 }
 
 /// The 400 PARTS_VALIDATION_ERROR a client gets for a part list that cannot

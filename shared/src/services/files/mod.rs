@@ -9,6 +9,6 @@ mod register_new;
 mod reregister;
 
 pub use complete::{CompletedFile, complete, parse_listed_parts};
-pub use presign::{PresignedPartUrl, presign_parts};
+pub use presign::{PartChecksums, PresignedPartUrl, parse_part_checksums, presign_parts};
 pub use register::{RegisterInput, Registration, register};
 pub use register_batch::{BatchItem, BatchOutcome, BatchResults, register_batch};

@@ -4,7 +4,9 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::domain::{PartNumber, PartPlan};
+use std::collections::BTreeMap;
+
+use crate::domain::{Crc32c, FieldErrors, JsonObject, PartNumber, PartPlan};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::time;
@@ -21,7 +23,10 @@ pub struct PresignedPartUrl {
     pub expires_at: String,
     #[schema(example = 5242880)]
     pub size_bytes: u64,
-    /// `Content-Length`, which the signature covers. Header name → value,
+    /// `Content-Length`, which the signature covers, and for a part whose
+    /// CRC32C was declared `x-amz-checksum-crc32c` and
+    /// `x-amz-sdk-checksum-algorithm` (S3 answers 400 BadDigest to bytes
+    /// that do not match). Header name → value,
     /// always strings (a client types and sends them as such).
     #[schema(value_type = std::collections::BTreeMap<String, String>, example = json!({"Content-Length": "5242880"}))]
     pub headers: serde_json::Map<String, Value>,
@@ -40,6 +45,7 @@ pub async fn presign_parts(
     upload_id: &str,
     plan: PartPlan,
     parts: impl IntoIterator<Item = PartNumber>,
+    checksums: &PartChecksums,
 ) -> Result<Vec<PresignedPartUrl>, ApiError> {
     let ttl = state
         .s3()
@@ -51,7 +57,14 @@ pub async fn presign_parts(
         let size = plan.part_size_of(part);
         let presigned = state
             .s3()
-            .presign_upload_part(key, upload_id, part, size, ttl)
+            .presign_upload_part(
+                key,
+                upload_id,
+                part,
+                size,
+                checksums.get(&part).copied(),
+                ttl,
+            )
             .await?;
         urls.push(PresignedPartUrl {
             part_number: part.get(),
@@ -66,4 +79,57 @@ pub async fn presign_parts(
         });
     }
     Ok(urls)
+}
+
+/// The CRC32Cs a client declared for some parts of a file.
+pub type PartChecksums = BTreeMap<PartNumber, Crc32c>;
+
+/// `partChecksums: [{"partNumber": n, "crc32c": "…"}]` (optional): each
+/// named part's URL is signed for its CRC32C. Parts past `part_count`, a
+/// part named twice, or any part of a file declared without a full-object
+/// `crc32c` (its S3 upload takes no checksums) are field errors.
+pub fn parse_part_checksums(
+    body: &Value,
+    part_count: Option<u64>,
+    file_has_crc32c: bool,
+    errors: &mut FieldErrors,
+) -> PartChecksums {
+    const KEY: &str = "partChecksums";
+    let mut checksums = PartChecksums::new();
+    if body.get(KEY).is_none_or(Value::is_null) {
+        return checksums;
+    }
+    let Some(part_count) = part_count else {
+        errors.add(KEY, "needs partCount");
+        return checksums;
+    };
+    if !file_has_crc32c {
+        errors.add(KEY, "needs the file's crc32c");
+        return checksums;
+    }
+    let obj = JsonObject::new("", body, &mut FieldErrors::default());
+    let items = obj.array(
+        KEY,
+        1..=usize::from(PartNumber::MAX),
+        errors,
+        |path, value, errors| {
+            let item = JsonObject::new(path.clone(), value, errors);
+            let number = item.integer("partNumber", 1..=part_count, errors);
+            let crc32c = item.string("crc32c", 1..=64, errors).and_then(|raw| {
+                raw.parse::<Crc32c>()
+                    .map_err(|e| errors.add(format!("{path}.crc32c"), e.to_string()))
+                    .ok()
+            });
+            let number = number
+                .and_then(|n| u16::try_from(n).ok())
+                .and_then(PartNumber::new)?;
+            Some((path, number, crc32c?))
+        },
+    );
+    for (path, number, crc32c) in items.into_iter().flatten() {
+        if checksums.insert(number, crc32c).is_some() {
+            errors.add(format!("{path}.partNumber"), "names a part already listed");
+        }
+    }
+    checksums
 }

@@ -7,11 +7,11 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::presign::{PresignedPartUrl, presign_parts};
+use super::presign::{PartChecksums, PresignedPartUrl, parse_part_checksums, presign_parts};
 use super::{register_new::register_new, reregister::reregister};
 use crate::auth::User;
 use crate::domain::{
-    FieldErrors, FileMetadata, JsonObject, PartNumber, PartPlan, Refusal, SessionAction,
+    Crc32c, FieldErrors, FileMetadata, JsonObject, PartNumber, PartPlan, Refusal, SessionAction,
 };
 use crate::error::ApiError;
 use crate::services::{expired, lifecycle, lookup};
@@ -26,6 +26,10 @@ pub struct RegisterInput {
     pub file: FileMetadata,
     pub part_count: Option<u64>,
     pub file_id: Option<Uuid>,
+    /// The whole file's CRC32C; without it the file is never verified.
+    pub crc32c: Option<Crc32c>,
+    /// Parts whose URLs are signed for their CRC32C.
+    pub part_checksums: PartChecksums,
 }
 
 impl RegisterInput {
@@ -36,11 +40,15 @@ impl RegisterInput {
         let part_count =
             obj.optional_integer("partCount", 1..=u64::from(PartNumber::MAX), &mut errors);
         let file_id = obj.optional_uuid("fileId", &mut errors);
+        let crc32c = obj.optional_parsed("crc32c", 64, &mut errors);
+        let part_checksums = parse_part_checksums(value, part_count, crc32c.is_some(), &mut errors);
         match file {
             Some(file) if errors.is_empty() => Ok(Self {
                 file,
                 part_count,
                 file_id,
+                crc32c,
+                part_checksums,
             }),
             _ => Err(ApiError::Validation(errors)),
         }
@@ -57,6 +65,11 @@ pub struct Registration {
     pub upload_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub presigned_urls: Option<Vec<PresignedPartUrl>>,
+    /// The full-object CRC32C the file was registered with (S3's base64),
+    /// which complete and finalize check; absent: the file is unverified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "yZRlqg==")]
+    pub crc32c: Option<Crc32c>,
     /// True for a new file (201), false for a re-registration (200).
     #[serde(skip)]
     pub created: bool,
@@ -119,18 +132,35 @@ pub(super) async fn register_one(
     let plan = check_file(state, session, &input)?;
     let file = &input.file;
     let (row, created) = match input.file_id {
-        Some(file_id) => (reregister(state, session, file_id, file).await?, false),
-        None => (register_new(state, user, session, file).await?, true),
+        Some(file_id) => {
+            let row = reregister(state, session, file_id, file, input.crc32c).await?;
+            (row, false)
+        }
+        None => (
+            register_new(state, user, session, file, input.crc32c).await?,
+            true,
+        ),
     };
     let (key, upload_id) = row.upload()?;
     let presigned_urls = match input.part_count {
-        Some(_) => Some(presign_parts(state, key, upload_id, plan, plan.parts()).await?),
+        Some(_) => Some(
+            presign_parts(
+                state,
+                key,
+                upload_id,
+                plan,
+                plan.parts(),
+                &input.part_checksums,
+            )
+            .await?,
+        ),
         None => None,
     };
     Ok(Registration {
         file_id: row.id,
         upload_id: upload_id.to_owned(),
         presigned_urls,
+        crc32c: row.crc32c(),
         created,
     })
 }

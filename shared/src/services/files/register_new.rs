@@ -15,7 +15,7 @@ use super::register::ensure_registrable;
 use crate::auth::User;
 use crate::config::Config;
 use crate::db::{self, Tx};
-use crate::domain::{FileCategory, FileMetadata, ObjectKey};
+use crate::domain::{Crc32c, FileCategory, FileMetadata, ObjectKey};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::files::{NewFile, UNIQUE_NAME_CONSTRAINT};
@@ -27,6 +27,7 @@ pub(super) async fn register_new(
     user: &User,
     session: &SessionRow,
     file: &FileMetadata,
+    crc32c: Option<Crc32c>,
 ) -> Result<FileRow, ApiError> {
     let file_id = Uuid::new_v4();
     let key = ObjectKey::new(
@@ -37,10 +38,10 @@ pub(super) async fn register_new(
         file_id,
         &file.ext,
     );
-    insert_row(state, session, file, file_id, &key).await?;
+    insert_row(state, session, file, file_id, &key, crc32c).await?;
     let upload_id = match state
         .s3()
-        .create_multipart_upload(key.as_str(), &file.mime_type)
+        .create_multipart_upload(key.as_str(), &file.mime_type, crc32c.is_some())
         .await
     {
         Ok(upload_id) => upload_id,
@@ -52,7 +53,7 @@ pub(super) async fn register_new(
     };
     match store::files::set_upload_id(state.db(), file_id, &upload_id, time::now()).await {
         Ok(row) => {
-            tracing::info!(%file_id, category = %file.category, size = file.size.bytes(), "file registered");
+            tracing::info!(%file_id, category = %file.category, size = file.size.bytes(), verified = crc32c.is_some(), "file registered");
             Ok(row)
         }
         Err(error) => {
@@ -73,6 +74,7 @@ async fn insert_row(
     file: &FileMetadata,
     file_id: Uuid,
     key: &ObjectKey,
+    crc32c: Option<Crc32c>,
 ) -> Result<(), ApiError> {
     let mut tx = state.db().begin().await?;
     let locked = store::sessions::lock(&mut tx, session.id).await?;
@@ -92,6 +94,7 @@ async fn insert_row(
         mime_type: &file.mime_type,
         extension: file.ext.as_str(),
         s3_key: key.as_str(),
+        crc32c,
         created_at: time::now(),
     };
     if let Err(error) = store::files::insert_pending(&mut tx, &row).await {

@@ -30,6 +30,8 @@ pub struct MocView {
     pub image_keys: Vec<String>,
     /// The `fileUrl`s of the parts lists.
     pub parts_keys: Vec<String>,
+    /// Every file of the MOC, in stored order, with its integrity record.
+    pub files: Vec<MocFileView>,
     #[schema(value_type = Option<Vec<String>>)]
     pub tags: Value,
     pub theme: Option<String>,
@@ -39,6 +41,25 @@ pub struct MocView {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[schema(required = false)]
     pub idempotent: bool,
+}
+
+/// One file of the MOC.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MocFileView {
+    /// `instruction`, `gallery-image`, `thumbnail` or `parts-list`, as stored.
+    #[schema(example = "instruction")]
+    pub file_type: String,
+    pub file_url: String,
+    /// The name it is stored under (unique within the MOC).
+    pub name: Option<String>,
+    /// The full-object CRC32C declared at registration (S3's base64);
+    /// absent for a file registered without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "yZRlqg==")]
+    pub crc32c: Option<String>,
+    /// True when finalize found the stored object carrying `crc32c`.
+    pub checksum_verified: bool,
 }
 
 /// The 200 answer while another request finalizes the same session and the
@@ -75,7 +96,23 @@ async fn load_moc(tx: &mut Tx, moc_id: Uuid) -> Result<MocView, ApiError> {
     let moc = store::mocs::get(&mut *tx, moc_id)
         .await?
         .ok_or(ApiError::NotFound("MOC"))?;
-    let urls = MocFileUrls::group(&store::mocs::file_urls(tx, moc_id).await?);
+    let rows = store::mocs::files(tx, moc_id).await?;
+    let urls = MocFileUrls::group(
+        &rows
+            .iter()
+            .map(|r| (r.file_type.clone(), r.file_url.clone()))
+            .collect::<Vec<_>>(),
+    );
+    let files = rows
+        .into_iter()
+        .map(|r| MocFileView {
+            file_type: r.file_type,
+            file_url: r.file_url,
+            name: r.original_filename,
+            crc32c: r.crc32c,
+            checksum_verified: r.checksum_verified,
+        })
+        .collect();
     Ok(MocView {
         id: moc.id,
         title: moc.title,
@@ -85,6 +122,7 @@ async fn load_moc(tx: &mut Tx, moc_id: Uuid) -> Result<MocView, ApiError> {
         pdf_key: urls.pdf,
         image_keys: urls.images,
         parts_keys: urls.parts_lists,
+        files,
         tags: moc.tags.map_or_else(|| json!([]), |t| t.0),
         theme: moc.theme,
         created_at: time::rfc3339(moc.created_at),

@@ -34,7 +34,7 @@ pub(super) async fn finalize_locked(
     input: &FinalizeInput,
     lock: NaiveDateTime,
 ) -> Result<(MocView, Vec<FileRow>), ApiError> {
-    let files: Vec<FileRow> = store::files::of_session(state.db(), session.id)
+    let mut files: Vec<FileRow> = store::files::of_session(state.db(), session.id)
         .await?
         .into_iter()
         .filter(|f| f.status == FileStatus::Completed)
@@ -47,7 +47,11 @@ pub(super) async fn finalize_locked(
             "The session has no completed instruction file",
         ));
     }
-    verify_files(state, &files).await?;
+    let verified = verify_files(state, &files).await?;
+    store::files::mark_checksum_verified(state.db(), &verified).await?;
+    for file in files.iter_mut().filter(|f| verified.contains(&f.id)) {
+        file.checksum_verified = true;
+    }
     let moc_id = write_with_retries(state, user, session, input, &files, lock).await?;
     let view = read_moc(state, moc_id).await?;
     Ok((view, files))
@@ -216,6 +220,8 @@ async fn insert_files(
             original_filename: &unique_name(&mut names, &file.name),
             mime_type: &file.mime_type,
             created_at: now,
+            crc32c: file.crc32c.as_deref(),
+            checksum_verified: file.checksum_verified,
         };
         store::mocs::insert_file(&mut *tx, &row).await?;
     }

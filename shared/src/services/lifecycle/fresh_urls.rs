@@ -11,9 +11,12 @@ use super::{file_permit, permit};
 use crate::auth::User;
 use crate::domain::{FieldErrors, FileAction, JsonObject, PartNumber, SessionAction};
 use crate::error::ApiError;
-use crate::services::files::{PresignedPartUrl, presign_parts};
+use crate::services::files::{
+    PartChecksums, PresignedPartUrl, parse_part_checksums, presign_parts,
+};
 use crate::services::{lookup, parts};
 use crate::state::AppState;
+use crate::store::FileRow;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -39,7 +42,8 @@ pub async fn fresh_urls(
     file_permit(&file, FileAction::PresignParts)?;
     let (key, upload_id) = file.upload()?;
     let plan = file.plan(&session);
-    let parts: Vec<PartNumber> = match requested {
+    let checksums = part_checksums(&body, plan.part_count(), &file)?;
+    let parts: Vec<PartNumber> = match with_checksummed(requested, &checksums) {
         Some(numbers) => {
             let over: Vec<u16> = numbers
                 .iter()
@@ -68,12 +72,44 @@ pub async fn fresh_urls(
             plan.parts().filter(|n| !stored.contains(n)).collect()
         }
     };
-    let presigned_urls = presign_parts(state, key, upload_id, plan, parts).await?;
+    let presigned_urls = presign_parts(state, key, upload_id, plan, parts, &checksums).await?;
     tracing::info!(urls = presigned_urls.len(), "fresh part URLs issued");
     Ok(FreshUrls {
         file_id,
         presigned_urls,
     })
+}
+
+/// The parts asked for by number plus those given a checksum; `None` (every
+/// part S3 lacks) only when neither names any.
+fn with_checksummed(
+    requested: Option<Vec<PartNumber>>,
+    checksums: &PartChecksums,
+) -> Option<Vec<PartNumber>> {
+    if requested.is_none() && checksums.is_empty() {
+        return None;
+    }
+    let mut numbers = requested.unwrap_or_default();
+    numbers.extend(checksums.keys().copied());
+    numbers.sort();
+    numbers.dedup();
+    Some(numbers)
+}
+
+/// `partChecksums` (optional): the listed parts get URLs signed for their
+/// CRC32C, whether or not `partNumbers` names them too.
+fn part_checksums(
+    body: &Value,
+    part_count: u64,
+    file: &FileRow,
+) -> Result<PartChecksums, ApiError> {
+    let mut errors = FieldErrors::default();
+    let checksums =
+        parse_part_checksums(body, Some(part_count), file.crc32c().is_some(), &mut errors);
+    match errors.is_empty() {
+        true => Ok(checksums),
+        false => Err(ApiError::Validation(errors)),
+    }
 }
 
 /// `{"partNumbers": [..]}` → those parts (deduplicated, ascending); `{}` →

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::{lifecycle_of, permit};
 use crate::auth::User;
-use crate::domain::{FileStatus, SessionAction, SessionStatus};
+use crate::domain::{Crc32c, FileStatus, SessionAction, SessionStatus};
 use crate::error::ApiError;
 use crate::services::lookup;
 use crate::state::AppState;
@@ -53,6 +53,14 @@ pub struct FileView {
     /// Set once the file is completed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file_url: Option<String>,
+    /// The full-object CRC32C declared at registration (S3's base64);
+    /// absent for a file registered without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "yZRlqg==")]
+    pub crc32c: Option<Crc32c>,
+    /// True once finalize found the stored object carrying `crc32c`; a file
+    /// without one is never verified.
+    pub checksum_verified: bool,
 }
 
 /// What a client resumes from after a reload (§4.8). Read-only: an expired
@@ -88,6 +96,8 @@ pub async fn status(
 /// `(file_id, part_number)` of the whole session).
 fn file_view(session: &SessionRow, file: FileRow, parts: &[(Uuid, i32)]) -> FileView {
     FileView {
+        crc32c: file.crc32c(),
+        checksum_verified: file.checksum_verified,
         part_count: file.plan(session).part_count(),
         uploaded_parts: parts
             .iter()

@@ -8,7 +8,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::User;
-use crate::domain::{FileAction, PartNumber, SessionAction, looks_like_part_etag};
+use crate::domain::{
+    Crc32c, Crc32cSyntax, FileAction, PartNumber, SessionAction, looks_like_part_etag,
+};
 use crate::error::ApiError;
 use crate::http::ApiRequest;
 use crate::services::{lifecycle, lookup};
@@ -55,22 +57,31 @@ pub async fn upload(
         Some(0) => return Err(ApiError::bad_request("The part body is empty")),
         _ => {}
     }
+    let declared = declared_crc32c(request)?;
     let (session, file) = uploadable_file(state, user, session_id, file_id).await?;
     let (key, upload_id) = file.upload()?;
 
     let started = request.started;
     let budget = state.config().part_upload_budget;
     let work = async {
-        let body = match request.read_body(max).await {
+        let mut crc = Crc32c::of(b"");
+        let body = match request
+            .read_body_with(max, |chunk| crc = crc.append(chunk))
+            .await
+        {
             Err(ApiError::PayloadTooLarge { .. }) => return Err(too_large(max)),
             other => other?,
         };
         if body.is_empty() {
             return Err(ApiError::bad_request("The part body is empty"));
         }
+        check_crc32c(part_number, declared, crc)?;
         let s3_started = Instant::now();
         let size = body.len();
-        let etag = send_part(state, key, upload_id, part_number, body).await?;
+        // S3 checks it again on arrival; an upload opened without CRC32C
+        // (a file registered without one) takes no part checksums.
+        let forwarded = file.crc32c.is_some().then_some(crc);
+        let etag = send_part(state, key, upload_id, part_number, body, forwarded).await?;
         Ok((etag, size, s3_started.elapsed()))
     };
     let remaining = budget.saturating_sub(started.elapsed());
@@ -91,6 +102,41 @@ pub async fn upload(
         part_number: part_number.get(),
         etag,
     })
+}
+
+/// The part's CRC32C the client declared in `x-amz-checksum-crc32c`, as
+/// S3 reads that header (400 when it is not S3's base64 of 4 bytes).
+fn declared_crc32c(request: &ApiRequest) -> Result<Option<Crc32c>, ApiError> {
+    let Some(raw) = request.header(CRC32C_HEADER) else {
+        return Ok(None);
+    };
+    raw.parse().map(Some).map_err(|e: Crc32cSyntax| {
+        ApiError::bad_request_with(
+            format!("{CRC32C_HEADER} is not a CRC32C: {e}"),
+            serde_json::json!({"header": CRC32C_HEADER}),
+        )
+    })
+}
+
+const CRC32C_HEADER: &str = "x-amz-checksum-crc32c";
+
+/// 400 CHECKSUM_MISMATCH when the bytes read are not the declared ones.
+fn check_crc32c(
+    part_number: PartNumber,
+    declared: Option<Crc32c>,
+    found: Crc32c,
+) -> Result<(), ApiError> {
+    match declared {
+        Some(expected) if expected != found => {
+            tracing::warn!(%expected, %found, "proxied part refused: CRC32C mismatch");
+            Err(ApiError::PartChecksumMismatch {
+                part_number,
+                expected,
+                found,
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 fn too_large(max_body_bytes: u64) -> ApiError {
@@ -147,10 +193,11 @@ async fn send_part(
     upload_id: &str,
     part_number: PartNumber,
     body: Bytes,
+    crc32c: Option<Crc32c>,
 ) -> Result<String, ApiError> {
     let etag = state
         .s3()
-        .upload_part(key, upload_id, part_number, body)
+        .upload_part(key, upload_id, part_number, body, crc32c)
         .await
         .map_err(|error| {
             if error.is_unavailable() {
