@@ -117,6 +117,24 @@ const fn row(status: StatusCode, code: ErrorCode, reason: &'static str) -> Row {
     }
 }
 
+/// 500: the API's own fault; the frontend does not retry it.
+const fn internal(reason: &'static str) -> Row {
+    row(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::InternalError,
+        reason,
+    )
+}
+
+/// 503: a dependency is down for now; retryable, with `Retry-After`.
+const fn unavailable(reason: &'static str) -> Row {
+    row(
+        StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::ServiceUnavailable,
+        reason,
+    )
+}
+
 /// The mapping table (docs/contract.md §0 "Error codes", the same rows in
 /// the same order). The frontend's action for each code chose the row: what
 /// a user fixes is fix-input (BAD_REQUEST, VALIDATION_ERROR, INVALID_TYPE,
@@ -166,27 +184,11 @@ pub(super) fn row_of(error: &ApiError) -> Row {
             "VALIDATION_ERROR",
         ),
         RateLimited(denial) => row(S::TOO_MANY_REQUESTS, C::TooManyRequests, denial.rule.reason),
-        Configuration(_) => row(
-            S::INTERNAL_SERVER_ERROR,
-            C::InternalError,
-            "CONFIGURATION_ERROR",
-        ),
-        Internal(_) => row(S::INTERNAL_SERVER_ERROR, C::InternalError, "INTERNAL_ERROR"),
-        S3Unavailable(_) => row(
-            S::SERVICE_UNAVAILABLE,
-            C::ServiceUnavailable,
-            "S3_UNAVAILABLE",
-        ),
-        DatabaseUnavailable(_) => row(
-            S::SERVICE_UNAVAILABLE,
-            C::ServiceUnavailable,
-            "DATABASE_UNAVAILABLE",
-        ),
-        AwsCredentialsUnavailable(_) => row(
-            S::SERVICE_UNAVAILABLE,
-            C::ServiceUnavailable,
-            super::AWS_CREDENTIALS_UNAVAILABLE,
-        ),
+        Configuration(_) => internal("CONFIGURATION_ERROR"),
+        Internal(_) => internal("INTERNAL_ERROR"),
+        S3Unavailable(_) => unavailable("S3_UNAVAILABLE"),
+        DatabaseUnavailable(_) => unavailable("DATABASE_UNAVAILABLE"),
+        AwsCredentialsUnavailable(_) => unavailable(super::AWS_CREDENTIALS_UNAVAILABLE),
         Platform { status, code, .. } => row(*status, C::ExternalServiceError, code),
     }
 }
