@@ -2,10 +2,10 @@
 //! credentials STS `AssumeRoleWithWebIdentity` gives for the request's
 //! `x-vercel-oidc-token` (else `VERCEL_OIDC_TOKEN`).
 //!
-//! STS and S3 are moto's server (`moto[server]`, tools/moto), which
-//! scripts/oidc-check starts and names in `MOC_TEST_MOTO_URL`. Without it the
-//! moto cases print that they did not run (scripts/oidc-check fails unless
-//! every one of them passed); the no-token case needs no STS and always runs.
+//! STS and S3 are moto's server (`moto[server]`, tools/moto): the one
+//! scripts/oidc-check starts and names in `MOC_TEST_MOTO_URL`, else one per
+//! test from `MOTO_SERVER`, so the cases run, and can fail, in every suite
+//! run; the no-token case needs no STS.
 
 use bytes::Bytes;
 use http::Method;
@@ -21,14 +21,45 @@ const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/moc-uploads";
 const HEADER_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJoZWFkZXIifQ.c2lnbmF0dXJl";
 const ENV_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJlbnYifQ.c2lnbmF0dXJl";
 
-fn moto_url() -> Option<String> {
-    let url = std::env::var("MOC_TEST_MOTO_URL").ok();
-    if url.is_none() {
-        eprintln!(
-            "MOC_TEST_MOTO_URL is unset: this OIDC case did not run (scripts/oidc-check runs it)"
-        );
+/// moto's server for one test: the one scripts/oidc-check started
+/// (`MOC_TEST_MOTO_URL`), else one of the test's own from `MOTO_SERVER`
+/// (scripts/test and scripts/pgbouncer-check source scripts/moto), stopped
+/// when the test ends.
+struct Moto {
+    url: String,
+    _own: Option<tokio::process::Child>,
+}
+
+async fn moto() -> Moto {
+    if let Ok(url) = std::env::var("MOC_TEST_MOTO_URL") {
+        return Moto { url, _own: None };
     }
-    url
+    let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let child = tokio::process::Command::new(&program)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} (moto[server]; scripts/moto installs it): {e}"));
+    for _ in 0..150 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            let url = format!("http://127.0.0.1:{port}");
+            return Moto {
+                url,
+                _own: Some(child),
+            };
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("moto does not answer on 127.0.0.1:{port}");
 }
 
 /// A bucket of the test's own in moto's S3.
@@ -152,8 +183,8 @@ async fn current_key_id(app: &TestApp) -> String {
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn part_urls_are_signed_with_the_role_assumed_with_the_request_token(pool: PgPool) {
-    let Some(moto) = moto_url() else { return };
-    let app = oidc_app(pool, &moto, &[]).await;
+    let moto = moto().await;
+    let app = oidc_app(pool, &moto.url, &[]).await;
     let registered = register_two_parts(&app, Some(HEADER_TOKEN)).await;
     let key_id = assert_signed_by_the_role(&registered).await;
     assert_eq!(key_id, current_key_id(&app).await);
@@ -164,8 +195,8 @@ async fn part_urls_are_signed_with_the_role_assumed_with_the_request_token(pool:
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn without_the_header_the_environment_token_is_used(pool: PgPool) {
-    let Some(moto) = moto_url() else { return };
-    let app = oidc_app(pool, &moto, &[("VERCEL_OIDC_TOKEN", ENV_TOKEN)]).await;
+    let moto = moto().await;
+    let app = oidc_app(pool, &moto.url, &[("VERCEL_OIDC_TOKEN", ENV_TOKEN)]).await;
     let registered = register_two_parts(&app, None).await;
     let key_id = assert_signed_by_the_role(&registered).await;
     assert_eq!(key_id, current_key_id(&app).await);
@@ -173,9 +204,9 @@ async fn without_the_header_the_environment_token_is_used(pool: PgPool) {
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn expired_credentials_are_refreshed_and_urls_never_outlive_them(pool: PgPool) {
-    let Some(moto) = moto_url() else { return };
+    let moto = moto().await;
     // STS issues 6-second credentials; URLs would otherwise live 15 minutes.
-    let app = oidc_app(pool, &moto, &[("AWS_ROLE_DURATION_SECONDS", "6")]).await;
+    let app = oidc_app(pool, &moto.url, &[("AWS_ROLE_DURATION_SECONDS", "6")]).await;
     let first = register_two_parts(&app, Some(HEADER_TOKEN)).await;
     let first_key = assert_signed_by_the_role(&first).await;
     let url = first.body["presignedUrls"][0]["url"].as_str().unwrap();
@@ -231,11 +262,11 @@ async fn a_role_without_any_token_answers_503_on_the_routes_that_use_s3(pool: Pg
 
 #[tokio::test]
 async fn sts_assume_role_with_web_identity_answers_temporary_credentials() {
-    let Some(moto) = moto_url() else { return };
+    let moto = moto().await;
     use moc_shared::sts;
     let http = sts::http_client(&TrustRoots::builtin());
     let request = sts::WebIdentityRequest {
-        endpoint: &sts::endpoint("us-east-1", Some(&moto)),
+        endpoint: &sts::endpoint("us-east-1", Some(&moto.url)),
         role_arn: ROLE_ARN,
         session_name: "moc-uploads-test",
         token: HEADER_TOKEN,
