@@ -163,6 +163,23 @@ function monitor(page) {
   return seen;
 }
 
+/**
+ * Holds the S3 PUTs `hold(url)` picks: never continued, so a reload or close
+ * drops them, as a closed tab or a lost connection would, and S3 never sees
+ * them. Only S3's origin is intercepted (CDP's Fetch domain, with a URL
+ * pattern): puppeteer's setRequestInterception pauses every request, and the
+ * page's hashing worker then sometimes never finishes loading its module
+ * import (Chromium 156), which would stall the upload before it starts.
+ */
+async function holdS3Puts(page, hold) {
+  const cdp = await page.createCDPSession();
+  cdp.on('Fetch.requestPaused', ({ requestId, request }) => {
+    if (request.method === 'PUT' && hold(new URL(request.url))) return;
+    cdp.send('Fetch.continueRequest', { requestId }).catch(() => {});
+  });
+  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: `${s3Origin}/*`, requestStage: 'Request' }] });
+}
+
 async function choose(page, { title, pdf, images = [] }) {
   if (title !== undefined) {
     await page.$eval('#title', (input) => { input.value = ''; });
@@ -176,7 +193,10 @@ const textOf = (page, selector) => page.$eval(selector, (node) => node.textConte
 
 /** Runs one scenario; an exception (a timeout, say) fails it and the next one still runs. */
 async function scenario(name, body) {
-  const page = await browser.newPage();
+  // A context of its own: a scenario that fails leaves no saved upload
+  // (localStorage) for the next one to offer resuming.
+  const context = await browser.createBrowserContext();
+  const page = await context.newPage();
   const started = Date.now();
   try {
     await body(page);
@@ -185,7 +205,7 @@ async function scenario(name, body) {
     await page.screenshot({ path: join(SHOTS, `failed-${name}.png`), fullPage: true }).catch(() => {});
   } finally {
     console.log(`  ${name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-    await page.close().catch(() => {});
+    await context.close().catch(() => {});
   }
 }
 
@@ -194,17 +214,9 @@ async function scenario(name, body) {
 await scenario('resume', async (page) => {
   const seen = monitor(page);
   seen.phase = 'before';
-  await page.setRequestInterception(true);
   const isFirstPdfPart = (url) => url.pathname.includes('/instruction/') && url.searchParams.get('partNumber') === '1';
-  page.on('request', (request) => {
-    const url = new URL(request.url());
-    if (seen.phase === 'before' && url.origin === s3Origin && request.method() === 'PUT' && !isFirstPdfPart(url)) {
-      // Held: never continued. The reload below drops it, as a closed tab
-      // or a lost connection would, and S3 never sees it.
-      return;
-    }
-    request.continue();
-  });
+  // Until the reload, every part but the PDF's first is held.
+  await holdS3Puts(page, (url) => seen.phase === 'before' && !isFirstPdfPart(url));
 
   await page.goto(BASE_URL + '/', { waitUntil: 'load' });
   await page.waitForSelector('body[data-ready="true"]');
@@ -287,12 +299,8 @@ await scenario('refused', async (page) => {
 
 await scenario('cancel', async (page) => {
   const seen = monitor(page);
-  await page.setRequestInterception(true);
-  page.on('request', (request) => {
-    // Every part is held, so the upload is mid-way when Cancel is pressed.
-    if (new URL(request.url()).origin === s3Origin && request.method() === 'PUT') return;
-    request.continue();
-  });
+  // Every part is held, so the upload is mid-way when Cancel is pressed.
+  await holdS3Puts(page, () => true);
   await page.goto(BASE_URL + '/', { waitUntil: 'load' });
   await page.waitForSelector('body[data-ready="true"]');
   await choose(page, { title: `Cancelled castle ${Date.now()}`, pdf: pdfPath });
@@ -337,6 +345,7 @@ await scenario('verified', async (page) => {
   check(hooks?.includes('verified-castle.pdf') ?? false, 'the dev server gave the page its test hook (MOC_PAGE_TEST_HOOKS)', hooks ?? 'no meta tag');
   await choose(page, { title: `Verified castle ${Date.now()}`, pdf: verifiedPdfPath, images: [pngPath] });
   const finalized = page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname.endsWith('/finalize'), { timeout: 60_000 });
+  finalized.catch(() => {}); // awaited below; a failure before then must not go unhandled
   await page.click('#upload');
   const finalizeAnswer = await finalized;
   await page.waitForSelector('#result:not([hidden])', { timeout: 60_000 });
