@@ -122,7 +122,7 @@ function putPart({ url, headers }, blob, onProgress, signal) {
       } else {
         // Garage spells it InvalidDigest.
         const badDigest = xhr.status === 400 && /<Code>(BadDigest|InvalidDigest)<\/Code>/.test(xhr.responseText);
-        const what = badDigest ? 'S3 answered 400 BadDigest: the bytes sent are not the part read' : `S3 answered ${xhr.status}`;
+        const what = badDigest ? "S3 answered 400 BadDigest (the bytes that arrived do not match the part's CRC32C)" : `S3 answered ${xhr.status}`;
         reject(Object.assign(new Error(what), { status: xhr.status, badDigest }));
       }
     };
@@ -318,6 +318,8 @@ export class Upload {
     this.changed();
     for (const f of files) {
       const { crc32c, parts, ms } = await checksumFile(f.file, this.partSizeBytes);
+      // Cancel pressed while hashing: register nothing more.
+      if (this.controller.signal.aborted) throw Object.assign(new Error('cancelled'), { cancelled: true });
       f.crc32c = crc32c;
       f.partCrcs = parts;
       this.log(`CRC32C of ${f.meta.name}: ${crc32c} (${parts.length} part${parts.length === 1 ? '' : 's'}, ${Math.round(ms)} ms)`);
