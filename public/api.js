@@ -70,12 +70,13 @@ const file = (sid, fid) => `${session(sid)}/files/${enc(fid)}`;
 export const api = {
   /** §4.1 → {sessionId, partSizeBytes, expiresAt} */
   createSession: (files) => call('POST', '/sessions', { files }),
-  /** §4.3 → {results: [{index, fileId?, uploadId?, presignedUrls?, error?}]} */
+  /** §4.3 (items may carry crc32c and partChecksums, §4.14) → {results: [{index, fileId?, uploadId?, presignedUrls?, error?}]} */
   registerBatch: (sid, files) => call('POST', `${session(sid)}/files/batch`, { files }),
   /** §4.2 with fileId: same upload, fresh URLs (the fallback for §4.12). */
   reRegister: (sid, meta) => call('POST', `${session(sid)}/files`, meta),
-  /** §4.12 → {fileId, presignedUrls} */
-  freshUrls: (sid, fid, partNumbers) => call('POST', `${file(sid, fid)}/urls`, { partNumbers }),
+  /** §4.12 → {fileId, presignedUrls}; with partChecksums ([{partNumber, crc32c}], §4.14) those URLs are signed for them. */
+  freshUrls: (sid, fid, partNumbers, partChecksums) =>
+    call('POST', `${file(sid, fid)}/urls`, partChecksums ? { partNumbers, partChecksums } : { partNumbers }),
   /** §4.5 → {parts: [{partNumber, etag, sizeBytes, uploadedAt}]}, reconciled with S3 */
   listParts: (sid, fid) => call('GET', `${file(sid, fid)}/parts`),
   /** §4.6 → {fileId, fileUrl} */

@@ -63,14 +63,28 @@ function draw(upload) {
     const row = rows.children[i];
     const fileDone = upload.fileBytesDone(f);
     row.querySelector('.bar > div').style.width = `${f.size ? (100 * fileDone) / f.size : 0}%`;
-    const state = f.fileUrl ? 'complete' : `part ${f.parts.size} of ${f.partCount || '?'}`;
+    const state = f.fileUrl ? `complete${f.verified ? ' · verified' : ''}` : `part ${f.parts.size} of ${f.partCount || '?'}`;
     row.querySelector('.name .numbers').textContent = `${mib(fileDone)} of ${mib(f.size)} · ${state}`;
   });
 }
 
 // ---- result -----------------------------------------------------------
 
-function showMoc(moc) {
+/**
+ * Per file: the CRC32C this browser computed and whether the server found it
+ * in S3 (`checksumVerified`, §4.14).
+ */
+function integrity(files) {
+  return files.map((f) =>
+    el('li', { 'data-file': f.meta.name, 'data-verified': String(Boolean(f.verified)) },
+      el('strong', {}, f.meta.name), ' ',
+      el('code', {}, f.storedCrc32c ?? f.crc32c ?? '—'), ' ',
+      el('span', { class: f.verified ? 'verified' : 'unverified' }, f.verified ? '✓ verified' : 'not verified'),
+    ),
+  );
+}
+
+function showMoc(moc, files = []) {
   const result = $('result');
   result.className = 'ok';
   const links = (urls) => (urls ?? []).map((u) => el('dd', {}, el('a', { href: u }, u.split('/').pop())));
@@ -85,6 +99,7 @@ function showMoc(moc) {
       el('dt', {}, 'Images'), ...links(moc.imageKeys),
       el('dt', {}, 'Parts lists'), ...links(moc.partsKeys),
     ),
+    ...(files.length ? [el('h3', {}, 'Integrity (CRC32C)'), el('ul', { id: 'integrity' }, ...integrity(files))] : []),
     newUploadButton(),
   );
   result.hidden = false;
@@ -139,9 +154,9 @@ async function go(kind) {
     draw(upload);
     if (answer?.alreadyFinalized) {
       saved.clear();
-      showMoc({ id: answer.mocId, title: upload.title, idempotent: true });
+      showMoc({ id: answer.mocId, title: upload.title, idempotent: true }, upload.files);
     } else {
-      showMoc(answer);
+      showMoc(answer, upload.files);
     }
   } catch (error) {
     if (error.cancelled) return;

@@ -1,10 +1,12 @@
 // `BASE_URL=… KEY_DIR=… tsx src/flow.ts`: one file through the whole upload
 // flow with the typed client, against a running dev server (scripts/ts-client-check
-// starts one): create a session, register a PDF with `partCount` 1, PUT its
-// one part straight to S3 through the presigned URL and take S3's ETag,
-// complete, finalize, then replay the finalize and read an error back (its
-// code typed as the frontend's vocabulary, its `details.reason` and
-// `correlationId`).
+// starts one): create a session, register a two-part PDF with its CRC32C and
+// every part's (src/upload.ts, docs/contract.md §4.14), see S3 refuse a
+// corrupted part (400 BadDigest), PUT both parts straight to S3 through their
+// presigned URLs with the checksum headers they were signed for and take S3's
+// ETags, complete, finalize (the file verified), then replay the finalize and
+// read an error back (its code typed as the frontend's vocabulary, its
+// `details.reason` and `correlationId`).
 // Every answer is checked at run time; its shape is checked at compile time
 // by the types generated from docs/openapi.json. Exits non-zero on any failure.
 import assert from "node:assert/strict";
@@ -12,6 +14,7 @@ import { createHash, randomUUID } from "node:crypto";
 
 import { type ErrorCode, type UploadsClient, uploadsClient } from "./client.js";
 import { accessToken, loadKey } from "./jwt.js";
+import { type FileChecksums, type PresignedPartUrl, checksums, crc32c, crc32cBase64, putPart } from "./upload.js";
 
 const baseUrl = process.env.BASE_URL ?? "http://127.0.0.1:3000";
 const keyDir = process.env.KEY_DIR;
@@ -50,7 +53,8 @@ const step = (name: string, run: () => Promise<void>) => steps.push([name, run])
 // A user of its own per run: no seeded state and no earlier run's quota.
 const user = `ts-client-${randomUUID()}`;
 const api: UploadsClient = uploadsClient(baseUrl, accessToken(loadKey(keyDir), user));
-const pdf = pdfBytes(256 * 1024);
+// Two parts: 5 MiB, then 256 KiB.
+const pdf = pdfBytes(5 * MIB + 256 * 1024);
 const file = {
   category: "instruction",
   name: "ts-client-check.pdf",
@@ -63,9 +67,10 @@ const title = `TS client check ${randomUUID().slice(0, 8)}`;
 let sessionId = "";
 let fileId = "";
 let uploadId = "";
-let partUrl = "";
-let partHeaders: Record<string, string> = {};
-let etag = "";
+let partSize = 0;
+let sums: FileChecksums = { crc32c: "", partChecksums: [] };
+let partUrls: PresignedPartUrl[] = [];
+let etags: string[] = [];
 let fileUrl = "";
 let mocId = "";
 
@@ -79,51 +84,74 @@ step("create a session (201)", async () => {
   assert.equal(created.partSizeBytes, 5 * MIB);
   assert.ok(Date.parse(created.expiresAt) > Date.now(), `expiresAt ${created.expiresAt} is in the future`);
   sessionId = created.sessionId;
+  partSize = created.partSizeBytes;
 });
 
-step("register the file with partCount 1 (201, one presigned URL)", async () => {
+step("the client's CRC32C gives the check value of \"123456789\" (E3069283)", async () => {
+  assert.equal(crc32cBase64(crc32c(new TextEncoder().encode("123456789"))), "4waSgw==");
+});
+
+step("register the file with its CRC32C and its parts' (201, two URLs signed for them)", async () => {
+  sums = checksums(pdf, partSize);
+  assert.equal(sums.partChecksums.length, 2);
   const registered = expect(
     await api.POST("/api/mocs/uploads/sessions/{sessionId}/files", {
       params: { path: { sessionId } },
-      body: { ...file, partCount: 1 },
+      body: { ...file, partCount: 2, crc32c: sums.crc32c, partChecksums: sums.partChecksums },
     }),
     201,
     "register",
   );
   assert.match(registered.fileId, UUID);
   assert.ok(registered.uploadId.length > 0, "an upload ID");
+  assert.equal(registered.crc32c, sums.crc32c, "the declared CRC32C comes back");
   const urls = registered.presignedUrls ?? [];
-  assert.equal(urls.length, 1, "one URL for one part");
-  const [url] = urls;
-  assert.ok(url);
-  assert.equal(url.partNumber, 1);
-  assert.equal(url.sizeBytes, pdf.byteLength, "a single part is the whole file");
-  assert.ok(Date.parse(url.expiresAt) > Date.now(), "the URL has not expired");
-  assert.equal(url.headers["Content-Length"], String(pdf.byteLength));
-  const signed = new URL(url.url);
-  assert.equal(signed.searchParams.get("partNumber"), "1");
-  assert.equal(signed.searchParams.get("uploadId"), registered.uploadId);
+  assert.equal(urls.length, 2, "one URL per part");
+  for (const [i, url] of urls.entries()) {
+    const size = i === 0 ? partSize : pdf.byteLength - partSize;
+    assert.equal(url.partNumber, i + 1);
+    assert.equal(url.sizeBytes, size);
+    assert.ok(Date.parse(url.expiresAt) > Date.now(), "the URL has not expired");
+    assert.equal(url.headers["Content-Length"], String(size));
+    // The part's CRC32C is among the headers to send, and signed.
+    assert.equal(url.headers["x-amz-checksum-crc32c"], sums.partChecksums[i]?.crc32c);
+    assert.equal(url.headers["x-amz-sdk-checksum-algorithm"], "CRC32C");
+    const signed = new URL(url.url);
+    assert.equal(signed.searchParams.get("partNumber"), String(i + 1));
+    assert.equal(signed.searchParams.get("uploadId"), registered.uploadId);
+    assert.ok(signed.searchParams.get("X-Amz-SignedHeaders")?.split(";").includes("x-amz-checksum-crc32c"), "the checksum header is signed");
+  }
   fileId = registered.fileId;
   uploadId = registered.uploadId;
-  partUrl = url.url;
-  partHeaders = url.headers;
+  partUrls = urls;
 });
 
-step("PUT the part straight to S3 through its presigned URL (200, ETag)", async () => {
-  // The signature covers Content-Length; fetch sets it from the body, as a
-  // browser does (which may not set it itself). Every other header is sent
-  // as given.
-  const headers = Object.fromEntries(
-    Object.entries(partHeaders).filter(([name]) => name.toLowerCase() !== "content-length"),
-  );
-  const response = await fetch(partUrl, { method: "PUT", headers, body: pdf });
+const partBody = (n: number) => pdf.slice((n - 1) * partSize, n * partSize);
+
+step("a part whose bytes are not its CRC32C is refused by S3 (400 BadDigest)", async () => {
+  const [first] = partUrls;
+  assert.ok(first);
+  const corrupted = partBody(1);
+  corrupted[1000] = (corrupted[1000] ?? 0) ^ 0xff;
+  const response = await putPart(first, corrupted);
   const text = await response.text();
-  assert.equal(response.status, 200, `S3 answered ${response.status}: ${text}`);
-  const answered = response.headers.get("etag");
-  assert.ok(answered, "S3 answers the part's ETag");
-  // A part's ETag is the quoted hex MD5 of its bytes.
-  assert.equal(answered, `"${createHash("md5").update(pdf).digest("hex")}"`);
-  etag = answered;
+  assert.equal(response.status, 400, `S3 answered ${response.status}: ${text}`);
+  assert.match(text, /<Code>BadDigest<\/Code>/);
+});
+
+step("PUT both parts straight to S3 with their checksum headers (200, ETags)", async () => {
+  etags = [];
+  for (const url of partUrls) {
+    const body = partBody(url.partNumber);
+    const response = await putPart(url, body);
+    const text = await response.text();
+    assert.equal(response.status, 200, `part ${url.partNumber}: S3 answered ${response.status}: ${text}`);
+    const answered = response.headers.get("etag");
+    assert.ok(answered, "S3 answers the part's ETag");
+    // A part's ETag is the quoted hex MD5 of its bytes.
+    assert.equal(answered, `"${createHash("md5").update(body).digest("hex")}"`);
+    etags.push(answered);
+  }
 });
 
 step("list the parts: the presigned upload is reconciled from S3 (200)", async () => {
@@ -134,19 +162,18 @@ step("list the parts: the presigned upload is reconciled from S3 (200)", async (
     200,
     "list parts",
   );
-  assert.equal(listed.parts.length, 1);
-  const [part] = listed.parts;
-  assert.ok(part);
-  assert.equal(part.partNumber, 1);
-  assert.equal(part.etag, etag);
-  assert.equal(part.sizeBytes, pdf.byteLength);
+  assert.deepEqual(
+    listed.parts.map(({ partNumber, etag, sizeBytes }) => ({ partNumber, etag, sizeBytes })),
+    etags.map((etag, i) => ({ partNumber: i + 1, etag, sizeBytes: i === 0 ? partSize : pdf.byteLength - partSize })),
+    "the parts S3 stored: the good bytes, not the refused ones",
+  );
 });
 
-step("complete the file with S3's ETag (200, fileUrl)", async () => {
+step("complete the file with S3's ETags (200, fileUrl; S3 checks the whole CRC32C)", async () => {
   const completed = expect(
     await api.POST("/api/mocs/uploads/sessions/{sessionId}/files/{fileId}/complete", {
       params: { path: { sessionId, fileId } },
-      body: { parts: [{ partNumber: 1, etag }] },
+      body: { parts: etags.map((etag, i) => ({ partNumber: i + 1, etag })) },
     }),
     200,
     "complete",
@@ -160,7 +187,7 @@ step("complete the file with S3's ETag (200, fileUrl)", async () => {
   fileUrl = completed.fileUrl;
 });
 
-step("finalize the session into a MOC (201)", async () => {
+step("finalize the session into a MOC (201), the file verified", async () => {
   const moc = expect(
     await api.POST("/api/mocs/uploads/finalize", {
       body: { uploadSessionId: sessionId, title, description: "Uploaded by clients/ts", tags: ["ts-client"] },
@@ -179,6 +206,11 @@ step("finalize the session into a MOC (201)", async () => {
   assert.deepEqual(moc.partsKeys, []);
   assert.deepEqual(moc.tags, ["ts-client"]);
   assert.ok(!moc.idempotent, "a new MOC is not a replay");
+  assert.deepEqual(
+    moc.files.map(({ name, crc32c, checksumVerified }) => ({ name, crc32c, checksumVerified })),
+    [{ name: file.name, crc32c: sums.crc32c, checksumVerified: true }],
+    "the MOC's file carries the CRC32C this client computed, verified in S3",
+  );
   mocId = moc.id;
 });
 
@@ -193,7 +225,7 @@ step("finalize again: the same MOC, idempotent (200)", async () => {
   assert.equal(replay.idempotent, true);
 });
 
-step("the session reads completed, with its MOC and file (200)", async () => {
+step("the session reads completed, with its MOC and its verified file (200)", async () => {
   const session = expect(
     await api.GET("/api/mocs/uploads/sessions/{sessionId}", { params: { path: { sessionId } } }),
     200,
@@ -208,7 +240,9 @@ step("the session reads completed, with its MOC and file (200)", async () => {
   assert.equal(stored.fileId, fileId);
   assert.equal(stored.status, "completed");
   assert.equal(stored.fileUrl, fileUrl);
-  assert.deepEqual(stored.uploadedParts, [1]);
+  assert.deepEqual(stored.uploadedParts, [1, 2]);
+  assert.equal(stored.crc32c, sums.crc32c);
+  assert.equal(stored.checksumVerified, true);
 });
 
 step("an unknown session is 404 in the error envelope", async () => {
