@@ -190,6 +190,15 @@ pub enum ApiError {
         expected: Crc32c,
         found: Option<Crc32c>,
     },
+    /// 409: the file a client is about to upload is not the registered one
+    /// (another size or full-object CRC32C); no URL was given (§4.12).
+    /// `details`: `fileId`, `fileName`, `mismatches`, `expected`, `received`.
+    #[error("{message}")]
+    FileMismatch { message: String, details: Value },
+    /// 400: a query parameter is not one the route accepts (`errors` by
+    /// parameter name, as 422's by field path).
+    #[error("the query parameters are invalid")]
+    InvalidQuery(FieldErrors),
     /// 429: a rate limit refused the request; the limit it names says
     /// the code, the message and the details.
     #[error("{}", .0.rule.message)]
@@ -312,6 +321,7 @@ impl ApiError {
             BadRequest { details, .. } => details.clone(),
             Conflict { details, .. }
             | TitleTaken { details, .. }
+            | FileMismatch { details, .. }
             | PartListRejected { details, .. } => Some(details.clone()),
             FileCountExceeded { .. }
             | BatchTooLarge { .. }
@@ -320,7 +330,8 @@ impl ApiError {
             | Validation(_)
             | PartCountMismatch { .. }
             | PartChecksumMismatch { .. }
-            | FileChecksumMismatch { .. } => self.request_details(),
+            | FileChecksumMismatch { .. }
+            | InvalidQuery(_) => self.request_details(),
             FileTooLarge { .. } | PayloadTooLarge { .. } | UnsupportedMediaType { .. } => {
                 self.upload_details()
             }
@@ -373,6 +384,7 @@ impl ApiError {
             FileChecksumMismatch { expected, found } => {
                 json!({"expected": expected, "found": found})
             }
+            InvalidQuery(errors) => json!({ "errors": errors.0 }),
             _ => return None,
         })
     }
