@@ -580,6 +580,22 @@ impl S3Store {
         }
     }
 
+    /// The CRC32C of the object's bytes, computed here as they stream in
+    /// (memory stays one chunk): finalize's own check of an object whose
+    /// store answers a CRC32C other than the declared one.
+    pub async fn object_crc32c(&self, key: &str) -> Result<Crc32c, S3Error> {
+        const OP: &str = "GetObject";
+        let mut body = send!(self, get_object, OP, key(key))?.body;
+        let mut crc = Crc32c::of(&[]);
+        while let Some(chunk) = body.try_next().await.map_err(|e| S3Error::Unavailable {
+            operation: OP,
+            source: e.into(),
+        })? {
+            crc = crc.append(&chunk);
+        }
+        Ok(crc)
+    }
+
     /// The first `len` bytes of the object (fewer if it is shorter).
     pub async fn read_head(&self, key: &str, len: usize) -> Result<Bytes, S3Error> {
         const OP: &str = "GetObject";

@@ -186,18 +186,14 @@ async fn a_part_url_is_signed_for_its_crc32c_and_s3_refuses_a_flipped_byte(pool:
         .await
         .unwrap();
     assert_eq!(unsigned.status(), 403);
-    // One flipped byte: S3 refuses the part at once.
+    // One flipped byte: S3 refuses the part at once (AWS: BadDigest).
     let mut flipped = part.clone();
     flipped[1000] ^= 0x20;
     let refused = put_presigned(url, flipped).await;
     assert_eq!(refused.status(), 400);
-    assert!(
-        refused
-            .text()
-            .await
-            .unwrap()
-            .contains("<Code>BadDigest</Code>")
-    );
+    let code = format!("<Code>{}</Code>", app.store.checksum_mismatch_code());
+    let answer = refused.text().await.unwrap();
+    assert!(answer.contains(&code), "{answer}");
     assert_eq!(put_presigned(url, part).await.status(), 200);
 }
 
@@ -415,6 +411,60 @@ async fn finalize_refuses_a_stored_object_whose_crc32c_differs(pool: PgPool) {
     refused.assert_error(400, "FILE_VALIDATION_FAILED");
     let files = refused.details()["files"].as_array().unwrap();
     assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["fileId"], file.as_str());
+    assert_eq!(files[0]["reason"], "checksum");
+    assert!(!stored_checksum(&pool, &file).await.1, "not verified");
+}
+
+/// moto (tools/moto; behind `moto_s3_via_proxy`, for its ListParts) takes
+/// the checksum headers and checks none: a part whose bytes are not its
+/// declared CRC32C is stored, a completion declaring the wrong full-object
+/// CRC32C succeeds, and (without its `crc32c` extra) HeadObject answers a
+/// CRC32 under the name CRC32C. On such
+/// a store a verified-registered upload still completes and finalizes, and
+/// the store's word decides nothing: finalize reads the object and verifies
+/// the declared CRC32C itself, and refuses a file whose bytes are not it.
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn on_a_store_that_ignores_checksums_finalize_checks_the_bytes_itself(pool: PgPool) {
+    let moto = moto().await;
+    let bucket = moto_bucket(&moto.url).await;
+    let endpoint = moto_s3_via_proxy(&moto.url).await;
+    let env = [
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_REGION", "us-east-1"),
+        ("MOC_BUCKET", bucket.as_str()),
+    ];
+    let app = TestApp::with_env(pool.clone(), &env).await;
+    let body = pdf_bytes(3000);
+    let crc = moc_shared::domain::Crc32c::of(&body);
+    let meta = with_crc(pdf_meta("a.pdf", 3000), &crc.to_string());
+
+    let good = app.create_session(json!([pdf_meta("a.pdf", 3000)])).await;
+    let (file, _) = app.completed_file(&good, meta.clone(), body.clone()).await;
+    let (key, _) = app.file_upload(&file).await;
+    let stored = app.state.s3().stored_object(&key).await.unwrap().unwrap();
+    assert!(
+        stored.crc32c.is_some_and(|answered| answered != crc),
+        "moto answers a CRC32C that is not the object's: {stored:?}"
+    );
+    let moc = finalize(&app, &good).await;
+    moc.assert_status(201);
+    assert_eq!(
+        moc.body["files"][0]["checksumVerified"], true,
+        "by our own reading"
+    );
+    assert_eq!(
+        stored_checksum(&pool, &file).await,
+        (Some(crc.to_string()), true)
+    );
+
+    let mut other = body.to_vec();
+    other[2000] ^= 0x01;
+    let bad = app.create_session(json!([pdf_meta("a.pdf", 3000)])).await;
+    let (file, _) = app.completed_file(&bad, meta, other.into()).await;
+    let refused = finalize(&app, &bad).await;
+    refused.assert_error(400, "FILE_VALIDATION_FAILED");
+    let files = refused.details()["files"].as_array().unwrap();
     assert_eq!(files[0]["fileId"], file.as_str());
     assert_eq!(files[0]["reason"], "checksum");
     assert!(!stored_checksum(&pool, &file).await.1, "not verified");
