@@ -1425,6 +1425,18 @@ async fn crc32c_is_checked_per_part_and_for_the_whole_object() {
         [(1, etag1.clone())],
         "the good part stays"
     );
+    if store.kind.refused_part_hides_the_held_one() {
+        let hidden = store
+            .complete(key, &upload_id, &[(1, etag1.clone())], Some(&first_crc))
+            .await
+            .expect_err("the held part is hidden by the refused attempt");
+        assert_eq!(hidden.code(), Some("InvalidPart"));
+        let again = store
+            .upload_part(key, &upload_id, 1, first.clone(), Some(&first_crc))
+            .await
+            .expect("the part sent again");
+        assert_eq!(again, etag1);
+    }
     let last_crc = crc32c_of(&last);
     let etag2 = store
         .upload_part(key, &upload_id, 2, last.clone(), Some(&last_crc))
@@ -1460,8 +1472,9 @@ async fn crc32c_is_checked_per_part_and_for_the_whole_object() {
     assert_eq!(without.checksum_crc32_c(), None, "only in checksum mode");
 }
 
-/// A completion without a declared CRC32C still gets the object's computed;
-/// one declaring a CRC32C for an upload opened without it is refused.
+/// A completion without a declared CRC32C still gets the object's computed
+/// (a part sent without its CRC32C: AWS computes it, Garage refuses the
+/// part); one declaring a CRC32C for an upload opened without it is refused.
 #[tokio::test]
 async fn crc32c_at_completion_follows_how_the_upload_was_opened() {
     let store = checksum_store("crc32c-open").await;
@@ -1469,10 +1482,21 @@ async fn crc32c_at_completion_follows_how_the_upload_was_opened() {
 
     let key = &store.key("checksums/computed.png");
     let upload_id = store.create(key, true).await;
-    let etag = store
+    let unchecked = store
         .upload_part(key, &upload_id, 1, body.clone(), None)
-        .await
-        .unwrap();
+        .await;
+    let etag = match store.kind.parts_need_their_crc32c() {
+        false => unchecked.expect("S3 computes the part's CRC32C"),
+        true => {
+            let refused = unchecked.expect_err("a part without its CRC32C is refused");
+            assert_eq!(status_of(&refused), Some(400));
+            assert_eq!(refused.code(), Some("InvalidRequest"));
+            store
+                .upload_part(key, &upload_id, 1, body.clone(), Some(&crc32c_of(&body)))
+                .await
+                .unwrap()
+        }
+    };
     store
         .complete(key, &upload_id, &[(1, etag)], None)
         .await

@@ -185,7 +185,7 @@ async fn a_part_url_is_signed_for_its_crc32c_and_s3_refuses_a_flipped_byte(pool:
         .send()
         .await
         .unwrap();
-    assert_eq!(unsigned.status(), 403);
+    assert_eq!(unsigned.status(), app.store.missing_signed_header_status());
     // One flipped byte: S3 refuses the part at once (AWS: BadDigest).
     let mut flipped = part.clone();
     flipped[1000] ^= 0x20;
@@ -195,6 +195,46 @@ async fn a_part_url_is_signed_for_its_crc32c_and_s3_refuses_a_flipped_byte(pool:
     let answer = refused.text().await.unwrap();
     assert!(answer.contains(&code), "{answer}");
     assert_eq!(put_presigned(url, part).await.status(), 200);
+}
+
+/// A part URL of a file declared with a CRC32C, the part's own not listed
+/// in `partChecksums`: AWS S3 computes the part's CRC32C and takes it;
+/// Garage 2.5 refuses the PUT (400), and there a fresh URL signed for the
+/// part's CRC32C uploads it. Either way the file completes and verifies.
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_part_url_without_its_crc32c_uploads_where_the_store_computes_it(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let part = pdf_bytes(1000).to_vec();
+    let crc = moc_shared::domain::Crc32c::of(&part).to_string();
+    let mut meta = with_crc(pdf_meta("a.pdf", 1000), &crc);
+    meta["partCount"] = json!(1);
+    let session = app.create_session(json!([pdf_meta("a.pdf", 1000)])).await;
+    let registered = app.register(&session, meta).await;
+    registered.assert_status(201);
+    let file = registered.body["fileId"].as_str().unwrap();
+    let url = &registered.body["presignedUrls"][0];
+    assert!(url["headers"].get("x-amz-checksum-crc32c").is_none());
+
+    let mut put = put_presigned(url, part.clone()).await;
+    if app.store.parts_need_their_crc32c() {
+        assert_eq!(put.status(), 400, "{}", put.text().await.unwrap());
+        let fresh = app
+            .post(
+                &format!("/api/mocs/uploads/sessions/{session}/files/{file}/urls"),
+                json!({"partChecksums": [{"partNumber": 1, "crc32c": crc}]}),
+            )
+            .await;
+        fresh.assert_status(200);
+        put = put_presigned(&fresh.body["presignedUrls"][0], part).await;
+    }
+    assert_eq!(put.status(), 200);
+    let etag = put.headers()["etag"].to_str().unwrap();
+    app.complete(&session, file, json!([{"partNumber": 1, "etag": etag}]))
+        .await
+        .assert_status(200);
+    let moc = finalize(&app, &session).await;
+    moc.assert_status(201);
+    assert_eq!(moc.body["files"][0]["checksumVerified"], true);
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]

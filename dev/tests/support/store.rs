@@ -24,6 +24,32 @@ impl StoreKind {
             StoreKind::Garage => "InvalidDigest",
         }
     }
+
+    /// The status for a presigned request that lacks a header its
+    /// signature covers: AWS S3 computes the signature anyway and answers
+    /// 403 SignatureDoesNotMatch; Garage answers 400 InvalidRequest ("signed
+    /// header `…` is not present").
+    pub fn missing_signed_header_status(self) -> u16 {
+        match self {
+            StoreKind::Embedded => 403,
+            StoreKind::Garage => 400,
+        }
+    }
+
+    /// Whether every part of an upload opened with CRC32C must carry its
+    /// CRC32C. AWS S3 computes a missing one; Garage 2.5 refuses the part
+    /// (400 InvalidRequest, "Requested checksum verification without
+    /// providing checksum").
+    pub fn parts_need_their_crc32c(self) -> bool {
+        self == StoreKind::Garage
+    }
+
+    /// Whether a refused attempt at a part hides the part held before from
+    /// completion. AWS S3 keeps the held part; Garage 2.5 still lists it but
+    /// completion answers 400 InvalidPart until the part is sent again.
+    pub fn refused_part_hides_the_held_one(self) -> bool {
+        self == StoreKind::Garage
+    }
 }
 
 /// An S3 store the tests do not start: its endpoint, SigV4 region, keys
