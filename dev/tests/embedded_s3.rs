@@ -27,6 +27,8 @@ use rand::RngCore;
 use s3s::crypto::{Checksum, Md5};
 use sha2::{Digest, Sha256};
 
+// The API-level ways of the stores are for dev/tests/api.
+#[allow(dead_code)]
 #[path = "support/store.rs"]
 mod store;
 use store::{StoreKind, external_store};

@@ -520,15 +520,13 @@ impl TestApp {
         (session, response)
     }
 
-    /// The multipart uploads S3 holds open under this app's stage (the
-    /// bucket of an external store is shared by every test).
+    /// The multipart uploads S3 holds open in the app's bucket.
     pub async fn uploads(&self) -> Vec<aws_sdk_s3::types::MultipartUpload> {
         self.state
             .s3()
             .client()
             .list_multipart_uploads()
             .bucket(self.bucket())
-            .prefix(format!("{}/", self.stage))
             .send()
             .await
             .expect("ListMultipartUploads")
@@ -536,8 +534,15 @@ impl TestApp {
             .to_vec()
     }
 
+    /// How many of them are under this app's stage (the bucket of an
+    /// external store is shared by every test).
     pub async fn open_uploads(&self) -> usize {
-        self.uploads().await.len()
+        let own = format!("{}/", self.stage);
+        let uploads = self.uploads().await;
+        uploads
+            .iter()
+            .filter(|upload| upload.key().is_some_and(|key| key.starts_with(&own)))
+            .count()
     }
 }
 

@@ -18,7 +18,7 @@ mod parts;
 mod register;
 mod sessions;
 mod snapshots;
-// Some of the stores' ways are protocol-level, for dev/tests/embedded_s3.rs.
+// The protocol-level ways of the stores are for dev/tests/embedded_s3.rs.
 #[allow(dead_code)]
 #[path = "../support/store.rs"]
 mod store;
