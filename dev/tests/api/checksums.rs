@@ -152,14 +152,16 @@ fn signed_headers(url: &Value) -> Vec<String> {
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn a_part_url_is_signed_for_its_crc32c_and_s3_refuses_a_flipped_byte(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let part = pdf_bytes(2 * MIB).to_vec();
+    // Small enough to sit in the socket buffers whole: Garage answers a
+    // request that lacks a signed header before reading its body, and
+    // closes, which a larger body meets as a broken pipe.
+    const SIZE: usize = 64 * 1024;
+    let part = pdf_bytes(SIZE).to_vec();
     let crc = moc_shared::domain::Crc32c::of(&part).to_string();
-    let mut meta = with_crc(pdf_meta("a.pdf", 2 * MIB), &crc);
+    let mut meta = with_crc(pdf_meta("a.pdf", SIZE), &crc);
     meta["partCount"] = json!(1);
     meta["partChecksums"] = json!([{"partNumber": 1, "crc32c": crc}]);
-    let session = app
-        .create_session(json!([pdf_meta("a.pdf", 2 * MIB)]))
-        .await;
+    let session = app.create_session(json!([pdf_meta("a.pdf", SIZE)])).await;
     let registered = app.register(&session, meta).await;
     registered.assert_status(201);
     let url = &registered.body["presignedUrls"][0];
