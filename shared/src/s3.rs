@@ -98,6 +98,13 @@ impl S3Error {
         matches!(self, S3Error::Service { code, .. } if code == "BadDigest" || code == "InvalidDigest")
     }
 
+    /// S3 refused a part a completion listed. Garage 2.5 does so for a part
+    /// whose later upload attempt was refused, though it still lists the
+    /// part held before (AWS S3 keeps that one).
+    pub fn is_invalid_part(&self) -> bool {
+        matches!(self, S3Error::Service { code, .. } if code == "InvalidPart")
+    }
+
     fn classify<E>(
         operation: &'static str,
         error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,

@@ -239,6 +239,43 @@ async fn a_part_url_without_its_crc32c_uploads_where_the_store_computes_it(pool:
     assert_eq!(moc.body["files"][0]["checksumVerified"], true);
 }
 
+/// A part held, then an attempt at it refused for its CRC32C: AWS S3 keeps
+/// the held part and complete completes; Garage 2.5 still lists it but
+/// refuses it at completion (InvalidPart), which complete answers as 400
+/// PARTS_VALIDATION_ERROR (`problem: invalid-part`) until the part is sent
+/// again.
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn completing_after_a_refused_attempt_at_a_held_part(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let part = pdf_bytes(64 * 1024).to_vec();
+    let crc = moc_shared::domain::Crc32c::of(&part).to_string();
+    let mut meta = with_crc(pdf_meta("a.pdf", part.len()), &crc);
+    meta["partCount"] = json!(1);
+    meta["partChecksums"] = json!([{"partNumber": 1, "crc32c": crc}]);
+    let session = app
+        .create_session(json!([pdf_meta("a.pdf", part.len())]))
+        .await;
+    let registered = app.register(&session, meta).await;
+    let file = registered.body["fileId"].as_str().unwrap();
+    let url = &registered.body["presignedUrls"][0];
+    let held = put_presigned(url, part.clone()).await;
+    assert_eq!(held.status(), 200);
+    let parts = json!([{"partNumber": 1, "etag": held.headers()["etag"].to_str().unwrap()}]);
+    let mut flipped = part.clone();
+    flipped[1000] ^= 0x20;
+    assert_eq!(put_presigned(url, flipped).await.status(), 400);
+
+    if app.store.refused_part_hides_the_held_one() {
+        let refused = app.complete(&session, file, parts.clone()).await;
+        refused.assert_error(400, "BAD_REQUEST");
+        assert_eq!(refused.code(), "PARTS_VALIDATION_ERROR");
+        assert_eq!(refused.details()["problem"], "invalid-part");
+        assert_eq!(refused.details()["partNumbers"], json!([1]));
+        assert_eq!(put_presigned(url, part).await.status(), 200);
+    }
+    app.complete(&session, file, parts).await.assert_status(200);
+}
+
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn fresh_urls_are_signed_for_the_checksums_listed_per_part(pool: PgPool) {
     let app = TestApp::spawn(pool).await;

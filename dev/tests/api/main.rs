@@ -18,8 +18,6 @@ mod parts;
 mod register;
 mod sessions;
 mod snapshots;
-// The protocol-level ways of the stores are for dev/tests/embedded_s3.rs.
-#[allow(dead_code)]
 #[path = "../support/store.rs"]
 mod store;
 mod sweeper;
