@@ -1,6 +1,8 @@
 //! The embedded S3 against the real AWS SDK and plain HTTP, the way the upload
 //! API and browsers will use it. Every test runs its own server on a free
-//! port over its own temporary directory.
+//! port over its own temporary directory. The checksum tests (`crc32c_*`)
+//! run as they are against a real store too: with `MOC_TEST_S3` set
+//! (scripts/garage-check), on garage 2.5 instead (`store`).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,6 +26,12 @@ use moc_dev::s3::{BucketCors, EmbeddedS3, EmbeddedS3Config};
 use rand::RngCore;
 use s3s::crypto::{Checksum, Md5};
 use sha2::{Digest, Sha256};
+
+// The API-level ways of the stores are for dev/tests/api.
+#[allow(dead_code)]
+#[path = "support/store.rs"]
+mod store;
+use store::{StoreKind, external_store};
 
 const ACCESS_KEY: &str = "moc-test-access";
 const SECRET_KEY: &str = "moc-test-secret";
@@ -79,13 +87,17 @@ async fn start_with_cors(name: &str, cors: BucketCors) -> TestServer {
 }
 
 fn client_with(endpoint: &str, secret_key: &str, region: &str) -> Client {
+    client_as(endpoint, ACCESS_KEY, secret_key, region)
+}
+
+fn client_as(endpoint: &str, access_key: &str, secret_key: &str, region: &str) -> Client {
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .http_client(moc_shared::s3::https_client())
         .region(Region::new(region.to_owned()))
         .endpoint_url(endpoint)
         .force_path_style(true)
-        .credentials_provider(Credentials::new(ACCESS_KEY, secret_key, None, None, "test"))
+        .credentials_provider(Credentials::new(access_key, secret_key, None, None, "test"))
         .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
         .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
         .build();
@@ -1234,64 +1246,156 @@ fn crc32c_of(data: &[u8]) -> String {
     moc_shared::domain::Crc32c::of(data).to_string()
 }
 
-async fn create_crc32c_upload(client: &Client, key: &str) -> String {
-    client
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C)
-        .checksum_type(aws_sdk_s3::types::ChecksumType::FullObject)
-        .send()
-        .await
-        .expect("CreateMultipartUpload with CRC32C")
-        .upload_id()
-        .expect("upload id")
-        .to_owned()
+/// Where a checksum test runs: a fresh embedded S3, or the external store
+/// `MOC_TEST_S3` names, with keys under a prefix of the test's own (an
+/// external bucket is shared).
+struct ChecksumStore {
+    kind: StoreKind,
+    client: Client,
+    bucket: String,
+    prefix: String,
+    _server: Option<TestServer>,
 }
 
-async fn upload_part_crc32c(
-    client: &Client,
-    key: &str,
-    upload_id: &str,
-    number: i32,
-    body: Vec<u8>,
-    crc32c: &str,
-) -> Result<String, SdkError<UploadPartError>> {
-    let out = client
-        .upload_part()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(upload_id)
-        .part_number(number)
-        .checksum_crc32_c(crc32c)
-        .body(ByteStream::from(body))
-        .send()
-        .await?;
-    assert_eq!(
-        out.checksum_crc32_c(),
-        Some(crc32c),
-        "S3 echoes the part's CRC32C"
-    );
-    Ok(out.e_tag().expect("ETag").to_owned())
+async fn checksum_store(name: &str) -> ChecksumStore {
+    let prefix = unique_dir(name)
+        .file_name()
+        .and_then(|dir| dir.to_str())
+        .map(|dir| format!("{dir}/"))
+        .expect("a unique name");
+    match external_store() {
+        Some(external) => ChecksumStore {
+            kind: external.kind,
+            client: client_as(
+                &external.endpoint,
+                &external.access_key_id,
+                &external.secret_access_key,
+                &external.region,
+            ),
+            bucket: external.bucket,
+            prefix,
+            _server: None,
+        },
+        None => {
+            let server = start(name).await;
+            ChecksumStore {
+                kind: StoreKind::Embedded,
+                client: client(&server),
+                bucket: BUCKET.into(),
+                prefix,
+                _server: Some(server),
+            }
+        }
+    }
 }
 
-async fn complete_crc32c(
-    client: &Client,
-    key: &str,
-    upload_id: &str,
-    parts: &[(i32, String)],
-    crc32c: &str,
-) -> Result<CompleteMultipartUploadOutput, SdkError<CompleteMultipartUploadError>> {
-    client
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(completed_upload(parts))
-        .checksum_crc32_c(crc32c)
-        .checksum_type(aws_sdk_s3::types::ChecksumType::FullObject)
-        .send()
-        .await
+impl ChecksumStore {
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    /// Opens an upload, with `ChecksumAlgorithm=CRC32C` and
+    /// `ChecksumType=FULL_OBJECT` when `crc32c` (as the API does when a
+    /// checksum is declared).
+    async fn create(&self, key: &str, crc32c: bool) -> String {
+        let request = self.client.create_multipart_upload().bucket(&self.bucket);
+        let request = match crc32c {
+            true => request
+                .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc32C)
+                .checksum_type(aws_sdk_s3::types::ChecksumType::FullObject),
+            false => request,
+        };
+        request
+            .key(key)
+            .send()
+            .await
+            .expect("CreateMultipartUpload")
+            .upload_id()
+            .expect("upload id")
+            .to_owned()
+    }
+
+    /// UploadPart, declaring `crc32c` when given; the part's ETag.
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        body: Vec<u8>,
+        crc32c: Option<&str>,
+    ) -> Result<String, SdkError<UploadPartError>> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .set_checksum_crc32_c(crc32c.map(str::to_owned))
+            .body(ByteStream::from(body))
+            .send()
+            .await?;
+        if crc32c.is_some() {
+            assert_eq!(
+                out.checksum_crc32_c(),
+                crc32c,
+                "S3 echoes the part's CRC32C"
+            );
+        }
+        Ok(out.e_tag().expect("ETag").to_owned())
+    }
+
+    /// The (number, ETag) of every part the upload holds.
+    async fn parts(&self, key: &str, upload_id: &str) -> Vec<(i32, String)> {
+        self.client
+            .list_parts()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .expect("ListParts")
+            .parts()
+            .iter()
+            .map(|p| (p.part_number().unwrap(), p.e_tag().unwrap().to_owned()))
+            .collect()
+    }
+
+    /// CompleteMultipartUpload, declaring the full-object `crc32c` when given.
+    async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[(i32, String)],
+        crc32c: Option<&str>,
+    ) -> Result<CompleteMultipartUploadOutput, SdkError<CompleteMultipartUploadError>> {
+        self.client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(completed_upload(parts))
+            .set_checksum_crc32_c(crc32c.map(str::to_owned))
+            .set_checksum_type(crc32c.map(|_| aws_sdk_s3::types::ChecksumType::FullObject))
+            .send()
+            .await
+    }
+
+    /// HeadObject, in checksum mode when `checksums`.
+    async fn head(
+        &self,
+        key: &str,
+        checksums: bool,
+    ) -> Result<HeadObjectOutput, SdkError<HeadObjectError>> {
+        let mode = checksums.then_some(aws_sdk_s3::types::ChecksumMode::Enabled);
+        self.client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .set_checksum_mode(mode)
+            .send()
+            .await
+    }
 }
 
 /// Issue 24, as AWS S3 does it: a part whose bytes do not match its CRC32C
@@ -1300,129 +1404,135 @@ async fn complete_crc32c(
 /// and HeadObject answers it in checksum mode.
 #[tokio::test]
 async fn crc32c_is_checked_per_part_and_for_the_whole_object() {
-    let server = start("crc32c").await;
-    let client = client(&server);
-    let key = "checksums/a.pdf";
-    let upload_id = create_crc32c_upload(&client, key).await;
+    let store = checksum_store("crc32c").await;
+    let refusal = store.kind.checksum_mismatch_code();
+    let key = &store.key("checksums/a.pdf");
+    let upload_id = store.create(key, true).await;
     let (first, last) = (random_bytes(5 * 1024 * 1024), random_bytes(1000));
-    let etag1 = upload_part_crc32c(
-        &client,
-        key,
-        &upload_id,
-        1,
-        first.clone(),
-        &crc32c_of(&first),
-    )
-    .await
-    .expect("a matching part is stored");
+    let first_crc = crc32c_of(&first);
+    let etag1 = store
+        .upload_part(key, &upload_id, 1, first.clone(), Some(&first_crc))
+        .await
+        .expect("a matching part is stored");
     let mut flipped = first.clone();
     flipped[4096] ^= 0x01;
-    let refused = upload_part_crc32c(&client, key, &upload_id, 1, flipped, &crc32c_of(&first))
+    let refused = store
+        .upload_part(key, &upload_id, 1, flipped, Some(&first_crc))
         .await
         .expect_err("one flipped byte is refused");
     assert_eq!(status_of(&refused), Some(400));
-    assert_eq!(refused.code(), Some("BadDigest"));
-    let listed = client
-        .list_parts()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(&upload_id)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(refused.code(), Some(refusal));
     assert_eq!(
-        listed.parts()[0].e_tag(),
-        Some(etag1.as_str()),
+        store.parts(key, &upload_id).await,
+        [(1, etag1.clone())],
         "the good part stays"
     );
-    let etag2 = upload_part_crc32c(&client, key, &upload_id, 2, last.clone(), &crc32c_of(&last))
+    if store.kind.refused_part_hides_the_held_one() {
+        let hidden = store
+            .complete(key, &upload_id, &[(1, etag1.clone())], Some(&first_crc))
+            .await
+            .expect_err("the held part is hidden by the refused attempt");
+        assert_eq!(hidden.code(), Some("InvalidPart"));
+        let again = store
+            .upload_part(key, &upload_id, 1, first.clone(), Some(&first_crc))
+            .await
+            .expect("the part sent again");
+        assert_eq!(again, etag1);
+    }
+    let last_crc = crc32c_of(&last);
+    let etag2 = store
+        .upload_part(key, &upload_id, 2, last.clone(), Some(&last_crc))
         .await
         .unwrap();
     let parts = [(1, etag1), (2, etag2)];
 
     let whole = crc32c_of(&[first.as_slice(), last.as_slice()].concat());
-    let wrong = complete_crc32c(&client, key, &upload_id, &parts, &crc32c_of(b"other"))
+    let wrong = store
+        .complete(key, &upload_id, &parts, Some(&crc32c_of(b"other")))
         .await
         .expect_err("a wrong full-object CRC32C is refused");
     assert_eq!(status_of(&wrong), Some(400));
-    assert_eq!(wrong.code(), Some("BadDigest"));
+    assert_eq!(wrong.code(), Some(refusal));
     assert_eq!(
-        part_numbers(&client, key, &upload_id).await,
-        [1, 2],
+        store.parts(key, &upload_id).await,
+        parts,
         "the upload stays open"
     );
 
-    let done = complete_crc32c(&client, key, &upload_id, &parts, &whole)
+    let done = store
+        .complete(key, &upload_id, &parts, Some(&whole))
         .await
         .unwrap();
     assert_eq!(done.checksum_crc32_c(), Some(whole.as_str()));
-    let with_mode = client
-        .head_object()
-        .bucket(BUCKET)
-        .key(key)
-        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let with_mode = store.head(key, true).await.unwrap();
     assert_eq!(with_mode.checksum_crc32_c(), Some(whole.as_str()));
     assert_eq!(
         with_mode.checksum_type(),
         Some(&aws_sdk_s3::types::ChecksumType::FullObject)
     );
-    let without = head(&client, key).await.unwrap();
+    let without = store.head(key, false).await.unwrap();
     assert_eq!(without.checksum_crc32_c(), None, "only in checksum mode");
 }
 
-/// A completion without a declared CRC32C still gets the object's computed;
-/// one declaring a CRC32C for an upload opened without it is refused.
+/// A completion without a declared CRC32C still gets the object's computed
+/// (a part sent without its CRC32C: AWS computes it, Garage refuses the
+/// part); one declaring a CRC32C for an upload opened without it is refused.
 #[tokio::test]
 async fn crc32c_at_completion_follows_how_the_upload_was_opened() {
-    let server = start("crc32c-open").await;
-    let client = client(&server);
+    let store = checksum_store("crc32c-open").await;
     let body = random_bytes(3000);
 
-    let key = "checksums/computed.png";
-    let upload_id = create_crc32c_upload(&client, key).await;
-    let etag = upload_part(&client, key, &upload_id, 1, body.clone())
+    let key = &store.key("checksums/computed.png");
+    let upload_id = store.create(key, true).await;
+    let unchecked = store
+        .upload_part(key, &upload_id, 1, body.clone(), None)
+        .await;
+    let etag = match store.kind.parts_need_their_crc32c() {
+        false => unchecked.expect("S3 computes the part's CRC32C"),
+        true => {
+            let refused = unchecked.expect_err("a part without its CRC32C is refused");
+            assert_eq!(status_of(&refused), Some(400));
+            assert_eq!(refused.code(), Some("InvalidRequest"));
+            store
+                .upload_part(key, &upload_id, 1, body.clone(), Some(&crc32c_of(&body)))
+                .await
+                .unwrap()
+        }
+    };
+    store
+        .complete(key, &upload_id, &[(1, etag)], None)
         .await
         .unwrap();
-    complete(&client, key, &upload_id, &[(1, etag)])
-        .await
-        .unwrap();
-    let headed = client
-        .head_object()
-        .bucket(BUCKET)
-        .key(key)
-        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
-        .send()
-        .await
-        .unwrap();
+    let headed = store.head(key, true).await.unwrap();
     assert_eq!(headed.checksum_crc32_c(), Some(crc32c_of(&body).as_str()));
 
-    let plain = "checksums/plain.png";
-    let upload_id = create_upload(&client, plain).await;
-    let etag = upload_part(&client, plain, &upload_id, 1, body.clone())
+    let plain = &store.key("checksums/plain.png");
+    let upload_id = store.create(plain, false).await;
+    let etag = store
+        .upload_part(plain, &upload_id, 1, body.clone(), None)
         .await
         .unwrap();
-    let refused = complete_crc32c(
-        &client,
-        plain,
-        &upload_id,
-        &[(1, etag.clone())],
-        &crc32c_of(&body),
-    )
-    .await
-    .expect_err("no CRC32C was asked for at creation");
+    let refused = store
+        .complete(
+            plain,
+            &upload_id,
+            &[(1, etag.clone())],
+            Some(&crc32c_of(&body)),
+        )
+        .await
+        .expect_err("no CRC32C was asked for at creation");
     assert_eq!(status_of(&refused), Some(400));
-    complete(&client, plain, &upload_id, &[(1, etag)])
+    store
+        .complete(plain, &upload_id, &[(1, etag)], None)
         .await
         .unwrap();
-    client
+    store
+        .client
         .delete_object()
-        .bucket(BUCKET)
+        .bucket(&store.bucket)
         .key(key)
         .send()
         .await
         .unwrap();
-    assert!(head(&client, key).await.is_err());
+    assert!(store.head(key, false).await.is_err());
 }

@@ -98,6 +98,13 @@ impl S3Error {
         matches!(self, S3Error::Service { code, .. } if code == "BadDigest" || code == "InvalidDigest")
     }
 
+    /// S3 refused a part a completion listed. Garage 2.5 does so for a part
+    /// whose later upload attempt was refused, though it still lists the
+    /// part held before (AWS S3 keeps that one).
+    pub fn is_invalid_part(&self) -> bool {
+        matches!(self, S3Error::Service { code, .. } if code == "InvalidPart")
+    }
+
     fn classify<E>(
         operation: &'static str,
         error: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
@@ -571,6 +578,22 @@ impl S3Store {
             Err(S3Error::NoSuchKey { .. }) => Ok(None),
             Err(other) => Err(other),
         }
+    }
+
+    /// The CRC32C of the object's bytes, computed here as they stream in
+    /// (memory stays one chunk): finalize's own check of an object whose
+    /// store answers a CRC32C other than the declared one.
+    pub async fn object_crc32c(&self, key: &str) -> Result<Crc32c, S3Error> {
+        const OP: &str = "GetObject";
+        let mut body = send!(self, get_object, OP, key(key))?.body;
+        let mut crc = Crc32c::of(&[]);
+        while let Some(chunk) = body.try_next().await.map_err(|e| S3Error::Unavailable {
+            operation: OP,
+            source: e.into(),
+        })? {
+            crc = crc.append(&chunk);
+        }
+        Ok(crc)
     }
 
     /// The first `len` bytes of the object (fewer if it is shorter).

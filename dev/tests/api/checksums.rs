@@ -152,14 +152,16 @@ fn signed_headers(url: &Value) -> Vec<String> {
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn a_part_url_is_signed_for_its_crc32c_and_s3_refuses_a_flipped_byte(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
-    let part = pdf_bytes(2 * MIB).to_vec();
+    // Small enough to sit in the socket buffers whole: Garage answers a
+    // request that lacks a signed header before reading its body, and
+    // closes, which a larger body meets as a broken pipe.
+    const SIZE: usize = 64 * 1024;
+    let part = pdf_bytes(SIZE).to_vec();
     let crc = moc_shared::domain::Crc32c::of(&part).to_string();
-    let mut meta = with_crc(pdf_meta("a.pdf", 2 * MIB), &crc);
+    let mut meta = with_crc(pdf_meta("a.pdf", SIZE), &crc);
     meta["partCount"] = json!(1);
     meta["partChecksums"] = json!([{"partNumber": 1, "crc32c": crc}]);
-    let session = app
-        .create_session(json!([pdf_meta("a.pdf", 2 * MIB)]))
-        .await;
+    let session = app.create_session(json!([pdf_meta("a.pdf", SIZE)])).await;
     let registered = app.register(&session, meta).await;
     registered.assert_status(201);
     let url = &registered.body["presignedUrls"][0];
@@ -185,20 +187,93 @@ async fn a_part_url_is_signed_for_its_crc32c_and_s3_refuses_a_flipped_byte(pool:
         .send()
         .await
         .unwrap();
-    assert_eq!(unsigned.status(), 403);
-    // One flipped byte: S3 refuses the part at once.
+    assert_eq!(unsigned.status(), app.store.missing_signed_header_status());
+    // One flipped byte: S3 refuses the part at once (AWS: BadDigest).
     let mut flipped = part.clone();
     flipped[1000] ^= 0x20;
     let refused = put_presigned(url, flipped).await;
     assert_eq!(refused.status(), 400);
-    assert!(
-        refused
-            .text()
-            .await
-            .unwrap()
-            .contains("<Code>BadDigest</Code>")
-    );
+    let code = format!("<Code>{}</Code>", app.store.checksum_mismatch_code());
+    let answer = refused.text().await.unwrap();
+    assert!(answer.contains(&code), "{answer}");
     assert_eq!(put_presigned(url, part).await.status(), 200);
+}
+
+/// A part URL of a file declared with a CRC32C, the part's own not listed
+/// in `partChecksums`: AWS S3 computes the part's CRC32C and takes it;
+/// Garage 2.5 refuses the PUT (400), and there a fresh URL signed for the
+/// part's CRC32C uploads it. Either way the file completes and verifies.
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_part_url_without_its_crc32c_uploads_where_the_store_computes_it(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let part = pdf_bytes(1000).to_vec();
+    let crc = moc_shared::domain::Crc32c::of(&part).to_string();
+    let mut meta = with_crc(pdf_meta("a.pdf", 1000), &crc);
+    meta["partCount"] = json!(1);
+    let session = app.create_session(json!([pdf_meta("a.pdf", 1000)])).await;
+    let registered = app.register(&session, meta).await;
+    registered.assert_status(201);
+    let file = registered.body["fileId"].as_str().unwrap();
+    let url = &registered.body["presignedUrls"][0];
+    assert!(url["headers"].get("x-amz-checksum-crc32c").is_none());
+
+    let mut put = put_presigned(url, part.clone()).await;
+    if app.store.parts_need_their_crc32c() {
+        assert_eq!(put.status(), 400, "{}", put.text().await.unwrap());
+        let fresh = app
+            .post(
+                &format!("/api/mocs/uploads/sessions/{session}/files/{file}/urls"),
+                json!({"partChecksums": [{"partNumber": 1, "crc32c": crc}]}),
+            )
+            .await;
+        fresh.assert_status(200);
+        put = put_presigned(&fresh.body["presignedUrls"][0], part).await;
+    }
+    assert_eq!(put.status(), 200);
+    let etag = put.headers()["etag"].to_str().unwrap();
+    app.complete(&session, file, json!([{"partNumber": 1, "etag": etag}]))
+        .await
+        .assert_status(200);
+    let moc = finalize(&app, &session).await;
+    moc.assert_status(201);
+    assert_eq!(moc.body["files"][0]["checksumVerified"], true);
+}
+
+/// A part held, then an attempt at it refused for its CRC32C: AWS S3 keeps
+/// the held part and complete completes; Garage 2.5 still lists it but
+/// refuses it at completion (InvalidPart), which complete answers as 400
+/// PARTS_VALIDATION_ERROR (`problem: invalid-part`) until the part is sent
+/// again.
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn completing_after_a_refused_attempt_at_a_held_part(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let part = pdf_bytes(64 * 1024).to_vec();
+    let crc = moc_shared::domain::Crc32c::of(&part).to_string();
+    let mut meta = with_crc(pdf_meta("a.pdf", part.len()), &crc);
+    meta["partCount"] = json!(1);
+    meta["partChecksums"] = json!([{"partNumber": 1, "crc32c": crc}]);
+    let session = app
+        .create_session(json!([pdf_meta("a.pdf", part.len())]))
+        .await;
+    let registered = app.register(&session, meta).await;
+    let file = registered.body["fileId"].as_str().unwrap();
+    let url = &registered.body["presignedUrls"][0];
+    let held = put_presigned(url, part.clone()).await;
+    assert_eq!(held.status(), 200);
+    let parts = json!([{"partNumber": 1, "etag": held.headers()["etag"].to_str().unwrap()}]);
+    let mut flipped = part.clone();
+    flipped[1000] ^= 0x20;
+    assert_eq!(put_presigned(url, flipped).await.status(), 400);
+
+    if app.store.refused_part_hides_the_held_one() {
+        let refused = app.complete(&session, file, parts.clone()).await;
+        refused.assert_error(400, "BAD_REQUEST");
+        assert_eq!(refused.code(), "PARTS_VALIDATION_ERROR");
+        assert_eq!(refused.details()["problem"], "invalid-part");
+        assert_eq!(refused.details()["partNumbers"], json!([1]));
+        assert_eq!(put_presigned(url, part).await.status(), 200);
+    }
+    app.complete(&session, file, parts).await.assert_status(200);
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
@@ -415,6 +490,60 @@ async fn finalize_refuses_a_stored_object_whose_crc32c_differs(pool: PgPool) {
     refused.assert_error(400, "FILE_VALIDATION_FAILED");
     let files = refused.details()["files"].as_array().unwrap();
     assert_eq!(files.len(), 1);
+    assert_eq!(files[0]["fileId"], file.as_str());
+    assert_eq!(files[0]["reason"], "checksum");
+    assert!(!stored_checksum(&pool, &file).await.1, "not verified");
+}
+
+/// moto (tools/moto; behind `moto_s3_via_proxy`, for its ListParts) takes
+/// the checksum headers and checks none: a part whose bytes are not its
+/// declared CRC32C is stored, a completion declaring the wrong full-object
+/// CRC32C succeeds, and (without its `crc32c` extra) HeadObject answers a
+/// CRC32 under the name CRC32C. On such
+/// a store a verified-registered upload still completes and finalizes, and
+/// the store's word decides nothing: finalize reads the object and verifies
+/// the declared CRC32C itself, and refuses a file whose bytes are not it.
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn on_a_store_that_ignores_checksums_finalize_checks_the_bytes_itself(pool: PgPool) {
+    let moto = moto().await;
+    let bucket = moto_bucket(&moto.url).await;
+    let endpoint = moto_s3_via_proxy(&moto.url).await;
+    let env = [
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_REGION", "us-east-1"),
+        ("MOC_BUCKET", bucket.as_str()),
+    ];
+    let app = TestApp::with_env(pool.clone(), &env).await;
+    let body = pdf_bytes(3000);
+    let crc = moc_shared::domain::Crc32c::of(&body);
+    let meta = with_crc(pdf_meta("a.pdf", 3000), &crc.to_string());
+
+    let good = app.create_session(json!([pdf_meta("a.pdf", 3000)])).await;
+    let (file, _) = app.completed_file(&good, meta.clone(), body.clone()).await;
+    let (key, _) = app.file_upload(&file).await;
+    let stored = app.state.s3().stored_object(&key).await.unwrap().unwrap();
+    assert!(
+        stored.crc32c.is_some_and(|answered| answered != crc),
+        "moto answers a CRC32C that is not the object's: {stored:?}"
+    );
+    let moc = finalize(&app, &good).await;
+    moc.assert_status(201);
+    assert_eq!(
+        moc.body["files"][0]["checksumVerified"], true,
+        "by our own reading"
+    );
+    assert_eq!(
+        stored_checksum(&pool, &file).await,
+        (Some(crc.to_string()), true)
+    );
+
+    let mut other = body.to_vec();
+    other[2000] ^= 0x01;
+    let bad = app.create_session(json!([pdf_meta("a.pdf", 3000)])).await;
+    let (file, _) = app.completed_file(&bad, meta, other.into()).await;
+    let refused = finalize(&app, &bad).await;
+    refused.assert_error(400, "FILE_VALIDATION_FAILED");
+    let files = refused.details()["files"].as_array().unwrap();
     assert_eq!(files[0]["fileId"], file.as_str());
     assert_eq!(files[0]["reason"], "checksum");
     assert!(!stored_checksum(&pool, &file).await.1, "not verified");

@@ -16,8 +16,9 @@ async fn completing_twice_answers_the_same_url(pool: PgPool) {
     first.assert_status(200);
     let url = first.body["fileUrl"].as_str().unwrap();
     assert!(url.starts_with(&format!(
-        "{}/{BUCKET}/{}/moc-instructions/",
-        app.s3.endpoint(),
+        "{}/{}/{}/moc-instructions/",
+        app.s3_endpoint,
+        app.bucket(),
         app.stage
     )));
     let second = app.complete(&session, &file_id, parts).await;

@@ -1,6 +1,7 @@
 //! `TestApp`: the API over a fresh database (from `#[sqlx::test]`), a fresh
-//! embedded S3 and the shared local Redis, driven through the same Vercel
-//! routing and handlers as the dev server and the function binaries.
+//! embedded S3 (or the external store `MOC_TEST_S3` names, see
+//! `crate::store`) and the shared local Redis, driven through the same
+//! Vercel routing and handlers as the dev server and the function binaries.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -19,6 +20,9 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+pub use crate::store::StoreKind;
+use crate::store::{ExternalStore, external_store};
+
 pub const ACCESS_KEY: &str = "moc-test-access";
 pub const SECRET_KEY: &str = "moc-test-secret";
 pub const BUCKET: &str = "moc-test";
@@ -28,8 +32,12 @@ pub const MIB: usize = 1024 * 1024;
 pub struct TestApp {
     pub state: AppState,
     pub router: VercelRouter,
-    pub s3: EmbeddedS3,
+    /// The store the app's S3 calls go to, and its endpoint.
+    pub store: StoreKind,
+    pub s3_endpoint: String,
     pub stage: String,
+    /// The embedded S3, unless the app is on an external store.
+    _embedded: Option<EmbeddedS3>,
     dir: PathBuf,
 }
 
@@ -139,6 +147,30 @@ pub fn through_pooler(pool: &PgPool) -> Db {
     })
 }
 
+/// The S3 variables of an app on the embedded S3 `s3`.
+fn embedded_vars(s3: &EmbeddedS3) -> Vec<(String, String)> {
+    vec![
+        ("S3_ENDPOINT".into(), s3.endpoint()),
+        ("S3_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
+        ("S3_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
+    ]
+}
+
+/// The S3 variables of an app on `external` (its region too: a real store
+/// checks the SigV4 region, garage against its `s3_region`).
+fn external_vars(external: &ExternalStore) -> Vec<(String, String)> {
+    vec![
+        ("S3_ENDPOINT".into(), external.endpoint.clone()),
+        ("S3_REGION".into(), external.region.clone()),
+        ("S3_ACCESS_KEY_ID".into(), external.access_key_id.clone()),
+        (
+            "S3_SECRET_ACCESS_KEY".into(),
+            external.secret_access_key.clone(),
+        ),
+        ("MOC_BUCKET".into(), external.bucket.clone()),
+    ]
+}
+
 fn unique_dir() -> PathBuf {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     std::env::temp_dir().join(format!(
@@ -167,16 +199,24 @@ impl TestApp {
     /// The app over exactly this database (no pooler rerouting).
     pub async fn with_db(db: Db, env: &[(&str, &str)]) -> Self {
         let dir = unique_dir();
-        let s3 = EmbeddedS3::start(EmbeddedS3Config {
-            data_dir: dir.clone(),
-            bind: "127.0.0.1:0".parse().unwrap(),
-            access_key: ACCESS_KEY.into(),
-            secret_key: SECRET_KEY.into(),
-            region: "us-east-1".into(),
-            buckets: vec![BUCKET.into()],
-        })
-        .await
-        .expect("embedded S3 starts");
+        let external = external_store();
+        let store = external.as_ref().map_or(StoreKind::Embedded, |e| e.kind);
+        let (s3_vars, embedded) = match &external {
+            Some(external) => (external_vars(external), None),
+            None => {
+                let s3 = EmbeddedS3::start(EmbeddedS3Config {
+                    data_dir: dir.clone(),
+                    bind: "127.0.0.1:0".parse().unwrap(),
+                    access_key: ACCESS_KEY.into(),
+                    secret_key: SECRET_KEY.into(),
+                    region: "us-east-1".into(),
+                    buckets: vec![BUCKET.into()],
+                })
+                .await
+                .expect("embedded S3 starts");
+                (embedded_vars(&s3), Some(s3))
+            }
+        };
         // A stage of its own keeps this test's Redis keys and S3 keys apart.
         let stage = format!("t{}", &Uuid::new_v4().simple().to_string()[..10]);
         let mut vars: HashMap<String, String> = [
@@ -187,10 +227,9 @@ impl TestApp {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .chain(s3_vars)
         .collect();
-        vars.insert("S3_ENDPOINT".into(), s3.endpoint());
-        vars.insert("S3_ACCESS_KEY_ID".into(), ACCESS_KEY.into());
-        vars.insert("S3_SECRET_ACCESS_KEY".into(), SECRET_KEY.into());
+        let s3_endpoint = vars["S3_ENDPOINT"].clone();
         vars.insert("STAGE".into(), stage.clone());
         // scripts/redis-tls-check points every app at a TLS Redis with a
         // CA of its own.
@@ -217,10 +256,17 @@ impl TestApp {
         Self {
             state,
             router: VercelRouter::for_repo(),
-            s3,
+            store,
+            s3_endpoint,
             stage,
+            _embedded: embedded,
             dir,
         }
+    }
+
+    /// The bucket the app writes to.
+    pub fn bucket(&self) -> &str {
+        &self.state.config().s3.bucket
     }
 
     pub async fn send(&self, request: Request<Full<Bytes>>) -> TestResponse {
@@ -474,13 +520,13 @@ impl TestApp {
         (session, response)
     }
 
-    /// The multipart uploads S3 holds open in the test bucket.
+    /// The multipart uploads S3 holds open in the app's bucket.
     pub async fn uploads(&self) -> Vec<aws_sdk_s3::types::MultipartUpload> {
         self.state
             .s3()
             .client()
             .list_multipart_uploads()
-            .bucket(BUCKET)
+            .bucket(self.bucket())
             .send()
             .await
             .expect("ListMultipartUploads")
@@ -488,9 +534,138 @@ impl TestApp {
             .to_vec()
     }
 
+    /// How many of them are under this app's stage (the bucket of an
+    /// external store is shared by every test).
     pub async fn open_uploads(&self) -> usize {
-        self.uploads().await.len()
+        let own = format!("{}/", self.stage);
+        let uploads = self.uploads().await;
+        uploads
+            .iter()
+            .filter(|upload| upload.key().is_some_and(|key| key.starts_with(&own)))
+            .count()
     }
+}
+
+/// moto's server for one test: the one scripts/oidc-check started
+/// (`MOC_TEST_MOTO_URL`), else one of the test's own from `MOTO_SERVER`
+/// (scripts/test and scripts/pgbouncer-check source scripts/moto), stopped
+/// when the test ends.
+pub struct Moto {
+    pub url: String,
+    _own: Option<tokio::process::Child>,
+}
+
+pub async fn moto() -> Moto {
+    if let Ok(url) = std::env::var("MOC_TEST_MOTO_URL") {
+        return Moto { url, _own: None };
+    }
+    let program = std::env::var("MOTO_SERVER").unwrap_or_else(|_| "moto_server".to_owned());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let child = tokio::process::Command::new(&program)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} (moto[server]; scripts/moto installs it): {e}"));
+    for _ in 0..150 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            let url = format!("http://127.0.0.1:{port}");
+            return Moto {
+                url,
+                _own: Some(child),
+            };
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("moto does not answer on 127.0.0.1:{port}");
+}
+
+/// A bucket of the test's own in moto's S3.
+pub async fn moto_bucket(moto: &str) -> String {
+    let bucket = format!(
+        "moc-moto-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .endpoint_url(moto)
+        .force_path_style(true)
+        .http_client(moc_shared::s3::https_client())
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "moto", "moto", None, None, "moto",
+        ))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("moto creates the bucket");
+    bucket
+}
+
+/// moto's S3 at `moto`, behind a local proxy that renames one thing: the
+/// root element of moto's ListParts answer. moto 5.2 writes
+/// `ListPartsResponse` where S3 writes `ListPartsResult`, and the AWS SDK
+/// for Rust refuses that answer ("invalid XML root"), so no upload can
+/// complete (complete lists the parts) on bare moto. Everything else passes
+/// as moto answered it.
+pub async fn moto_s3_via_proxy(moto: &str) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let upstream = moto.to_owned();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            let service =
+                hyper::service::service_fn(move |request| forward(upstream.clone(), request));
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+async fn forward(
+    upstream: String,
+    request: Request<hyper::body::Incoming>,
+) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
+    use http_body_util::BodyExt;
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.expect("the request body").to_bytes();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut headers = parts.headers;
+    headers.remove(http::header::HOST);
+    let answer = reqwest::Client::new()
+        .request(parts.method, format!("{upstream}{path}"))
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .expect("moto answers");
+    let status = answer.status();
+    let mut headers = answer.headers().clone();
+    let mut body = answer.bytes().await.expect("moto's answer");
+    let text = String::from_utf8_lossy(&body);
+    if text.contains("<ListPartsResponse") {
+        body = Bytes::from(text.replace("ListPartsResponse", "ListPartsResult"));
+        headers.insert(http::header::CONTENT_LENGTH, body.len().into());
+    }
+    headers.remove(http::header::TRANSFER_ENCODING);
+    let mut response = http::Response::new(Full::new(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
 }
 
 pub fn pdf_meta(name: &str, size: usize) -> Value {

@@ -1,5 +1,6 @@
 //! Black-box API tests: real Postgres (a fresh database per test), real Redis,
-//! and the embedded S3 with SigV4 checks.
+//! and the embedded S3 with SigV4 checks (or garage 2.5 with `MOC_TEST_S3`
+//! set: scripts/garage-check runs the checksum cases there).
 
 mod auth;
 mod checksums;
@@ -18,5 +19,7 @@ mod register;
 mod resume;
 mod sessions;
 mod snapshots;
+#[path = "../support/store.rs"]
+mod store;
 mod sweeper;
 mod tls;

@@ -102,14 +102,14 @@ async fn an_interrupted_presigned_upload_resumes_and_completes_byte_identical(po
     assert_eq!(completed.status(), 200);
     let completed: serde_json::Value = completed.json().await.unwrap();
     let url = completed["fileUrl"].as_str().unwrap();
-    let key = url.split_once(&format!("/{BUCKET}/")).unwrap().1;
+    let key = url.split_once(&format!("/{}/", app.bucket())).unwrap().1;
 
     let stored = app
         .state
         .s3()
         .client()
         .get_object()
-        .bucket(BUCKET)
+        .bucket(app.bucket())
         .key(key)
         .send()
         .await

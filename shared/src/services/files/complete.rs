@@ -141,6 +141,7 @@ async fn complete_upload(
             Some(expected) if error.is_checksum_mismatch() => {
                 checksum_mismatch(expected, &stored, &to_complete)
             }
+            _ if error.is_invalid_part() => invalid_part(&to_complete),
             _ => error.into(),
         })?;
     let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
@@ -168,6 +169,21 @@ fn checksum_mismatch(
         .map(Crc32c::of_parts);
     tracing::warn!(%expected, found = ?found.map(|crc| crc.to_string()), "complete refused: full-object CRC32C mismatch");
     ApiError::FileChecksumMismatch { expected, found }
+}
+
+/// 400 PARTS_VALIDATION_ERROR: S3 refused a part it listed (Garage, after a
+/// refused attempt at the part; `S3Error::is_invalid_part`). Nothing
+/// changed; sending the listed parts again makes complete work.
+fn invalid_part(completed: &[(PartNumber, String)]) -> ApiError {
+    let parts: Vec<u16> = completed.iter().map(|(number, _)| number.get()).collect();
+    tracing::warn!(
+        ?parts,
+        "complete refused: S3 answered InvalidPart for a listed part"
+    );
+    ApiError::PartListRejected {
+        message: "S3 refused a listed part; upload the parts again, then complete",
+        details: json!({"partNumbers": parts, "problem": "invalid-part"}),
+    }
 }
 
 /// The 400 PARTS_VALIDATION_ERROR a client gets for a part list that cannot

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use crate::domain::{
-    FileCategory, FileVerificationProblem, SNIFF_LEN, VerificationFailure, content_matches,
+    Crc32c, FileCategory, FileVerificationProblem, SNIFF_LEN, VerificationFailure, content_matches,
 };
 use crate::error::ApiError;
 use crate::s3::StoredObject;
@@ -11,10 +11,12 @@ use crate::state::AppState;
 use crate::store::FileRow;
 
 /// Checks every file in S3: the object exists, its size is the declared
-/// size, its stored CRC32C (if the store keeps one) is the declared one, its
-/// type is allowed for its category, and its first bytes carry the declared
+/// size, its CRC32C (if the store keeps one) is the declared one, its type
+/// is allowed for its category, and its first bytes carry the declared
 /// format's signature. All problems are reported together. Answers the
-/// files whose stored CRC32C was found equal to the declared one: verified.
+/// files whose CRC32C was found equal to the declared one: verified (the
+/// store's answer, or our own reading when the store's differs). A file
+/// whose store keeps no CRC32C stays unverified: nothing checked it.
 pub(super) async fn verify_files(
     state: &AppState,
     files: &[FileRow],
@@ -67,9 +69,19 @@ async fn verify_file(state: &AppState, file: &FileRow) -> Result<Verdict, ApiErr
             "the file has no stored object".into(),
         );
     };
-    let verified = match check_stored(file, state.s3().stored_object(key).await?) {
-        Ok(verified) => verified,
+    let checksum = match check_stored(file, state.s3().stored_object(key).await?) {
+        Ok(checksum) => checksum,
         Err((reason, message)) => return problem(reason, message),
+    };
+    let verified = match checksum {
+        StoredChecksum::Declared => true,
+        StoredChecksum::Unknown => false,
+        StoredChecksum::Other { declared, found } => {
+            match own_check(state, file, key, declared, found).await? {
+                Ok(()) => true,
+                Err(message) => return problem(VerificationFailure::Checksum, message),
+            }
+        }
     };
     if category == FileCategory::Instruction || category.is_image() {
         let head = state.s3().read_head(key, SNIFF_LEN).await?;
@@ -85,13 +97,23 @@ async fn verify_file(state: &AppState, file: &FileRow) -> Result<Verdict, ApiErr
     Ok(Ok(verified))
 }
 
-/// The stored object against the file: there, of the declared size, and
-/// with the declared CRC32C when the store keeps one (a store that ignores
-/// checksums leaves the file unverified, never refused). `Ok(verified)`.
+/// What the store says of the object's CRC32C, against the declared one.
+enum StoredChecksum {
+    /// The store answers the declared CRC32C: verified.
+    Declared,
+    /// Nothing to compare: no CRC32C declared, or none kept by the store
+    /// (which then never checked one either): unverified, not refused.
+    Unknown,
+    /// The store answers another CRC32C than the declared one.
+    Other { declared: Crc32c, found: Crc32c },
+}
+
+/// The stored object against the file: there, and of the declared size;
+/// and what its store says of its CRC32C.
 fn check_stored(
     file: &FileRow,
     stored: Option<StoredObject>,
-) -> Result<bool, (VerificationFailure, String)> {
+) -> Result<StoredChecksum, (VerificationFailure, String)> {
     let Some(stored) = stored else {
         return Err((
             VerificationFailure::Missing,
@@ -107,15 +129,35 @@ fn check_stored(
             ),
         ));
     }
-    match (file.crc32c(), stored.crc32c) {
-        (Some(declared), Some(found)) if declared != found => {
-            tracing::warn!(file_id = %file.id, %declared, %found, "stored CRC32C differs from the declared one");
-            Err((
-                VerificationFailure::Checksum,
-                format!("stored CRC32C {found} differs from the declared {declared}"),
-            ))
-        }
-        (Some(_), Some(_)) => Ok(true),
-        _ => Ok(false),
+    Ok(match (file.crc32c(), stored.crc32c) {
+        (Some(declared), Some(found)) if declared == found => StoredChecksum::Declared,
+        (Some(declared), Some(found)) => StoredChecksum::Other { declared, found },
+        _ => StoredChecksum::Unknown,
+    })
+}
+
+/// Our own CRC32C of the object, when its store answered `found` for a
+/// file declared `declared`. A store that checks CRC32Cs (AWS S3, Garage,
+/// the embedded S3) refused any other at completion, so `found` means the
+/// object changed since, or that the store's value is not the object's
+/// CRC32C (moto without its `crc32c` extra writes a CRC32 under that name,
+/// and checks nothing). Only our own reading of the bytes tells them apart:
+/// the declared CRC32C is then verified by it, or the file is refused.
+/// Only this rare case reads a whole object.
+async fn own_check(
+    state: &AppState,
+    file: &FileRow,
+    key: &str,
+    declared: Crc32c,
+    found: Crc32c,
+) -> Result<Result<(), String>, ApiError> {
+    let own = state.s3().object_crc32c(key).await?;
+    if own == declared {
+        tracing::warn!(file_id = %file.id, %declared, store = %found, "the store's CRC32C is not the object's; our own matches the declared one");
+        return Ok(Ok(()));
     }
+    tracing::warn!(file_id = %file.id, %declared, %own, store = %found, "stored CRC32C differs from the declared one");
+    Ok(Err(format!(
+        "stored CRC32C {own} differs from the declared {declared}"
+    )))
 }
