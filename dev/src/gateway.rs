@@ -768,10 +768,7 @@ mod tests {
             Some(Upstream::Http(uri)) => Some(uri.to_string()),
             _ => None,
         };
-        assert_eq!(
-            uri(&routes::CREATE_SESSION).unwrap(),
-            "http://127.0.0.1:3201/"
-        );
+        assert_eq!(uri(&routes::SESSIONS).unwrap(), "http://127.0.0.1:3201/");
         assert_eq!(uri(&routes::FINALIZE).unwrap(), "http://127.0.0.1:3207/");
         assert_eq!(
             uri(&routes::REGISTER_FILE).unwrap(),
@@ -801,7 +798,7 @@ mod tests {
             }))
         );
         assert_eq!(
-            functions.get(&routes::CREATE_SESSION),
+            functions.get(&routes::SESSIONS),
             Some(&Upstream::Ipc(IpcSpec {
                 executable: "/bin/sessions".into(),
                 log: None,

@@ -210,11 +210,7 @@ mod tests {
         let s = "11111111-1111-1111-1111-111111111111";
         let f = "22222222-2222-2222-2222-222222222222";
         let cases: &[(String, &Route, &[&str])] = &[
-            (
-                "/api/mocs/uploads/sessions".into(),
-                &routes::CREATE_SESSION,
-                &[],
-            ),
+            ("/api/mocs/uploads/sessions".into(), &routes::SESSIONS, &[]),
             (
                 format!("/api/mocs/uploads/sessions/{s}/files"),
                 &routes::REGISTER_FILE,

@@ -330,7 +330,7 @@ fn read_lifetimes(env: &mut Env) -> Lifetimes {
     // deployments that only set that keep their behaviour.
     let legacy = "PRESIGN_TTL_MINUTES";
     let session_ttl = env.minutes_or(legacy, "UPLOAD_SESSION_TTL_MINUTES", 15, 1..=24 * 60);
-    let presigned_url_ttl = env.minutes_or(legacy, "PRESIGNED_URL_TTL_MINUTES", 15, 1..=60);
+    let presigned_url_ttl = read_presign_ttl(env, legacy);
     let max_lifetime_key = "UPLOAD_SESSION_MAX_LIFETIME_MINUTES";
     let session_max_lifetime = env.minutes(max_lifetime_key, 1440, 1..=7 * 24 * 60);
     if session_max_lifetime < session_ttl {
@@ -347,6 +347,26 @@ fn read_lifetimes(env: &mut Env) -> Lifetimes {
         presigned_url_ttl,
         session_max_lifetime,
     }
+}
+
+/// The presigned part URLs' lifetime: `PRESIGN_TTL_SECONDS`, else
+/// `PRESIGNED_URL_TTL_MINUTES`, else the legacy `PRESIGN_TTL_MINUTES`.
+/// Seconds allow a lifetime under a minute (a client's expired-URL path can
+/// be exercised in seconds); the ceiling is the minutes variable's hour, so
+/// a leaked URL, a write capability, never lives longer. Both new variables
+/// set is refused: which one wins would be a guess. Whatever is set, a URL
+/// is cut to what temporary credentials have left when it is signed
+/// (`credentials::AwsCredentials::presign_ttl`).
+fn read_presign_ttl(env: &mut Env, legacy: &str) -> Duration {
+    const SECONDS: &str = "PRESIGN_TTL_SECONDS";
+    const MINUTES: &str = "PRESIGNED_URL_TTL_MINUTES";
+    if env.string(SECONDS).is_none() {
+        return env.minutes_or(legacy, MINUTES, 15, 1..=60);
+    }
+    if env.string(MINUTES).is_some() {
+        env.problem(format!("set {SECONDS} or {MINUTES}, not both"));
+    }
+    Duration::from_secs(env.number(SECONDS, 900, 1..=3_600))
 }
 
 /// `CORS_ALLOWED_ORIGINS`, else `ALLOWED_UPLOAD_ORIGINS`: comma-separated
@@ -617,6 +637,34 @@ mod tests {
             load(&[("AWS_REGION", "us-west-2")]).unwrap().s3.region,
             "us-west-2"
         );
+    }
+
+    #[test]
+    fn presign_ttl_seconds_sets_the_url_lifetime_within_an_hour() {
+        assert_eq!(
+            load(&[]).unwrap().presigned_url_ttl,
+            Duration::from_secs(900)
+        );
+        let config = load(&[("PRESIGN_TTL_SECONDS", "45")]).unwrap();
+        assert_eq!(config.presigned_url_ttl, Duration::from_secs(45));
+        // It wins over the legacy name, which still sets the session TTL.
+        let config = load(&[("PRESIGN_TTL_SECONDS", "90"), ("PRESIGN_TTL_MINUTES", "30")]).unwrap();
+        assert_eq!(config.presigned_url_ttl, Duration::from_secs(90));
+        assert_eq!(config.session_ttl, Duration::from_secs(1800));
+        for bad in ["0", "3601", "-5", "1.5", "ten"] {
+            let err = load(&[("PRESIGN_TTL_SECONDS", bad)]).unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{bad}: {err}");
+            assert!(
+                err.problems[0].contains("PRESIGN_TTL_SECONDS must be an integer in 1..=3600"),
+                "{bad}: {err}"
+            );
+        }
+        let both = load(&[
+            ("PRESIGN_TTL_SECONDS", "60"),
+            ("PRESIGNED_URL_TTL_MINUTES", "1"),
+        ])
+        .unwrap_err();
+        assert!(both.to_string().contains("not both"), "{both}");
     }
 
     #[test]

@@ -545,6 +545,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn temporary_credentials_cut_a_presigned_url_to_what_they_have_left() {
+        let expiry = SystemTime::now() + Duration::from_secs(60);
+        let source = AwsCredentials::from_source(Source::Static {
+            credentials: Credentials::new("a", "b", Some("token".into()), Some(expiry), "test"),
+            origin: "test",
+            injected_hazard: false,
+        });
+        let ttl = source.presign_ttl(Duration::from_secs(900)).await.unwrap();
+        assert!(ttl <= Duration::from_secs(60), "{ttl:?}");
+        assert!(ttl > Duration::from_secs(50), "{ttl:?}");
+        // A lifetime shorter than what is left stands.
+        let short = source.presign_ttl(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(short, Duration::from_secs(5));
+    }
+
+    #[tokio::test]
     async fn static_credentials_do_not_shorten_presigned_urls() {
         let source = AwsCredentials::fixed("a", "b", "test");
         let ttl = Duration::from_secs(900);

@@ -190,6 +190,24 @@ pub enum ApiError {
         expected: Crc32c,
         found: Option<Crc32c>,
     },
+    /// 409: the file a client is about to upload is not the registered one
+    /// (another size or full-object CRC32C); no URL was given (§4.12).
+    #[error(
+        "This is not the file registered as {file_name}: its {} differ{}; choose that file, or abort it and register this one",
+        mismatches.join(" and "),
+        if mismatches.len() == 1 { "s" } else { "" }
+    )]
+    FileMismatch {
+        file_id: uuid::Uuid,
+        file_name: String,
+        mismatches: Vec<&'static str>,
+        expected: Value,
+        received: Value,
+    },
+    /// 400: a query parameter is not one the route accepts (`errors` by
+    /// parameter name, as 422's by field path).
+    #[error("the query parameters are invalid")]
+    InvalidQuery(FieldErrors),
     /// 429: a rate limit refused the request; the limit it names says
     /// the code, the message and the details.
     #[error("{}", .0.rule.message)]
@@ -320,7 +338,9 @@ impl ApiError {
             | Validation(_)
             | PartCountMismatch { .. }
             | PartChecksumMismatch { .. }
-            | FileChecksumMismatch { .. } => self.request_details(),
+            | FileChecksumMismatch { .. }
+            | FileMismatch { .. }
+            | InvalidQuery(_) => self.request_details(),
             FileTooLarge { .. } | PayloadTooLarge { .. } | UnsupportedMediaType { .. } => {
                 self.upload_details()
             }
@@ -373,6 +393,17 @@ impl ApiError {
             FileChecksumMismatch { expected, found } => {
                 json!({"expected": expected, "found": found})
             }
+            FileMismatch {
+                file_id,
+                file_name,
+                mismatches,
+                expected,
+                received,
+            } => json!({
+                "fileId": file_id, "fileName": file_name, "mismatches": mismatches,
+                "expected": expected, "received": received,
+            }),
+            InvalidQuery(errors) => json!({ "errors": errors.0 }),
             _ => return None,
         })
     }

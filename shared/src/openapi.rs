@@ -68,6 +68,7 @@ pub const PUBLIC_PATH: &str = "/api/mocs/uploads/openapi.json";
         license(name = "UNLICENSED"),
     ),
     paths(
+        operations::list_sessions,
         operations::create_session,
         operations::register_file,
         operations::register_files,

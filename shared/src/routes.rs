@@ -60,15 +60,22 @@ pub struct Route {
     pub handler: Handler,
 }
 
-pub static CREATE_SESSION: Route = Route {
+pub static SESSIONS: Route = Route {
     file: "api/mocs/uploads/sessions/index.rs",
     pattern: "/api/mocs/uploads/sessions",
-    methods: &[Method::POST],
+    methods: &[Method::GET, Method::POST],
     max_duration: 10,
-    handler: Handler::User(|state, user, req| Box::pin(create_session(state, user, req))),
+    handler: Handler::User(|state, user, req| Box::pin(sessions(state, user, req))),
 };
 
-async fn create_session(state: AppState, user: User, mut req: ApiRequest) -> HandlerResult {
+/// GET: the caller's sessions (§4.15); POST: create one (§4.1). One route
+/// file for the one path, as Vercel maps a path to a function.
+async fn sessions(state: AppState, user: User, mut req: ApiRequest) -> HandlerResult {
+    if req.method == Method::GET {
+        let query = lifecycle::ListQuery::parse(|name| req.param(name))?;
+        let page = lifecycle::list(&state, &user, query).await?;
+        return Ok(api_http::json(StatusCode::OK, &page));
+    }
     let body = req.json().await?;
     let created = sessions::create(&state, &user, body).await?;
     Ok(api_http::json(StatusCode::CREATED, &created))
@@ -262,7 +269,7 @@ async fn expire_sessions(state: AppState, req: ApiRequest) -> HandlerResult {
 /// Every route. The dev router orders them as Vercel does (static paths,
 /// then `vercel.json` rewrites, then dynamic segments), not by this list.
 pub static ROUTES: [&Route; 12] = [
-    &CREATE_SESSION,
+    &SESSIONS,
     &REGISTER_BATCH,
     &REGISTER_FILE,
     &COMPLETE_FILE,

@@ -146,16 +146,9 @@ impl S3Error {
     }
 }
 
-/// A part as S3 holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredPart {
-    pub part_number: PartNumber,
-    pub etag: String,
-    pub size: u64,
-    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
-    /// Listed for uploads opened with CRC32C.
-    pub crc32c: Option<Crc32c>,
-}
+/// A part as S3 holds it: a domain type, so the rules about parts need no
+/// S3 types.
+pub use crate::domain::StoredPart;
 
 /// An object as HeadObject (checksum mode on) describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

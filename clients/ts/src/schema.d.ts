@@ -45,7 +45,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** @description The caller's sessions, newest first, a page at a time: what another device resumes from. Each is what the session route answers (§4.8); `uploadedParts` are the parts the database has recorded (parts PUT straight to S3 show once listed or re-signed). Not rate limited, and not counted against the daily create limit. */
+        get: operations["listSessions"];
         put?: never;
         post: operations["createSession"];
         delete?: never;
@@ -239,7 +240,9 @@ export interface components {
             results: components["schemas"]["BatchItem"][];
         };
         /**
-         * @description POST …/complete (contract §4.6).
+         * @description POST …/complete (contract §4.6). `{}` completes with the parts S3
+         *     holds: they must be exactly 1..partCount, every one but the last at least
+         *     5 MiB (400 PARTS_VALIDATION_ERROR names the missing or small ones).
          * @example {
          *       "parts": [
          *         {
@@ -250,7 +253,8 @@ export interface components {
          *     }
          */
         CompleteFileRequest: {
-            parts: components["schemas"]["ListedPart"][];
+            /** @description Each part with the ETag S3 answered for it; held to S3's list. */
+            parts?: components["schemas"]["ListedPart"][] | null;
         };
         CompletedFile: {
             /** Format: uuid */
@@ -265,6 +269,12 @@ export interface components {
              *     FILE_COUNT_EXCEEDED).
              */
             files: components["schemas"]["FileMetadataBody"][];
+            /**
+             * @description What the upload is, for the session listing (§4.15) to show on
+             *     another device; trimmed, not blank. Finalize still takes its own.
+             * @example Medieval Castle
+             */
+            title?: string | null;
         };
         CreatedSession: {
             /** Format: date-time */
@@ -480,11 +490,26 @@ export interface components {
          */
         FreshUrlsRequest: {
             /**
+             * @description The full-object CRC32C of the file about to be sent (S3's base64):
+             *     another than the one the file was registered with is 409 FILE_ERROR
+             *     (`details.reason` FILE_MISMATCH), no URL. Not compared for a file
+             *     registered without one.
+             * @example yZRlqg==
+             */
+            crc32c?: string | null;
+            /**
              * @description Parts to sign for their CRC32C (a file registered with `crc32c`
              *     only); they get URLs whether or not `partNumbers` lists them.
              */
             partChecksums?: components["schemas"]["PartChecksum"][] | null;
             partNumbers?: number[] | null;
+            /**
+             * Format: int64
+             * @description The size of the file about to be sent: another than the registered
+             *     file's is 409 FILE_ERROR (`details.reason` FILE_MISMATCH), no URL.
+             * @example 12582912
+             */
+            size?: number | null;
         };
         /** @description One part as the client saw it: its number and the ETag S3 answered. */
         ListedPart: {
@@ -656,6 +681,16 @@ export interface components {
             /** @description Opaque: S3-compatible stores differ in its format. */
             uploadId: string;
         };
+        /** @description One page of the caller's sessions, newest first. */
+        SessionList: {
+            /**
+             * @description Pass it back as `cursor` for the next page; `null` on the last page.
+             * @example 1764972000123456_0f3c1b2d4e5a4c6b9a570f3c1b2d4e5a
+             */
+            nextCursor?: string | null;
+            /** @description Each as the session status route answers it (§4.8). */
+            sessions: components["schemas"]["SessionView"][];
+        };
         /** @enum {string} */
         SessionStatus: "active" | "completed" | "expired" | "cancelled";
         /** @description What a client resumes from (contract §4.8). */
@@ -677,6 +712,11 @@ export interface components {
             /** Format: uuid */
             sessionId: string;
             status: components["schemas"]["SessionStatus"];
+            /**
+             * @description The title given at create, when one was (§4.1).
+             * @example Castle on the hill
+             */
+            title?: string | null;
         };
         SweepReport: {
             /** Format: int64 */
@@ -892,6 +932,51 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            500: components["responses"]["ServerError"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listSessions: {
+        parameters: {
+            query?: {
+                /**
+                 * @description `active` (the default): resumable now, never finalized, cancelled or
+                 *     expired ones.
+                 */
+                status?: "active" | "expired" | "completed" | "cancelled" | "all";
+                /** @description Sessions per page, newest first. */
+                limit?: number;
+                /**
+                 * @description The `nextCursor` of the previous page.
+                 * @example 1764972000123456_0f3c1b2d4e5a4c6b9a570f3c1b2d4e5a
+                 */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A page of sessions and the cursor of the next (`null` on the last). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            /** @description VALIDATION_ERROR (`details.reason` INVALID_QUERY): an unknown `status`, a `limit` outside 1..=50 or a `cursor` this route did not answer (`details.errors` by parameter). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: components["responses"]["Unauthorized"];
             500: components["responses"]["ServerError"];
             503: components["responses"]["Unavailable"];
         };
@@ -1355,7 +1440,7 @@ export interface operations {
                     "application/json": components["schemas"]["CompletedFile"];
                 };
             };
-            /** @description PARTS_VALIDATION_ERROR: the listed parts do not match S3's (`details.expected`/`received`, `missingPartNumbers`, `partNumber`), or a non-final part under 5 MiB. */
+            /** @description PARTS_VALIDATION_ERROR: the listed parts (or, for `{}`, the parts S3 holds) cannot complete the file: parts missing (`details.missingPartNumbers`, `expected`), a count mismatch (`expected`/`received`), an ETag mismatch (`partNumber`), or non-final parts under 5 MiB (`partNumber`, `sizeBytes`, `minBytes`, `smallPartNumbers`). */
             400: {
                 headers: {
                     [name: string]: unknown;
@@ -1578,7 +1663,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description CONFLICT: the file is completed, or the session is finalized or cancelled. */
+            /** @description CONFLICT: the file is completed, or the session is finalized or cancelled; FILE_ERROR (`details.reason` FILE_MISMATCH, `mismatches`, `expected`, `received`): the `size` or `crc32c` sent is not the registered file's, and no URL is given. */
             409: {
                 headers: {
                     [name: string]: unknown;

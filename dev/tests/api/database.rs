@@ -546,6 +546,15 @@ async fn each_route_costs_a_handful_of_round_trips(pool: PgPool) {
     .assert_status(201);
     settle().await;
     measure("finalize", before);
+    // A page of sessions with their files and parts: one transaction of
+    // three statements, whatever the page holds.
+    let before = writes();
+    let listed = app.get(&format!("{SESSIONS}?status=all")).await;
+    listed.assert_status(200);
+    assert_eq!(listed.body["sessions"].as_array().unwrap().len(), 2);
+    settle().await;
+    let list_cost = measure("list sessions", before);
+    assert!(list_cost <= 8, "list sessions took {list_cost} round trips");
 
     for (name, spent) in &table {
         eprintln!("round trips to the database: {name:<16} {spent}");

@@ -216,6 +216,38 @@ async fn a_part_upload_past_its_time_budget_is_a_retryable_external_service_erro
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_query_parameter_the_route_does_not_accept_is_a_validation_error_with_reason_invalid_query(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let response = app.get(&format!("{S}?status=open")).await;
+    assert_row(
+        &response,
+        400,
+        "VALIDATION_ERROR",
+        "INVALID_QUERY",
+        Retry::Never,
+    );
+    assert!(response.details()["errors"]["status"].is_array());
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn fresh_urls_for_another_file_than_the_registered_one_are_a_file_error_with_reason_file_mismatch(
+    pool: PgPool,
+) {
+    let app = TestApp::spawn(pool).await;
+    let (session, file) = app.registered_file(pdf_meta("a.pdf", 10)).await;
+    let response = app
+        .post(
+            &format!("{S}/{session}/files/{file}/urls"),
+            json!({"size": 11}),
+        )
+        .await;
+    assert_row(&response, 409, "FILE_ERROR", "FILE_MISMATCH", Retry::Never);
+    assert_eq!(response.details()["mismatches"], json!(["size"]));
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn a_file_registered_twice_is_a_conflict(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let session = app
@@ -424,7 +456,7 @@ async fn an_invalid_configuration_is_an_internal_error(pool: PgPool) {
         "MOC_BUCKET is required".into(),
     ));
     let answer = moc_shared::routes::dispatch(
-        &moc_shared::routes::CREATE_SESSION,
+        &moc_shared::routes::SESSIONS,
         misconfigured,
         post_raw(S, b"{}"),
     )
@@ -482,7 +514,7 @@ async fn an_unreachable_database_is_service_unavailable_with_retry_after(pool: P
         .body(Full::new(Bytes::from(body)))
         .unwrap();
     let answer =
-        moc_shared::routes::dispatch(&moc_shared::routes::CREATE_SESSION, Ok(state), request).await;
+        moc_shared::routes::dispatch(&moc_shared::routes::SESSIONS, Ok(state), request).await;
     let (parts, body) = answer.into_parts();
     let response = TestResponse::of_json(parts.status, parts.headers, &body);
     assert_row(

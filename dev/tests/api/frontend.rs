@@ -345,14 +345,15 @@ async fn every_route_answers_preflights_and_errors_with_credentialed_cors(pool: 
             None,
         ))
     };
-    for path in [FINALIZE, SESSIONS, "/api/mocs/uploads/sessions/x/finalize"] {
+    for (path, methods) in [
+        (FINALIZE, "POST, OPTIONS"),
+        (SESSIONS, "GET, POST, OPTIONS"),
+        ("/api/mocs/uploads/sessions/x/finalize", "POST, OPTIONS"),
+    ] {
         let answer = preflight(path, APP_ORIGIN).await;
         answer.assert_status(204);
         assert_credentialed_cors(&answer, APP_ORIGIN);
-        assert_eq!(
-            answer.headers["access-control-allow-methods"],
-            "POST, OPTIONS"
-        );
+        assert_eq!(answer.headers["access-control-allow-methods"], methods);
         assert_eq!(
             answer.headers["access-control-allow-headers"],
             "Content-Type, Authorization, X-Request-Id"

@@ -15,6 +15,7 @@ mod lifecycle;
 mod oidc;
 mod parts;
 mod register;
+mod resume;
 mod sessions;
 mod snapshots;
 mod sweeper;

@@ -83,9 +83,10 @@ async fn invalid_create_requests_get_their_contract_codes(pool: PgPool) {
         .await
         .assert_error(400, "BAD_REQUEST");
     app.send(raw("")).await.assert_error(400, "BAD_REQUEST");
-    let get = app.get(SESSIONS).await;
-    get.assert_error(405, "METHOD_NOT_ALLOWED");
-    assert_eq!(get.headers["allow"], "POST");
+    // GET lists the sessions (§4.15); DELETE is served by no function here.
+    let delete = app.delete(SESSIONS).await;
+    delete.assert_error(405, "METHOD_NOT_ALLOWED");
+    assert_eq!(delete.headers["allow"], "GET, POST");
 
     let sessions: i64 = sqlx::query_scalar("SELECT count(*) FROM user_daily_uploads")
         .fetch_one(&pool)
@@ -194,8 +195,7 @@ async fn a_misconfigured_function_answers_configuration_error(pool: PgPool) {
         "MOC_BUCKET is required".into(),
     ));
     let response =
-        moc_shared::routes::dispatch(&moc_shared::routes::CREATE_SESSION, misconfigured, request)
-            .await;
+        moc_shared::routes::dispatch(&moc_shared::routes::SESSIONS, misconfigured, request).await;
     assert_eq!(response.status(), 500);
     let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
     assert_envelope(&body, response.headers(), "CONFIGURATION_ERROR");
@@ -221,7 +221,7 @@ async fn an_unreachable_database_gives_a_retryable_503(pool: PgPool) {
         )))
         .unwrap();
     let response =
-        moc_shared::routes::dispatch(&moc_shared::routes::CREATE_SESSION, Ok(state), request).await;
+        moc_shared::routes::dispatch(&moc_shared::routes::SESSIONS, Ok(state), request).await;
     assert_eq!(response.status(), 503);
     let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
     assert_envelope(&body, response.headers(), "DATABASE_UNAVAILABLE");

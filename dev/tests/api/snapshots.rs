@@ -317,6 +317,48 @@ async fn session_lifecycle_answers_are_pinned(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn resume_answers_are_pinned(pool: PgPool) {
+    let app = app(pool).await;
+    let created = app
+        .post(
+            S,
+            json!({"title": "Snapshot Castle", "files": [pdf_meta("a.pdf", 12 * MIB)]}),
+        )
+        .await;
+    created.assert_status(201);
+    let session = created.body["sessionId"].as_str().unwrap().to_owned();
+    let mut meta = pdf_meta("a.pdf", 12 * MIB);
+    meta["crc32c"] = json!("4waSgw==");
+    let registered = app.register(&session, meta).await;
+    registered.assert_status(201);
+    let file = registered.body["fileId"].as_str().unwrap().to_owned();
+    app.put_part(&session, &file, "3", pdf_bytes(2 * MIB))
+        .await
+        .assert_status(200);
+    snapshot!("session_list", app.get(S).await);
+    snapshot!(
+        "session_list_invalid_query",
+        app.get(&format!("{S}?status=open&limit=0")).await
+    );
+    snapshot!(
+        "fresh_urls_file_mismatch",
+        app.post(
+            &format!("{}/urls", file_path(&session, &file)),
+            json!({"size": 12 * MIB, "crc32c": "AAAAAQ=="})
+        )
+        .await
+    );
+    snapshot!(
+        "complete_without_parts_missing",
+        app.post(
+            &format!("{}/complete", file_path(&session, &file)),
+            json!({})
+        )
+        .await
+    );
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn sweeper_answers_are_pinned(pool: PgPool) {
     let app = app(pool).await;
     snapshot!("sweep_report", app.sweep(Some(CRON_SECRET)).await);

@@ -1,6 +1,6 @@
 use std::fmt;
 
-use super::ByteSize;
+use super::{ByteSize, Crc32c};
 
 /// An S3 part number: a plain decimal integer in 1..=10000 (S3 allows at most
 /// 10,000 parts per upload).
@@ -35,6 +35,17 @@ impl fmt::Display for PartNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
     }
+}
+
+/// A part as the store holds it (what S3's ListParts says of one part).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPart {
+    pub part_number: PartNumber,
+    pub etag: String,
+    pub size: u64,
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
+    /// Listed for uploads opened with CRC32C.
+    pub crc32c: Option<Crc32c>,
 }
 
 /// How a file of `size` splits into parts of `part_size`: every part but the

@@ -153,6 +153,7 @@ pub(super) fn row_of(error: &ApiError) -> Row {
         BatchTooLarge { .. } => row(S::BAD_REQUEST, C::BadRequest, "BATCH_TOO_LARGE"),
         InvalidPartNumber => row(S::BAD_REQUEST, C::BadRequest, "INVALID_PART_NUMBER"),
         FileCountExceeded { .. } => row(S::BAD_REQUEST, C::ValidationError, "FILE_COUNT_EXCEEDED"),
+        InvalidQuery(_) => row(S::BAD_REQUEST, C::ValidationError, "INVALID_QUERY"),
         FileValidationFailed { .. } => row(S::BAD_REQUEST, C::FileError, "FILE_VALIDATION_FAILED"),
         PartChecksumMismatch { .. } => row(S::BAD_REQUEST, C::FileError, "CHECKSUM_MISMATCH"),
         FileChecksumMismatch { .. } => {
@@ -170,6 +171,9 @@ pub(super) fn row_of(error: &ApiError) -> Row {
         ),
         Conflict { .. } => row(S::CONFLICT, C::Conflict, "CONFLICT"),
         TitleTaken { .. } => row(S::CONFLICT, C::DuplicateSlug, "CONFLICT"),
+        // FILE_ERROR, not CONFLICT: the user fixes it by choosing the right
+        // file (the frontend's fix-input action).
+        FileMismatch { .. } => row(S::CONFLICT, C::FileError, "FILE_MISMATCH"),
         Gone { .. } => row(S::GONE, C::ExpiredSession, "GONE"),
         FileTooLarge { .. } => row(S::PAYLOAD_TOO_LARGE, C::SizeTooLarge, "FILE_TOO_LARGE"),
         PayloadTooLarge { .. } => row(S::PAYLOAD_TOO_LARGE, C::SizeTooLarge, "PAYLOAD_TOO_LARGE"),

@@ -18,7 +18,7 @@ use crate::openapi::requests::{
 use crate::openapi::responses::{FinalizeReplay, PartBytes};
 use crate::services::files::{BatchResults, CompletedFile, Registration};
 use crate::services::finalize::MocView;
-use crate::services::lifecycle::{Extended, FreshUrls, SessionView, SweepReport};
+use crate::services::lifecycle::{Extended, FreshUrls, SessionList, SessionView, SweepReport};
 use crate::services::parts::{PartList, UploadedPart};
 use crate::services::sessions::CreatedSession;
 
@@ -39,6 +39,48 @@ struct FilePath {
     #[param(example = json!(RESUME_FILE))]
     file_id: uuid::Uuid,
 }
+
+/// Which sessions a listing shows (`status`), by the status the session
+/// route shows (§4.8); `all` for every one.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum ListedStatus {
+    Active,
+    Expired,
+    Completed,
+    Cancelled,
+    All,
+}
+
+/// The query of `GET /api/mocs/uploads/sessions`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+struct SessionListQuery {
+    /// `active` (the default): resumable now, never finalized, cancelled or
+    /// expired ones.
+    #[param(inline)]
+    status: Option<ListedStatus>,
+    /// Sessions per page, newest first.
+    #[param(minimum = 1, maximum = 50, default = 20)]
+    limit: Option<u32>,
+    /// The `nextCursor` of the previous page.
+    #[param(example = "1764972000123456_0f3c1b2d4e5a4c6b9a570f3c1b2d4e5a")]
+    cursor: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/mocs/uploads/sessions",
+    operation_id = "listSessions",
+    tag = "sessions",
+    description = "The caller's sessions, newest first, a page at a time: what another device resumes from. Each is what the session route answers (§4.8); `uploadedParts` are the parts the database has recorded (parts PUT straight to S3 show once listed or re-signed). Not rate limited, and not counted against the daily create limit.",
+    params(SessionListQuery),
+    responses(
+        (status = 200, description = "A page of sessions and the cursor of the next (`null` on the last).", body = SessionList),
+        (status = 400, description = "VALIDATION_ERROR (`details.reason` INVALID_QUERY): an unknown `status`, a `limit` outside 1..=50 or a `cursor` this route did not answer (`details.errors` by parameter).", body = ErrorBody),
+    ),
+)]
+fn list_sessions() {}
 
 #[utoipa::path(
     post,
@@ -143,7 +185,7 @@ fn list_parts() {}
     request_body = CompleteFileRequest,
     responses(
         (status = 200, description = "Completed, now or before (idempotent: the stored `fileUrl`).", body = CompletedFile),
-        (status = 400, description = "PARTS_VALIDATION_ERROR: the listed parts do not match S3's (`details.expected`/`received`, `missingPartNumbers`, `partNumber`), or a non-final part under 5 MiB.", body = ErrorBody),
+        (status = 400, description = "PARTS_VALIDATION_ERROR: the listed parts (or, for `{}`, the parts S3 holds) cannot complete the file: parts missing (`details.missingPartNumbers`, `expected`), a count mismatch (`expected`/`received`), an ETag mismatch (`partNumber`), or non-final parts under 5 MiB (`partNumber`, `sizeBytes`, `minBytes`, `smallPartNumbers`).", body = ErrorBody),
         (status = 404, description = "NOT_FOUND: no such session or file of the caller's.", body = ErrorBody),
         (status = 409, description = "CONFLICT: the session is finalized or cancelled.", body = ErrorBody),
         (status = 410, description = "EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`).", body = ErrorBody),
@@ -245,7 +287,7 @@ fn extend_session() {}
     responses(
         (status = 200, description = "Presigned URLs for the listed parts, or for every part S3 lacks.", body = FreshUrls),
         (status = 404, description = "NOT_FOUND: no such session or file of the caller's.", body = ErrorBody),
-        (status = 409, description = "CONFLICT: the file is completed, or the session is finalized or cancelled.", body = ErrorBody),
+        (status = 409, description = "CONFLICT: the file is completed, or the session is finalized or cancelled; FILE_ERROR (`details.reason` FILE_MISMATCH, `mismatches`, `expected`, `received`): the `size` or `crc32c` sent is not the registered file's, and no URL is given.", body = ErrorBody),
         (status = 410, description = "EXPIRED_SESSION (`details.reason` GONE): the session expired (`details.sessionExpired`, `expiresAt`, `now`).", body = ErrorBody),
         (status = 422, description = "VALIDATION_ERROR, e.g. a part number beyond the file's part count.", body = ErrorBody),
     ),

@@ -56,6 +56,15 @@ pub struct CreateSessionRequest {
     /// FILE_COUNT_EXCEEDED).
     #[schema(min_items = 1, max_items = 200)]
     pub files: Vec<FileMetadataBody>,
+    /// What the upload is, for the session listing (§4.15) to show on
+    /// another device; trimmed, not blank. Finalize still takes its own.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F]*\S[^\x00-\x1F]*$",
+        example = "Medieval Castle"
+    )]
+    pub title: Option<String>,
 }
 
 /// One file to register (contract §4.2): its metadata, plus `partCount` for
@@ -141,12 +150,15 @@ pub struct ListedPart {
     pub etag: String,
 }
 
-/// POST …/complete (contract §4.6).
+/// POST …/complete (contract §4.6). `{}` completes with the parts S3
+/// holds: they must be exactly 1..partCount, every one but the last at least
+/// 5 MiB (400 PARTS_VALIDATION_ERROR names the missing or small ones).
 #[derive(ToSchema)]
 #[schema(example = json!({"parts": [{"partNumber": 1, "etag": "\"5d41402abc4b2a76b9719d911017c592\""}]}))]
 pub struct CompleteFileRequest {
+    /// Each part with the ETag S3 answered for it; held to S3's list.
     #[schema(min_items = 1, max_items = 10000)]
-    pub parts: Vec<ListedPart>,
+    pub parts: Option<Vec<ListedPart>>,
 }
 
 /// POST /api/mocs/uploads/finalize (contract §4.7).
@@ -201,6 +213,21 @@ pub struct FreshUrlsRequest {
     /// only); they get URLs whether or not `partNumbers` lists them.
     #[schema(rename = "partChecksums")]
     pub part_checksums: Option<Vec<PartChecksum>>,
+    /// The size of the file about to be sent: another than the registered
+    /// file's is 409 FILE_ERROR (`details.reason` FILE_MISMATCH), no URL.
+    #[schema(minimum = 1, maximum = 9223372036854775807_u64, format = Int64, example = 12582912)]
+    pub size: Option<u64>,
+    /// The full-object CRC32C of the file about to be sent (S3's base64):
+    /// another than the one the file was registered with is 409 FILE_ERROR
+    /// (`details.reason` FILE_MISMATCH), no URL. Not compared for a file
+    /// registered without one.
+    #[schema(
+        min_length = 8,
+        max_length = 8,
+        pattern = r"^[A-Za-z0-9+/]{5}[AQgw]==$",
+        example = "yZRlqg=="
+    )]
+    pub crc32c: Option<String>,
 }
 
 fn part_numbers() -> Array {

@@ -38,13 +38,13 @@ pub async fn create(
     body: Value,
 ) -> Result<CreatedSession, ApiError> {
     let config = state.config();
-    let files = parse_declared_files(&body)?;
+    let (files, title) = parse_create(&body)?;
     let declared = check_declared_files(config, &files)?;
 
     let session_id = Uuid::new_v4();
     let now = time::now();
     let expires_at = time::add(now, config.session_ttl);
-    let metadata = session_metadata(&declared, &files);
+    let metadata = session_metadata(&declared, &files, title.as_deref());
 
     let mut tx = state.db().begin().await?;
     rate_limit::count_session_create(&mut tx, config, user).await?;
@@ -67,16 +67,24 @@ pub async fn create(
     })
 }
 
-fn parse_declared_files(body: &Value) -> Result<Vec<FileMetadata>, ApiError> {
+/// The declared files and the optional title (trimmed, not blank).
+fn parse_create(body: &Value) -> Result<(Vec<FileMetadata>, Option<String>), ApiError> {
     let mut errors = FieldErrors::default();
-    let files = JsonObject::new("", body, &mut errors).array(
+    let obj = JsonObject::new("", body, &mut errors);
+    let files = obj.array(
         "files",
         1..=MAX_DECLARED_FILES,
         &mut errors,
         |path, value, errors| FileMetadata::from_json(&path, value, errors),
     );
+    let title = obj
+        .optional_string("title", 1..=200, &mut errors)
+        .map(|title| title.trim().to_owned());
+    if title.as_deref() == Some("") {
+        errors.add("title", "must not be blank");
+    }
     match files {
-        Some(files) if errors.is_empty() => Ok(files),
+        Some(files) if errors.is_empty() => Ok((files, title)),
         _ => Err(ApiError::Validation(errors)),
     }
 }
@@ -120,9 +128,14 @@ fn check_declared_files(
 }
 
 /// What the session keeps of its create request: the counts registration
-/// is held to, and the files as declared (the status route shows them).
-fn session_metadata(declared: &DeclaredFiles, files: &[FileMetadata]) -> Value {
-    json!({
+/// is held to, the files as declared and the title (the status and listing
+/// routes show them).
+fn session_metadata(
+    declared: &DeclaredFiles,
+    files: &[FileMetadata],
+    title: Option<&str>,
+) -> Value {
+    let mut metadata = json!({
         "declaredFiles": declared,
         "files": files.iter().map(|f| json!({
             "category": f.category,
@@ -131,5 +144,9 @@ fn session_metadata(declared: &DeclaredFiles, files: &[FileMetadata]) -> Value {
             "type": f.mime_type,
             "ext": f.ext.as_str(),
         })).collect::<Vec<_>>(),
-    })
+    });
+    if let Some(title) = title {
+        metadata["title"] = json!(title);
+    }
+    metadata
 }

@@ -116,6 +116,21 @@ pub async fn of_session(db: impl Executor<'_>, session_id: Uuid) -> sqlx::Result
     .await
 }
 
+/// The files of several sessions (a page of a listing), each session's in
+/// registration order.
+pub async fn of_sessions(
+    db: impl Executor<'_>,
+    session_ids: &[Uuid],
+) -> sqlx::Result<Vec<FileRow>> {
+    file_rows!(
+        "SELECT",
+        "FROM upload_session_files WHERE session_id = ANY($1) ORDER BY created_at, id",
+        session_ids,
+    )
+    .fetch_all(db)
+    .await
+}
+
 pub async fn count_in_session(db: impl Executor<'_>, session_id: Uuid) -> sqlx::Result<i64> {
     sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM upload_session_files WHERE session_id = $1"#,

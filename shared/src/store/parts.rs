@@ -91,17 +91,17 @@ pub async fn of_file(db: impl Executor<'_>, file_id: Uuid) -> sqlx::Result<Vec<P
     .await
 }
 
-/// `(file_id, part_number)` of every part recorded in the session, by file
+/// `(file_id, part_number)` of every part recorded in the sessions, by file
 /// and number.
-pub async fn numbers_in_session(
+pub async fn numbers_in_sessions(
     db: impl Executor<'_>,
-    session_id: Uuid,
+    session_ids: &[Uuid],
 ) -> sqlx::Result<Vec<(Uuid, i32)>> {
     let rows = sqlx::query!(
         "SELECT p.file_id, p.part_number FROM upload_session_parts p
            JOIN upload_session_files f ON f.id = p.file_id
-          WHERE f.session_id = $1 ORDER BY p.file_id, p.part_number",
-        session_id,
+          WHERE f.session_id = ANY($1) ORDER BY p.file_id, p.part_number",
+        session_ids,
     )
     .fetch_all(db)
     .await?;

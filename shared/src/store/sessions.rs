@@ -40,6 +40,12 @@ impl SessionRow {
         serde_json::from_value(metadata.0.get("declaredFiles")?.clone()).ok()
     }
 
+    /// The title given at create, if any.
+    pub fn title(&self) -> Option<String> {
+        let title = self.metadata.as_ref()?.0.get("title")?.as_str()?;
+        Some(title.to_owned())
+    }
+
     /// The files declared at create, as sent.
     pub fn declared_file_list(&self) -> Vec<Value> {
         self.metadata
@@ -80,6 +86,52 @@ pub async fn owned(
         user_id,
     )
     .fetch_optional(db)
+    .await
+}
+
+/// Where a page of a listing starts: after this session, in the listing's
+/// order (newest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageAfter {
+    pub created_at: NaiveDateTime,
+    pub id: Uuid,
+}
+
+/// Up to `limit` of the user's sessions, newest first (`created_at`, then
+/// `id`, descending: a keyset, so pages neither skip nor repeat a session
+/// when new ones are created meanwhile), after `after`. With `visible`, only
+/// sessions showing that status at `now`: the `CASE` is
+/// `SessionState::visible_status` in SQL (finalized → completed, an active
+/// row past its expiry → expired, an unknown status → active), so the
+/// filter runs in the database and a page is always full.
+pub async fn page_of_user(
+    db: impl Executor<'_>,
+    user_id: &str,
+    visible: Option<SessionStatus>,
+    after: Option<PageAfter>,
+    limit: i64,
+    now: NaiveDateTime,
+) -> sqlx::Result<Vec<SessionRow>> {
+    session_rows!(
+        "SELECT",
+        "FROM upload_sessions
+          WHERE user_id = $1
+            AND ($2::text IS NULL OR $2 = CASE
+                  WHEN finalized_at IS NOT NULL OR status = 'completed' THEN 'completed'
+                  WHEN status IN ('cancelled', 'expired') THEN status
+                  WHEN expires_at <= $3 THEN 'expired'
+                  ELSE 'active' END)
+            AND ($4::timestamp IS NULL OR (created_at, id) < ($4, $5::uuid))
+          ORDER BY created_at DESC, id DESC
+          LIMIT $6",
+        user_id,
+        visible.map(SessionStatus::as_str),
+        now,
+        after.map(|a| a.created_at),
+        after.map(|a| a.id),
+        limit,
+    )
+    .fetch_all(db)
     .await
 }
 

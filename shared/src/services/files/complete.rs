@@ -10,7 +10,7 @@ use crate::auth::User;
 use crate::db::Tx;
 use crate::domain::{
     Crc32c, FieldErrors, FileAction, JsonObject, ListedPartsProblem, PartNumber, Permit, Refusal,
-    S3_MIN_PART_SIZE, SessionAction, check_listed_parts,
+    S3_MIN_PART_SIZE, SessionAction, check_listed_parts, check_stored_parts,
 };
 use crate::error::ApiError;
 use crate::s3::StoredPart;
@@ -26,10 +26,18 @@ pub struct CompletedFile {
     pub file_url: String,
 }
 
-/// The parts a client lists in a complete request.
-pub fn parse_listed_parts(body: &Value) -> Result<Vec<(PartNumber, String)>, ApiError> {
+/// The parts a client lists in a complete request; `None` for `{}` (or
+/// `parts: null`): complete with what S3 holds (§4.6).
+pub fn parse_listed_parts(body: &Value) -> Result<Option<Vec<(PartNumber, String)>>, ApiError> {
     let mut errors = FieldErrors::default();
-    let parts = JsonObject::new("", body, &mut errors).array(
+    let obj = JsonObject::new("", body, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    if body.get("parts").is_none_or(Value::is_null) {
+        return Ok(None);
+    }
+    let parts = obj.array(
         "parts",
         1..=usize::from(PartNumber::MAX),
         &mut errors,
@@ -41,7 +49,7 @@ pub fn parse_listed_parts(body: &Value) -> Result<Vec<(PartNumber, String)>, Api
         },
     );
     match parts {
-        Some(parts) if errors.is_empty() => Ok(parts),
+        Some(parts) if errors.is_empty() => Ok(Some(parts)),
         _ => Err(ApiError::Validation(errors)),
     }
 }
@@ -99,7 +107,8 @@ pub async fn complete(
     if let Some(refusal) = replay_only {
         return Err(lifecycle::refusal_error(&mut tx, &session, refusal, now).await);
     }
-    let (file_url, parts) = complete_upload(state, &mut tx, &session, &file, &listed).await?;
+    let (file_url, parts) =
+        complete_upload(state, &mut tx, &session, &file, listed.as_deref()).await?;
     tx.commit().await?;
     tracing::info!(parts, "file completed");
     Ok(CompletedFile { file_id, file_url })
@@ -113,12 +122,16 @@ async fn complete_upload(
     tx: &mut Tx,
     session: &SessionRow,
     file: &FileRow,
-    listed: &[(PartNumber, String)],
+    listed: Option<&[(PartNumber, String)]>,
 ) -> Result<(String, usize), ApiError> {
     let (key, upload_id) = file.upload()?;
     let stored = parts::reconcile(state, &mut *tx, session, file).await?;
-    let to_complete =
-        check_listed_parts(&file.plan(session), &stored, listed).map_err(listed_parts_error)?;
+    let plan = file.plan(session);
+    let to_complete = match listed {
+        Some(listed) => check_listed_parts(&plan, &stored, listed),
+        None => check_stored_parts(&plan, &stored),
+    }
+    .map_err(listed_parts_error)?;
     let declared = file.crc32c();
     state
         .s3()
@@ -167,7 +180,7 @@ fn listed_parts_error(problem: ListedPartsProblem) -> ApiError {
             json!({"missingPartNumbers": missing, "expected": expected}),
         ),
         CountMismatch { expected, received } => (
-            "The number of parts listed does not match the file's part count",
+            "The number of parts does not match the file's part count",
             json!({"expected": expected, "received": received}),
         ),
         EtagMismatch { part } => (
@@ -178,9 +191,10 @@ fn listed_parts_error(problem: ListedPartsProblem) -> ApiError {
             "A part is missing from the list",
             json!({"missingPartNumbers": [part], "expected": expected}),
         ),
-        TooSmall { part, size } => (
-            "Every part but the last must be at least 5 MiB",
-            json!({"partNumber": part, "sizeBytes": size, "minBytes": S3_MIN_PART_SIZE}),
+        TooSmall { part, size, small } => (
+            "Every part but the last must be at least 5 MiB; upload these parts again",
+            json!({"partNumber": part, "sizeBytes": size, "minBytes": S3_MIN_PART_SIZE,
+                   "smallPartNumbers": small}),
         ),
     };
     ApiError::PartListRejected { message, details }
@@ -197,8 +211,13 @@ mod tests {
             expected: 3,
         });
         assert_eq!(err.details().unwrap()["missingPartNumbers"], json!([2, 3]));
-        let err = listed_parts_error(ListedPartsProblem::TooSmall { part: 2, size: 1 });
+        let err = listed_parts_error(ListedPartsProblem::TooSmall {
+            part: 2,
+            size: 1,
+            small: vec![2, 3],
+        });
         assert_eq!(err.details().unwrap()["minBytes"], S3_MIN_PART_SIZE);
+        assert_eq!(err.details().unwrap()["smallPartNumbers"], json!([2, 3]));
         let err = listed_parts_error(ListedPartsProblem::EtagMismatch { part: 2 });
         assert_eq!(err.details().unwrap()["partNumber"], 2);
     }

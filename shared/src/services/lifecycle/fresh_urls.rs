@@ -3,13 +3,13 @@
 use std::collections::HashSet;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{file_permit, permit};
 use crate::auth::User;
-use crate::domain::{FieldErrors, FileAction, JsonObject, PartNumber, SessionAction};
+use crate::domain::{Crc32c, FieldErrors, FileAction, JsonObject, PartNumber, SessionAction};
 use crate::error::ApiError;
 use crate::services::files::{
     PartChecksums, PresignedPartUrl, parse_part_checksums, presign_parts,
@@ -36,10 +36,12 @@ pub async fn fresh_urls(
     body: Value,
 ) -> Result<FreshUrls, ApiError> {
     let requested = parse_part_numbers(&body)?;
+    let identity = parse_identity(&body)?;
     let session = lookup::owned_session(state.db(), session_id, user).await?;
     permit(state, &session, SessionAction::UploadParts).await?;
     let file = lookup::session_file(state.db(), session_id, file_id).await?;
     file_permit(&file, FileAction::PresignParts)?;
+    check_identity(&file, identity)?;
     let (key, upload_id) = file.upload()?;
     let plan = file.plan(&session);
     let checksums = part_checksums(&body, plan.part_count(), &file)?;
@@ -77,6 +79,58 @@ pub async fn fresh_urls(
     Ok(FreshUrls {
         file_id,
         presigned_urls,
+    })
+}
+
+/// What the client says of the file it is about to send: its size and
+/// full-object CRC32C (both optional).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    size: Option<u64>,
+    crc32c: Option<Crc32c>,
+}
+
+fn parse_identity(body: &Value) -> Result<Identity, ApiError> {
+    let mut errors = FieldErrors::default();
+    let obj = JsonObject::new("", body, &mut errors);
+    let identity = Identity {
+        size: obj.optional_integer("size", 1..=i64::MAX as u64, &mut errors),
+        crc32c: obj.optional_parsed("crc32c", 64, &mut errors),
+    };
+    match errors.is_empty() {
+        true => Ok(identity),
+        false => Err(ApiError::Validation(errors)),
+    }
+}
+
+/// The wrong file is refused before any byte is sent (§4.12): a declared
+/// size or CRC32C other than the registered file's is 409 FILE_MISMATCH,
+/// and no URL is given. A file registered without a CRC32C has none to
+/// compare, so only its size is held to.
+fn check_identity(file: &FileRow, given: Identity) -> Result<(), ApiError> {
+    let registered = Identity {
+        size: u64::try_from(file.size).ok(),
+        crc32c: file.crc32c(),
+    };
+    let mut mismatches = Vec::new();
+    if given.size.is_some_and(|size| Some(size) != registered.size) {
+        mismatches.push("size");
+    }
+    if let (Some(given), Some(registered)) = (given.crc32c, registered.crc32c)
+        && given != registered
+    {
+        mismatches.push("crc32c");
+    }
+    if mismatches.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(?mismatches, "fresh URLs refused: not the registered file");
+    Err(ApiError::FileMismatch {
+        file_id: file.id,
+        file_name: file.name.clone(),
+        mismatches,
+        expected: json!({"size": registered.size, "crc32c": registered.crc32c}),
+        received: json!({"size": given.size, "crc32c": given.crc32c}),
     })
 }
 

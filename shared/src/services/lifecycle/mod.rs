@@ -1,6 +1,6 @@
-//! The upload lifecycle routes (docs/contract.md §4.8–§4.13), one module
-//! each: session status, cancel, abort one file, extend, fresh part URLs,
-//! and the expiry sweeper.
+//! The upload lifecycle routes (docs/contract.md §4.8–§4.13, §4.15), one
+//! module each: session status, the caller's sessions, cancel, abort one
+//! file, extend, fresh part URLs, and the expiry sweeper.
 //!
 //! Whether a change is allowed is decided by `domain::lifecycle` only; this
 //! module turns its refusals into the contract's answers and does the work.
@@ -23,6 +23,7 @@ mod cancel;
 mod cleanup;
 mod extend;
 mod fresh_urls;
+mod listing;
 mod status;
 mod sweep;
 
@@ -37,6 +38,7 @@ pub use cancel::cancel;
 pub use cleanup::Released;
 pub use extend::{Extended, extend};
 pub use fresh_urls::{FreshUrls, fresh_urls};
+pub use listing::{ListQuery, SessionList, list};
 pub use status::{FileView, SessionView, status};
 pub use sweep::{SweepReport, authorize_cron, sweep};
 

@@ -20,6 +20,10 @@ use crate::time;
 pub struct SessionView {
     pub session_id: Uuid,
     pub status: SessionStatus,
+    /// The title given at create, when one was (§4.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "Castle on the hill")]
+    pub title: Option<String>,
     pub part_size_bytes: i32,
     #[schema(format = DateTime)]
     pub expires_at: String,
@@ -74,26 +78,40 @@ pub async fn status(
     let session = lookup::owned_session(state.db(), session_id, user).await?;
     permit(state, &session, SessionAction::Read).await?;
     let files = store::files::of_session(state.db(), session_id).await?;
-    let parts = store::parts::numbers_in_session(state.db(), session_id).await?;
-    let lifecycle = lifecycle_of(state, &session, time::now());
+    let parts = store::parts::numbers_in_sessions(state.db(), &[session_id]).await?;
+    Ok(session_view(state, session, files, &parts, time::now()))
+}
+
+/// The session with its files (`files` and `parts` may hold other
+/// sessions' too: only this one's are taken), as it shows at `now`.
+pub(super) fn session_view(
+    state: &AppState,
+    session: SessionRow,
+    files: impl IntoIterator<Item = FileRow>,
+    parts: &[(Uuid, i32)],
+    now: chrono::NaiveDateTime,
+) -> SessionView {
+    let lifecycle = lifecycle_of(state, &session, now);
     let files = files
         .into_iter()
-        .map(|file| file_view(&session, file, &parts))
+        .filter(|file| file.session_id == session.id)
+        .map(|file| file_view(&session, file, parts))
         .collect();
-    Ok(SessionView {
-        session_id,
+    SessionView {
+        session_id: session.id,
         status: lifecycle.visible_status(),
+        title: session.title(),
         part_size_bytes: session.part_size_bytes,
         expires_at: time::rfc3339(session.expires_at),
         created_at: time::rfc3339(session.created_at),
         declared_files: session.declared_file_list(),
         files,
         moc_id: session.moc_instruction_id,
-    })
+    }
 }
 
 /// The file with the part numbers recorded for it (`parts` holds
-/// `(file_id, part_number)` of the whole session).
+/// `(file_id, part_number)` of the whole session, or more).
 fn file_view(session: &SessionRow, file: FileRow, parts: &[(Uuid, i32)]) -> FileView {
     FileView {
         crc32c: file.crc32c(),
