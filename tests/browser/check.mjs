@@ -262,7 +262,7 @@ await scenario('resume', async (page) => {
   const partsCalls = seen.api.filter((c) => c.phase === 'after' && c.method === 'GET' && c.path.endsWith('/parts'));
   check(partsCalls.length >= 2 && partsCalls.every((c) => c.status === 200), "on resume the page lists each file's parts (§4.5)", partsCalls.map((c) => c.status).join(','));
   const urlCalls = seen.api.filter((c) => c.phase === 'after' && c.method === 'POST' && c.path.endsWith('/urls'));
-  check(urlCalls.length === 2 && urlCalls.every((c) => c.status === 200), 'on resume the page gets fresh URLs for the missing parts (§4.12)', urlCalls.map((c) => c.status).join(','));
+  check(urlCalls.length >= 2 && urlCalls.every((c) => c.status === 200), 'on resume the page gets fresh URLs for the missing parts (§4.12)', urlCalls.map((c) => c.status).join(','));
   const extendCalls = seen.api.filter((c) => c.method === 'POST' && c.path.endsWith('/extend'));
   check(extendCalls.length > 0 && extendCalls.every((c) => c.status === 200), 'near expiry the page extends the session (§4.11)', extendCalls.map((c) => c.status).join(',') || 'not called');
 
