@@ -51,6 +51,7 @@ function draw(upload) {
   // Exact figures, for scripts that watch the page (tests/browser/check.mjs).
   $('overall-text').dataset.bytesDone = String(done);
   $('overall-text').dataset.bytesTotal = String(total);
+  $('overall-text').dataset.bytesSent = String(upload.bytesSent);
   $('offline').hidden = !upload.offline;
   document.body.dataset.network = upload.offline ? 'offline' : 'online';
   const rows = $('file-rows');

@@ -178,6 +178,8 @@ export class Upload {
     this.controller = new AbortController();
     this.samples = [];
     this.partsSent = 0;
+    /** Bytes PUT to S3, every attempt's, failed ones included: what the upload cost. */
+    this.bytesSent = 0;
     this.offline = false;
     this.networkTroubleSince = null;
   }
@@ -559,13 +561,15 @@ export class Upload {
           f.inFlight.set(n, loaded);
           this.changed();
         }, this.controller.signal);
+        this.bytesSent += body.size;
         f.inFlight.delete(n);
         f.parts.set(n, etag);
         this.networkTroubleSince = null;
         this.changed();
         return;
       } catch (error) {
-        // What this attempt sent is not counted any more: it is sent again.
+        // What this attempt sent is not counted as done any more: it is sent again.
+        this.bytesSent += f.inFlight.get(n) ?? 0;
         f.inFlight.delete(n);
         this.changed();
         if (error.cancelled || error.fatal || error instanceof ApiError) throw error;
