@@ -192,18 +192,9 @@ pub enum ApiError {
     },
     /// 409: the file a client is about to upload is not the registered one
     /// (another size or full-object CRC32C); no URL was given (§4.12).
-    #[error(
-        "This is not the file registered as {file_name}: its {} differ{}; choose that file, or abort it and register this one",
-        mismatches.join(" and "),
-        if mismatches.len() == 1 { "s" } else { "" }
-    )]
-    FileMismatch {
-        file_id: uuid::Uuid,
-        file_name: String,
-        mismatches: Vec<&'static str>,
-        expected: Value,
-        received: Value,
-    },
+    /// `details`: `fileId`, `fileName`, `mismatches`, `expected`, `received`.
+    #[error("{message}")]
+    FileMismatch { message: String, details: Value },
     /// 400: a query parameter is not one the route accepts (`errors` by
     /// parameter name, as 422's by field path).
     #[error("the query parameters are invalid")]
@@ -330,6 +321,7 @@ impl ApiError {
             BadRequest { details, .. } => details.clone(),
             Conflict { details, .. }
             | TitleTaken { details, .. }
+            | FileMismatch { details, .. }
             | PartListRejected { details, .. } => Some(details.clone()),
             FileCountExceeded { .. }
             | BatchTooLarge { .. }
@@ -339,7 +331,6 @@ impl ApiError {
             | PartCountMismatch { .. }
             | PartChecksumMismatch { .. }
             | FileChecksumMismatch { .. }
-            | FileMismatch { .. }
             | InvalidQuery(_) => self.request_details(),
             FileTooLarge { .. } | PayloadTooLarge { .. } | UnsupportedMediaType { .. } => {
                 self.upload_details()
@@ -393,16 +384,6 @@ impl ApiError {
             FileChecksumMismatch { expected, found } => {
                 json!({"expected": expected, "found": found})
             }
-            FileMismatch {
-                file_id,
-                file_name,
-                mismatches,
-                expected,
-                received,
-            } => json!({
-                "fileId": file_id, "fileName": file_name, "mismatches": mismatches,
-                "expected": expected, "received": received,
-            }),
             InvalidQuery(errors) => json!({ "errors": errors.0 }),
             _ => return None,
         })

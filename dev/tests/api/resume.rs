@@ -256,7 +256,7 @@ async fn the_active_list_holds_only_the_callers_resumable_sessions_with_their_fi
         .unwrap();
 
     let page = app.get(&format!("{S}?status=active")).await;
-    assert_eq!(ids(&page), [active.clone()]);
+    assert_eq!(ids(&page), std::slice::from_ref(&active));
     assert_eq!(page.body["nextCursor"], Value::Null);
     let listed = &page.body["sessions"][0];
     assert_eq!(listed["status"], "active");
@@ -271,7 +271,7 @@ async fn the_active_list_holds_only_the_callers_resumable_sessions_with_their_fi
     assert_eq!(listed_file["partCount"], 1);
     assert_eq!(listed_file["uploadedParts"], json!([1]));
     // The default is the active list.
-    assert_eq!(ids(&app.get(S).await), [active.clone()]);
+    assert_eq!(ids(&app.get(S).await), std::slice::from_ref(&active));
 
     for (status, expected) in [
         ("cancelled", vec![cancelled.clone()]),

@@ -125,12 +125,24 @@ fn check_identity(file: &FileRow, given: Identity) -> Result<(), ApiError> {
         return Ok(());
     }
     tracing::warn!(?mismatches, "fresh URLs refused: not the registered file");
+    let verb = if mismatches.len() == 1 {
+        "differs"
+    } else {
+        "differ"
+    };
     Err(ApiError::FileMismatch {
-        file_id: file.id,
-        file_name: file.name.clone(),
-        mismatches,
-        expected: json!({"size": registered.size, "crc32c": registered.crc32c}),
-        received: json!({"size": given.size, "crc32c": given.crc32c}),
+        message: format!(
+            "This is not the file registered as {}: its {} {verb}; choose that file, or abort it and register this one",
+            file.name,
+            mismatches.join(" and "),
+        ),
+        details: json!({
+            "fileId": file.id,
+            "fileName": file.name,
+            "mismatches": mismatches,
+            "expected": {"size": registered.size, "crc32c": registered.crc32c},
+            "received": {"size": given.size, "crc32c": given.crc32c},
+        }),
     })
 }
 
