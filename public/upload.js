@@ -576,6 +576,9 @@ export class Upload {
         if (error.network) {
           this.log(`part ${n} of ${f.meta.name}: ${error.message}`);
           await this.networkFailed(error, attempt);
+          // The bytes may have arrived and only the answer was lost: S3's
+          // word (§4.5) before sending the part again.
+          if (await this.s3Holds(f, n)) return;
           attempt--;
           continue;
         }
@@ -600,6 +603,25 @@ export class Upload {
         await sleep(backoff);
       }
     }
+  }
+
+  /**
+   * Whether S3 holds part `n` of `f` at its size (§4.5, reconciled with S3;
+   * one listing serves every part asking at once). Its URL was signed for
+   * the part's CRC32C and the file is the registered one (§4.12), so a part
+   * S3 holds is this part's bytes.
+   */
+  async s3Holds(f, n) {
+    f.listing ??= this.call(() => api.listParts(this.sessionId, f.fileId)).finally(() => {
+      f.listing = null;
+    });
+    const { parts } = await f.listing;
+    const held = parts.find((p) => p.partNumber === n && p.sizeBytes === this.partSize(f, n));
+    if (!held) return false;
+    f.parts.set(n, held.etag);
+    this.log(`part ${n} of ${f.meta.name}: S3 holds it (only the answer was lost); not sent again`);
+    this.changed();
+    return true;
   }
 
   /** §4.6 with `{}`: the server completes from the parts S3 holds; no ETags kept here are needed. */
