@@ -22,6 +22,7 @@
 // Run 5: the worker hashes a 50 MiB file; its rate is printed.
 // Screenshots of progress and results go to $SCREENSHOT_DIR.
 
+import { execFileSync } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,6 +45,8 @@ const S3_ACCESS_KEY = env('S3_ACCESS_KEY');
 const S3_SECRET_KEY = env('S3_SECRET_KEY');
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
 const AUTH_KEY_DIR = env('AUTH_KEY_DIR');
+// The dev server's database: run 9 expires a session in it.
+const DATABASE_URL = env('DATABASE_URL');
 const SHOTS = env('SCREENSHOT_DIR');
 const MiB = 1024 * 1024;
 const API = `${BASE_URL}/api/mocs/uploads`;
@@ -683,6 +686,43 @@ await scenario('another-device', async (first) => {
   } finally {
     await context.close().catch(() => {});
   }
+});
+
+// ---- run 9: the session expires anyway; a fresh start keeps the files ------
+
+await scenario('session-expired', async (page) => {
+  const size = 25 * MiB;
+  const bytes = pdfOf(size);
+  const path = join(dir, 'late-castle.pdf');
+  writeFileSync(path, bytes);
+  await signIn(page, `browser-late-${Date.now()}`);
+  const seen = monitor(page);
+  // Parts 1-4 take 3 s each to leave; meanwhile the session expires, so
+  // part 5's URL is refused (410) when the page asks for it.
+  await holdS3Puts(page, () => 3_000);
+  let sessionId = null;
+  page.on('response', (r) => {
+    const m = /\/sessions\/([^/]+)\/files\/batch$/.exec(new URL(r.url()).pathname);
+    if (m && r.request().method() === 'POST') sessionId = m[1];
+  });
+  await page.goto(BASE_URL + '/', { waitUntil: 'load' });
+  await page.waitForSelector('body[data-ready="true"]');
+  const title = `Late castle ${Date.now()}`;
+  await choose(page, { title, pdf: path });
+  await page.click('#upload');
+  await page.waitForResponse((r) => new URL(r.url()).pathname.endsWith('/urls'));
+  execFileSync('psql', ['-q', DATABASE_URL, '-c', `UPDATE upload_sessions SET expires_at = expires_at - interval '1 day' WHERE id = '${sessionId}'`]);
+  await page.waitForSelector('#result:not([hidden])', { timeout: 60_000 });
+  await page.screenshot({ path: join(SHOTS, '14-session-expired.png'), fullPage: true });
+  const heading = await textOf(page, '#result h2');
+  check(heading === 'The upload session expired' && Boolean(await page.$('#fresh-start')), 'the page says the session expired and offers a fresh start', heading);
+  seen.phase = 'fresh';
+  await page.click('#fresh-start');
+  await page.waitForSelector('#moc-title', { timeout: 60_000 });
+  check((await textOf(page, '#moc-title')) === title, 'the fresh start with the files already picked finalizes the MOC');
+  const fresh = seen.puts.filter((p) => p.phase === 'fresh');
+  check(putCounts(fresh) === '#1×1 #2×1 #3×1 #4×1 #5×1', 'the fresh start sends every part once', putCounts(fresh));
+  check((await storedSha(page)) === sha256(bytes), 'the PDF in S3 has the SHA-256 of the chosen file');
 });
 
 await browser.close();
