@@ -168,7 +168,13 @@ step("a URL that expired before its PUT is refused (403) and signed afresh; both
   await new Promise((resolve) => setTimeout(resolve, 4_000));
   let signs = 0;
   const first = await sendPart(async () => (signs++ === 0 ? stale : urlFor(1)), partBody(1));
-  assert.deepEqual(first.statuses, [403, 200], "S3 refused the expired URL, then took the part on a fresh one");
+  // S3 refuses the expired URL with 403, or closes the connection as it
+  // refuses it before reading the body (a failed fetch, 0); either way one
+  // fresh URL and one more PUT.
+  console.log(`  part 1 on an expired URL, then a fresh one: S3 answered ${first.statuses.join(", ")} (0: no answer)`);
+  assert.equal(first.statuses.length, 2, `statuses ${first.statuses.join(", ")}`);
+  assert.ok([403, 0].includes(first.statuses[0] ?? -1), `S3 refused the expired URL (${first.statuses[0]})`);
+  assert.equal(first.statuses[1], 200, "then took the part on a fresh one");
   assert.equal(signs, 2, "signed once more after the 403");
   const second = await sendPart(() => urlFor(2), partBody(2));
   assert.deepEqual(second.statuses, [200]);
@@ -182,7 +188,10 @@ step("a URL that expired before its PUT is refused (403) and signed afresh; both
 step("an expired URL's 403 says so (AccessDenied, Request has expired)", async () => {
   const url = await urlFor(2);
   await new Promise((resolve) => setTimeout(resolve, 4_000));
-  const response = await putPart(url, partBody(2));
+  // S3 may close the connection before the body is sent: try again for the answer.
+  let response: Response | undefined;
+  for (let attempt = 0; !response && attempt < 5; attempt++) response = await putPart(url, partBody(2)).catch(() => undefined);
+  assert.ok(response, "S3 answered the expired URL");
   const text = await response.text();
   assert.equal(response.status, 403, text);
   assert.match(text, /AccessDenied/);

@@ -75,7 +75,8 @@ const backoffMs = (attempt: number) => Math.min(15_000, 500 * 2 ** (attempt - 1)
  * registration: URLs may live only seconds (`PRESIGN_TTL_SECONDS`). A 403
  * (the URL expired: `AccessDenied`, "Request has expired") is signed afresh
  * and sent again at once, once; 503 SlowDown and network errors back off
- * with jitter; a 400 BadDigest is sent again (S3 kept the part it held).
+ * with jitter (and a URL that expired meanwhile is signed afresh); a 400
+ * BadDigest is sent again (S3 kept the part it held).
  */
 export async function sendPart(
   sign: () => Promise<PresignedPartUrl>,
@@ -90,8 +91,11 @@ export async function sendPart(
     try {
       response = await putPart(url, body);
     } catch {
+      // No answer: the network, or S3 closing the connection as it refused
+      // the request before reading the body (an expired URL can end so).
       statuses.push(0);
       await sleep(backoffMs(attempt));
+      if (Date.parse(url.expiresAt) <= Date.now()) url = await sign();
       continue;
     }
     statuses.push(response.status);
