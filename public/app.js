@@ -123,7 +123,8 @@ function showError(error, chosen = []) {
   const code = error.code ?? 'ERROR';
   const label = error.reason && error.reason !== code ? `${code}: ${error.reason}` : code;
   result.replaceChildren(
-    el('h2', {}, error.code === 'EXPIRED_SESSION' ? 'The upload session expired' : 'The upload failed'),
+    el('h2', {}, error.code === 'EXPIRED_SESSION' ? 'The upload session expired'
+      : error.reason === 'FILE_MISMATCH' ? 'That is not the file this upload started with' : 'The upload failed'),
     el('p', { id: 'error-message' }, error.message, ' ', el('code', {}, `(${label})`)),
     ...(error.correlationId
       ? [el('p', { id: 'error-reference' }, 'Support reference: ', el('code', {}, error.correlationId))]

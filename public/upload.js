@@ -351,6 +351,8 @@ export class Upload {
         if (p.partNumber <= f.partCount && p.sizeBytes === this.partSize(f, p.partNumber)) f.parts.set(p.partNumber, p.etag);
       }
     }
+    // What was uploaded before is not this page's rate.
+    this.samples = [];
     // The server's word on each match, before any PUT: a file that is not
     // the registered one is refused here (409 FILE_MISMATCH), with no URL.
     this.status = 'checking the files against the upload';
