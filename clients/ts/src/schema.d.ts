@@ -947,7 +947,7 @@ export interface operations {
                 /** @description Sessions per page, newest first. */
                 limit?: number;
                 /**
-                 * @description The `nextCursor` of the previous page.
+                 * @description The `nextCursor` of the previous page, as given.
                  * @example 1764972000123456_0f3c1b2d4e5a4c6b9a570f3c1b2d4e5a
                  */
                 cursor?: string;

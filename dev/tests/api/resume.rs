@@ -320,6 +320,7 @@ async fn a_bad_listing_query_is_400_and_listing_never_counts_against_the_create_
     let app = TestApp::with_env(pool, &[("UPLOAD_RATE_LIMIT_PER_DAY", "1")]).await;
     for query in [
         "status=open",
+        "status=",
         "limit=0",
         "limit=51",
         "limit=x",

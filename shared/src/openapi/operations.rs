@@ -63,8 +63,11 @@ struct SessionListQuery {
     /// Sessions per page, newest first.
     #[param(minimum = 1, maximum = 50, default = 20)]
     limit: Option<u32>,
-    /// The `nextCursor` of the previous page.
-    #[param(example = "1764972000123456_0f3c1b2d4e5a4c6b9a570f3c1b2d4e5a")]
+    /// The `nextCursor` of the previous page, as given.
+    #[param(
+        min_length = 1,
+        example = "1764972000123456_0f3c1b2d4e5a4c6b9a570f3c1b2d4e5a"
+    )]
     cursor: Option<String>,
 }
 

@@ -44,11 +44,10 @@ pub struct ListQuery {
 }
 
 impl ListQuery {
-    /// From the query parameters `param` gives. An empty value counts as
-    /// absent; anything else unknown is 400 INVALID_QUERY, every problem at
-    /// once, by parameter.
+    /// From the query parameters `param` gives. A parameter that is present
+    /// must be valid, an empty one too (`status=` is not the default): 400
+    /// INVALID_QUERY, every problem at once, by parameter.
     pub fn parse(param: impl Fn(&str) -> Option<String>) -> Result<Self, ApiError> {
-        let param = |name: &str| param(name).filter(|value| !value.is_empty());
         let mut errors = FieldErrors::default();
         let visible = match param("status").as_deref().unwrap_or("active") {
             "active" => Some(SessionStatus::Active),
@@ -183,7 +182,9 @@ mod tests {
         assert_eq!(query.visible, Some(SessionStatus::Active));
         assert_eq!((query.limit, query.after), (DEFAULT_PAGE, None));
         assert_eq!(parse(&[("status", "all")]).unwrap().visible, None);
-        assert_eq!(parse(&[("status", "")]).unwrap().limit, DEFAULT_PAGE);
+        for name in ["status", "limit", "cursor"] {
+            assert!(parse(&[(name, "")]).is_err(), "{name}= is not absent");
+        }
     }
 
     #[test]
