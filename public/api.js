@@ -69,18 +69,22 @@ const file = (sid, fid) => `${session(sid)}/files/${enc(fid)}`;
 
 export const api = {
   /** §4.1 → {sessionId, partSizeBytes, expiresAt} */
-  createSession: (files) => call('POST', '/sessions', { files }),
-  /** §4.3 (items may carry crc32c and partChecksums, §4.14) → {results: [{index, fileId?, uploadId?, presignedUrls?, error?}]} */
+  createSession: (files, title) => call('POST', '/sessions', title ? { files, title } : { files }),
+  /** §4.15 → {sessions: [SessionView…], nextCursor}: the caller's sessions, from any device. */
+  listSessions: (status = 'active') => call('GET', `/sessions?status=${enc(status)}&limit=50`),
+  /** §4.3 (items may carry crc32c, §4.14; without partCount no URLs) → {results: [{index, fileId?, uploadId?, error?}]} */
   registerBatch: (sid, files) => call('POST', `${session(sid)}/files/batch`, { files }),
-  /** §4.2 with fileId: same upload, fresh URLs (the fallback for §4.12). */
-  reRegister: (sid, meta) => call('POST', `${session(sid)}/files`, meta),
-  /** §4.12 → {fileId, presignedUrls}; with partChecksums ([{partNumber, crc32c}], §4.14) those URLs are signed for them. */
-  freshUrls: (sid, fid, partNumbers, partChecksums) =>
-    call('POST', `${file(sid, fid)}/urls`, partChecksums ? { partNumbers, partChecksums } : { partNumbers }),
+  /**
+   * §4.12 → {fileId, presignedUrls}. `ask`: {partNumbers, partChecksums?,
+   * size?, crc32c?}; `size` and `crc32c` are the file about to be sent, and
+   * one that is not the registered file is refused (409 FILE_MISMATCH)
+   * before any byte goes to S3.
+   */
+  freshUrls: (sid, fid, ask) => call('POST', `${file(sid, fid)}/urls`, ask),
   /** §4.5 → {parts: [{partNumber, etag, sizeBytes, uploadedAt}]}, reconciled with S3 */
   listParts: (sid, fid) => call('GET', `${file(sid, fid)}/parts`),
-  /** §4.6 → {fileId, fileUrl} */
-  complete: (sid, fid, parts) => call('POST', `${file(sid, fid)}/complete`, { parts }),
+  /** §4.6 with `{}`: S3's parts complete the file, no ETags needed → {fileId, fileUrl} */
+  complete: (sid, fid) => call('POST', `${file(sid, fid)}/complete`, {}),
   /** §4.7 → the MOC */
   finalize: (sid, title) => call('POST', '/finalize', { uploadSessionId: sid, title }),
   /** §4.8 → {sessionId, status, expiresAt, files: [...], mocId?} */

@@ -1,8 +1,8 @@
 // The page: the form, the progress view and the result. The upload logic
 // lives in upload.js, the HTTP calls in api.js.
 
-import { api } from './api.js';
-import { Upload, saved } from './upload.js';
+import { api, ApiError } from './api.js';
+import { Upload, saved, sessionEnded } from './upload.js';
 
 const $ = (id) => document.getElementById(id);
 const el = (tag, attrs = {}, ...children) => {
@@ -47,7 +47,13 @@ function draw(upload) {
   $('phase').textContent = upload.status[0].toUpperCase() + upload.status.slice(1);
   $('overall-bar').style.width = `${total ? (100 * done) / total : 0}%`;
   const rate = upload.rate();
-  $('overall-text').textContent = `${mib(done)} of ${mib(total)}` + (rate > 0 ? ` · ${mib(rate)}/s` : '');
+  $('overall-text').textContent = `${mib(done)} of ${mib(total)}` + (rate > 0 && !upload.offline ? ` · ${mib(rate)}/s` : '');
+  // Exact figures, for scripts that watch the page (tests/browser/check.mjs).
+  $('overall-text').dataset.bytesDone = String(done);
+  $('overall-text').dataset.bytesTotal = String(total);
+  $('overall-text').dataset.bytesSent = String(upload.bytesSent);
+  $('offline').hidden = !upload.offline;
+  document.body.dataset.network = upload.offline ? 'offline' : 'online';
   const rows = $('file-rows');
   if (rows.children.length !== upload.files.length) {
     rows.replaceChildren(
@@ -106,7 +112,7 @@ function showMoc(moc, files = []) {
   $('progress').hidden = true;
 }
 
-function showError(error) {
+function showError(error, chosen = []) {
   const result = $('result');
   result.className = 'error';
   // Per-file reasons: finalize's FILE_ERROR (reason FILE_VALIDATION_FAILED,
@@ -117,7 +123,8 @@ function showError(error) {
   const code = error.code ?? 'ERROR';
   const label = error.reason && error.reason !== code ? `${code}: ${error.reason}` : code;
   result.replaceChildren(
-    el('h2', {}, error.code === 'EXPIRED_SESSION' ? 'The upload session expired' : 'The upload failed'),
+    el('h2', {}, error.code === 'EXPIRED_SESSION' ? 'The upload session expired'
+      : error.reason === 'FILE_MISMATCH' ? 'That is not the file this upload started with' : 'The upload failed'),
     el('p', { id: 'error-message' }, error.message, ' ', el('code', {}, `(${label})`)),
     ...(error.correlationId
       ? [el('p', { id: 'error-reference' }, 'Support reference: ', el('code', {}, error.correlationId))]
@@ -125,6 +132,10 @@ function showError(error) {
     ...(files.length
       ? [el('ul', { id: 'error-files' },
           ...files.map((f) => el('li', {}, el('strong', {}, f.filename ?? f.fileId ?? 'file'), ': ', el('span', { class: 'reason' }, f.reason ?? ''), ' ', f.message ?? '')))]
+      : []),
+    ...(['FILE_MISMATCH', 'FILE_NOT_CHOSEN'].includes(error.reason) ? [chooseAgainButton()] : []),
+    ...(error.code === 'EXPIRED_SESSION'
+      ? [el('p', { id: 'expired' }, 'What was uploaded is gone with the session. The files you picked are still here:'), freshStartButton(chosen)]
       : []),
     newUploadButton(),
   );
@@ -141,16 +152,20 @@ function newUploadButton() {
 // ---- the flow ---------------------------------------------------------
 
 let current = null;
+/** The session picked for resuming (a §4.15 SessionView), if any. */
+let selected = null;
 
-async function go(kind) {
-  const chosen = chosenFiles();
+async function go(kind, chosen = chosenFiles()) {
   const upload = new Upload({ title: $('title').value.trim(), onChange: render, log });
   current = upload;
   $('choose').hidden = true;
   $('resume').hidden = true;
+  $('sessions').hidden = true;
   $('progress').hidden = false;
+  $('result').hidden = true;
+  $('cancel').disabled = false;
   try {
-    const answer = kind === 'resume' ? await upload.resume(saved.load(), chosen) : await upload.start(chosen);
+    const answer = kind === 'resume' ? await upload.resume(await freshView(selected), chosen) : await upload.start(chosen);
     draw(upload);
     if (answer?.alreadyFinalized) {
       saved.clear();
@@ -163,10 +178,47 @@ async function go(kind) {
     log(`${error.code ?? 'ERROR'}${error.reason && error.reason !== error.code ? ` (${error.reason})` : ''}: ${error.message}`);
     // A 4xx is final for this session (validation, expiry, conflict); a
     // network failure, 408, 429 or 5xx leaves it resumable after a reload.
-    const final = error.status >= 400 && error.status < 500 && ![408, 429].includes(error.status);
+    // A file refused as not the registered one (FILE_MISMATCH) or not
+    // chosen leaves the session as it was: choose the right file.
+    const wrongFile = ['FILE_MISMATCH', 'FILE_NOT_CHOSEN'].includes(error.reason);
+    const final = error.status >= 400 && error.status < 500 && ![408, 429].includes(error.status) && !wrongFile;
     if (final) saved.clear();
-    showError(error);
+    showError(error, chosen);
   }
+}
+
+/** The session as the server says it is now (§4.8), else as it was listed. */
+async function freshView(view) {
+  if (!view) throw new ApiError(0, 'NO_SESSION', 'Pick the upload to resume.', {});
+  return api.status(view.sessionId).catch((error) => {
+    if (error.status === 404) throw sessionEnded('gone');
+    log(`session status: ${error.code} ${error.message}; resuming from the list`);
+    return view;
+  });
+}
+
+/** A file was refused as not the upload's: the form again, the session still picked. */
+function chooseAgainButton() {
+  const button = el('button', { type: 'button', id: 'choose-again' }, 'Choose the files again');
+  button.addEventListener('click', () => {
+    $('result').hidden = true;
+    $('progress').hidden = true;
+    $('choose').hidden = false;
+    $('choose').reset();
+    if (selected) pick(selected);
+  });
+  return button;
+}
+
+/** The session expired anyway: say so, and start afresh with the files already picked. */
+function freshStartButton(chosen) {
+  const button = el('button', { type: 'button', id: 'fresh-start' }, 'Start a new upload with these files');
+  button.addEventListener('click', () => {
+    saved.clear();
+    selected = null;
+    go('new', chosen);
+  });
+  return button;
 }
 
 $('choose').addEventListener('submit', (event) => {
@@ -192,43 +244,55 @@ $('cancel').addEventListener('click', async () => {
 });
 
 $('discard').addEventListener('click', async () => {
-  const state = saved.load();
-  saved.clear();
-  if (state?.sessionId) {
+  const sessionId = selected?.sessionId;
+  if (saved.load()?.sessionId === sessionId) saved.clear();
+  if (sessionId) {
     const upload = new Upload({ title: '', onChange: () => {}, log });
-    upload.sessionId = state.sessionId;
+    upload.sessionId = sessionId;
     await upload.cancel().catch((error) => log(`discard: ${error.code}: ${error.message}`));
   }
   location.reload();
 });
 
-/** What the server holds of the interrupted upload (§4.8, §4.5), shown before the user resumes. */
-async function describeInterrupted(state) {
-  const status = await api.status(state.sessionId).catch((error) => {
-    log(`session status: ${error.code} ${error.message}`);
-    return null;
-  });
-  if (status && status.status !== 'active') {
-    $('resume-summary').textContent += ` The server says this session is ${status.status}.`;
-  }
-  const items = $('resume-files').children;
-  await Promise.all(state.files.map(async (f, i) => {
-    if (!f.fileId || f.fileUrl) return;
-    const answer = await api.listParts(state.sessionId, f.fileId).catch(() => null);
-    if (answer) items[i].append(` — ${answer.parts.length} of ${f.partCount} parts uploaded`);
-  }));
-}
-
-// On load: an interrupted upload is offered for resuming.
-const interrupted = saved.load();
-if (interrupted?.sessionId) {
+/** Resuming `view`: the form asks for its files again. */
+function pick(view) {
+  selected = view;
+  for (const item of $('session-list').children) item.classList.toggle('selected', item.dataset.sessionId === view.sessionId);
   $('resume').hidden = false;
-  $('resume-summary').textContent = `“${interrupted.title}”, session ${interrupted.sessionId}, expires ${new Date(interrupted.expiresAt).toLocaleTimeString()}.`;
-  $('resume-files').replaceChildren(...interrupted.files.map((f) => el('li', {}, `${f.name} (${mib(f.size)}, ${f.category})${f.fileUrl ? ' — complete' : ''}`)));
-  $('title').value = interrupted.title;
+  $('resume-summary').textContent = `“${view.title ?? 'Untitled'}”, session ${view.sessionId}, expires ${new Date(view.expiresAt).toLocaleTimeString()}.`;
+  $('resume-files').replaceChildren(...view.files.map((f) => el('li', {},
+    `${f.name} (${mib(f.size)}, ${f.category})` + (f.status === 'completed' ? ' — complete' : ` — ${f.uploadedParts.length} of ${f.partCount} parts uploaded`))));
+  $('title').value = view.title ?? '';
   $('upload').hidden = true;
   $('resume-button').hidden = false;
   $('discard').hidden = false;
-  describeInterrupted(interrupted);
 }
-document.body.dataset.ready = 'true';
+
+/** The caller's resumable sessions (§4.15), from this device or any other. */
+async function listResumable() {
+  const { sessions } = await api.listSessions('active').catch((error) => {
+    log(`listing your uploads: ${error.code} ${error.message}`);
+    return { sessions: [] };
+  });
+  const mine = saved.load()?.sessionId;
+  $('session-list').replaceChildren(...sessions.map((view) => {
+    const done = view.files.reduce((sum, f) => sum + f.uploadedParts.length, 0);
+    const all = view.files.reduce((sum, f) => sum + f.partCount, 0);
+    const button = el('button', { type: 'button', class: 'pick' }, 'Resume this upload');
+    button.addEventListener('click', () => pick(view));
+    return el('li', { 'data-session-id': view.sessionId, 'data-title': view.title ?? '' },
+      el('strong', {}, view.title ?? 'Untitled'), ` — ${view.files.map((f) => f.name).join(', ') || 'no files registered'}`,
+      ` (${done} of ${all} parts recorded; expires ${new Date(view.expiresAt).toLocaleTimeString()})`, ' ', button);
+  }));
+  $('sessions').hidden = sessions.length === 0;
+  const interrupted = sessions.find((view) => view.sessionId === mine);
+  if (interrupted) pick(interrupted);
+  else if (mine) saved.clear();
+  document.body.dataset.sessions = String(sessions.length);
+}
+
+// On load: the caller's interrupted uploads are offered for resuming; the
+// one this browser was sending is picked already.
+listResumable().finally(() => {
+  document.body.dataset.ready = 'true';
+});

@@ -1,20 +1,31 @@
 // The upload itself: hash each file (CRC32C, in a worker), register it with
-// its checksums, PUT the parts straight to S3 through presigned URLs signed
-// for each part's CRC32C (a few at a time, each retried with backoff),
-// complete each file, finalize. It also resumes: what is saved in
-// localStorage plus what the server and S3 say is uploaded is enough to send
-// only the missing parts.
+// its CRC32C, ask for part URLs just before they are used (signed for each
+// part's CRC32C), PUT the parts straight to S3 (a few at a time, each
+// retried: a 403 re-signs, SlowDown and network errors back off with jitter,
+// offline waits for the network), complete each file with `{}` (S3's parts),
+// finalize. It also resumes, on any device: the server lists the caller's
+// sessions (§4.15), the files picked again are matched to the registered
+// ones by size and CRC32C, and only the missing parts are sent.
 
 import { api, ApiError } from './api.js';
 import { checksumFile } from './crc32c.js';
 
 /** Parts in flight at once, over all files: enough to fill a typical uplink. */
 export const PARALLEL_PARTS = 4;
-/** Attempts per part before the upload stops with an error. */
+/** Attempts per part (network errors aside) before the upload stops with an error. */
 const PART_ATTEMPTS = 5;
-/** A presigned URL this close to its expiry is replaced before use. */
+/**
+ * URLs asked for at once per file: the part about to go and the next few, so
+ * a URL is signed shortly before its PUT starts (`PRESIGN_TTL_SECONDS` may
+ * be seconds), not at registration.
+ */
+const URL_WINDOW = PARALLEL_PARTS;
+/** A URL is replaced before use when less than this much of its life is left (at most a minute). */
 const URL_MARGIN_MS = 60_000;
-/** The session is extended (docs/contract.md §4.11) when less than this remains. */
+/** How long network failures may go on, offline time excluded, before the upload gives up. */
+const NETWORK_PATIENCE_MS = 10 * 60_000;
+/** Backoff with full jitter: 0.5 s, 1 s, 2 s, … capped at 15 s, each ±25 %. */
+const backoffMs = (attempt) => Math.min(15_000, 500 * 2 ** Math.max(0, attempt - 1)) * (0.75 + Math.random() / 2);
 export const EXTEND_WHEN_LEFT_MS = 5 * 60_000;
 const EXTEND_CHECK_MS = 15_000;
 /** Batch registration takes at most MAX_BATCH_SIZE files (default 10). */
@@ -102,8 +113,10 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /**
  * One PUT of one part to S3 with the headers its URL was signed for (the
  * part's `x-amz-checksum-crc32c` among them), with upload progress; resolves
- * to the ETag. A 400 BadDigest (the bytes are not the declared CRC32C) is
- * rejected with `badDigest`.
+ * to the ETag. Rejections say what to do next: `badDigest` (the bytes are
+ * not the declared CRC32C: send again), `expired` (403: the URL expired or
+ * its signature was refused: re-sign), `slowDown` (503), `network` (no
+ * answer at all).
  */
 function putPart({ url, headers }, blob, onProgress, signal) {
   return new Promise((resolve, reject) => {
@@ -119,23 +132,39 @@ function putPart({ url, headers }, blob, onProgress, signal) {
         const etag = xhr.getResponseHeader('ETag');
         if (etag) resolve(etag);
         else reject(Object.assign(new Error('S3 answered without a readable ETag: the bucket CORS rule must expose ETag'), { fatal: true }));
-      } else {
-        // Garage spells it InvalidDigest.
-        const badDigest = xhr.status === 400 && /<Code>(BadDigest|InvalidDigest)<\/Code>/.test(xhr.responseText);
-        const what = badDigest ? "S3 answered 400 BadDigest (the bytes that arrived do not match the part's CRC32C)" : `S3 answered ${xhr.status}`;
-        reject(Object.assign(new Error(what), { status: xhr.status, badDigest }));
+        return;
       }
+      const code = /<Code>([^<]+)<\/Code>/.exec(xhr.responseText ?? '')?.[1] ?? '';
+      const detail = /<Message>([^<]+)<\/Message>/.exec(xhr.responseText ?? '')?.[1] ?? '';
+      // Garage spells it InvalidDigest.
+      const badDigest = xhr.status === 400 && /^(BadDigest|InvalidDigest)$/.test(code);
+      const what = badDigest
+        ? "S3 answered 400 BadDigest (the bytes that arrived do not match the part's CRC32C)"
+        : `S3 answered ${xhr.status}${code ? ` ${code}` : ''}${detail ? ` (${detail})` : ''}`;
+      reject(Object.assign(new Error(what), { status: xhr.status, badDigest, expired: xhr.status === 403, slowDown: xhr.status === 503 }));
     };
-    xhr.onerror = () => reject(new Error('the network failed (or S3 refused the CORS preflight)'));
+    xhr.onerror = () => reject(Object.assign(new Error('the network failed (or S3 refused the CORS preflight)'), { network: true }));
     xhr.onabort = () => reject(Object.assign(new Error('cancelled'), { cancelled: true }));
     signal.addEventListener('abort', () => xhr.abort(), { once: true });
     xhr.send(blob);
   });
 }
 
+const cancelled = () => Object.assign(new Error('cancelled'), { cancelled: true });
+
+/** The network as the browser sees it: `navigator.onLine` and its events. */
+const network = {
+  online: () => navigator.onLine !== false,
+  /** Resolves when the browser is back online (at once when it is). */
+  back() {
+    if (network.online()) return Promise.resolve();
+    return new Promise((resolve) => window.addEventListener('online', () => resolve(), { once: true }));
+  },
+};
+
 /**
  * One upload session. `onChange` is called whenever progress or state moves;
- * the UI reads `files`, `bytesDone()`, `totalBytes()` and `rate()`.
+ * the UI reads `files`, `bytesDone()`, `totalBytes()`, `rate()` and `offline`.
  */
 export class Upload {
   constructor({ title, onChange, log = () => {} }) {
@@ -149,6 +178,10 @@ export class Upload {
     this.controller = new AbortController();
     this.samples = [];
     this.partsSent = 0;
+    /** Bytes PUT to S3, every attempt's, failed ones included: what the upload cost. */
+    this.bytesSent = 0;
+    this.offline = false;
+    this.networkTroubleSince = null;
   }
 
   // ---- progress -------------------------------------------------------
@@ -157,11 +190,17 @@ export class Upload {
     return this.files.reduce((sum, f) => sum + f.size, 0);
   }
 
+  /**
+   * The parts S3 confirmed, plus what the current attempt of each part in
+   * flight has sent: a failed attempt's bytes leave the sum with it, so a
+   * retried or resumed part is never counted twice.
+   */
   fileBytesDone(f) {
+    if (f.fileUrl) return f.size;
     let done = 0;
     for (const n of f.parts.keys()) done += this.partSize(f, n);
     for (const loaded of f.inFlight.values()) done += loaded;
-    return done;
+    return Math.min(done, f.size);
   }
 
   bytesDone() {
@@ -175,7 +214,7 @@ export class Upload {
     if (this.samples.length < 2) return 0;
     const first = this.samples[0];
     const last = this.samples[this.samples.length - 1];
-    return last.at > first.at ? ((last.bytes - first.bytes) * 1000) / (last.at - first.at) : 0;
+    return last.at > first.at ? Math.max(0, ((last.bytes - first.bytes) * 1000) / (last.at - first.at)) : 0;
   }
 
   changed() {
@@ -185,14 +224,79 @@ export class Upload {
 
   // ---- persistence ----------------------------------------------------
 
+  /** Which session this browser was uploading: the server (§4.15) knows the rest. */
   persist() {
     saved.store({
       sessionId: this.sessionId,
       title: this.title,
-      partSizeBytes: this.partSizeBytes,
       expiresAt: this.expiresAt,
-      files: this.files.map(({ meta, fileId, partCount, fileUrl, crc32c }) => ({ ...meta, fileId, partCount, fileUrl, crc32c })),
+      files: this.files.map(({ meta, fileId }) => ({ name: meta.name, size: meta.size, category: meta.category, fileId })),
     });
+  }
+
+  // ---- the network ----------------------------------------------------
+
+  /**
+   * What to do after a request got no answer: wait for the browser to be
+   * online again (paused, shown, not counted as an attempt), or, when the
+   * browser believes it is online, back off with jitter. Gives up only after
+   * NETWORK_PATIENCE_MS of failures while online.
+   */
+  async networkFailed(error, attempt) {
+    // The failed request may be the first sign; the offline event follows.
+    await sleep(300);
+    if (!network.online()) {
+      this.networkTroubleSince = null;
+      await this.pauseUntilOnline();
+      return;
+    }
+    this.networkTroubleSince ??= Date.now();
+    if (Date.now() - this.networkTroubleSince > NETWORK_PATIENCE_MS) throw error;
+    await sleep(backoffMs(attempt));
+  }
+
+  async pauseUntilOnline() {
+    if (network.online()) return;
+    if (!this.offline) {
+      this.offline = true;
+      this.resumeStatus = this.status;
+      this.status = 'paused: offline, it continues by itself when the network is back';
+      this.log('offline: the upload is paused');
+      this.changed();
+    }
+    await network.back();
+    if (this.offline) {
+      this.offline = false;
+      this.status = this.resumeStatus ?? 'uploading';
+      this.log('online again: the upload continues');
+      this.changed();
+    }
+    if (this.controller.signal.aborted) throw cancelled();
+  }
+
+  /**
+   * An API call that survives the network: no answer waits for the network
+   * (offline) or backs off; 408, 429, 502, 503 and 504 back off with jitter.
+   * Anything else is the caller's to handle.
+   */
+  async call(request) {
+    for (let attempt = 1; ; attempt++) {
+      if (this.controller.signal.aborted) throw cancelled();
+      try {
+        const answer = await request();
+        this.networkTroubleSince = null;
+        return answer;
+      } catch (error) {
+        if (error.status === 0) {
+          this.log(`${error.message}; trying again`);
+          await this.networkFailed(error, attempt);
+        } else if ([408, 429, 502, 503, 504].includes(error.status) && attempt < PART_ATTEMPTS) {
+          await sleep(backoffMs(attempt));
+        } else {
+          throw error;
+        }
+      }
+    }
   }
 
   // ---- the flow -------------------------------------------------------
@@ -202,7 +306,7 @@ export class Upload {
     this.files = chosen.map(({ file, category }) => this.track(file, describe(file, category)));
     this.status = 'creating the session';
     this.changed();
-    const created = await api.createSession(this.files.map((f) => f.meta));
+    const created = await this.call(() => api.createSession(this.files.map((f) => f.meta), this.title || undefined));
     this.sessionId = created.sessionId;
     this.partSizeBytes = created.partSizeBytes;
     this.expiresAt = created.expiresAt;
@@ -214,64 +318,47 @@ export class Upload {
   }
 
   /**
-   * Resumes the saved upload with the files the user chose again (a page
-   * cannot keep File objects over a reload). Asks the server what it holds
-   * and sends only what is missing.
+   * Resumes `view` (a session as §4.8 and §4.15 show it, from this device
+   * or another) with the files the user picked again: each is matched to a
+   * registered file by size and CRC32C (the name is only a hint), the server
+   * holds every match to the registered file before any byte is sent (§4.12,
+   * 409 FILE_MISMATCH), and only the parts S3 lacks are sent.
    */
-  async resume(state, chosen) {
-    this.sessionId = state.sessionId;
-    this.partSizeBytes = state.partSizeBytes;
-    this.expiresAt = state.expiresAt;
-    this.title = this.title || state.title;
-    const status = await this.fetchStatus();
-    if (status?.mocId) {
-      this.files = status.files.map((s) => Object.assign(this.track(null, { name: s.name, size: s.size, category: s.category }), { fileUrl: s.fileUrl }));
-      this.takeVerification(status.files);
-      return { alreadyFinalized: true, mocId: status.mocId };
+  async resume(view, chosen) {
+    this.sessionId = view.sessionId;
+    this.partSizeBytes = view.partSizeBytes;
+    this.expiresAt = view.expiresAt;
+    this.title = this.title || view.title || '';
+    if (view.mocId || view.status === 'completed') {
+      this.files = view.files.map((s) => Object.assign(this.track(null, { name: s.name, size: s.size, category: s.category }), { fileUrl: s.fileUrl }));
+      this.takeVerification(view.files);
+      return { alreadyFinalized: true, mocId: view.mocId };
     }
-    if (status && status.status !== 'active') {
-      // The frontend's vocabulary: an expired session is EXPIRED_SESSION,
-      // any other end of the session a CONFLICT (docs/contract.md §0).
-      const [httpStatus, code] = status.status === 'expired' ? [410, 'EXPIRED_SESSION'] : [409, 'CONFLICT'];
-      throw new ApiError(httpStatus, code, `This upload session is ${status.status}; start a new upload.`, { reason: 'SESSION_' + String(status.status).toUpperCase() });
-    }
-    if (status?.expiresAt) this.expiresAt = status.expiresAt;
-    if (status?.partSizeBytes) this.partSizeBytes = status.partSizeBytes;
-
-    const serverFiles = new Map((status?.files ?? []).map((f) => [f.fileId, f]));
-    this.files = state.files.map((meta) => {
-      const match = chosen.find(({ file }) => file.name === meta.name && file.size === meta.size);
-      if (!match) throw new ApiError(0, 'FILE_NOT_CHOSEN', `Choose ${meta.name} (${meta.size} bytes) again to resume.`, {});
-      const f = this.track(match.file, { category: meta.category, name: meta.name, size: meta.size, type: meta.type, ext: meta.ext });
-      f.fileId = meta.fileId;
-      f.partCount = meta.partCount;
-      f.fileUrl = meta.fileUrl ?? serverFiles.get(meta.fileId)?.fileUrl;
-      if (serverFiles.get(meta.fileId)?.status === 'completed') f.fileUrl = serverFiles.get(meta.fileId).fileUrl;
-      // The CRC32C the upload was registered with: the server's word
-      // (§4.8), or what this browser saved when the server cannot say.
-      f.declaredCrc = (meta.fileId && (status ? serverFiles.get(meta.fileId)?.crc32c : meta.crc32c)) || null;
-      f.declared = Boolean(f.declaredCrc);
-      return f;
-    });
-    await this.hash(this.files.filter((f) => !f.fileUrl));
-    for (const f of this.files) {
-      if (f.declaredCrc && f.crc32c && f.declaredCrc !== f.crc32c) {
-        throw new ApiError(0, 'FILE_CHANGED', `${f.meta.name} is not the file this upload started with (CRC32C ${f.crc32c}, the upload's ${f.declaredCrc}). Choose that file, or discard the interrupted upload.`, {});
-      }
-    }
+    if (view.status !== 'active') throw sessionEnded(view.status);
+    const picked = chosen.map(({ file, category }) => this.track(file, describe(file, category)));
+    this.files = picked;
+    await this.hash(picked);
+    this.files = this.match(view, picked);
+    this.persist();
     this.status = 'asking what is already uploaded';
     this.changed();
     await this.extendIfNeeded();
     for (const f of this.files) {
       if (!f.fileId || f.fileUrl) continue;
-      // §4.5 reconciles with S3, so parts PUT straight to S3 before the
-      // reload are listed even though the server never saw them.
-      const { parts } = await api.listParts(this.sessionId, f.fileId);
+      // §4.5 reconciles with S3: parts PUT straight to S3 by any device are listed.
+      const { parts } = await this.call(() => api.listParts(this.sessionId, f.fileId));
       for (const p of parts) {
-        if (p.partNumber <= f.partCount && p.sizeBytes === this.partSize(f, p.partNumber)) {
-          f.parts.set(p.partNumber, p.etag);
-        }
+        if (p.partNumber <= f.partCount && p.sizeBytes === this.partSize(f, p.partNumber)) f.parts.set(p.partNumber, p.etag);
       }
+    }
+    // What was uploaded before is not this page's rate.
+    this.samples = [];
+    // The server's word on each match, before any PUT: a file that is not
+    // the registered one is refused here (409 FILE_MISMATCH), with no URL.
+    this.status = 'checking the files against the upload';
+    this.changed();
+    for (const f of this.files) {
+      if (f.fileId && !f.fileUrl) await this.fetchUrls(f, this.urlWindow(f, null));
     }
     const unregistered = this.files.filter((f) => !f.fileId);
     if (unregistered.length) await this.register(unregistered);
@@ -279,17 +366,48 @@ export class Upload {
     return this.run();
   }
 
-  /** §4.8, tolerating a server that does not have the route yet. */
-  async fetchStatus() {
-    try {
-      return await api.status(this.sessionId);
-    } catch (error) {
-      if (error.status === 404 || error.status === 405) {
-        this.log(`session status unavailable (${error.code}); resuming from what this browser saved`);
-        return null;
+  /**
+   * Pairs the session's files with the picked ones. A registered file takes
+   * the picked file of its size and CRC32C (its name breaks ties); without
+   * one, the picked file of its name is offered to the server, which judges
+   * it. A completed file needs no file. A declared file not registered yet
+   * takes the picked file of its name and size, and is registered.
+   */
+  match(view, picked) {
+    const free = new Set(picked);
+    const take = (f) => (free.delete(f), f);
+    const files = [];
+    for (const s of view.files) {
+      const candidates = [...free];
+      const byContent = candidates.filter((p) => p.size === s.size && s.crc32c && p.crc32c === s.crc32c);
+      const found = byContent.find((p) => p.meta.name === s.name) ?? byContent[0] ?? (s.status === 'completed' ? null : candidates.find((p) => p.meta.name === s.name));
+      let f;
+      if (found) {
+        f = take(found);
+        if (f.meta.name !== s.name) this.log(`${f.meta.name} is ${s.name} of this upload (same size and CRC32C)`);
+      } else if (s.status === 'completed') {
+        f = this.track(null, { name: s.name, size: s.size, category: s.category });
+      } else {
+        throw new ApiError(0, 'FILE_NOT_CHOSEN', `Choose ${s.name} (${s.size} bytes) again to resume.`, {});
       }
-      throw error;
+      f.meta = { ...f.meta, category: s.category, name: s.name, type: s.type ?? f.meta.type };
+      Object.assign(f, { fileId: s.fileId, partCount: s.partCount, fileUrl: s.status === 'completed' ? s.fileUrl : null });
+      // The server's CRC32C for the file; one registered without has none to compare.
+      f.declaredCrc = s.crc32c ?? null;
+      f.declared = Boolean(s.crc32c);
+      files.push(f);
     }
+    const registered = new Set(view.files.map((s) => `${s.category}/${s.name}`));
+    for (const d of view.declaredFiles ?? []) {
+      if (registered.has(`${d.category}/${d.name}`)) continue;
+      const found = [...free].find((p) => p.meta.name === d.name && p.size === d.size);
+      if (!found) throw new ApiError(0, 'FILE_NOT_CHOSEN', `Choose ${d.name} (${d.size} bytes) again to resume.`, {});
+      take(found).meta.category = d.category;
+      found.partCount = Math.max(1, Math.ceil(found.size / this.partSizeBytes));
+      files.push(found);
+    }
+    for (const p of free) this.log(`${p.meta.name} is not part of this upload; left out`);
+    return files;
   }
 
   cancel() {
@@ -319,7 +437,7 @@ export class Upload {
     for (const f of files) {
       const { crc32c, parts, ms } = await checksumFile(f.file, this.partSizeBytes);
       // Cancel pressed while hashing: register nothing more.
-      if (this.controller.signal.aborted) throw Object.assign(new Error('cancelled'), { cancelled: true });
+      if (this.controller.signal.aborted) throw cancelled();
       f.crc32c = crc32c;
       f.partCrcs = parts;
       this.log(`CRC32C of ${f.meta.name}: ${crc32c} (${parts.length} part${parts.length === 1 ? '' : 's'}, ${Math.round(ms)} ms)`);
@@ -328,12 +446,7 @@ export class Upload {
 
   /** `partChecksums` for parts `numbers` of `f` (§4.12, §4.14). */
   partChecksums(f, numbers) {
-    return numbers.map((partNumber) => ({ partNumber, crc32c: f.partCrcs[partNumber - 1] }));
-  }
-
-  /** Every part's number, 1..partCount. */
-  static allParts(f) {
-    return Array.from({ length: f.partCount }, (_, i) => i + 1);
+    return numbers.filter((n) => f.partCrcs[n - 1]).map((partNumber) => ({ partNumber, crc32c: f.partCrcs[partNumber - 1] }));
   }
 
   /** What the MOC (§4.7 files[]) or the session (§4.8 files) says of each file's CRC32C. */
@@ -348,16 +461,13 @@ export class Upload {
     this.changed();
   }
 
+  /** Registers `files` with their CRC32C; no URLs yet (they are asked for just before use). */
   async register(files) {
     this.status = 'registering the files';
     this.changed();
     for (let i = 0; i < files.length; i += BATCH) {
       const batch = files.slice(i, i + BATCH);
-      // Each file's CRC32C, and every part's, so each URL is signed for its part's (§4.14).
-      const { results } = await api.registerBatch(
-        this.sessionId,
-        batch.map((f) => ({ ...f.meta, partCount: f.partCount, crc32c: f.crc32c, partChecksums: this.partChecksums(f, Upload.allParts(f)) })),
-      );
+      const { results } = await this.call(() => api.registerBatch(this.sessionId, batch.map((f) => ({ ...f.meta, crc32c: f.crc32c }))));
       const failures = [];
       for (const r of results) {
         const f = batch[r.index];
@@ -368,7 +478,6 @@ export class Upload {
         }
         f.fileId = r.fileId;
         f.declared = true;
-        this.takeUrls(f, r.presignedUrls ?? []);
       }
       this.persist();
       if (failures.length) throw new ApiError(400, 'REGISTRATION_FAILED', 'Some files could not be registered.', { files: failures });
@@ -376,96 +485,157 @@ export class Upload {
   }
 
   takeUrls(f, presignedUrls) {
-    for (const u of presignedUrls) f.urls.set(u.partNumber, { url: u.url, headers: u.headers ?? {}, expiresAt: Date.parse(u.expiresAt) });
+    const now = Date.now();
+    for (const u of presignedUrls) {
+      const expiresAt = Date.parse(u.expiresAt);
+      // The margin is a share of the URL's life: a 15-second URL is not stale at birth.
+      const margin = Math.min(URL_MARGIN_MS, Math.max(0, expiresAt - now) / 3);
+      f.urls.set(u.partNumber, { url: u.url, headers: u.headers ?? {}, staleAt: expiresAt - margin });
+    }
   }
 
-  /** A usable URL for part n with its headers; asks for fresh ones (§4.12) when it has none. */
+  /** Part `n` (or, with null, the first missing part) and the next missing ones without a usable URL. */
+  urlWindow(f, n) {
+    const window = n === null ? [] : [n];
+    for (let p = 1; p <= f.partCount && window.length < URL_WINDOW; p++) {
+      if (p === n || f.parts.has(p) || f.inFlight.has(p)) continue;
+      const known = f.urls.get(p);
+      if (!known || known.staleAt <= Date.now()) window.push(p);
+    }
+    return window.sort((a, b) => a - b);
+  }
+
+  /** A usable URL for part n with its headers, asked for (§4.12) with the next few when there is none. */
   async urlFor(f, n) {
-    const known = f.urls.get(n);
-    if (known && known.expiresAt - Date.now() > URL_MARGIN_MS) return known;
-    const missing = [];
-    for (let p = 1; p <= f.partCount; p++) if (!f.parts.has(p)) missing.push(p);
-    if (!f.refreshing) {
-      f.refreshing = this.fetchUrls(f, missing.includes(n) ? missing : [n]).finally(() => {
-        f.refreshing = null;
-      });
+    for (;;) {
+      const known = f.urls.get(n);
+      if (known && known.staleAt > Date.now()) return known;
+      if (!f.refreshing) {
+        f.refreshing = this.fetchUrls(f, this.urlWindow(f, n)).finally(() => {
+          f.refreshing = null;
+        });
+        await f.refreshing;
+        const fresh = f.urls.get(n);
+        if (!fresh) throw new Error(`the server gave no URL for part ${n} of ${f.meta.name}`);
+        return fresh;
+      }
+      // Another part's request is under way; it may include this part.
+      await f.refreshing.catch(() => {});
     }
-    await f.refreshing;
-    const fresh = f.urls.get(n);
-    if (!fresh) throw new Error(`the server gave no URL for part ${n} of ${f.meta.name}`);
-    return fresh;
   }
 
+  /**
+   * Fresh URLs (§4.12) for `partNumbers` (none: every part S3 lacks), sent
+   * with the file's size and CRC32C so that a file other than the
+   * registered one is refused (409 FILE_MISMATCH) before any byte is sent.
+   */
   async fetchUrls(f, partNumbers) {
+    const ask = { size: f.size };
     // A file registered without a CRC32C (by an older page) takes none (§4.14: 422).
-    const checksums = (numbers) => (f.declared && f.partCrcs.length ? this.partChecksums(f, numbers) : undefined);
-    let answer;
-    try {
-      answer = await api.freshUrls(this.sessionId, f.fileId, partNumbers, checksums(partNumbers));
-    } catch (error) {
-      if (error.status !== 404 && error.status !== 405) throw error;
-      // A server without §4.12: re-registration (§4.2) also hands out fresh
-      // URLs for the same upload, for every part.
-      const partChecksums = checksums(Upload.allParts(f));
-      answer = await api.reRegister(this.sessionId, {
-        ...f.meta, fileId: f.fileId, partCount: f.partCount, ...(partChecksums ? { crc32c: f.crc32c, partChecksums } : {}),
-      });
+    if (f.declared && f.crc32c) ask.crc32c = f.crc32c;
+    if (partNumbers.length) {
+      ask.partNumbers = partNumbers;
+      if (ask.crc32c) ask.partChecksums = this.partChecksums(f, partNumbers);
     }
+    const answer = await this.call(() => api.freshUrls(this.sessionId, f.fileId, ask));
     this.takeUrls(f, answer.presignedUrls ?? []);
   }
 
+  /**
+   * Sends part `n` until S3 holds it: 400 BadDigest sends it again at once,
+   * 403 (an expired URL) re-signs and sends again at once, once; 503
+   * SlowDown and other failures back off with jitter; no answer waits for
+   * the network without spending an attempt.
+   */
   async sendPart(f, n) {
     const start = (n - 1) * this.partSizeBytes;
+    let reSigned = false;
     for (let attempt = 1; ; attempt++) {
-      if (this.controller.signal.aborted) throw Object.assign(new Error('cancelled'), { cancelled: true });
+      if (this.controller.signal.aborted) throw cancelled();
       try {
+        await this.pauseUntilOnline();
         const target = await this.urlFor(f, n);
         // Each attempt reads its slice afresh: after a BadDigest, what was
         // sent is not what the file holds.
         const body = await partBody(f, n, f.file.slice(start, start + this.partSize(f, n)), attempt);
         this.partsSent++;
-        const etag = await putPart(
-          target,
-          body,
-          (loaded) => {
-            f.inFlight.set(n, loaded);
-            this.changed();
-          },
-          this.controller.signal,
-        );
+        const etag = await putPart(target, body, (loaded) => {
+          f.inFlight.set(n, loaded);
+          this.changed();
+        }, this.controller.signal);
+        this.bytesSent += body.size;
         f.inFlight.delete(n);
         f.parts.set(n, etag);
+        this.networkTroubleSince = null;
         this.changed();
         return;
       } catch (error) {
+        // What this attempt sent is not counted as done any more: it is sent again.
+        this.bytesSent += f.inFlight.get(n) ?? 0;
         f.inFlight.delete(n);
         this.changed();
-        if (error.cancelled || error.fatal || error instanceof ApiError || attempt >= PART_ATTEMPTS) throw error;
-        // A 403 from S3 is an expired or refused signature: get a new URL.
-        if (error.status === 403) f.urls.delete(n);
+        if (error.cancelled || error.fatal || error instanceof ApiError) throw error;
+        if (error.network) {
+          this.log(`part ${n} of ${f.meta.name}: ${error.message}`);
+          await this.networkFailed(error, attempt);
+          // The bytes may have arrived and only the answer was lost: S3's
+          // word (§4.5) before sending the part again.
+          if (await this.s3Holds(f, n)) return;
+          attempt--;
+          continue;
+        }
+        if (attempt >= PART_ATTEMPTS) throw error;
+        if (error.expired) {
+          // The URL expired (or its signature was refused): get a new one.
+          f.urls.delete(n);
+          this.log(`part ${n} of ${f.meta.name}: ${error.message}; re-signing it`);
+          if (!reSigned) {
+            reSigned = true;
+            continue;
+          }
+        }
         // S3 kept what it held and refused the bytes: send this part again
         // at once, through the same URL (its checksum is still the part's).
         if (error.badDigest) {
           this.log(`part ${n} of ${f.meta.name}: ${error.message}; sending it again`);
           continue;
         }
-        const backoff = 500 * 2 ** (attempt - 1) * (0.75 + Math.random() / 2);
+        const backoff = backoffMs(attempt);
         this.log(`part ${n} of ${f.meta.name}: ${error.message}; retry ${attempt} in ${Math.round(backoff)} ms`);
         await sleep(backoff);
       }
     }
   }
 
+  /**
+   * Whether S3 holds part `n` of `f` at its size (§4.5, reconciled with S3;
+   * one listing serves every part asking at once). Its URL was signed for
+   * the part's CRC32C and the file is the registered one (§4.12), so a part
+   * S3 holds is this part's bytes.
+   */
+  async s3Holds(f, n) {
+    f.listing ??= this.call(() => api.listParts(this.sessionId, f.fileId)).finally(() => {
+      f.listing = null;
+    });
+    const { parts } = await f.listing;
+    const held = parts.find((p) => p.partNumber === n && p.sizeBytes === this.partSize(f, n));
+    if (!held) return false;
+    f.parts.set(n, held.etag);
+    this.log(`part ${n} of ${f.meta.name}: S3 holds it (only the answer was lost); not sent again`);
+    this.changed();
+    return true;
+  }
+
+  /** §4.6 with `{}`: the server completes from the parts S3 holds; no ETags kept here are needed. */
   async completeFile(f) {
-    const parts = [...f.parts.entries()].sort(([a], [b]) => a - b).map(([partNumber, etag]) => ({ partNumber, etag }));
-    const { fileUrl } = await api.complete(this.sessionId, f.fileId, parts);
+    const { fileUrl } = await this.call(() => api.complete(this.sessionId, f.fileId));
     f.fileUrl = fileUrl;
-    this.persist();
     this.changed();
   }
 
   async extendIfNeeded() {
     if (!this.expiresAt || Date.parse(this.expiresAt) - Date.now() > EXTEND_WHEN_LEFT_MS) return;
+    if (!network.online()) return;
     try {
       const { expiresAt } = await api.extend(this.sessionId);
       this.expiresAt = expiresAt;
@@ -507,7 +677,7 @@ export class Upload {
       await Promise.all(completions);
       this.status = 'finalizing';
       this.changed();
-      const moc = await api.finalize(this.sessionId, this.title);
+      const moc = await this.call(() => api.finalize(this.sessionId, this.title));
       this.takeVerification(moc.files);
       saved.clear();
       this.status = 'done';
@@ -520,4 +690,13 @@ export class Upload {
       clearInterval(timer);
     }
   }
+}
+
+/**
+ * A session that can no longer take parts, in the frontend's vocabulary: an
+ * expired session is EXPIRED_SESSION, any other end a CONFLICT (§0).
+ */
+export function sessionEnded(status) {
+  const [httpStatus, code] = status === 'expired' ? [410, 'EXPIRED_SESSION'] : [409, 'CONFLICT'];
+  return new ApiError(httpStatus, code, `This upload session is ${status}.`, { reason: 'SESSION_' + String(status).toUpperCase() });
 }

@@ -22,12 +22,14 @@
 // Run 5: the worker hashes a 50 MiB file; its rate is printed.
 // Screenshots of progress and results go to $SCREENSHOT_DIR.
 
+import { execFileSync } from 'node:child_process';
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32, deflateSync } from 'node:zlib';
 import puppeteer from 'puppeteer-core';
+import { idToken } from './auth.mjs';
 // Independent of the page's CRC32C (tests/crc32c.mjs says how).
 import { crc32cBase64 } from '../crc32c.mjs';
 
@@ -42,6 +44,9 @@ const S3_REGION = env('S3_REGION', 'us-east-1');
 const S3_ACCESS_KEY = env('S3_ACCESS_KEY');
 const S3_SECRET_KEY = env('S3_SECRET_KEY');
 const CHROMIUM = env('CHROMIUM', '/usr/bin/chromium');
+const AUTH_KEY_DIR = env('AUTH_KEY_DIR');
+// The dev server's database: run 9 expires a session in it.
+const DATABASE_URL = env('DATABASE_URL');
 const SHOTS = env('SCREENSHOT_DIR');
 const MiB = 1024 * 1024;
 const API = `${BASE_URL}/api/mocs/uploads`;
@@ -174,10 +179,36 @@ function monitor(page) {
 async function holdS3Puts(page, hold) {
   const cdp = await page.createCDPSession();
   cdp.on('Fetch.requestPaused', ({ requestId, request }) => {
-    if (request.method === 'PUT' && hold(new URL(request.url))) return;
-    cdp.send('Fetch.continueRequest', { requestId }).catch(() => {});
+    const verdict = request.method === 'PUT' ? hold(new URL(request.url)) : false;
+    if (verdict === true) return;
+    // A number: held that many milliseconds, then sent (a request stuck in a queue).
+    const go = () => cdp.send('Fetch.continueRequest', { requestId }).catch(() => {});
+    if (typeof verdict === 'number') setTimeout(go, verdict);
+    else go();
   });
   await cdp.send('Fetch.enable', { patterns: [{ urlPattern: `${s3Origin}/*`, requestStage: 'Request' }] });
+}
+
+/**
+ * While `lose()` says so, S3's answers to PUTs never reach the page (CDP
+ * Fetch at the response stage fails them as a dropped link would): S3 stored
+ * the part, the page does not know. Chromium's offline mode fails only new
+ * requests and lets uploads under way finish, so this is how an outage
+ * reaches the requests in flight.
+ */
+async function loseS3Answers(page, lose) {
+  const cdp = await page.createCDPSession();
+  const lost = [];
+  cdp.on('Fetch.requestPaused', ({ requestId, request }) => {
+    if (request.method === 'PUT' && lose()) {
+      lost.push(Number(new URL(request.url).searchParams.get('partNumber')));
+      cdp.send('Fetch.failRequest', { requestId, errorReason: 'InternetDisconnected' }).catch(() => {});
+    } else {
+      cdp.send('Fetch.continueRequest', { requestId }).catch(() => {});
+    }
+  });
+  await cdp.send('Fetch.enable', { patterns: [{ urlPattern: `${s3Origin}/*`, requestStage: 'Response' }] });
+  return lost;
 }
 
 async function choose(page, { title, pdf, images = [] }) {
@@ -193,6 +224,9 @@ const textOf = (page, selector) => page.$eval(selector, (node) => node.textConte
 
 /** Runs one scenario; an exception (a timeout, say) fails it and the next one still runs. */
 async function scenario(name, body) {
+  // BROWSER_CHECK_ONLY=a,b runs only those scenarios (for working on one).
+  const only = process.env.BROWSER_CHECK_ONLY;
+  if (only && !only.split(',').includes(name)) return;
   // A context of its own: a scenario that fails leaves no saved upload
   // (localStorage) for the next one to offer resuming.
   const context = await browser.createBrowserContext();
@@ -262,7 +296,7 @@ await scenario('resume', async (page) => {
   const partsCalls = seen.api.filter((c) => c.phase === 'after' && c.method === 'GET' && c.path.endsWith('/parts'));
   check(partsCalls.length >= 2 && partsCalls.every((c) => c.status === 200), "on resume the page lists each file's parts (§4.5)", partsCalls.map((c) => c.status).join(','));
   const urlCalls = seen.api.filter((c) => c.phase === 'after' && c.method === 'POST' && c.path.endsWith('/urls'));
-  check(urlCalls.length === 2 && urlCalls.every((c) => c.status === 200), 'on resume the page gets fresh URLs for the missing parts (§4.12)', urlCalls.map((c) => c.status).join(','));
+  check(urlCalls.length >= 2 && urlCalls.every((c) => c.status === 200), 'on resume the page gets fresh URLs for the missing parts (§4.12)', urlCalls.map((c) => c.status).join(','));
   const extendCalls = seen.api.filter((c) => c.method === 'POST' && c.path.endsWith('/extend'));
   check(extendCalls.length > 0 && extendCalls.every((c) => c.status === 200), 'near expiry the page extends the session (§4.11)', extendCalls.map((c) => c.status).join(',') || 'not called');
 
@@ -425,6 +459,270 @@ await scenario('hash-rate', async (page) => {
   // The better of the two, so a moment of load on a shared CI machine does not fail it.
   const best = Math.min(...runs.map((r) => r.ms));
   check(best < 1000, 'the worker hashes a 50 MiB file in under a second', `${best.toFixed(0)} ms`);
+});
+
+// ---- issue 25: just-in-time URLs, network loss, resume anywhere ----------
+
+/** "pdf#2×2 …": PUTs per part of one file. */
+function putCounts(puts) {
+  const counts = {};
+  for (const p of puts) counts[`#${p.partNumber}`] = (counts[`#${p.partNumber}`] ?? 0) + 1;
+  return Object.keys(counts).sort((a, b) => Number(a.slice(1)) - Number(b.slice(1))).map((k) => `${k}×${counts[k]}`).join(' ');
+}
+
+/** The page's own figures (public/app.js data attributes), polled: the largest progress seen and the last. */
+function watchProgress(page) {
+  const seen = { max: 0, last: null, stop: false };
+  (async () => {
+    while (!seen.stop) {
+      const figures = await page.$eval('#overall-text', (p) => ({ done: Number(p.dataset.bytesDone ?? 0), total: Number(p.dataset.bytesTotal ?? 0), sent: Number(p.dataset.bytesSent ?? 0) })).catch(() => null);
+      if (figures) {
+        seen.last = figures;
+        seen.max = Math.max(seen.max, figures.done);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  return seen;
+}
+
+const pdfOf = (size) => Buffer.concat([Buffer.from('%PDF-1.7\n'), randomBytes(size - 9)]);
+/** The file's bytes in S3, read through its fileUrl with the embedded S3's keys. */
+async function storedSha(page) {
+  const url = (await page.$$eval('#moc a', (anchors) => anchors.map((a) => a.href))).find((u) => u.includes('/instruction/'));
+  return url ? sha256(await s3Get(url)) : 'no link';
+}
+
+/** A user of its own, signed in by the auth cookie (an ID token, tests/browser/auth.mjs). */
+async function signIn(page, sub) {
+  await page.setCookie({ name: 'auth_token', value: idToken(AUTH_KEY_DIR, sub), url: BASE_URL, httpOnly: true });
+}
+
+function report(name, { puts, size, page }) {
+  const putBytes = puts.reduce((sum, p) => sum + (p.partNumber * 5 * MiB <= size ? 5 * MiB : size - (p.partNumber - 1) * 5 * MiB), 0);
+  console.log(`  ${name}: PUTs per part ${putCounts(puts)}; bytes sent ${page?.sent ?? '?'} (the page's count, failed attempts included) `
+    + `vs file size ${size}; PUT bodies started ${putBytes} (${(putBytes / size).toFixed(2)}× the file)`);
+}
+
+// ---- run 6: 15-second URLs, a throttled upload that outlives them ---------
+
+await scenario('expired-urls', async (page) => {
+  const size = 25 * MiB;
+  const bytes = pdfOf(size);
+  const path = join(dir, 'expiring-castle.pdf');
+  writeFileSync(path, bytes);
+  const seen = monitor(page);
+  const t0 = Date.now();
+  const signedAt = (url) => {
+    const d = new URL(url).searchParams.get('X-Amz-Date');
+    return Date.UTC(+d.slice(0, 4), +d.slice(4, 6) - 1, +d.slice(6, 8), +d.slice(9, 11), +d.slice(11, 13), +d.slice(13, 15));
+  };
+  const putAges = [];
+  page.on('request', (request) => {
+    if (new URL(request.url()).origin === s3Origin && request.method() === 'PUT') {
+      putAges.push({ part: Number(new URL(request.url()).searchParams.get('partNumber')), signedAt: signedAt(request.url()), at: Date.now() });
+    }
+  });
+  const answers = [];
+  page.on('response', async (response) => {
+    const url = new URL(response.url());
+    if (url.origin !== s3Origin || response.request().method() !== 'PUT') return;
+    const entry = { part: Number(url.searchParams.get('partNumber')), status: response.status(), at: Date.now(), signedAt: signedAt(response.url()) };
+    answers.push(entry);
+    if (entry.status !== 200) entry.body = await response.text().catch(() => '');
+  });
+  // Part 2's first PUT sits 17 s before it leaves (a request stuck behind
+  // others), so it reaches S3 after its 15-second URL expired.
+  let held = false;
+  await holdS3Puts(page, (url) => (url.searchParams.get('partNumber') === '2' && !held ? ((held = true), 17_000) : false));
+  await page.goto(BASE_URL + '/', { waitUntil: 'load' });
+  await page.waitForSelector('body[data-ready="true"]');
+  // 0.8 MiB/s up: 25 MiB take over 30 s, twice the URLs' life.
+  await page.emulateNetworkConditions({ download: -1, upload: 0.8 * MiB, latency: 0 });
+  const progress = watchProgress(page);
+  await choose(page, { title: `Expiring castle ${Date.now()}`, pdf: path });
+  await page.click('#upload');
+  await page.waitForSelector('#result:not([hidden])', { timeout: 120_000 });
+  progress.stop = true;
+  const seconds = (Date.now() - t0) / 1000;
+  await page.screenshot({ path: join(SHOTS, '7-expired-urls.png'), fullPage: true });
+  check(Boolean(await page.$('#moc-title')), 'the throttled upload with 15-second URLs finishes with no user action', (await textOf(page, '#result')).slice(0, 160));
+  check(seconds > 15, 'the upload outlived its URLs (15 s)', `${seconds.toFixed(1)} s`);
+  const refused = answers.filter((a) => a.status === 403);
+  check(refused.length === 1 && refused[0].part === 2 && /AccessDenied|expired/i.test(refused[0].body ?? ''),
+    "S3 refused the held part's expired URL with 403", refused.map((a) => `#${a.part} ${a.status} ${(/<Message>([^<]+)/.exec(a.body ?? '') ?? [])[1] ?? ''}`).join(', '));
+  const counts = putCounts(seen.puts);
+  check(counts === '#1×1 #2×2 #3×1 #4×1 #5×1', 'only the part whose URL expired is sent again (re-signed)', counts);
+  const stored = answers.filter((a) => a.status === 200);
+  // When each stored part's PUT left, how old its URL was.
+  const oldest = Math.max(...putAges.filter((p) => stored.some((a) => a.part === p.part && a.signedAt === p.signedAt)).map((p) => (p.at - p.signedAt) / 1000));
+  const part5 = putAges.find((p) => p.part === 5);
+  console.log(`  part 5's URL was signed ${part5 ? ((part5.signedAt - t0) / 1000).toFixed(1) : '?'} s into the run (URLs at registration would have been ${seconds.toFixed(0)} s old by the end)`);
+  check(stored.length === 5, 'S3 stored each part once', stored.map((a) => `#${a.part}`).join(' '));
+  check(oldest < 15, 'every stored part went out on a URL signed shortly before, within its 15 s', `${oldest.toFixed(1)} s old at most`);
+  check(progress.last?.done === size && progress.max <= size, "the page's progress ends at the file's size, never above", `${progress.last?.done} (max ${progress.max}) of ${size}`);
+  check((await storedSha(page)) === sha256(bytes), 'the PDF in S3 has the SHA-256 of the chosen file');
+  report('expired-urls', { puts: seen.puts, size, page: progress.last });
+});
+
+// ---- run 7: offline for 20 s at about 40 % -------------------------------
+
+await scenario('offline', async (page) => {
+  const size = 20 * MiB;
+  const bytes = pdfOf(size);
+  const path = join(dir, 'offline-castle.pdf');
+  writeFileSync(path, bytes);
+  const seen = monitor(page);
+  await page.goto(BASE_URL + '/', { waitUntil: 'load' });
+  await page.waitForSelector('body[data-ready="true"]');
+  await page.emulateNetworkConditions({ download: -1, upload: 2 * MiB, latency: 0 });
+  let offline = false;
+  const lost = await loseS3Answers(page, () => offline);
+  const progress = watchProgress(page);
+  await choose(page, { title: `Offline castle ${Date.now()}`, pdf: path });
+  await page.click('#upload');
+  await page.waitForFunction((limit) => Number(document.querySelector('#overall-text')?.dataset.bytesDone ?? 0) >= limit, { timeout: 60_000 }, 0.4 * size);
+  const at = progress.last?.done ?? 0;
+  // The link goes: new requests fail, and the answers to the PUTs under way never arrive.
+  offline = true;
+  await page.setOfflineMode(true);
+  const offlineAt = Date.now();
+  const paused = await page.waitForSelector('body[data-network="offline"]', { timeout: 10_000 }).then(() => true, () => false);
+  check(paused, 'offline, the page pauses and says so');
+  if (paused) check(!(await page.$eval('#offline', (p) => p.hidden)), 'the page shows that it is offline', await textOf(page, '#phase'));
+  await page.screenshot({ path: join(SHOTS, '8-offline.png'), fullPage: true });
+  const putsOffline = seen.puts.length;
+  await new Promise((resolve) => setTimeout(resolve, 20_000 - (Date.now() - offlineAt)));
+  const before = progress.last?.done ?? 0;
+  offline = false;
+  await page.setOfflineMode(false);
+  console.log(`  offline for 20 s at ${((100 * at) / size).toFixed(0)} % (${at} bytes; ${before} confirmed when the network came back; `
+    + `${seen.puts.length - putsOffline} PUTs started while offline; S3's answers lost for parts ${lost.join(', ') || 'none'})`);
+  await page.waitForSelector('#result:not([hidden])', { timeout: 90_000 });
+  progress.stop = true;
+  await page.screenshot({ path: join(SHOTS, '9-offline-done.png'), fullPage: true });
+  check(Boolean(await page.$('#moc-title')), 'after the network is back the upload finishes by itself', (await textOf(page, '#result')).slice(0, 160));
+  check(lost.length > 0, "the outage reached PUTs under way (S3's answers lost)", lost.join(', '));
+  const logText = await textOf(page, '#log');
+  check(lost.every((n) => logText.includes(`part ${n} of offline-castle.pdf: S3 holds it`)), 'back online, the page asks S3 (§4.5) and does not send again what S3 holds');
+  const counts = putCounts(seen.puts);
+  check(counts === '#1×1 #2×1 #3×1 #4×1', 'no part is sent twice', counts);
+  check(progress.last?.done === size && progress.max <= size, "the page's byte count ends at exactly the file's size, never above", `${progress.last?.done} (max ${progress.max}) of ${size}`);
+  check((await storedSha(page)) === sha256(bytes), 'the PDF in S3 has the SHA-256 of the chosen file');
+  report('offline', { puts: seen.puts, size, page: progress.last });
+});
+
+// ---- run 8: another device resumes; a wrong file is refused first ----------
+
+await scenario('another-device', async (first) => {
+  const size = 20 * MiB;
+  const bytes = pdfOf(size);
+  const path = join(dir, 'device-castle.pdf');
+  writeFileSync(path, bytes);
+  // Same name, same size, other content.
+  mkdirSync(join(dir, 'other'), { recursive: true });
+  const wrongPath = join(dir, 'other', 'device-castle.pdf');
+  writeFileSync(wrongPath, pdfOf(size));
+  const user = `browser-device-${Date.now()}`;
+  const title = `Device castle ${Date.now()}`;
+
+  // Device 1: parts 1 and 2 reach S3, 3 and 4 never leave; then it is gone.
+  await signIn(first, user);
+  const seenFirst = monitor(first);
+  await holdS3Puts(first, (url) => Number(url.searchParams.get('partNumber')) > 2);
+  await first.goto(BASE_URL + '/', { waitUntil: 'load' });
+  await first.waitForSelector('body[data-ready="true"]');
+  await choose(first, { title, pdf: path });
+  await first.click('#upload');
+  await first.waitForFunction(() => document.querySelector('#file-rows li .numbers')?.textContent.includes('part 2 of 4'), { timeout: 60_000 });
+  await first.screenshot({ path: join(SHOTS, '10-device-one.png'), fullPage: true });
+  await first.close();
+
+  // Device 2: a context of its own (empty storage), the same user.
+  const context = await browser.createBrowserContext();
+  try {
+    const page = await context.newPage();
+    await signIn(page, user);
+    const seen = monitor(page);
+    await page.goto(BASE_URL + '/', { waitUntil: 'load' });
+    await page.waitForSelector('body[data-ready="true"]');
+    check((await page.evaluate(() => localStorage.length)) === 0, 'the second device starts with empty storage');
+    const listed = await page.$$eval('#session-list li', (lis) => lis.map((li) => ({ id: li.dataset.sessionId, title: li.dataset.title, text: li.textContent })));
+    check(listed.length === 1 && listed[0].title === title, "the second device lists the user's unfinished session (§4.15)", listed.map((l) => l.text).join(' | '));
+    await page.screenshot({ path: join(SHOTS, '11-device-two-list.png'), fullPage: true });
+    await page.click('#session-list li button.pick');
+
+    // The same name, other content: refused before any PUT.
+    await choose(page, { pdf: wrongPath });
+    await page.click('#resume-button');
+    await page.waitForSelector('#result:not([hidden])', { timeout: 60_000 });
+    await page.screenshot({ path: join(SHOTS, '12-wrong-file.png'), fullPage: true });
+    const refusal = await textOf(page, '#result');
+    const mismatch = seen.api.find((c) => c.path.endsWith('/urls'));
+    check(refusal.includes('FILE_MISMATCH') && mismatch?.status === 409, 'a file of the same name with other content is refused (409 FILE_MISMATCH)', `${mismatch?.status} ${refusal.slice(0, 140)}`);
+    check(seen.puts.length === 0, 'the refused file sent nothing to S3', `${seen.puts.length} PUTs`);
+
+    // The right file: only the missing parts.
+    await page.click('#choose-again');
+    await choose(page, { pdf: path });
+    const progress = watchProgress(page);
+    await page.click('#resume-button');
+    await page.waitForSelector('#result:not([hidden])', { timeout: 60_000 });
+    progress.stop = true;
+    await page.screenshot({ path: join(SHOTS, '13-device-two-done.png'), fullPage: true });
+    const mocTitle = (await page.$('#moc-title')) ? await textOf(page, '#moc-title') : await textOf(page, '#result');
+    check(mocTitle === title, 'the second device finalizes the MOC', mocTitle.slice(0, 140));
+    const counts = putCounts(seen.puts);
+    check(counts === '#3×1 #4×1', 'the second device sends only the missing parts', counts);
+    const completes = seen.api.filter((c) => c.path.endsWith('/complete'));
+    check(completes.length === 1 && completes[0].status === 200, 'the file is completed with {} (no ETags from device 1)', completes.map((c) => c.status).join(','));
+    const { total } = await fetch(`${API}/sessions?status=all`, { headers: { cookie: `auth_token=${idToken(AUTH_KEY_DIR, user)}` } })
+      .then((r) => r.json()).then((b) => ({ total: b.sessions?.filter((s) => s.status === 'completed').length })).catch(() => ({ total: null }));
+    check(total === 1, 'one session, one MOC', `${total} completed session(s)`);
+    check(progress.last?.done === size && progress.max <= size, "the page's byte count ends at the file's size, never above", `${progress.last?.done} (max ${progress.max}) of ${size}`);
+    check((await storedSha(page)) === sha256(bytes), 'the PDF in S3 has the SHA-256 of the file (parts from two devices)');
+    console.log(`  device 1: PUTs started ${putCounts(seenFirst.puts)} (3 and 4 never left)`);
+    report('another-device (device 2)', { puts: seen.puts, size, page: progress.last });
+  } finally {
+    await context.close().catch(() => {});
+  }
+});
+
+// ---- run 9: the session expires anyway; a fresh start keeps the files ------
+
+await scenario('session-expired', async (page) => {
+  const size = 25 * MiB;
+  const bytes = pdfOf(size);
+  const path = join(dir, 'late-castle.pdf');
+  writeFileSync(path, bytes);
+  await signIn(page, `browser-late-${Date.now()}`);
+  const seen = monitor(page);
+  // Parts 1-4 take 3 s each to leave; meanwhile the session expires, so
+  // part 5's URL is refused (410) when the page asks for it.
+  await holdS3Puts(page, () => 3_000);
+  let sessionId = null;
+  page.on('response', (r) => {
+    const m = /\/sessions\/([^/]+)\/files\/batch$/.exec(new URL(r.url()).pathname);
+    if (m && r.request().method() === 'POST') sessionId = m[1];
+  });
+  await page.goto(BASE_URL + '/', { waitUntil: 'load' });
+  await page.waitForSelector('body[data-ready="true"]');
+  const title = `Late castle ${Date.now()}`;
+  await choose(page, { title, pdf: path });
+  await page.click('#upload');
+  await page.waitForResponse((r) => new URL(r.url()).pathname.endsWith('/urls'));
+  execFileSync('psql', ['-q', DATABASE_URL, '-c', `UPDATE upload_sessions SET expires_at = expires_at - interval '1 day' WHERE id = '${sessionId}'`]);
+  await page.waitForSelector('#result:not([hidden])', { timeout: 60_000 });
+  await page.screenshot({ path: join(SHOTS, '14-session-expired.png'), fullPage: true });
+  const heading = await textOf(page, '#result h2');
+  check(heading === 'The upload session expired' && Boolean(await page.$('#fresh-start')), 'the page says the session expired and offers a fresh start', heading);
+  seen.phase = 'fresh';
+  await page.click('#fresh-start');
+  await page.waitForSelector('#moc-title', { timeout: 60_000 });
+  check((await textOf(page, '#moc-title')) === title, 'the fresh start with the files already picked finalizes the MOC');
+  const fresh = seen.puts.filter((p) => p.phase === 'fresh');
+  check(putCounts(fresh) === '#1×1 #2×1 #3×1 #4×1 #5×1', 'the fresh start sends every part once', putCounts(fresh));
+  check((await storedSha(page)) === sha256(bytes), 'the PDF in S3 has the SHA-256 of the chosen file');
 });
 
 await browser.close();

@@ -1,12 +1,15 @@
 // `BASE_URL=… KEY_DIR=… tsx src/flow.ts`: one file through the whole upload
 // flow with the typed client, against a running dev server (scripts/ts-client-check
-// starts one): create a session, register a two-part PDF with its CRC32C and
-// every part's (src/upload.ts, docs/contract.md §4.14), see S3 refuse a
-// corrupted part (400 BadDigest), PUT both parts straight to S3 through their
-// presigned URLs with the checksum headers they were signed for and take S3's
-// ETags, complete, finalize (the file verified), then replay the finalize and
-// read an error back (its code typed as the frontend's vocabulary, its
-// `details.reason` and `correlationId`).
+// starts one, with part URLs that live PRESIGN_TTL_SECONDS=3 seconds): create a
+// session, register a two-part PDF with its CRC32C (src/upload.ts,
+// docs/contract.md §4.14) and no URLs, ask for each part's URL just before its
+// PUT (§4.12, with the file's size and CRC32C: another file is refused with
+// 409 FILE_MISMATCH), see S3 refuse a corrupted part (400 BadDigest) and an
+// expired URL (403, signed afresh and sent again by `sendPart`), PUT both
+// parts straight to S3 with the checksum headers their URLs were signed for,
+// complete with `{}` (S3's parts, no ETags), finalize (the file verified),
+// then replay the finalize and read an error back (its code typed as the
+// frontend's vocabulary, its `details.reason` and `correlationId`).
 // Every answer is checked at run time; its shape is checked at compile time
 // by the types generated from docs/openapi.json. Exits non-zero on any failure.
 import assert from "node:assert/strict";
@@ -14,7 +17,7 @@ import { createHash, randomUUID } from "node:crypto";
 
 import { type ErrorCode, type UploadsClient, uploadsClient } from "./client.js";
 import { accessToken, loadKey } from "./jwt.js";
-import { type FileChecksums, type PresignedPartUrl, checksums, crc32c, crc32cBase64, putPart } from "./upload.js";
+import { type FileChecksums, type PresignedPartUrl, checksums, crc32c, crc32cBase64, putPart, sendPart } from "./upload.js";
 
 const baseUrl = process.env.BASE_URL ?? "http://127.0.0.1:3000";
 const keyDir = process.env.KEY_DIR;
@@ -69,7 +72,6 @@ let fileId = "";
 let uploadId = "";
 let partSize = 0;
 let sums: FileChecksums = { crc32c: "", partChecksums: [] };
-let partUrls: PresignedPartUrl[] = [];
 let etags: string[] = [];
 let fileUrl = "";
 let mocId = "";
@@ -91,13 +93,13 @@ step("the client's CRC32C gives the check value of \"123456789\" (E3069283)", as
   assert.equal(crc32cBase64(crc32c(new TextEncoder().encode("123456789"))), "4waSgw==");
 });
 
-step("register the file with its CRC32C and its parts' (201, two URLs signed for them)", async () => {
+step("register the file with its CRC32C, no URLs yet (201)", async () => {
   sums = checksums(pdf, partSize);
   assert.equal(sums.partChecksums.length, 2);
   const registered = expect(
     await api.POST("/api/mocs/uploads/sessions/{sessionId}/files", {
       params: { path: { sessionId } },
-      body: { ...file, partCount: 2, crc32c: sums.crc32c, partChecksums: sums.partChecksums },
+      body: { ...file, crc32c: sums.crc32c },
     }),
     201,
     "register",
@@ -105,32 +107,53 @@ step("register the file with its CRC32C and its parts' (201, two URLs signed for
   assert.match(registered.fileId, UUID);
   assert.ok(registered.uploadId.length > 0, "an upload ID");
   assert.equal(registered.crc32c, sums.crc32c, "the declared CRC32C comes back");
-  const urls = registered.presignedUrls ?? [];
-  assert.equal(urls.length, 2, "one URL per part");
-  for (const [i, url] of urls.entries()) {
-    const size = i === 0 ? partSize : pdf.byteLength - partSize;
-    assert.equal(url.partNumber, i + 1);
-    assert.equal(url.sizeBytes, size);
-    assert.ok(Date.parse(url.expiresAt) > Date.now(), "the URL has not expired");
-    assert.equal(url.headers["Content-Length"], String(size));
-    // The part's CRC32C is among the headers to send, and signed.
-    assert.equal(url.headers["x-amz-checksum-crc32c"], sums.partChecksums[i]?.crc32c);
-    assert.equal(url.headers["x-amz-sdk-checksum-algorithm"], "CRC32C");
-    const signed = new URL(url.url);
-    assert.equal(signed.searchParams.get("partNumber"), String(i + 1));
-    assert.equal(signed.searchParams.get("uploadId"), registered.uploadId);
-    assert.ok(signed.searchParams.get("X-Amz-SignedHeaders")?.split(";").includes("x-amz-checksum-crc32c"), "the checksum header is signed");
-  }
+  assert.equal(registered.presignedUrls, undefined, "URLs are asked for just before use, not at registration");
   fileId = registered.fileId;
   uploadId = registered.uploadId;
-  partUrls = urls;
+});
+
+/** Part n's URL, asked for now (§4.12) with the file's size and CRC32C and the part's CRC32C. */
+async function urlFor(n: number, crc = sums.crc32c): Promise<PresignedPartUrl> {
+  const answer = expect(
+    await api.POST("/api/mocs/uploads/sessions/{sessionId}/files/{fileId}/urls", {
+      params: { path: { sessionId, fileId } },
+      body: { partNumbers: [n], partChecksums: sums.partChecksums.filter((p) => p.partNumber === n), size: pdf.byteLength, crc32c: crc },
+    }),
+    200,
+    `URL for part ${n}`,
+  );
+  const [url] = answer.presignedUrls;
+  assert.ok(url && answer.presignedUrls.length === 1, `one URL, for part ${n}`);
+  const size = n === 1 ? partSize : pdf.byteLength - partSize;
+  assert.equal(url.partNumber, n);
+  assert.equal(url.sizeBytes, size);
+  assert.equal(url.headers["Content-Length"], String(size));
+  // The part's CRC32C is among the headers to send, and signed.
+  assert.equal(url.headers["x-amz-checksum-crc32c"], sums.partChecksums[n - 1]?.crc32c);
+  assert.equal(url.headers["x-amz-sdk-checksum-algorithm"], "CRC32C");
+  const signed = new URL(url.url);
+  assert.equal(signed.searchParams.get("partNumber"), String(n));
+  assert.equal(signed.searchParams.get("uploadId"), uploadId);
+  assert.ok(signed.searchParams.get("X-Amz-SignedHeaders")?.split(";").includes("x-amz-checksum-crc32c"), "the checksum header is signed");
+  // PRESIGN_TTL_SECONDS=3 (scripts/ts-client-check).
+  assert.equal(signed.searchParams.get("X-Amz-Expires"), "3");
+  return url;
+}
+
+step("another file's CRC32C gets no URL (409 FILE_MISMATCH)", async () => {
+  const { error, response } = await api.POST("/api/mocs/uploads/sessions/{sessionId}/files/{fileId}/urls", {
+    params: { path: { sessionId, fileId } },
+    body: { partNumbers: [1], size: pdf.byteLength, crc32c: "AAAAAQ==" },
+  });
+  assert.equal(response.status, 409, JSON.stringify(error));
+  assert.equal(error?.error.code, "FILE_ERROR");
+  assert.equal(error?.error.details.reason, "FILE_MISMATCH");
 });
 
 const partBody = (n: number) => pdf.slice((n - 1) * partSize, n * partSize);
 
 step("a part whose bytes are not its CRC32C is refused by S3 (400 BadDigest)", async () => {
-  const [first] = partUrls;
-  assert.ok(first);
+  const first = await urlFor(1);
   const corrupted = partBody(1);
   corrupted[1000] = (corrupted[1000] ?? 0) ^ 0xff;
   const response = await putPart(first, corrupted);
@@ -139,19 +162,40 @@ step("a part whose bytes are not its CRC32C is refused by S3 (400 BadDigest)", a
   assert.match(text, /<Code>BadDigest<\/Code>/);
 });
 
-step("PUT both parts straight to S3 with their checksum headers (200, ETags)", async () => {
+step("a URL that expired before its PUT is refused (403) and signed afresh; both parts stored (200, ETags)", async () => {
   etags = [];
-  for (const url of partUrls) {
-    const body = partBody(url.partNumber);
-    const response = await putPart(url, body);
-    const text = await response.text();
-    assert.equal(response.status, 200, `part ${url.partNumber}: S3 answered ${response.status}: ${text}`);
-    const answered = response.headers.get("etag");
-    assert.ok(answered, "S3 answers the part's ETag");
+  const stale = await urlFor(1);
+  await new Promise((resolve) => setTimeout(resolve, 4_000));
+  let signs = 0;
+  const first = await sendPart(async () => (signs++ === 0 ? stale : urlFor(1)), partBody(1));
+  // S3 refuses the expired URL with 403, or closes the connection as it
+  // refuses it before reading the body (a failed fetch, 0); either way one
+  // fresh URL and one more PUT.
+  console.log(`  part 1 on an expired URL, then a fresh one: S3 answered ${first.statuses.join(", ")} (0: no answer)`);
+  assert.equal(first.statuses.length, 2, `statuses ${first.statuses.join(", ")}`);
+  assert.ok([403, 0].includes(first.statuses[0] ?? -1), `S3 refused the expired URL (${first.statuses[0]})`);
+  assert.equal(first.statuses[1], 200, "then took the part on a fresh one");
+  assert.equal(signs, 2, "signed once more after the 403");
+  const second = await sendPart(() => urlFor(2), partBody(2));
+  assert.deepEqual(second.statuses, [200]);
+  for (const [i, sent] of [first, second].entries()) {
     // A part's ETag is the quoted hex MD5 of its bytes.
-    assert.equal(answered, `"${createHash("md5").update(body).digest("hex")}"`);
-    etags.push(answered);
+    assert.equal(sent.etag, `"${createHash("md5").update(partBody(i + 1)).digest("hex")}"`);
+    etags.push(sent.etag);
   }
+});
+
+step("an expired URL's 403 says so (AccessDenied, Request has expired)", async () => {
+  const url = await urlFor(2);
+  await new Promise((resolve) => setTimeout(resolve, 4_000));
+  // S3 may close the connection before the body is sent: try again for the answer.
+  let response: Response | undefined;
+  for (let attempt = 0; !response && attempt < 5; attempt++) response = await putPart(url, partBody(2)).catch(() => undefined);
+  assert.ok(response, "S3 answered the expired URL");
+  const text = await response.text();
+  assert.equal(response.status, 403, text);
+  assert.match(text, /AccessDenied/);
+  assert.match(text, /expired/i);
 });
 
 step("list the parts: the presigned upload is reconciled from S3 (200)", async () => {
@@ -169,11 +213,11 @@ step("list the parts: the presigned upload is reconciled from S3 (200)", async (
   );
 });
 
-step("complete the file with S3's ETags (200, fileUrl; S3 checks the whole CRC32C)", async () => {
+step("complete the file with {}: S3's parts, no ETags (200, fileUrl; S3 checks the whole CRC32C)", async () => {
   const completed = expect(
     await api.POST("/api/mocs/uploads/sessions/{sessionId}/files/{fileId}/complete", {
       params: { path: { sessionId, fileId } },
-      body: { parts: etags.map((etag, i) => ({ partNumber: i + 1, etag })) },
+      body: {},
     }),
     200,
     "complete",

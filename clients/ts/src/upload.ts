@@ -58,3 +58,62 @@ export function putPart(url: PresignedPartUrl, body: Uint8Array<ArrayBuffer>): P
   );
   return fetch(url.url, { method: "PUT", headers, body });
 }
+
+/** What happened to one part: S3's status for each PUT, in order, and the ETag it kept. */
+export interface SentPart {
+  etag: string;
+  statuses: number[];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Backoff with jitter: 0.5 s, 1 s, 2 s, … capped at 15 s, each ±25 %. */
+const backoffMs = (attempt: number) => Math.min(15_000, 500 * 2 ** (attempt - 1)) * (0.75 + Math.random() / 2);
+
+/**
+ * Sends one part through a URL asked for just before its PUT (`sign`, the
+ * fresh-URLs route, docs/contract.md §4.12), not one held since
+ * registration: URLs may live only seconds (`PRESIGN_TTL_SECONDS`). A 403
+ * (the URL expired: `AccessDenied`, "Request has expired") is signed afresh
+ * and sent again at once, once; 503 SlowDown and network errors back off
+ * with jitter (and a URL that expired meanwhile is signed afresh); a 400
+ * BadDigest is sent again (S3 kept the part it held).
+ */
+export async function sendPart(
+  sign: () => Promise<PresignedPartUrl>,
+  body: Uint8Array<ArrayBuffer>,
+  attempts = 5,
+): Promise<SentPart> {
+  const statuses: number[] = [];
+  let url = await sign();
+  let reSigned = false;
+  for (let attempt = 1; attempt <= attempts; attempt++) {
+    let response: Response;
+    try {
+      response = await putPart(url, body);
+    } catch {
+      // No answer: the network, or S3 closing the connection as it refused
+      // the request before reading the body (an expired URL can end so).
+      statuses.push(0);
+      await sleep(backoffMs(attempt));
+      if (Date.parse(url.expiresAt) <= Date.now()) url = await sign();
+      continue;
+    }
+    statuses.push(response.status);
+    const text = await response.text();
+    const etag = response.headers.get("etag");
+    if (response.ok && etag) return { etag, statuses };
+    if (response.status === 403) {
+      url = await sign();
+      if (!reSigned) {
+        reSigned = true;
+        continue;
+      }
+    } else if (response.status === 400 && /<Code>(BadDigest|InvalidDigest)<\/Code>/.test(text)) {
+      continue;
+    } else if (response.status !== 503) {
+      throw new Error(`S3 answered ${response.status}: ${text}`);
+    }
+    await sleep(backoffMs(attempt));
+  }
+  throw new Error(`part not stored after ${attempts} attempts (S3 answered ${statuses.join(", ")})`);
+}
