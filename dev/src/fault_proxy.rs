@@ -99,14 +99,20 @@ impl Flags {
             let name = flag
                 .strip_prefix("--")
                 .ok_or_else(|| format!("expected --FLAG VALUE, got {flag:?}"))?;
-            let value = rest.next().ok_or_else(|| format!("--{name} needs a value"))?;
+            let value = rest
+                .next()
+                .ok_or_else(|| format!("--{name} needs a value"))?;
             pairs.push((name.to_owned(), value.clone()));
         }
         Ok(Self(pairs))
     }
 
     pub fn text(&self, name: &str) -> Option<String> {
-        self.0.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+        self.0
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
     }
 
     pub fn number(&self, name: &str, default: u64) -> Result<u64, BoxError> {
@@ -185,8 +191,7 @@ impl Proxy {
     /// Connection `number`'s fault, from the seed alone.
     fn fate(&self, number: u64) -> Fault {
         let s = &self.settings;
-        let mut rng =
-            StdRng::seed_from_u64(s.seed ^ number.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = StdRng::seed_from_u64(s.seed ^ number.wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let roll: u32 = rng.gen_range(0..1000);
         let after = rng.gen_range(1..=s.max_fault_bytes);
         if roll < s.reset_per_mille {
@@ -295,7 +300,11 @@ async fn pipe(
     let reader = tokio::spawn(async move {
         let mut buffer = vec![0u8; 64 * 1024];
         while let Ok(n) = from.read(&mut buffer).await {
-            if n == 0 || tx.send((Instant::now(), Bytes::copy_from_slice(&buffer[..n]))).is_err() {
+            if n == 0
+                || tx
+                    .send((Instant::now(), Bytes::copy_from_slice(&buffer[..n])))
+                    .is_err()
+            {
                 break;
             }
         }
@@ -332,13 +341,7 @@ enum Fired {
 
 /// Fires the connection's fault when the chunk covering bytes
 /// `before..before + len` reaches its byte offset (once, and not when calm).
-async fn fire(
-    proxy: &Proxy,
-    connection: &Connection,
-    before: u64,
-    len: u64,
-    way: &str,
-) -> Fired {
+async fn fire(proxy: &Proxy, connection: &Connection, before: u64, len: u64, way: &str) -> Fired {
     let after = match connection.fault {
         Fault::Reset { after } | Fault::Stall { after } => after,
         Fault::None | Fault::Slow => return Fired::No,
@@ -389,8 +392,18 @@ mod tests {
     fn settings(seed: u64) -> ProxySettings {
         ProxySettings::from_args(
             &[
-                "--listen", "127.0.0.1:0", "--upstream", "127.0.0.1:1", "--seed",
-                &seed.to_string(), "--reset", "100", "--stall", "100", "--slow", "100",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                "127.0.0.1:1",
+                "--seed",
+                &seed.to_string(),
+                "--reset",
+                "100",
+                "--stall",
+                "100",
+                "--slow",
+                "100",
             ]
             .map(String::from),
         )
@@ -400,7 +413,10 @@ mod tests {
     #[test]
     fn the_same_seed_arms_the_same_faults_on_the_same_connections() {
         let fates = |seed| {
-            let proxy = Proxy { settings: settings(seed), log: None };
+            let proxy = Proxy {
+                settings: settings(seed),
+                log: None,
+            };
             (1..=200).map(|n| proxy.fate(n)).collect::<Vec<_>>()
         };
         assert_eq!(fates(7), fates(7));

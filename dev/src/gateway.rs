@@ -310,7 +310,8 @@ impl Gateway {
         for (result, (_, spec)) in started.into_iter().zip(specs) {
             match result {
                 Ok(function) => {
-                    self.ipc.insert(function.route_file, Arc::new(Slot::new(function, spec)));
+                    self.ipc
+                        .insert(function.route_file, Arc::new(Slot::new(function, spec)));
                 }
                 Err(error) => problems.push(error.to_string()),
             }
@@ -389,7 +390,9 @@ impl Gateway {
         match target {
             Ok(target) => {
                 let kill_after = kill_after.filter(|_| self.chaos_log.is_some());
-                let response = self.forward(request, client, &call, &target, kill_after).await;
+                let response = self
+                    .forward(request, client, &call, &target, kill_after)
+                    .await;
                 call.forwarded(&target, response)
             }
             Err(refusal) => call.answered_here(call.error(&refusal)),
@@ -675,12 +678,7 @@ pub const CHAOS_KILL_HEADER: &str = "x-moc-chaos-kill-after-ms";
 
 fn chaos_kill_after(headers: &mut HeaderMap) -> Option<Duration> {
     let value = headers.remove(CHAOS_KILL_HEADER)?;
-    value
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-        .map(Duration::from_millis)
+    value.to_str().ok()?.parse().ok().map(Duration::from_millis)
 }
 
 impl Gateway {
@@ -714,7 +712,11 @@ impl Gateway {
             .await
             .map_err(|e| invocation_failed(format!("restarting the function: {e}")))?;
             slot.restarts.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(route_file = target.route.file, pid = started.pid, "function restarted (cold start) after its process died");
+            tracing::warn!(
+                route_file = target.route.file,
+                pid = started.pid,
+                "function restarted (cold start) after its process died"
+            );
             *current = Arc::new(started);
         }
         target.upstream = format!("http://127.0.0.1:{}", current.http_port)

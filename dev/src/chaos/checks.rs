@@ -52,7 +52,11 @@ impl World<'_> {
             .send()
             .await
             .map_err(|e| format!("GET {key}: {}", s3_error(&e)))?;
-        let bytes = object.body.collect().await.map_err(|e| format!("GET {key}: {e}"))?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| format!("GET {key}: {e}"))?;
         Ok(bytes.into_bytes().to_vec())
     }
 
@@ -65,10 +69,14 @@ impl World<'_> {
 
     /// Every session a client saw finalized has exactly one MOC, the one
     /// every finalize answer named.
-    pub async fn one_moc_per_session(&self, records: &[SessionRecord]) -> Result<Invariant, BoxError> {
+    pub async fn one_moc_per_session(
+        &self,
+        records: &[SessionRecord],
+    ) -> Result<Invariant, BoxError> {
         let mut failures = Vec::new();
         let mut answers = 0;
-        let finalized: Vec<&SessionRecord> = records.iter().filter(|r| !r.moc_ids.is_empty()).collect();
+        let finalized: Vec<&SessionRecord> =
+            records.iter().filter(|r| !r.moc_ids.is_empty()).collect();
         for record in &finalized {
             answers += record.moc_ids.len();
             let ids: HashSet<&String> = record.moc_ids.iter().collect();
@@ -100,10 +108,16 @@ impl World<'_> {
         )
         .fetch_all(self.db)
         .await?;
-        failures.extend(dup.into_iter().map(|(t, n)| format!("{n} MOCs titled {t:?}")));
+        failures.extend(
+            dup.into_iter()
+                .map(|(t, n)| format!("{n} MOCs titled {t:?}")),
+        );
         Ok(Invariant::new(
             "every session a client saw finalized has exactly one MOC, and every duplicate finalize returned its id",
-            format!("{} sessions, {answers} finalize answers with a MOC", finalized.len()),
+            format!(
+                "{} sessions, {answers} finalize answers with a MOC",
+                finalized.len()
+            ),
             failures,
         ))
     }
@@ -127,7 +141,10 @@ impl World<'_> {
                 Ok(bytes) => {
                     let found = Crc32c::of(&bytes).to_string();
                     if i64::try_from(bytes.len()).ok() != Some(i64::from(*size)) {
-                        failures.push(format!("file {id}: {} bytes in S3, {size} declared", bytes.len()));
+                        failures.push(format!(
+                            "file {id}: {} bytes in S3, {size} declared",
+                            bytes.len()
+                        ));
                     } else if crc.as_ref().is_some_and(|c| *c != found) {
                         failures.push(format!("file {id}: CRC32C {found} in S3, {crc:?} declared"));
                     }
@@ -175,7 +192,10 @@ impl World<'_> {
             .await?;
         let mut owned: HashSet<String> = rows.into_iter().filter_map(|(k,)| k).collect();
         owned.extend(mocs.into_iter().map(|(url,)| self.key_of(&url)));
-        let owned: HashSet<String> = owned.iter().map(|k| hex::encode(Sha256::digest(k))).collect();
+        let owned: HashSet<String> = owned
+            .iter()
+            .map(|k| hex::encode(Sha256::digest(k)))
+            .collect();
         let failures: Vec<String> = files
             .iter()
             .filter(|f| !owned.contains(*f))
@@ -226,7 +246,10 @@ impl World<'_> {
                     Ok(bytes) if <[u8; 32]>::from(Sha256::digest(&bytes)) == file.sha256 => {}
                     Ok(bytes) => failures.push(format!(
                         "{} ({}): S3 holds {} bytes that differ from the {} uploaded",
-                        file.file_id, file.name, bytes.len(), file.size
+                        file.file_id,
+                        file.name,
+                        bytes.len(),
+                        file.size
                     )),
                     Err(problem) => failures.push(problem),
                 }
@@ -279,7 +302,10 @@ impl FaultCounts {
                 };
                 // A slow connection is slow for every request it carries.
                 let mid = event["inFlight"] == true
-                    || matches!(event["inFlight"].as_str(), Some("to-upstream" | "to-client"))
+                    || matches!(
+                        event["inFlight"].as_str(),
+                        Some("to-upstream" | "to-client")
+                    )
                     || fault == "slow";
                 *counts.fired.entry(name.clone()).or_default() += 1;
                 if mid {

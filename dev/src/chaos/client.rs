@@ -97,7 +97,8 @@ impl Client {
         payload: &Payload,
     ) -> Result<Answer, String> {
         let url = format!("{}{path}", self.api);
-        self.call(rng, label, method, &url, payload, &[], true).await
+        self.call(rng, label, method, &url, payload, &[], true)
+            .await
     }
 
     /// An API call with extra headers (the sweeper's bearer secret).
@@ -111,7 +112,8 @@ impl Client {
         headers: &[(String, String)],
     ) -> Result<Answer, String> {
         let url = format!("{}{path}", self.api);
-        self.call(rng, label, method, &url, payload, headers, true).await
+        self.call(rng, label, method, &url, payload, headers, true)
+            .await
     }
 
     /// A presigned PUT straight to S3 (through its fault proxy), with the
@@ -124,8 +126,16 @@ impl Client {
         bytes: Bytes,
     ) -> Result<Answer, String> {
         let payload = Payload::Part(bytes, String::new());
-        self.call(rng, "s3 presigned part", Method::PUT, url, &payload, headers, false)
-            .await
+        self.call(
+            rng,
+            "s3 presigned part",
+            Method::PUT,
+            url,
+            &payload,
+            headers,
+            false,
+        )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -229,7 +239,14 @@ impl Client {
         Attempt::Failed
     }
 
-    fn record(&self, method: &Method, label: &str, status: u16, body: &Value, retry_after: Option<&str>) {
+    fn record(
+        &self,
+        method: &Method,
+        label: &str,
+        status: u16,
+        body: &Value,
+        retry_after: Option<&str>,
+    ) {
         let mut tally = self.tally();
         *tally
             .answers

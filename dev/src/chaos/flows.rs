@@ -76,7 +76,10 @@ impl SourceFile {
     pub fn parts(&self) -> Vec<Bytes> {
         (0..self.bytes.len())
             .step_by(PART_SIZE)
-            .map(|start| self.bytes.slice(start..(start + PART_SIZE).min(self.bytes.len())))
+            .map(|start| {
+                self.bytes
+                    .slice(start..(start + PART_SIZE).min(self.bytes.len()))
+            })
             .collect()
     }
 }
@@ -106,14 +109,26 @@ fn source_files(rng: &mut StdRng) -> Vec<SourceFile> {
     let extra = random(&[], 1)[0];
     if extra < 150 {
         let png = random(b"\x89PNG\r\n\x1a\n", 8 * 1024 + 512 * usize::from(extra));
-        files.push(SourceFile::new("image", "cover.png", "image/png", "png", png));
+        files.push(SourceFile::new(
+            "image",
+            "cover.png",
+            "image/png",
+            "png",
+            png,
+        ));
     }
     if extra % 3 == 0 {
         let csv: String = (0..usize::from(extra) + 10)
             .map(|i| format!("3001,red,{i}\n"))
             .collect();
         let csv = format!("part,color,quantity\n{csv}").into_bytes();
-        files.push(SourceFile::new("parts-list", "parts.csv", "text/csv", "csv", csv));
+        files.push(SourceFile::new(
+            "parts-list",
+            "parts.csv",
+            "text/csv",
+            "csv",
+            csv,
+        ));
     }
     files
 }
@@ -157,9 +172,17 @@ impl Flow<'_> {
         StdRng::seed_from_u64(self.rng.r#gen())
     }
 
-    pub(super) async fn api(&mut self, label: &'static str, method: Method, path: &str, payload: Payload) -> Result<Answer, String> {
+    pub(super) async fn api(
+        &mut self,
+        label: &'static str,
+        method: Method,
+        path: &str,
+        payload: Payload,
+    ) -> Result<Answer, String> {
         let mut rng = self.child_rng();
-        self.client.api(&mut rng, label, method, path, &payload).await
+        self.client
+            .api(&mut rng, label, method, path, &payload)
+            .await
     }
 
     /// Runs the session's scenario; the outcome is in the record.
@@ -176,10 +199,18 @@ impl Flow<'_> {
         let files = source_files(&mut self.rng);
         let declared: Vec<Value> = files.iter().map(|f| f.meta.clone()).collect();
         let created = self
-            .api("create session", Method::POST, SESSIONS, Payload::Json(json!({"files": declared})))
+            .api(
+                "create session",
+                Method::POST,
+                SESSIONS,
+                Payload::Json(json!({"files": declared})),
+            )
             .await?;
         expect(&created, 201, "create session")?;
-        let session = created.body["sessionId"].as_str().unwrap_or_default().to_owned();
+        let session = created.body["sessionId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         self.record.session_id = Some(session.clone());
         match scenario {
             Scenario::Normal => self.upload_all(&session, &files).await,
@@ -201,7 +232,8 @@ impl Flow<'_> {
     async fn cancel(&mut self, session: &str, files: &[SourceFile]) -> Result<String, String> {
         let file_id = self.register(session, &files[0]).await?;
         let some = self.rng.gen_range(1..=files[0].parts().len());
-        self.upload(session, &file_id, &files[0], Some(some)).await?;
+        self.upload(session, &file_id, &files[0], Some(some))
+            .await?;
         if self.rng.gen_bool(0.5) {
             // One file completed first, so cancel has an object to delete.
             let last = files.last().expect("one file at least");
@@ -212,17 +244,25 @@ impl Flow<'_> {
             }
         }
         let path = format!("{SESSIONS}/{session}");
-        let answer = self.api("cancel session", Method::DELETE, &path, Payload::None).await?;
+        let answer = self
+            .api("cancel session", Method::DELETE, &path, Payload::None)
+            .await?;
         expect(&answer, 204, "cancel session")?;
         Ok("cancelled".into())
     }
 
-    async fn abort_and_again(&mut self, session: &str, files: &[SourceFile]) -> Result<String, String> {
+    async fn abort_and_again(
+        &mut self,
+        session: &str,
+        files: &[SourceFile],
+    ) -> Result<String, String> {
         let first = self.register(session, &files[0]).await?;
         let some = self.rng.gen_range(1..=files[0].parts().len());
         self.upload(session, &first, &files[0], Some(some)).await?;
         let path = format!("{SESSIONS}/{session}/files/{first}");
-        let answer = self.api("abort file", Method::DELETE, &path, Payload::None).await?;
+        let answer = self
+            .api("abort file", Method::DELETE, &path, Payload::None)
+            .await?;
         // A retry after the abort went through finds no file: 404.
         if answer.status != 404 {
             expect(&answer, 204, "abort file")?;
@@ -258,11 +298,19 @@ impl Flow<'_> {
         body["crc32c"] = json!(file.crc32c.to_string());
         body["partChecksums"] = json!(checksums);
         let path = format!("{SESSIONS}/{session}/files");
-        let answer = self.api("register file", Method::POST, &path, Payload::Json(body.clone())).await?;
+        let answer = self
+            .api(
+                "register file",
+                Method::POST,
+                &path,
+                Payload::Json(body.clone()),
+            )
+            .await?;
         let answer = match answer.status {
             409 if answer.body["error"]["details"]["existingFileId"].is_string() => {
                 body["fileId"] = answer.body["error"]["details"]["existingFileId"].clone();
-                self.api("register file", Method::POST, &path, Payload::Json(body)).await?
+                self.api("register file", Method::POST, &path, Payload::Json(body))
+                    .await?
             }
             _ => answer,
         };
@@ -270,7 +318,11 @@ impl Flow<'_> {
             expect(&answer, 201, "register file")?;
         }
         self.urls.clear();
-        for url in answer.body["presignedUrls"].as_array().into_iter().flatten() {
+        for url in answer.body["presignedUrls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let headers = url["headers"]
                 .as_object()
                 .into_iter()
@@ -278,9 +330,13 @@ impl Flow<'_> {
                 .filter(|(k, _)| !k.eq_ignore_ascii_case("content-length"))
                 .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
                 .collect();
-            self.urls.push((url["url"].as_str().unwrap_or_default().to_owned(), headers));
+            self.urls
+                .push((url["url"].as_str().unwrap_or_default().to_owned(), headers));
         }
-        Ok(answer.body["fileId"].as_str().unwrap_or_default().to_owned())
+        Ok(answer.body["fileId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
     }
 }
 
@@ -290,5 +346,8 @@ pub fn expect(answer: &Answer, status: u16, what: &str) -> Result<(), String> {
         return Ok(());
     }
     let body: String = answer.body.to_string().chars().take(400).collect();
-    Err(format!("{what} answered {}, not {status}: {body}", answer.status))
+    Err(format!(
+        "{what} answered {}, not {status}: {body}",
+        answer.status
+    ))
 }

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use futures::StreamExt;
 use moc_shared::box_error::BoxError;
-use rand::rngs::StdRng;
 use rand::SeedableRng;
+use rand::rngs::StdRng;
 use reqwest::Method;
 
 use crate::fault_proxy::Flags;
@@ -122,7 +122,11 @@ pub async fn run(settings: ChaosSettings) -> Result<(), BoxError> {
     print_outcomes(&records, &client, driven);
     let invariants = check(&world, &records, &client, &faults, sweep).await?;
     let failed = print_invariants(&invariants);
-    println!("chaos: seed {} done in {} s", settings.seed, started.elapsed().as_secs());
+    println!(
+        "chaos: seed {} done in {} s",
+        settings.seed,
+        started.elapsed().as_secs()
+    );
     match failed {
         0 => Ok(()),
         n => Err(format!("{n} invariants do not hold (seed {})", settings.seed).into()),
@@ -135,7 +139,8 @@ async fn drive(settings: &ChaosSettings, client: &Client) -> Vec<SessionRecord> 
     let deadline = Instant::now() + settings.time_limit;
     let flows = (0..settings.sessions).map(|index| {
         let mut rng = StdRng::seed_from_u64(
-            settings.seed ^ (u64::try_from(index).unwrap_or(0) + 1).wrapping_mul(0x2545_F491_4F6C_DD1D),
+            settings.seed
+                ^ (u64::try_from(index).unwrap_or(0) + 1).wrapping_mul(0x2545_F491_4F6C_DD1D),
         );
         let scenario = Scenario::pick(&mut rng);
         let title = format!("Chaos {} #{index}", settings.run_id);
@@ -191,7 +196,14 @@ async fn sweep(settings: &ChaosSettings) -> Result<serde_json::Value, String> {
     let mut last = serde_json::Value::Null;
     for _ in 0..5 {
         let answer = client
-            .api_with(&mut rng, "sweeper", Method::GET, "/api/cron/expire-upload-sessions", &Payload::None, &[("authorization".into(), secret.clone())])
+            .api_with(
+                &mut rng,
+                "sweeper",
+                Method::GET,
+                "/api/cron/expire-upload-sessions",
+                &Payload::None,
+                &[("authorization".into(), secret.clone())],
+            )
             .await?;
         flows::expect(&answer, 200, "the sweeper")?;
         last = answer.body;
@@ -231,7 +243,10 @@ async fn check(
     let bad_5xx = tally.bad_5xx.clone();
     let answers: u64 = tally.answers.values().sum();
     drop(tally);
-    let disagreements: Vec<String> = records.iter().flat_map(|r| r.disagreements.clone()).collect();
+    let disagreements: Vec<String> = records
+        .iter()
+        .flat_map(|r| r.disagreements.clone())
+        .collect();
     let missing: Vec<String> = FAULT_KINDS
         .iter()
         .filter(|k| faults.mid_request.get(**k).copied().unwrap_or(0) == 0)
@@ -281,7 +296,11 @@ fn print_outcomes(records: &[SessionRecord], client: &Client, driven: Duration) 
         let outcome: String = record.outcome.chars().take(160).collect();
         *outcomes.entry((scenario, outcome)).or_default() += 1;
     }
-    println!("\n== outcomes ({} sessions driven in {} s)", records.len(), driven.as_secs());
+    println!(
+        "\n== outcomes ({} sessions driven in {} s)",
+        records.len(),
+        driven.as_secs()
+    );
     for ((scenario, outcome), n) in &outcomes {
         println!("  {n:>4}  {scenario:<34} {outcome}");
     }

@@ -26,8 +26,13 @@ impl Flow<'_> {
             let answer = if bytes.len() <= PROXY_MAX && self.rng.gen_bool(0.5) {
                 let crc = moc_shared::domain::Crc32c::of(&bytes).to_string();
                 let path = format!("{SESSIONS}/{session}/files/{file_id}/parts/{number}");
-                self.api("proxied part", Method::PUT, &path, Payload::Part(bytes, crc))
-                    .await?
+                self.api(
+                    "proxied part",
+                    Method::PUT,
+                    &path,
+                    Payload::Part(bytes, crc),
+                )
+                .await?
             } else {
                 let (url, headers) = self
                     .urls
@@ -35,7 +40,9 @@ impl Flow<'_> {
                     .cloned()
                     .ok_or_else(|| format!("no presigned URL for part {number}"))?;
                 let mut rng = self.child_rng();
-                self.client.presigned_put(&mut rng, &url, &headers, bytes).await?
+                self.client
+                    .presigned_put(&mut rng, &url, &headers, bytes)
+                    .await?
             };
             expect(&answer, 200, &format!("part {number} upload"))?;
         }
@@ -45,7 +52,9 @@ impl Flow<'_> {
     /// The parts as S3 holds them (the resume view), for the complete body.
     async fn listed_parts(&mut self, session: &str, file_id: &str) -> Result<Value, String> {
         let path = format!("{SESSIONS}/{session}/files/{file_id}/parts");
-        let answer = self.api("list parts", Method::GET, &path, Payload::None).await?;
+        let answer = self
+            .api("list parts", Method::GET, &path, Payload::None)
+            .await?;
         expect(&answer, 200, "list parts")?;
         let parts: Vec<Value> = answer.body["parts"]
             .as_array()
@@ -116,7 +125,9 @@ impl Flow<'_> {
         for answer in answers {
             match answer {
                 Ok(a) if matches!(a.status, 200 | 201) && a.body["id"].is_string() => {
-                    self.record.moc_ids.push(a.body["id"].as_str().unwrap_or_default().to_owned());
+                    self.record
+                        .moc_ids
+                        .push(a.body["id"].as_str().unwrap_or_default().to_owned());
                 }
                 Ok(a) => problems.push(expect(&a, 201, "finalize").err().unwrap_or_default()),
                 Err(problem) => problems.push(problem),
@@ -141,7 +152,11 @@ impl Flow<'_> {
         let calls = (0..count).map(|_| {
             let mut rng = self.child_rng();
             let payload = Payload::Json(body.clone());
-            async move { client.api(&mut rng, label, Method::POST, path, &payload).await }
+            async move {
+                client
+                    .api(&mut rng, label, Method::POST, path, &payload)
+                    .await
+            }
         });
         futures::future::join_all(calls.collect::<Vec<_>>()).await
     }

@@ -161,14 +161,21 @@ async fn adopt_completed_object(
             }
     });
     if !whole {
-        tracing::error!(key, ?object, "the file's upload is gone from S3 and no whole object took its place");
+        tracing::error!(
+            key,
+            ?object,
+            "the file's upload is gone from S3 and no whole object took its place"
+        );
         return Err(ApiError::bad_request(
             "The file's upload no longer exists in S3; abort the file and register it again",
         ));
     }
     let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
     store::files::mark_completed(tx, file.id, &file_url, time::now()).await?;
-    tracing::warn!(key, "complete: S3 had completed the upload before a lost COMMIT; the object is adopted");
+    tracing::warn!(
+        key,
+        "complete: S3 had completed the upload before a lost COMMIT; the object is adopted"
+    );
     Ok((file_url, 0))
 }
 
