@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::gateway::CHAOS_KILL_HEADER;
 
 /// Attempts per logical call before the client gives up.
-const MAX_ATTEMPTS: u32 = 10;
+const MAX_ATTEMPTS: u32 = 12;
 /// A client-side timeout per attempt: a stalled request is retried.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(8);
 /// How long a client keeps asking about a finalize in progress: past the
@@ -153,8 +153,12 @@ impl Client {
         let mut attempt = 0;
         while attempt < MAX_ATTEMPTS {
             attempt += 1;
-            let kill = (through_gateway && rng.gen_range(0..1000) < self.kill_per_mille)
-                .then(|| rng.gen_range(0..=40u64));
+            // A call's first attempt may ask for a kill, its retries never:
+            // the process serves every concurrent request of its route, so
+            // each kill already fails the others in flight with it.
+            let kill =
+                (through_gateway && attempt == 1 && rng.gen_range(0..1000) < self.kill_per_mille)
+                    .then(|| rng.gen_range(0..=40u64));
             let result = self
                 .attempt(label, method.clone(), url, payload, headers, kill)
                 .await;
