@@ -524,6 +524,22 @@ impl Gateway {
         let answer = tokio::time::timeout(target.max_duration, self.client.request(forwarded));
         let answer = answer.await;
         in_flight.store(false, Ordering::SeqCst);
+        self.answer(answer, call, target, invocation.as_ref())
+    }
+
+    /// What the client gets for the function's answer, its failure (a
+    /// killed process is the platform's 504), or its silence past
+    /// `maxDuration`.
+    fn answer(
+        &self,
+        answer: Result<
+            Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+            tokio::time::error::Elapsed,
+        >,
+        call: &Call,
+        target: &Target,
+        invocation: Option<&ipc::Invocation>,
+    ) -> Response<GatewayBody> {
         if answer.as_ref().is_ok_and(Result::is_err)
             && let Some(function) = target.ipc.as_ref().filter(|f| f.killed())
         {
@@ -538,7 +554,7 @@ impl Gateway {
             }
             Ok(Err(error)) => {
                 if error.is_connect()
-                    && let (Some(function), Some(invocation)) = (&target.ipc, &invocation)
+                    && let (Some(function), Some(invocation)) = (&target.ipc, invocation)
                 {
                     function.not_delivered(invocation);
                 }

@@ -239,10 +239,10 @@ async fn check(
     faults: &FaultCounts,
     sweep: Result<serde_json::Value, String>,
 ) -> Result<Vec<Invariant>, BoxError> {
-    let tally = client.tally.lock().expect("tally lock");
-    let bad_5xx = tally.bad_5xx.clone();
-    let answers: u64 = tally.answers.values().sum();
-    drop(tally);
+    let (bad_5xx, answers) = {
+        let tally = client.tally.lock().expect("tally lock");
+        (tally.bad_5xx.clone(), tally.answers.values().sum::<u64>())
+    };
     let disagreements: Vec<String> = records
         .iter()
         .flat_map(|r| r.disagreements.clone())
