@@ -57,6 +57,8 @@ pub struct ProxySettings {
     pub max_fault_bytes: u64,
     pub log: Option<PathBuf>,
     pub calm_file: Option<PathBuf>,
+    /// Where the count of round trips is served (`scripts/bench-load`).
+    pub stats_listen: Option<String>,
 }
 
 impl ProxySettings {
@@ -84,6 +86,7 @@ impl ProxySettings {
             max_fault_bytes: flags.number("max-fault-bytes", 65_536)?.max(1),
             log: flags.text("log").map(PathBuf::from),
             calm_file: flags.text("calm-file").map(PathBuf::from),
+            stats_listen: flags.text("stats-listen"),
         })
     }
 }
@@ -149,6 +152,10 @@ impl Fault {
 struct Proxy {
     settings: ProxySettings,
     log: Option<std::sync::Mutex<std::fs::File>>,
+    /// Requests answered, all connections: a chunk towards the client after
+    /// one towards the upstream is one round trip (a Postgres query, an S3
+    /// call).
+    round_trips: AtomicU64,
 }
 
 /// Serves until the process is stopped.
@@ -176,7 +183,17 @@ pub async fn run(settings: ProxySettings) -> Result<(), BoxError> {
         settings.slow.as_millis(),
         settings.rtt.as_millis()
     );
-    let proxy = Arc::new(Proxy { settings, log });
+    let proxy = Arc::new(Proxy {
+        settings,
+        log,
+        round_trips: AtomicU64::new(0),
+    });
+    if let Some(address) = proxy.settings.stats_listen.clone() {
+        tokio::spawn(serve_stats(
+            TcpListener::bind(address).await?,
+            proxy.clone(),
+        ));
+    }
     let mut number: u64 = 0;
     loop {
         let (client, _) = listener.accept().await?;
@@ -242,6 +259,7 @@ impl Proxy {
             fault,
             slow,
             fired: AtomicBool::new(false),
+            awaiting_answer: AtomicBool::new(false),
             bytes: AtomicU64::new(0),
             reset: Notify::new(),
         });
@@ -280,6 +298,8 @@ struct Connection {
     fault: Fault,
     slow: bool,
     fired: AtomicBool,
+    /// Bytes went upstream since the last went to the client.
+    awaiting_answer: AtomicBool,
     /// Bytes forwarded so far, both directions.
     bytes: AtomicU64,
     /// Notified when a reset fired: the whole connection is torn down.
@@ -328,9 +348,22 @@ async fn pipe(
         if to.write_all(&chunk).await.is_err() {
             break;
         }
+        let upstream = way == "to-upstream";
+        if connection.awaiting_answer.swap(upstream, Ordering::Relaxed) && !upstream {
+            proxy.round_trips.fetch_add(1, Ordering::Relaxed);
+        }
     }
     reader.abort();
     let _ = to.shutdown().await;
+}
+
+/// Each connection to `--stats-listen` gets the round trips so far, as one
+/// line, and is closed.
+async fn serve_stats(listener: TcpListener, proxy: Arc<Proxy>) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        let line = format!("{}\n", proxy.round_trips.load(Ordering::Relaxed));
+        let _ = stream.write_all(line.as_bytes()).await;
+    }
 }
 
 enum Fired {
@@ -416,6 +449,7 @@ mod tests {
             let proxy = Proxy {
                 settings: settings(seed),
                 log: None,
+                round_trips: AtomicU64::new(0),
             };
             (1..=200).map(|n| proxy.fate(n)).collect::<Vec<_>>()
         };
