@@ -222,7 +222,12 @@ pub struct Gateway {
     router: VercelRouter,
     functions: Functions,
     /// The function processes the gateway runs over IPC, by route file.
-    ipc: HashMap<&'static str, Arc<IpcFunction>>,
+    ipc: HashMap<&'static str, Arc<Slot>>,
+    /// What a restarted function is started with (`start_functions`).
+    ipc_env: Vec<(String, String)>,
+    socket_dir: std::path::PathBuf,
+    /// Chaos mode (`enable_chaos`): where its kills are logged.
+    chaos_log: Option<std::sync::Mutex<std::fs::File>>,
     max_durations: HashMap<&'static str, Duration>,
     client: Client<HttpConnector, UpstreamBody>,
     /// `x-vercel-internal-*` headers dropped from functions' answers.
@@ -269,6 +274,9 @@ impl Gateway {
             router,
             functions,
             ipc: HashMap::new(),
+            ipc_env: Vec::new(),
+            socket_dir: std::env::temp_dir(),
+            chaos_log: None,
             max_durations,
             client,
             stripped_from_responses: AtomicU64::new(0),
@@ -296,11 +304,14 @@ impl Gateway {
                 .map(|(file, spec)| IpcFunction::start(file, spec, env, socket_dir)),
         )
         .await;
+        self.ipc_env = env.to_vec();
+        self.socket_dir = socket_dir.to_owned();
         let mut problems = Vec::new();
-        for result in started {
+        for (result, (_, spec)) in started.into_iter().zip(specs) {
             match result {
                 Ok(function) => {
-                    self.ipc.insert(function.route_file, Arc::new(function));
+                    self.ipc
+                        .insert(function.route_file, Arc::new(Slot::new(function, spec)));
                 }
                 Err(error) => problems.push(error.to_string()),
             }
@@ -314,7 +325,10 @@ impl Gateway {
 
     /// Stops the IPC-mode functions (SIGTERM, then SIGKILL after 5 s).
     pub async fn stop_functions(&self) {
-        let stops = self.ipc.values().map(|f| f.stop(Duration::from_secs(5)));
+        let stops = self.ipc.values().map(|slot| async move {
+            let function = slot.current.lock().await.clone();
+            function.stop(Duration::from_secs(5)).await;
+        });
         futures::future::join_all(stops).await;
     }
 
@@ -322,10 +336,15 @@ impl Gateway {
     /// frames seen, after waiting up to `wait` for those still in flight.
     pub async fn accounting(&self, wait: Duration) -> Value {
         let reports = futures::future::join_all(ROUTES.iter().filter_map(|r| {
-            let function = self.ipc.get(r.file)?;
-            Some(function.report(wait))
+            let slot = self.ipc.get(r.file)?;
+            Some(async move { slot.current.lock().await.clone().report(wait).await })
         }))
         .await;
+        let restarts: u64 = self
+            .ipc
+            .values()
+            .map(|slot| slot.restarts.load(Ordering::Relaxed))
+            .sum();
         let sum = |f: fn(&ipc::FunctionReport) -> u64| reports.iter().map(f).sum::<u64>();
         let count = |f: fn(&ipc::FunctionReport) -> usize| reports.iter().map(f).sum::<usize>();
         serde_json::json!({
@@ -339,6 +358,7 @@ impl Gateway {
                 "duplicateEnd": count(|r| r.duplicate_end.len()),
                 "violations": count(|r| r.violations.len()),
                 "pings": sum(|r| r.pings),
+                "restartsAfterKill": restarts,
                 "internalHeadersStripped": {
                     "fromResponses": self.stripped_from_responses.load(Ordering::Relaxed),
                     "fromRequests": self.stripped_from_requests.load(Ordering::Relaxed),
@@ -360,10 +380,19 @@ impl Gateway {
         if request.uri().path() == ACCOUNTING_PATH {
             return self.accounting_answer(request.uri()).await;
         }
+        let mut request = request;
+        let kill_after = chaos_kill_after(request.headers_mut());
         let call = Call::new(&request);
-        match self.target(&request) {
+        let target = match self.target(&request) {
+            Ok(target) => self.with_process(target).await,
+            Err(refusal) => Err(refusal),
+        };
+        match target {
             Ok(target) => {
-                let response = self.forward(request, client, &call, &target).await;
+                let kill_after = kill_after.filter(|_| self.chaos_log.is_some());
+                let response = self
+                    .forward(request, client, &call, &target, kill_after)
+                    .await;
                 call.forwarded(&target, response)
             }
             Err(refusal) => call.answered_here(call.error(&refusal)),
@@ -405,11 +434,10 @@ impl Gateway {
             return Err(platform::body_too_large());
         }
         let route = resolved.route;
-        let ipc = self.ipc.get(route.file).cloned();
-        let upstream = match (&ipc, self.functions.get(route)) {
-            (Some(function), _) => format!("http://127.0.0.1:{}", function.http_port)
-                .parse()
-                .expect("a port makes a URI"),
+        let slot = self.ipc.get(route.file).cloned();
+        let upstream = match (&slot, self.functions.get(route)) {
+            // The process's port is known once `with_process` has it running.
+            (Some(_), _) => Uri::from_static("http://127.0.0.1:1"),
             (None, Some(Upstream::Http(uri))) => uri.clone(),
             (None, Some(Upstream::Ipc(_))) | (None, None) => {
                 return Err(invocation_failed(format!(
@@ -426,7 +454,8 @@ impl Gateway {
         Ok(Target {
             route,
             upstream,
-            ipc,
+            slot,
+            ipc: None,
             params: resolved.params,
             max_duration,
         })
@@ -463,6 +492,7 @@ impl Gateway {
         client: Option<SocketAddr>,
         call: &Call,
         target: &Target,
+        kill_after: Option<Duration>,
     ) -> Response<GatewayBody>
     where
         B: Body<Data = Bytes> + Send + Unpin + 'static,
@@ -487,8 +517,35 @@ impl Gateway {
         };
         let invocation = self.prepare(&mut parts, client, call, target);
         let forwarded = Request::from_parts(parts, full(body));
+        let in_flight = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        if let (Some(after), Some(function)) = (kill_after, &target.ipc) {
+            self.schedule_kill(function.clone(), after, in_flight.clone(), &call.request_id);
+        }
         let answer = tokio::time::timeout(target.max_duration, self.client.request(forwarded));
-        match answer.await {
+        let answer = answer.await;
+        in_flight.store(false, Ordering::SeqCst);
+        self.answer(answer, call, target, invocation.as_ref())
+    }
+
+    /// What the client gets for the function's answer, its failure (a
+    /// killed process is the platform's 504), or its silence past
+    /// `maxDuration`.
+    fn answer(
+        &self,
+        answer: Result<
+            Result<Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+            tokio::time::error::Elapsed,
+        >,
+        call: &Call,
+        target: &Target,
+        invocation: Option<&ipc::Invocation>,
+    ) -> Response<GatewayBody> {
+        if answer.as_ref().is_ok_and(Result::is_err)
+            && let Some(function) = target.ipc.as_ref().filter(|f| f.killed())
+        {
+            return call.error(&killed_function(target, function));
+        }
+        match answer {
             Ok(Ok(response)) => {
                 let (answer, stripped) = call.function_answer(response);
                 self.stripped_from_responses
@@ -497,7 +554,7 @@ impl Gateway {
             }
             Ok(Err(error)) => {
                 if error.is_connect()
-                    && let (Some(function), Some(invocation)) = (&target.ipc, &invocation)
+                    && let (Some(function), Some(invocation)) = (&target.ipc, invocation)
                 {
                     function.not_delivered(invocation);
                 }
@@ -520,7 +577,9 @@ impl Gateway {
 struct Target {
     route: &'static Route,
     upstream: Uri,
-    /// The function process, when the gateway runs it over IPC.
+    /// The route's process slot, when the gateway runs it over IPC.
+    slot: Option<Arc<Slot>>,
+    /// The process serving this request (`Gateway::with_process`).
     ipc: Option<Arc<IpcFunction>>,
     params: Vec<(String, String)>,
     max_duration: Duration,
@@ -606,6 +665,131 @@ impl Call {
             "gateway forwarded"
         );
         response
+    }
+}
+
+/// One route's function process over IPC; a dead one is replaced by a
+/// fresh process (a cold start) when the next request comes.
+struct Slot {
+    current: tokio::sync::Mutex<Arc<IpcFunction>>,
+    spec: IpcSpec,
+    restarts: AtomicU64,
+}
+
+impl Slot {
+    fn new(function: IpcFunction, spec: IpcSpec) -> Self {
+        Self {
+            current: tokio::sync::Mutex::new(Arc::new(function)),
+            spec,
+            restarts: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The request header by which the chaos driver (`moc-dev chaos`) asks the
+/// gateway to SIGKILL the function serving that request this many ms after
+/// forwarding it, if it is still in flight. Only in chaos mode
+/// (`MOC_DEV_CHAOS_LOG`); always dropped before forwarding.
+pub const CHAOS_KILL_HEADER: &str = "x-moc-chaos-kill-after-ms";
+
+fn chaos_kill_after(headers: &mut HeaderMap) -> Option<Duration> {
+    let value = headers.remove(CHAOS_KILL_HEADER)?;
+    value.to_str().ok()?.parse().ok().map(Duration::from_millis)
+}
+
+impl Gateway {
+    /// Chaos mode: honours [`CHAOS_KILL_HEADER`] and logs each kill, with
+    /// its timestamp, as a JSON line in `log`.
+    pub fn enable_chaos(&mut self, log: &std::path::Path) -> std::io::Result<()> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        self.chaos_log = Some(std::sync::Mutex::new(file));
+        Ok(())
+    }
+
+    /// The target with its running process: a route whose process was
+    /// killed (or died) gets a new one first, as the platform cold-starts a
+    /// new instance; requests for it wait for that start.
+    async fn with_process(&self, mut target: Target) -> Result<Target, ApiError> {
+        let Some(slot) = target.slot.clone() else {
+            return Ok(target);
+        };
+        let mut current = slot.current.lock().await;
+        if current.dead() {
+            current.stop(Duration::ZERO).await;
+            let started = IpcFunction::start(
+                target.route.file,
+                &slot.spec,
+                &self.ipc_env,
+                &self.socket_dir,
+            )
+            .await
+            .map_err(|e| invocation_failed(format!("restarting the function: {e}")))?;
+            slot.restarts.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(
+                route_file = target.route.file,
+                pid = started.pid,
+                "function restarted (cold start) after its process died"
+            );
+            *current = Arc::new(started);
+        }
+        target.upstream = format!("http://127.0.0.1:{}", current.http_port)
+            .parse()
+            .expect("a port makes a URI");
+        target.ipc = Some(current.clone());
+        Ok(target)
+    }
+
+    /// SIGKILLs `function` after `after` if the request is still in flight
+    /// then, and logs the kill (or that the request had already finished).
+    fn schedule_kill(
+        &self,
+        function: Arc<IpcFunction>,
+        after: Duration,
+        in_flight: Arc<std::sync::atomic::AtomicBool>,
+        request_id: &str,
+    ) {
+        let Some(log) = self.chaos_log.as_ref() else {
+            return;
+        };
+        let Some(file) = log.lock().ok().and_then(|f| f.try_clone().ok()) else {
+            return;
+        };
+        let request_id = request_id.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let mid_request = in_flight.load(Ordering::SeqCst);
+            if mid_request {
+                function.kill();
+            }
+            let line = serde_json::json!({
+                "ts": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "fault": if mid_request { "kill" } else { "kill-too-late" },
+                "route": function.route_file,
+                "pid": function.pid,
+                "requestId": request_id,
+                "afterMs": after.as_millis(),
+                "inFlight": mid_request,
+            });
+            let mut file = file;
+            let _ = std::io::Write::write_all(&mut file, format!("{line}\n").as_bytes());
+            tracing::warn!(%line, "chaos");
+        });
+    }
+}
+
+/// The 504 of a request whose function process was killed under it, as the
+/// platform answers when it kills an instance at its `maxDuration`.
+fn killed_function(target: &Target, function: &IpcFunction) -> ApiError {
+    ApiError::Platform {
+        status: StatusCode::GATEWAY_TIMEOUT,
+        code: "FUNCTION_INVOCATION_TIMEOUT",
+        message: format!(
+            "the function {} (pid {}) was killed while serving the request",
+            target.route.file, function.pid
+        ),
     }
 }
 

@@ -45,7 +45,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -99,6 +99,9 @@ pub struct IpcFunction {
     next_request: AtomicU64,
     child: Mutex<Option<Child>>,
     socket: PathBuf,
+    /// SIGKILLed by the gateway's chaos mode (`kill`): its requests in
+    /// flight are answered 504, and the next request starts a fresh process.
+    killed: AtomicBool,
 }
 
 impl IpcFunction {
@@ -154,6 +157,7 @@ impl IpcFunction {
             next_request: AtomicU64::new(1),
             child: Mutex::new(Some(child)),
             socket,
+            killed: AtomicBool::new(false),
         })
     }
 
@@ -188,6 +192,27 @@ impl IpcFunction {
         }
         let alive = self.alive();
         self.ledger.state().report(self.route_file, self.pid, alive)
+    }
+
+    /// SIGKILL, as the platform kills an instance at its `maxDuration`:
+    /// no drain, no `end` frames for what was in flight.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        if let Some(pid) = i32::try_from(self.pid).ok().filter(|p| *p > 0) {
+            // SAFETY: kill(2) with a pid this process spawned; the child is
+            // reaped only by `stop` or `alive`, so the pid is still ours.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+
+    /// Whether `kill` was called.
+    pub fn killed(&self) -> bool {
+        self.killed.load(Ordering::SeqCst)
+    }
+
+    /// Killed, or exited on its own: the next request needs a new process.
+    pub fn dead(&self) -> bool {
+        self.killed() || !self.alive()
     }
 
     fn alive(&self) -> bool {

@@ -1,7 +1,9 @@
 //! Local development only: the dev server, Vercel-style routing, the
 //! embedded S3 and the seeds. Nothing here is linked into a function binary.
 
+pub mod chaos;
 pub mod doctor;
+pub mod fault_proxy;
 pub mod gateway;
 pub mod ipc;
 pub mod platform;

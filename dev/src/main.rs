@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use moc_dev::doctor::{self, DoctorEnv};
 use moc_dev::gateway::{self, Functions, Gateway};
 use moc_dev::s3::{BucketCors, EmbeddedS3, EmbeddedS3Config};
-use moc_dev::{redact_url, seeds, server, services};
+use moc_dev::{chaos, fault_proxy, redact_url, seeds, server, services};
 use moc_shared::AppState;
 use moc_shared::box_error::BoxError;
 use moc_shared::config::Config;
@@ -28,15 +28,23 @@ async fn main() {
 async fn run() -> Result<(), BoxError> {
     let command = std::env::args().nth(1);
     // The doctor's report is its output; logs would only interleave with it.
-    if command.as_deref() != Some("doctor") {
+    if !matches!(command.as_deref(), Some("doctor" | "chaos" | "fault-proxy")) {
         moc_shared::telemetry::init();
     }
     match command.as_deref() {
         None => serve().await,
         Some("migrate") => migrate().await,
         Some("doctor") => run_doctor(std::env::args().nth(2)).await,
+        Some("fault-proxy") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            fault_proxy::run(fault_proxy::ProxySettings::from_args(&args)?).await
+        }
+        Some("chaos") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            chaos::run(chaos::ChaosSettings::from_args(&args)?).await
+        }
         Some(other) => Err(format!(
-            "unknown command {other:?}; usage: moc-dev (serve the API) | moc-dev migrate | moc-dev doctor [ENV_FILE]"
+            "unknown command {other:?}; usage: moc-dev (serve the API) | moc-dev migrate | moc-dev doctor [ENV_FILE] | moc-dev fault-proxy --listen A --upstream A ... | moc-dev chaos --seed S ... (scripts/chaos)"
         )
         .into()),
     }
@@ -120,6 +128,10 @@ async fn serve_gateway(
     let sockets = std::env::temp_dir().join(format!("moc-ipc-{}", std::process::id()));
     std::fs::create_dir_all(&sockets)?;
     gateway.start_functions(&env, &sockets).await?;
+    // `scripts/chaos`: the driver may ask for functions to be SIGKILLed.
+    if let Some(log) = crate::env("MOC_DEV_CHAOS_LOG") {
+        gateway.enable_chaos(std::path::Path::new(&log))?;
+    }
     let gateway = std::sync::Arc::new(gateway);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
-use moc_dev::gateway::{Functions, Gateway};
+use moc_dev::gateway::{CHAOS_KILL_HEADER, Functions, Gateway};
 use moc_dev::ipc::{INTERNAL_REQUEST_ID, INVOCATION_ID, IpcFunction, IpcSpec};
 use serde_json::Value;
 use tokio::sync::OnceCell;
@@ -225,4 +225,50 @@ async fn a_binary_that_never_completes_the_handshake_is_refused() {
         "{error}"
     );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Issue 26: `scripts/chaos` SIGKILLs functions mid-request through the
+/// gateway. The request in flight gets the platform's 504, and the next
+/// request to the route cold-starts a new process instead of a 502 for ever.
+#[tokio::test]
+async fn a_function_killed_mid_request_answers_504_and_the_next_request_cold_starts_a_new_one() {
+    let dir = scratch("kill");
+    let mut gateway = started_gateway(&dir).await;
+    let kills = dir.join("kills.log");
+    gateway.enable_chaos(&kills).unwrap();
+    let first_pid = accounting(&gateway).await.1["functions"][0]["pid"].clone();
+    // Valid IDs: the function connects to the database (slow enough for a
+    // kill 0 ms after forwarding to land mid-request; tried a few times).
+    let slow = format!(
+        "/api/mocs/uploads/sessions/{}/files/{}/parts",
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4()
+    );
+    let mut killed = None;
+    for _ in 0..5 {
+        let request = Request::get(slow.as_str())
+            .header(CHAOS_KILL_HEADER, "0")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = gateway.handle(request, None).await;
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        if status == StatusCode::GATEWAY_TIMEOUT {
+            killed = Some(serde_json::from_slice::<Value>(&body).unwrap());
+            break;
+        }
+    }
+    let killed = killed.expect("a kill landed mid-request within 5 tries");
+    assert_eq!(
+        killed["error"]["details"]["reason"],
+        "FUNCTION_INVOCATION_TIMEOUT"
+    );
+    let request = Request::get(BAD_IDS).body(Full::new(Bytes::new())).unwrap();
+    assert_eq!(gateway.handle(request, None).await.status(), 404);
+    let (_, report) = accounting(&gateway).await;
+    assert_ne!(report["functions"][0]["pid"], first_pid);
+    assert!(report["totals"]["restartsAfterKill"].as_u64().unwrap() >= 1);
+    let log = std::fs::read_to_string(&kills).unwrap();
+    assert!(log.contains(r#""fault":"kill""#), "{log}");
+    gateway.stop_functions().await;
 }

@@ -153,3 +153,88 @@ async fn the_listed_parts_must_match_what_s3_holds(pool: PgPool) {
         .await;
     done.assert_status(200);
 }
+
+/// Completes the file's upload in S3 directly, as a complete whose function
+/// died (or lost its database connection) between CompleteMultipartUpload
+/// and its COMMIT leaves it: the object exists, the row is not completed.
+async fn complete_in_s3_only(app: &TestApp, file_id: &str, etag: &str) -> String {
+    use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+    let (key, upload_id) = app.file_upload(file_id).await;
+    let part = CompletedPart::builder().part_number(1).e_tag(etag).build();
+    app.state
+        .s3()
+        .client()
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(&key)
+        .upload_id(&upload_id)
+        .multipart_upload(CompletedMultipartUpload::builder().parts(part).build())
+        .send()
+        .await
+        .expect("CompleteMultipartUpload");
+    key
+}
+
+// Found by scripts/chaos (issue 26; docs/adr/0010-complete-after-a-lost-commit.md):
+// the retry answered 500 for ever (ListParts: NoSuchUpload), and the object
+// was left to the sweeper.
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_complete_retried_after_s3_completed_but_the_commit_was_lost_answers_200(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let session = app.create_session(json!([pdf_meta("a.pdf", 100)])).await;
+    let (file_id, etag) = app
+        .upload_single_part(&session, pdf_meta("a.pdf", 100), pdf_bytes(100))
+        .await;
+    let key = complete_in_s3_only(&app, &file_id, &etag).await;
+
+    // The resume view still answers: the recorded parts.
+    let listed = app
+        .get(&format!(
+            "/api/mocs/uploads/sessions/{session}/files/{file_id}/parts"
+        ))
+        .await;
+    listed.assert_status(200);
+    assert_eq!(listed.body["parts"][0]["etag"], etag);
+
+    let retried = app
+        .complete(&session, &file_id, json!([{"partNumber": 1, "etag": etag}]))
+        .await;
+    retried.assert_status(200);
+    assert!(retried.body["fileUrl"].as_str().unwrap().ends_with(&key));
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM upload_session_files WHERE id = $1::uuid")
+            .bind(&file_id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "completed");
+    assert!(app.object_exists(&key).await);
+    // And the session finalizes with it.
+    let finalized = app
+        .post(
+            "/api/mocs/uploads/finalize",
+            json!({"uploadSessionId": session, "title": "Lost commit"}),
+        )
+        .await;
+    finalized.assert_status(201);
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_complete_whose_upload_is_gone_without_an_object_is_a_400_not_a_500(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let session = app.create_session(json!([pdf_meta("a.pdf", 100)])).await;
+    let (file_id, etag) = app
+        .upload_single_part(&session, pdf_meta("a.pdf", 100), pdf_bytes(100))
+        .await;
+    let (key, upload_id) = app.file_upload(&file_id).await;
+    app.state
+        .s3()
+        .abort_multipart_upload(&key, &upload_id)
+        .await
+        .expect("AbortMultipartUpload");
+    let refused = app
+        .complete(&session, &file_id, json!([{"partNumber": 1, "etag": etag}]))
+        .await;
+    refused.assert_error(400, "BAD_REQUEST");
+    assert!(!app.object_exists(&key).await);
+}

@@ -262,3 +262,51 @@ async fn a_batch_over_max_batch_size_is_refused_whole(pool: PgPool) {
     assert_eq!(response.body["error"]["details"]["maxBatchSize"], 3);
     assert_eq!(app.open_uploads().await, 0);
 }
+
+// Found by scripts/chaos (issue 26): a registration killed after its row's
+// COMMIT and before recording its S3 upload left the name taken and the
+// file without an upload; the retry (409 existingFileId, then fileId)
+// answered 400 "This file has no S3 upload; register it again" for ever.
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_registration_that_died_before_its_upload_is_finished_by_registering_again(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    let session = app.create_session(json!([pdf_meta("a.pdf", 100)])).await;
+    let first = app.register(&session, pdf_meta("a.pdf", 100)).await;
+    first.assert_status(201);
+    let file_id = first.body["fileId"].as_str().unwrap().to_owned();
+    // What the dead registration left: the row, no upload recorded or open.
+    let (key, upload_id) = app.file_upload(&file_id).await;
+    app.state
+        .s3()
+        .abort_multipart_upload(&key, &upload_id)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE upload_session_files SET upload_id = NULL WHERE id = $1::uuid")
+        .bind(&file_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let retried = app.register(&session, pdf_meta("a.pdf", 100)).await;
+    retried.assert_error(409, "CONFLICT");
+    assert_eq!(retried.details()["existingFileId"], file_id.as_str());
+    let mut meta = pdf_meta("a.pdf", 100);
+    meta["fileId"] = json!(file_id);
+    meta["partCount"] = json!(1);
+    let again = app.register(&session, meta).await;
+    again.assert_status(200);
+    assert_eq!(again.body["fileId"], file_id.as_str());
+    assert!(again.body["uploadId"].is_string());
+    assert_eq!(again.body["presignedUrls"].as_array().unwrap().len(), 1);
+    assert_eq!(app.open_uploads().await, 1);
+
+    let part = app.put_part(&session, &file_id, "1", pdf_bytes(100)).await;
+    part.assert_status(200);
+    app.complete(
+        &session,
+        &file_id,
+        json!([{"partNumber": 1, "etag": part.body["etag"]}]),
+    )
+    .await
+    .assert_status(200);
+}

@@ -229,6 +229,27 @@ pub async fn set_upload_id(
     .await
 }
 
+/// Records the S3 upload a re-registration opened for a file that has none
+/// (its registration died between its row's COMMIT and recording the
+/// upload): only while it still has none, so of two concurrent
+/// re-registrations one records its upload and the other aborts its own.
+pub async fn set_missing_upload_id(
+    db: impl Executor<'_>,
+    file_id: Uuid,
+    upload_id: &str,
+    now: NaiveDateTime,
+) -> sqlx::Result<Option<FileRow>> {
+    file_rows!(
+        "UPDATE upload_session_files SET upload_id = $2, updated_at = $3 WHERE id = $1 AND upload_id IS NULL AND status = 'pending' RETURNING",
+        "",
+        file_id,
+        upload_id,
+        now,
+    )
+    .fetch_optional(db)
+    .await
+}
+
 /// A re-registration's new declared CRC32C, while the file is not
 /// completed: a client that declared a wrong one fixes it and completes again.
 pub async fn set_crc32c(

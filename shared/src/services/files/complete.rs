@@ -125,7 +125,9 @@ async fn complete_upload(
     listed: Option<&[(PartNumber, String)]>,
 ) -> Result<(String, usize), ApiError> {
     let (key, upload_id) = file.upload()?;
-    let stored = parts::reconcile(state, &mut *tx, session, file).await?;
+    let Some(stored) = parts::reconcile(state, &mut *tx, session, file).await? else {
+        return adopt_completed_object(state, tx, file, key).await;
+    };
     let plan = file.plan(session);
     let to_complete = match listed {
         Some(listed) => check_listed_parts(&plan, &stored, listed),
@@ -147,6 +149,48 @@ async fn complete_upload(
     let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
     store::files::mark_completed(tx, file.id, &file_url, time::now()).await?;
     Ok((file_url, to_complete.len()))
+}
+
+/// The file's upload is gone from S3 although its row still has it open:
+/// an earlier complete of this file completed it in S3, then died or lost
+/// its database connection before its COMMIT (docs/adr/0010-complete-after-a-lost-commit.md).
+/// The object that completion made is the file when it has the declared
+/// size (and, when the store keeps one, the declared CRC32C): the row is
+/// marked completed now, and the client gets its 200 as if the first
+/// complete had answered. Otherwise the upload is lost: 400, abort the file
+/// and register it again.
+async fn adopt_completed_object(
+    state: &AppState,
+    tx: &mut Tx,
+    file: &FileRow,
+    key: &str,
+) -> Result<(String, usize), ApiError> {
+    let object = state.s3().stored_object(key).await?;
+    let declared_size = u64::try_from(file.size).ok();
+    let whole = object.as_ref().is_some_and(|o| {
+        Some(o.size) == declared_size
+            && match (o.crc32c, file.crc32c()) {
+                (Some(stored), Some(declared)) => stored == declared,
+                _ => true,
+            }
+    });
+    if !whole {
+        tracing::error!(
+            key,
+            ?object,
+            "the file's upload is gone from S3 and no whole object took its place"
+        );
+        return Err(ApiError::bad_request(
+            "The file's upload no longer exists in S3; abort the file and register it again",
+        ));
+    }
+    let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
+    store::files::mark_completed(tx, file.id, &file_url, time::now()).await?;
+    tracing::warn!(
+        key,
+        "complete: S3 had completed the upload before a lost COMMIT; the object is adopted"
+    );
+    Ok((file_url, 0))
 }
 
 /// 422 FILE_ERROR (reason CHECKSUM_MISMATCH): S3 found the parts do not make the declared

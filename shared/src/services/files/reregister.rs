@@ -35,8 +35,39 @@ pub(super) async fn reregister(
         });
     }
     let row = redeclare_crc32c(state, row, crc32c).await?;
+    let row = open_missing_upload(state, row).await?;
     tracing::info!(file_id = %row.id, "file re-registered: issuing fresh part URLs");
     Ok(row)
+}
+
+/// A file whose registration died after committing its row and before
+/// recording its S3 upload has a key but no upload: its name is taken, so a
+/// retried registration lands here (409 `existingFileId`, then `fileId`).
+/// The upload is opened now, as the first registration would have (found
+/// by `scripts/chaos`: this answered 400 "register it again" for ever).
+/// Of two concurrent re-registrations one records its upload; the other
+/// aborts its own and answers with the recorded one.
+async fn open_missing_upload(state: &AppState, row: FileRow) -> Result<FileRow, ApiError> {
+    let (Some(key), None) = (row.s3_key.clone(), &row.upload_id) else {
+        return Ok(row);
+    };
+    let upload_id = state
+        .s3()
+        .create_multipart_upload(&key, &row.mime_type, row.crc32c().is_some())
+        .await?;
+    let recorded =
+        store::files::set_missing_upload_id(state.db(), row.id, &upload_id, time::now()).await;
+    match recorded {
+        Ok(Some(updated)) => {
+            tracing::warn!(file_id = %row.id, "re-registration opened the S3 upload its registration never recorded");
+            Ok(updated)
+        }
+        Ok(None) | Err(_) => {
+            let _ = state.s3().abort_multipart_upload(&key, &upload_id).await;
+            recorded?;
+            Ok(lookup::session_file(state.db(), row.session_id, row.id).await?)
+        }
+    }
 }
 
 /// The row with the CRC32C the re-registration declares. Left out, the

@@ -66,9 +66,11 @@ pub async fn fresh_urls(
             numbers
         }
         None => {
+            // An upload gone from S3 (None) is finished by complete (ADR 0010).
             let stored: HashSet<PartNumber> = parts::reconcile(state, state.db(), &session, &file)
                 .await?
                 .into_iter()
+                .flatten()
                 .map(|p| p.part_number)
                 .collect();
             plan.parts().filter(|n| !stored.contains(n)).collect()

@@ -64,7 +64,9 @@ pub async fn list(
     let session = lookup::owned_session(&mut tx, session_id, user).await?;
     let file = lookup::session_file(&mut tx, session_id, file_id).await?;
     tx.commit().await?;
-    // A completed upload no longer exists in S3; its recorded parts are final.
+    // A completed upload no longer exists in S3; its recorded parts are
+    // final. So are those of an upload S3 completed under a complete that
+    // died before its COMMIT (reconcile answers None): complete finishes it.
     if file.status.has_open_upload() && file.upload_id.is_some() {
         reconcile(state, state.db(), &session, &file).await?;
     }

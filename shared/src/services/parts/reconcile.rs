@@ -1,7 +1,7 @@
 //! Bringing the recorded parts of a file up to what S3 holds.
 
 use crate::error::ApiError;
-use crate::s3::StoredPart;
+use crate::s3::{S3Error, StoredPart};
 use crate::state::AppState;
 use crate::store::parts::{NewPart, Overwrite};
 use crate::store::{self, Executor, FileRow, SessionRow};
@@ -13,16 +13,23 @@ use crate::time;
 /// is brought up to it; a re-uploaded part's new ETag replaces the old one.
 ///
 /// `db` is the caller's transaction when it holds one (complete does).
+/// `None` when S3 no longer knows the upload although the row has it open:
+/// an earlier complete completed it in S3 and died before its COMMIT
+/// (docs/adr/0010-complete-after-a-lost-commit.md); nothing is recorded.
 pub async fn reconcile(
     state: &AppState,
     db: impl Executor<'_>,
     session: &SessionRow,
     file: &FileRow,
-) -> Result<Vec<StoredPart>, ApiError> {
+) -> Result<Option<Vec<StoredPart>>, ApiError> {
     let (key, upload_id) = file.upload()?;
-    let stored = state.s3().list_parts(key, upload_id).await?;
+    let stored = match state.s3().list_parts(key, upload_id).await {
+        Ok(stored) => stored,
+        Err(S3Error::NoSuchUpload { .. }) => return Ok(None),
+        Err(error) => return Err(error.into()),
+    };
     if stored.is_empty() {
-        return Ok(stored);
+        return Ok(Some(stored));
     }
     let now = time::now();
     let parts: Vec<NewPart> = stored
@@ -35,5 +42,5 @@ pub async fn reconcile(
         })
         .collect();
     store::parts::record(db, session.id, file.id, &parts, Overwrite::IfChanged, now).await?;
-    Ok(stored)
+    Ok(Some(stored))
 }
