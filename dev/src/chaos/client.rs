@@ -96,9 +96,7 @@ impl Client {
         path: &str,
         payload: &Payload,
     ) -> Result<Answer, String> {
-        let url = format!("{}{path}", self.api);
-        self.call(rng, label, method, &url, payload, &[], true)
-            .await
+        self.api_with(rng, label, method, path, payload, &[]).await
     }
 
     /// An API call with extra headers (the sweeper's bearer secret).
