@@ -204,11 +204,42 @@ pub async fn run(settings: ProxySettings) -> Result<(), BoxError> {
     }
 }
 
+/// Where a first connection's fault fires: within any request's first message.
+const FIRST_FAULT_BYTES: u64 = 256;
+
 impl Proxy {
     /// Connection `number`'s fault, from the seed alone.
     fn fate(&self, number: u64) -> Fault {
         let s = &self.settings;
         let mut rng = StdRng::seed_from_u64(s.seed ^ number.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // The first connections take each armed kind in turn, early in their
+        // first message: a run whose clients keep few connections open (S3's
+        // pool) could otherwise draw no stall at all, and the chaos check
+        // requires every kind to fire (a CI run of seed 26 drew none).
+        let first = [
+            (
+                s.reset_per_mille,
+                Fault::Reset {
+                    after: rng.gen_range(1..=FIRST_FAULT_BYTES),
+                },
+            ),
+            (
+                s.stall_per_mille,
+                Fault::Stall {
+                    after: rng.gen_range(1..=FIRST_FAULT_BYTES),
+                },
+            ),
+            (s.slow_per_mille, Fault::Slow),
+        ];
+        let mut armed = first
+            .iter()
+            .filter(|(rate, _)| *rate > 0)
+            .map(|(_, fault)| *fault);
+        if let Some(fault) =
+            armed.nth(usize::try_from(number.saturating_sub(1)).unwrap_or(usize::MAX))
+        {
+            return fault;
+        }
         let roll: u32 = rng.gen_range(0..1000);
         let after = rng.gen_range(1..=s.max_fault_bytes);
         if roll < s.reset_per_mille {
