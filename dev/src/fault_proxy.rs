@@ -365,7 +365,7 @@ async fn pipe(
         delay += proxy.settings.slow;
     }
     while let Some((arrived, chunk)) = rx.recv().await {
-        tokio::time::sleep_until(arrived + delay).await;
+        sleep_precisely_until(arrived + delay).await;
         let len = u64::try_from(chunk.len()).unwrap_or(u64::MAX);
         let before = connection.bytes.fetch_add(len, Ordering::Relaxed);
         let chunk = match fire(&proxy, &connection, before, len, way).await {
@@ -386,6 +386,21 @@ async fn pipe(
     }
     reader.abort();
     let _ = to.shutdown().await;
+}
+
+/// Sleeps until `deadline` to within a few tens of microseconds. tokio's
+/// timer ticks every millisecond and rounds up, which turned a 1 ms round
+/// trip into 2-3.5 ms: the coarse timer covers all but the last 2 ms, and a
+/// thread's sleep (nanosleep) the rest.
+async fn sleep_precisely_until(deadline: Instant) {
+    const COARSE_SLACK: Duration = Duration::from_millis(2);
+    if let Some(coarse) = deadline.checked_sub(COARSE_SLACK) {
+        tokio::time::sleep_until(coarse).await;
+    }
+    let rest = deadline.saturating_duration_since(Instant::now());
+    if !rest.is_zero() {
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(rest)).await;
+    }
 }
 
 /// Each connection to `--stats-listen` gets the round trips so far, as one
