@@ -3,38 +3,46 @@
 //!
 //! Production connects through a transaction-mode pooler (Vercel Postgres /
 //! Neon, Supabase's pooler, PgBouncer), which hands a server connection to a
-//! client only until the transaction ends. So (see
-//! `docs/adr/0002-transaction-pooler.md`):
+//! client only until the transaction ends, and every round trip to it
+//! crosses availability zones. So (see `docs/adr/0002-transaction-pooler.md`
+//! and `docs/adr/0011-round-trips.md`):
 //!
-//! - every statement runs **unnamed** (`persistent = false`): a named
-//!   prepared statement would stay on a server connection that the next
-//!   client then shares (`prepared statement "sqlx_s_1" already exists`).
-//!   sqlx's `statement_cache_capacity(0)` alone does not do this: it still
-//!   names each statement and never closes it;
-//! - every statement runs **inside an explicit transaction**: sqlx parses an
-//!   unnamed statement and syncs before it binds and executes, and outside a
-//!   transaction a pooler may hand the second half to another server
-//!   connection;
+//! - every statement is sent **whole and unnamed**: Parse (with its
+//!   parameter types), Bind, Describe, Execute and Sync leave in one write
+//!   and come back in one answer (tokio-postgres' `query_typed`). Nothing is
+//!   prepared under a name, nothing outlives the statement's Sync, and no
+//!   Describe round trip precedes it;
+//! - a transaction's **BEGIN travels with its first statement**, and
+//!   statements that do not wait for each other's answers (`try_join!` on
+//!   one [`Tx`]), its COMMIT included ([`Tx::committing`]), share one write:
+//!   a request costs a round trip per step that needs an answer before the
+//!   next, not per statement;
+//! - a statement run on [`Db`] alone is its own transaction, BEGIN and
+//!   COMMIT included: one round trip;
+//! - BEGIN's answer arrives before its statement runs, so a pooler that
+//!   queues the transaction shows up as a late BEGIN, bounded by
+//!   [`ACQUIRE_TIMEOUT`] like the wait for a connection (then 503);
 //! - no session state: no advisory locks, no `SET` outside a transaction.
 //!
-//! [`Db`] and [`Tx`] enforce the first two for every query, `query!` macros
-//! included: they are the [`Executor`]s the services get, and they mark each
-//! statement unnamed before handing it to the connection. A statement run on
-//! `&Db` is its own transaction; [`Db::begin`] groups several.
+//! The statements themselves live in `crate::store`, written with
+//! `store`'s `query!` macros: sqlx checks each one at compile time against
+//! the schema (the `.sqlx/` offline data), and this module runs it.
+
+mod pool;
+mod statement;
+mod target;
 
 use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use futures::stream::{BoxStream, StreamExt, TryStreamExt};
-use sqlx::error::BoxDynError;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgQueryResult, PgRow};
-use sqlx::{Describe, Either, Execute, Executor, PgConnection, Postgres};
+use tokio_postgres::Row;
 
 use crate::config::Config;
-use crate::tls::TrustRoots;
 
-mod pool;
+pub use statement::{FromRow, Param, Statement, column};
+pub use target::DbTarget;
 
 /// The schema migrations, embedded so every binary and test applies the same set.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -46,47 +54,36 @@ pub const MAX_CONNECTIONS: u32 = 5;
 /// SERVICE_UNAVAILABLE (reason DATABASE_UNAVAILABLE): well inside the shortest `maxDuration` (10 s).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// What a statement can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server, the pooler or the connection to them.
+    #[error(transparent)]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No connection within [`ACQUIRE_TIMEOUT`] (a full pool or pooler, or
+    /// a server that does not answer).
+    #[error("no database connection within {ACQUIRE_TIMEOUT:?}")]
+    PoolTimedOut,
+    /// `fetch_one` found no row.
+    #[error("the statement returned no row")]
+    RowNotFound,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 /// The database of the functions, over `DATABASE_URL` (usually the pooled
 /// URL). It connects lazily: building it costs nothing at cold start, and
 /// the first query opens the first connection.
-pub fn pool(config: &Config) -> Result<Db, sqlx::Error> {
-    let options: PgConnectOptions = config.database_url.parse()?;
-    Ok(Db::lazy(trusting(
-        options,
-        &config.database_url,
-        &config.trust,
-    )))
-}
-
-/// `options` verifying the server (under `sslmode=verify-ca`/`verify-full`)
-/// against the compiled-in roots plus `SSL_CERT_FILE`'s (`crate::tls`):
-/// sqlx adds a given root certificate to its compiled-in ones. A root
-/// certificate the URL (`sslrootcert=`) or `PGSSLROOTCERT` names wins.
-pub fn trusting(options: PgConnectOptions, url: &str, trust: &TrustRoots) -> PgConnectOptions {
-    let named = url.contains("sslrootcert=") || std::env::var_os("PGSSLROOTCERT").is_some();
-    match trust.extra_pem() {
-        Some(pem) if !named => options.ssl_root_cert_from_pem(pem.to_vec()),
-        _ => options,
-    }
-}
-
-/// What every connection of the functions is opened with.
-///
-/// - No statement cache: nothing is prepared under a name anyway ([`Tx`]).
-/// - No `extra_float_digits` startup parameter: PgBouncer refuses unknown
-///   startup parameters unless told to ignore them, and no column here is a
-///   float.
-pub fn connection_options(options: PgConnectOptions) -> PgConnectOptions {
-    options.statement_cache_capacity(0).extra_float_digits(None)
+pub fn pool(config: &Config) -> Result<Db, String> {
+    Ok(Db::lazy(DbTarget::parse(&config.database_url, &config.trust)?))
 }
 
 /// The instance's database. An [`Executor`]: each statement run on it is a
-/// transaction of its own (BEGIN, the unnamed statement, COMMIT).
+/// transaction of its own (BEGIN, the statement, COMMIT), in one round trip.
 ///
-/// Its connections are this module's own pool (`db/pool.rs` says why not
-/// sqlx's): no ping when a connection comes back, and a connection is idle
-/// again as soon as its transaction ends, so a request's transactions run
-/// one after another on one connection.
+/// Its connections are this module's own pool (`db/pool.rs` says why): a
+/// connection is idle again as soon as its last answer arrived, so a
+/// request's transactions run one after another on one connection.
 #[derive(Clone)]
 pub struct Db {
     pool: std::sync::Arc<pool::Pool>,
@@ -102,55 +99,71 @@ impl fmt::Debug for Db {
 }
 
 impl Db {
-    /// The production settings over any connect options (tests point them
-    /// at a pooler): [`MAX_CONNECTIONS`], none opened yet.
-    pub fn lazy(options: PgConnectOptions) -> Self {
-        Self::with_max_connections(options, MAX_CONNECTIONS)
+    /// The production settings over any target (tests point it at a
+    /// pooler): [`MAX_CONNECTIONS`], none opened yet.
+    pub fn lazy(target: DbTarget) -> Self {
+        Self::with_max_connections(target, MAX_CONNECTIONS)
     }
 
-    pub fn with_max_connections(options: PgConnectOptions, max_connections: u32) -> Self {
-        let pool = pool::Pool::new(connection_options(options), max_connections);
+    pub fn with_max_connections(target: DbTarget, max_connections: u32) -> Self {
         Self {
-            pool: std::sync::Arc::new(pool),
+            pool: std::sync::Arc::new(pool::Pool::new(target, max_connections)),
         }
     }
 
-    /// Connections in a transaction right now, and idle ones kept open.
+    /// Connections leased right now, and idle ones kept open.
     pub fn connections(&self) -> (usize, usize) {
         (self.pool.leased(), self.pool.idle())
     }
 
-    /// Begins a transaction; statements run on `&mut Tx` share it.
+    /// A connection, within [`ACQUIRE_TIMEOUT`]: waiting for a free one
+    /// and opening it share the deadline, so a full pool or an unreachable
+    /// server becomes a 503 rather than a hang past `maxDuration`.
+    async fn lease(&self) -> Result<pool::Lease> {
+        match tokio::time::timeout(ACQUIRE_TIMEOUT, self.pool.lease()).await {
+            Ok(lease) => Ok(lease?),
+            Err(_) => Err(Error::PoolTimedOut),
+        }
+    }
+
+    /// Begins a transaction; statements run on `&Tx` share it. Nothing is
+    /// sent yet: BEGIN leaves with the first statement.
     ///
-    /// A request holds at most one `Tx` and acquires nothing else while it
+    /// A request holds at most one `Tx` and leases nothing else while it
     /// does: with every connection held by a transaction that waits for
     /// another, the instance would stall until the acquire timeout.
-    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+    pub async fn begin(&self) -> Result<Tx> {
         self.begin_with("BEGIN").await
     }
 
     /// [`Db::begin`] with its own BEGIN statement, e.g. to set the isolation
-    /// level without another round trip.
+    /// level.
     ///
-    /// Waiting for a connection, opening it and its BEGIN share
-    /// [`ACQUIRE_TIMEOUT`]: a transaction-mode pooler accepts the connection
-    /// at once and queues the BEGIN until one of its server connections is
-    /// free, so a full pooler shows up here, as a wait, and must become a
-    /// 503 rather than a hang past the function's `maxDuration`. Every
-    /// statement starts with a BEGIN (see the module docs), so this is the
-    /// one place a pooler's queue is met.
-    pub async fn begin_with(&self, statement: &'static str) -> Result<Tx, sqlx::Error> {
-        match tokio::time::timeout(ACQUIRE_TIMEOUT, self.pool.begin(statement)).await {
-            Ok(lease) => Ok(Tx { lease: lease? }),
-            Err(_) => Err(sqlx::Error::PoolTimedOut),
-        }
+    /// A transaction-mode pooler queues a transaction until one of its
+    /// server connections is free: a full pooler shows up as a late answer
+    /// to BEGIN, which [`ACQUIRE_TIMEOUT`] bounds.
+    pub async fn begin_with(&self, begin: &'static str) -> Result<Tx> {
+        Ok(Tx {
+            lease: self.lease().await?,
+            begin,
+            state: AtomicU8::new(NOT_BEGUN),
+        })
     }
 }
 
-/// A transaction whose statements are all unnamed. Dropped without
-/// [`Tx::commit`], it rolls back.
+const NOT_BEGUN: u8 = 0;
+const OPEN: u8 = 1;
+const ENDED: u8 = 2;
+/// BEGIN went unanswered: what was sent behind it must never run.
+const ABANDONED: u8 = 3;
+
+/// A transaction. Its BEGIN goes out with its first statement; statements
+/// started together (`try_join!`) share a round trip. Dropped without
+/// [`Tx::commit`] (or [`Tx::committing`]), it rolls back.
 pub struct Tx {
     lease: pool::Lease,
+    begin: &'static str,
+    state: AtomicU8,
 }
 
 impl fmt::Debug for Tx {
@@ -160,173 +173,166 @@ impl fmt::Debug for Tx {
 }
 
 impl Tx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        self.lease.end("COMMIT").await
+    /// Commits, and makes the connection idle for the request's next step.
+    pub async fn commit(self) -> Result<()> {
+        self.committing().await
     }
 
-    pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        self.lease.end("ROLLBACK").await
-    }
-}
-
-/// A query with the persistence switched off: sqlx then parses it as the
-/// unnamed statement, which the next Parse (or the transaction's end)
-/// replaces, so nothing outlives the transaction. Works the same for
-/// `sqlx::query(..)` and the `query!` macros.
-struct Unnamed<E>(E);
-
-impl<'q, E: Execute<'q, Postgres>> Execute<'q, Postgres> for Unnamed<E> {
-    fn sql(&self) -> &'q str {
-        self.0.sql()
+    /// COMMIT, sent in the same write as the statements started before it
+    /// (`try_join!(store::a(&tx), store::b(&tx), tx.committing())`): a
+    /// statement that fails aborts the transaction, and the COMMIT then
+    /// rolls it back. Drop the `Tx` right after, which makes its connection
+    /// idle.
+    pub async fn committing(&self) -> Result<()> {
+        self.end("COMMIT").await
     }
 
-    fn statement(&self) -> Option<&<Postgres as sqlx::Database>::Statement<'q>> {
-        self.0.statement()
+    pub async fn rollback(self) -> Result<()> {
+        self.end("ROLLBACK").await
     }
 
-    fn take_arguments(&mut self) -> Result<Option<PgArguments>, BoxDynError> {
-        self.0.take_arguments()
-    }
-
-    fn persistent(&self) -> bool {
-        false
-    }
-}
-
-/// An [`Executor`] that runs every statement unnamed: `$fetch_many` and
-/// `$fetch_optional` are its two ways to run one (with `$this` the executor
-/// and `$query` the statement); preparing or describing a statement, which
-/// would name it, is refused.
-macro_rules! unnamed_executor {
-    (
-        $executor:ty, |$this:ident, $query:ident|
-        fetch_many: $fetch_many:block
-        fetch_optional: $fetch_optional:block
-    ) => {
-        impl<'c> Executor<'c> for $executor {
-            type Database = Postgres;
-
-            fn fetch_many<'e, 'q: 'e, E>(
-                $this,
-                $query: E,
-            ) -> BoxStream<'e, Result<Either<PgQueryResult, PgRow>, sqlx::Error>>
-            where
-                'c: 'e,
-                E: 'q + Execute<'q, Postgres>,
-            $fetch_many
-
-            fn fetch_optional<'e, 'q: 'e, E>(
-                $this,
-                $query: E,
-            ) -> BoxFuture<'e, Result<Option<PgRow>, sqlx::Error>>
-            where
-                'c: 'e,
-                E: 'q + Execute<'q, Postgres>,
-            $fetch_optional
-
-            fn prepare_with<'e, 'q: 'e>(
-                self,
-                _sql: &'q str,
-                _parameters: &'e [sqlx::postgres::PgTypeInfo],
-            ) -> BoxFuture<'e, Result<sqlx::postgres::PgStatement<'q>, sqlx::Error>>
-            where
-                'c: 'e,
-            {
-                named_statements_refused()
-            }
-
-            fn describe<'e, 'q: 'e>(
-                self,
-                _sql: &'q str,
-            ) -> BoxFuture<'e, Result<Describe<Postgres>, sqlx::Error>>
-            where
-                'c: 'e,
-            {
-                named_statements_refused()
-            }
+    async fn end(&self, statement: &'static str) -> Result<()> {
+        let ended = self
+            .state
+            .compare_exchange(OPEN, ENDED, Ordering::AcqRel, Ordering::Acquire);
+        if ended.is_err() {
+            // Nothing was sent: there is nothing to end.
+            return Ok(());
         }
-    };
+        self.lease.client().batch_execute(statement).await?;
+        Ok(())
+    }
+
+    /// Runs `statement` in the transaction, with BEGIN ahead of it in the
+    /// same write when it is the first.
+    async fn run(&self, statement: Statement<'_>) -> Result<(Vec<Row>, u64)> {
+        let client = self.lease.client();
+        let first = self
+            .state
+            .compare_exchange(NOT_BEGUN, OPEN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if !first {
+            return statement.run(client).await;
+        }
+        // Both are written on their first poll, in this order. BEGIN's
+        // answer comes before the statement runs (before any lock wait of
+        // it), so its wait is the pooler's queue: bounded like the lease.
+        let begun = async {
+            match tokio::time::timeout(ACQUIRE_TIMEOUT, client.batch_execute(self.begin)).await {
+                Ok(begun) => Ok(begun?),
+                // The statement (and a COMMIT behind it) must not run
+                // later: the connection is closed (`Drop`).
+                Err(_) => {
+                    self.state.store(ABANDONED, Ordering::Release);
+                    Err(Error::PoolTimedOut)
+                }
+            }
+        };
+        let ((), answer) = futures::try_join!(begun, statement.run(client))?;
+        Ok(answer)
+    }
 }
 
-fn named_statements_refused<'a, T: Send + 'a>() -> BoxFuture<'a, Result<T, sqlx::Error>> {
-    Box::pin(async {
-        Err(sqlx::Error::Configuration(
-            "named prepared statements are not used: they would outlive the transaction behind a transaction-mode pooler".into(),
-        ))
-    })
-}
-
-unnamed_executor! {
-    &'c mut Tx, |self, query|
-    fetch_many: {
-        let connection: &'c mut PgConnection = self.lease.connection();
-        connection.fetch_many(Unnamed(query))
-    }
-    fetch_optional: {
-        let connection: &'c mut PgConnection = self.lease.connection();
-        connection.fetch_optional(Unnamed(query))
+impl Drop for Tx {
+    fn drop(&mut self) {
+        // Begun and not ended (an error path, a cancelled request): the
+        // lease rolls it back. Abandoned: the lease closes the connection.
+        let state = *self.state.get_mut();
+        self.lease.in_transaction = state == OPEN;
+        self.lease.poisoned = state == ABANDONED;
     }
 }
 
-// One statement in a transaction of its own. Its results are collected
-// before COMMIT (they are small here), so the connection is back in the pool
-// before the caller looks at them.
-unnamed_executor! {
-    &'c Db, |self, query|
-    fetch_many: {
-        futures::stream::once(async move {
-            let mut tx = self.begin().await?;
-            let results: Vec<_> = (&mut tx).fetch_many(query).try_collect().await?;
-            tx.commit().await?;
-            let rows = results.into_iter().map(Ok::<_, sqlx::Error>);
-            Ok::<_, sqlx::Error>(futures::stream::iter(rows))
-        })
-        .try_flatten()
-        .boxed()
-    }
-    fetch_optional: {
+/// What a store function runs its statement on: `&Db` (a transaction of
+/// its own) or `&Tx` (the caller's).
+pub trait Executor: Send + Sync + sealed::Sealed {
+    #[doc(hidden)]
+    fn run<'s>(self, statement: Statement<'s>) -> BoxFuture<'s, Result<(Vec<Row>, u64)>>
+    where
+        Self: 's;
+}
+
+impl Executor for &Db {
+    fn run<'s>(self, statement: Statement<'s>) -> BoxFuture<'s, Result<(Vec<Row>, u64)>>
+    where
+        Self: 's,
+    {
+        // BEGIN, the statement and COMMIT in one write: one round trip, and
+        // BEGIN's answer bounds the pooler's queue as for any transaction.
         Box::pin(async move {
-            let mut tx = self.begin().await?;
-            let row = (&mut tx).fetch_optional(query).await?;
-            tx.commit().await?;
-            Ok(row)
+            let tx = self.begin().await?;
+            let (answer, ()) = futures::try_join!(tx.run(statement), tx.committing())?;
+            Ok(answer)
         })
     }
+}
+
+impl Executor for &Tx {
+    fn run<'s>(self, statement: Statement<'s>) -> BoxFuture<'s, Result<(Vec<Row>, u64)>>
+    where
+        Self: 's,
+    {
+        Box::pin(Tx::run(self, statement))
+    }
+}
+
+impl Executor for &mut Tx {
+    fn run<'s>(self, statement: Statement<'s>) -> BoxFuture<'s, Result<(Vec<Row>, u64)>>
+    where
+        Self: 's,
+    {
+        Box::pin(Tx::run(self, statement))
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for &super::Db {}
+    impl Sealed for &super::Tx {}
+    impl Sealed for &mut super::Tx {}
 }
 
 /// Postgres SQLSTATE of a database error, if any.
-pub fn sqlstate(error: &sqlx::Error) -> Option<String> {
-    error
-        .as_database_error()
-        .and_then(|e| e.code())
-        .map(|c| c.into_owned())
+pub fn sqlstate(error: &Error) -> Option<&str> {
+    database_error(error).map(|e| e.code().code())
 }
 
 /// The constraint a database error names, if any.
-pub fn constraint(error: &sqlx::Error) -> Option<&str> {
-    error.as_database_error().and_then(|e| e.constraint())
+pub fn constraint(error: &Error) -> Option<&str> {
+    database_error(error).and_then(|e| e.constraint())
+}
+
+fn database_error(error: &Error) -> Option<&tokio_postgres::error::DbError> {
+    match error {
+        Error::Postgres(e) => e.as_db_error(),
+        Error::PoolTimedOut | Error::RowNotFound => None,
+    }
 }
 
 /// Whether an error means the database (or the pooler in front of it) could
 /// not serve the request right now, rather than a bug: the client should
-/// retry. Besides the pool's own timeouts and I/O errors, these are the
-/// SQLSTATEs of a server or pooler that refuses or drops connections
-/// (class 08, 53 "insufficient resources", 57P01-57P03 shutdown and
-/// "cannot connect now"); PgBouncer answers a full pool or an unreachable
-/// server with 08P01 and a message saying so.
-pub fn is_unavailable(error: &sqlx::Error) -> bool {
+/// retry. Besides the pool's own timeout, a closed connection and I/O or
+/// TLS errors, these are the SQLSTATEs of a server or pooler that refuses or
+/// drops connections (class 08, 53 "insufficient resources", 57P01-57P03
+/// shutdown and "cannot connect now"); PgBouncer answers a full pool or an
+/// unreachable server with 08P01 and a message saying so.
+pub fn is_unavailable(error: &Error) -> bool {
     match error {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
-            code.starts_with("08")
-                || code.starts_with("53")
-                || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
-        }),
-        _ => false,
+        Error::PoolTimedOut => true,
+        Error::RowNotFound => false,
+        Error::Postgres(e) => match e.as_db_error() {
+            Some(db) => {
+                let code = db.code().code();
+                code.starts_with("08")
+                    || code.starts_with("53")
+                    || matches!(code, "57P01" | "57P02" | "57P03")
+            }
+            // Not the server's answer: the connection failed, closed, timed
+            // out or could not be opened. A statement the server refused is
+            // always a `DbError`; decoding errors cannot happen to columns
+            // the compile-time check matched (`crate::store`).
+            None => true,
+        },
     }
 }
 
@@ -339,19 +345,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn connections_carry_no_startup_parameter_a_pooler_refuses() {
-        let options = connection_options("postgres://u@h/db".parse().unwrap());
-        let debug = format!("{options:?}");
-        assert!(debug.contains("extra_float_digits: None"), "{debug}");
-        assert!(debug.contains("statement_cache_capacity: 0"), "{debug}");
-    }
-
-    #[test]
     fn refused_and_dropped_connections_are_unavailable_not_bugs() {
-        assert!(is_unavailable(&sqlx::Error::PoolTimedOut));
-        assert!(is_unavailable(&sqlx::Error::Io(std::io::Error::from(
-            std::io::ErrorKind::ConnectionRefused
-        ))));
-        assert!(!is_unavailable(&sqlx::Error::RowNotFound));
+        assert!(is_unavailable(&Error::PoolTimedOut));
+        assert!(!is_unavailable(&Error::RowNotFound));
     }
 }

@@ -499,8 +499,8 @@ impl ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(error: sqlx::Error) -> Self {
+impl From<crate::db::Error> for ApiError {
+    fn from(error: crate::db::Error) -> Self {
         if crate::db::is_unavailable(&error) {
             ApiError::DatabaseUnavailable(error.into())
         } else {

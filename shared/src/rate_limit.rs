@@ -26,11 +26,14 @@ const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500)
 /// requests of a day both try to insert; the loser waits on the unique index
 /// and then takes the update path, so nobody under the limit is denied (the
 /// old service's race).
+///
+/// The outer error is the database's; the inner one the denial, which the
+/// caller answers after rolling back.
 pub async fn count_session_create(
-    tx: &mut Tx,
+    tx: &Tx,
     config: &Config,
     user: &User,
-) -> Result<(), ApiError> {
+) -> Result<Result<(), ApiError>, ApiError> {
     let rule = &CREATE_SESSION_LIMIT;
     let limit = config.create_session_per_day;
     let now = Utc::now();
@@ -43,7 +46,7 @@ pub async fn count_session_create(
         time::now(),
     )
     .await?;
-    match counted {
+    Ok(match counted {
         Some(count) if count as u32 > limit => {
             allow_past_the_limit(rule, user, count.into(), limit);
             Ok(())
@@ -53,7 +56,7 @@ pub async fn count_session_create(
             Ok(())
         }
         None => Err(deny(rule, user, limit, now)),
-    }
+    })
 }
 
 /// Counts one finalize in the current window. Admins are exempt.

@@ -33,9 +33,11 @@ async fn pooled(config: &Config) -> Result<String, Failure> {
             POOLED_FIX,
         )
     })?;
-    let version: String = sqlx::query_scalar("SELECT current_setting('server_version')")
-        .fetch_one(&db)
-        .await
+    let version: String =
+        moc_shared::db::Statement::new("SELECT current_setting('server_version')")
+            .scalar()
+            .fetch_one(&db)
+            .await
         .map_err(|e| Failure::new(chain(&e), POOLED_FIX))?;
     Ok(format!(
         "{} answers (PostgreSQL {version})",

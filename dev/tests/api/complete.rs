@@ -99,9 +99,12 @@ async fn the_listed_parts_must_match_what_s3_holds(pool: PgPool) {
     );
 
     let (key, upload_id): (String, String) =
-        sqlx::query_as("SELECT s3_key, upload_id FROM upload_session_files WHERE id = $1::uuid")
-            .bind(&file_id)
-            .fetch_one(app.state.db())
+        moc_shared::db::Statement::new(
+            "SELECT s3_key, upload_id FROM upload_session_files WHERE id = $1::uuid",
+        )
+        .bind(file_id.clone())
+        .reading::<(String, String)>()
+        .fetch_one(app.state.db())
             .await
             .unwrap();
     let mut etags = Vec::new();

@@ -15,9 +15,10 @@ use moc_dev::s3::{EmbeddedS3, EmbeddedS3Config};
 use moc_shared::AppState;
 use moc_shared::config::Config;
 use moc_shared::credentials::AwsCredentials;
-use moc_shared::db::Db;
+use moc_shared::db::{Db, DbTarget, Statement};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
 use uuid::Uuid;
 
 pub use crate::store::StoreKind;
@@ -141,10 +142,23 @@ pub fn pooler_port() -> Option<u16> {
 /// one is set.
 pub fn through_pooler(pool: &PgPool) -> Db {
     let options = (*pool.connect_options()).clone();
-    Db::lazy(match pooler_port() {
+    Db::lazy(target_of(match pooler_port() {
         Some(port) => options.port(port),
         None => options,
-    })
+    }))
+}
+
+/// The functions' view of a test database sqlx's test harness made (trust
+/// authentication: no password).
+pub fn target_of(options: PgConnectOptions) -> DbTarget {
+    let url = format!(
+        "postgres://{}@{}:{}/{}",
+        options.get_username(),
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("postgres"),
+    );
+    DbTarget::parse(&url, &moc_shared::tls::TrustRoots::builtin()).expect("a test database URL")
 }
 
 /// The S3 variables of an app on the embedded S3 `s3`.
@@ -334,13 +348,13 @@ impl TestApp {
 
     /// Moves a session's expiry `minutes` into the past (negative: future).
     pub async fn expire(&self, session: &str, minutes: i64) {
-        sqlx::query(
+        Statement::new(
             "UPDATE upload_sessions
                 SET expires_at = (now() AT TIME ZONE 'utc') - make_interval(mins => $2)
               WHERE id = $1::uuid",
         )
-        .bind(session)
-        .bind(minutes as i32)
+        .bind(session.to_owned())
+        .bind(i32::try_from(minutes).expect("minutes fit an i32"))
         .execute(self.state.db())
         .await
         .expect("expire the session");
@@ -348,8 +362,9 @@ impl TestApp {
 
     /// The S3 key and upload ID registration stored for a file.
     pub async fn file_upload(&self, file: &str) -> (String, String) {
-        sqlx::query_as("SELECT s3_key, upload_id FROM upload_session_files WHERE id = $1::uuid")
-            .bind(file)
+        Statement::new("SELECT s3_key, upload_id FROM upload_session_files WHERE id = $1::uuid")
+            .bind(file.to_owned())
+            .reading::<(String, String)>()
             .fetch_one(self.state.db())
             .await
             .expect("the file row")

@@ -2,22 +2,21 @@
 //! demand, each leased to one transaction at a time and idle again the
 //! moment that transaction's COMMIT or ROLLBACK is answered.
 //!
-//! Why not sqlx's `PgPool`: sqlx 0.8 pings every connection it gets back
-//! (`PoolConnection::return_to_pool`), in a task spawned after the
-//! transaction ends. That costs a round trip per transaction, and behind a
-//! transaction-mode pooler the ping borrows a server connection of its own.
-//! Worse, until the ping is answered the connection is not idle, so a
-//! request's second transaction finds none and opens another connection: on
-//! a cold instance, a second TLS handshake before the first answer. A
-//! connection here is checked by the next BEGIN instead, which is retried
-//! once on a fresh connection when it fails on I/O ([`Pool::begin`]).
+//! A pool that pings a connection it gets back costs a round trip per
+//! transaction (sqlx's did), and until the ping is answered the connection
+//! is not idle, so a request's second transaction opens another one: on a
+//! cold instance, a second TLS handshake. A connection here is idle again as
+//! soon as its last answer arrived, and a dead one is noticed by the client
+//! (`is_closed`) or by the request's first statement.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{Connection, Executor, PgConnection};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_postgres::Client;
+
+use super::DbTarget;
+use super::target::Connection;
 
 /// A connection idle this long may have been closed by the server or the
 /// pooler in front of it (PgBouncer's `server_idle_timeout` is 600 s,
@@ -33,7 +32,7 @@ pub(super) struct Pool {
 }
 
 struct Shared {
-    options: PgConnectOptions,
+    target: DbTarget,
     /// Most recently used last: [`Pool::begin`] takes the warmest.
     idle: Mutex<Vec<Idle>>,
     /// One permit per connection that may exist; a lease holds one.
@@ -42,16 +41,16 @@ struct Shared {
 }
 
 struct Idle {
-    connection: PgConnection,
+    connection: Connection,
     opened: Instant,
     since: Instant,
 }
 
 impl Pool {
-    pub(super) fn new(options: PgConnectOptions, max_connections: u32) -> Self {
+    pub(super) fn new(target: DbTarget, max_connections: u32) -> Self {
         Self {
             shared: Arc::new(Shared {
-                options,
+                target,
                 idle: Mutex::default(),
                 permits: Arc::new(Semaphore::new(max_connections as usize)),
                 max_connections,
@@ -59,33 +58,24 @@ impl Pool {
         }
     }
 
-    /// Leases a connection and runs `begin` (a BEGIN statement) on it. Waits
-    /// for a free connection without bound: the caller sets the deadline.
-    pub(super) async fn begin(&self, begin: &'static str) -> Result<Lease, sqlx::Error> {
+    /// Leases a connection: the warmest idle one, or a new one. Waits for
+    /// a free slot without bound: the caller sets the deadline.
+    pub(super) async fn lease(&self) -> Result<Lease, tokio_postgres::Error> {
         let permit = Arc::clone(&self.shared.permits)
             .acquire_owned()
             .await
-            .map_err(|_| sqlx::Error::PoolClosed)?;
-        if let Some(mut idle) = self.shared.take_idle() {
-            match idle.connection.execute(begin).await {
-                Ok(_) => return Ok(self.lease(idle.connection, idle.opened, permit)),
-                // Closed while idle (a restart, an idle timeout): the BEGIN
-                // did nothing, so it is safe to begin again on a new one.
-                Err(sqlx::Error::Io(error)) => {
-                    tracing::info!(%error, "a pooled database connection was closed; reconnecting");
-                }
-                Err(error) => return Err(error),
-            }
+            .expect("the pool's semaphore is never closed");
+        if let Some(idle) = self.shared.take_idle() {
+            return Ok(self.new_lease(idle.connection, idle.opened, permit));
         }
-        let mut connection = PgConnection::connect_with(&self.shared.options).await?;
+        let connection = self.shared.target.connect().await?;
         tracing::debug!("opened a database connection");
-        connection.execute(begin).await?;
-        Ok(self.lease(connection, Instant::now(), permit))
+        Ok(self.new_lease(connection, Instant::now(), permit))
     }
 
-    fn lease(
+    fn new_lease(
         &self,
-        connection: PgConnection,
+        connection: Connection,
         opened: Instant,
         permit: OwnedSemaphorePermit,
     ) -> Lease {
@@ -94,6 +84,8 @@ impl Pool {
             opened,
             shared: Arc::clone(&self.shared),
             permit: Some(permit),
+            in_transaction: false,
+            poisoned: false,
         }
     }
 
@@ -117,11 +109,14 @@ impl Shared {
     fn take_idle(&self) -> Option<Idle> {
         let mut idle = self.idle_list();
         let now = Instant::now();
-        idle.retain(|c| worth_reusing(c.opened, c.since, now));
+        idle.retain(|c| !c.connection.client.is_closed() && worth_reusing(c.opened, c.since, now));
         idle.pop()
     }
 
-    fn release(&self, connection: PgConnection, opened: Instant) {
+    fn release(&self, connection: Connection, opened: Instant) {
+        if connection.client.is_closed() {
+            return;
+        }
         self.idle_list().push(Idle {
             connection,
             opened,
@@ -134,41 +129,48 @@ fn worth_reusing(opened: Instant, idle_since: Instant, now: Instant) -> bool {
     now.duration_since(idle_since) < IDLE_TIMEOUT && now.duration_since(opened) < MAX_LIFETIME
 }
 
-/// A connection inside a transaction. [`Lease::end`] runs COMMIT or
-/// ROLLBACK and makes it idle; dropped before that (an error path, or a
-/// request cancelled mid-statement), it is rolled back in a task of its own
-/// right away, so its row locks do not outlive the request.
+/// A connection leased to one request's statements. [`Lease::release`]
+/// makes it idle again; dropped instead while a transaction is open (an
+/// error path, or a request cancelled mid-statement), it is rolled back in
+/// a task of its own right away, so its row locks do not outlive the
+/// request.
 pub(super) struct Lease {
-    connection: Option<PgConnection>,
+    connection: Option<Connection>,
     opened: Instant,
     shared: Arc<Shared>,
     // Released after the connection is back in the idle list, so the waiter
     // it wakes finds it there.
     permit: Option<OwnedSemaphorePermit>,
+    /// A transaction is open on the connection.
+    pub(super) in_transaction: bool,
+    /// The connection has requests outstanding that must never run: it is
+    /// closed, not reused or rolled back.
+    pub(super) poisoned: bool,
 }
 
 impl Lease {
-    pub(super) fn connection(&mut self) -> &mut PgConnection {
-        self.connection
-            .as_mut()
+    pub(super) fn client(&self) -> &Client {
+        &self
+            .connection
+            .as_ref()
             .expect("a lease holds its connection until it ends")
-    }
-
-    /// Ends the transaction with `statement` (COMMIT or ROLLBACK). A
-    /// connection whose end fails is closed, not reused.
-    pub(super) async fn end(mut self, statement: &'static str) -> Result<(), sqlx::Error> {
-        let mut connection = self.connection.take().expect("a lease ends once");
-        connection.execute(statement).await?;
-        self.shared.release(connection, self.opened);
-        Ok(())
+            .client
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let Some(mut connection) = self.connection.take() else {
+        let Some(connection) = self.connection.take() else {
             return;
         };
+        if self.poisoned {
+            drop(connection);
+            return;
+        }
+        if !self.in_transaction {
+            self.shared.release(connection, self.opened);
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             // No runtime to roll back on: closing the socket makes the
             // server roll back.
@@ -179,8 +181,8 @@ impl Drop for Lease {
         // The permit goes with the connection: it counts until rolled back.
         let permit = self.permit.take();
         runtime.spawn(async move {
-            match connection.execute("ROLLBACK").await {
-                Ok(_) => shared.release(connection, opened),
+            match connection.client.batch_execute("ROLLBACK").await {
+                Ok(()) => shared.release(connection, opened),
                 Err(error) => {
                     tracing::warn!(%error, "rolling back an abandoned transaction failed; closing its connection");
                 }

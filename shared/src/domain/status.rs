@@ -103,6 +103,19 @@ macro_rules! text_column {
             }
         }
 
+        impl<'r> tokio_postgres::types::FromSql<'r> for $status {
+            fn from_sql(
+                ty: &tokio_postgres::types::Type,
+                raw: &'r [u8],
+            ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+                Ok(Self::parse(<&str as tokio_postgres::types::FromSql>::from_sql(ty, raw)?))
+            }
+
+            fn accepts(ty: &tokio_postgres::types::Type) -> bool {
+                <&str as tokio_postgres::types::FromSql>::accepts(ty)
+            }
+        }
+
         impl sqlx::Encode<'_, Postgres> for $status {
             fn encode_by_ref(&self, buf: &mut PgArgumentBuffer) -> Result<IsNull, BoxDynError> {
                 <&str as sqlx::Encode<Postgres>>::encode(self.as_str(), buf)

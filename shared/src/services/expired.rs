@@ -19,7 +19,7 @@ use crate::time;
 /// `db` is the caller's transaction when it holds one: a request never
 /// acquires a second connection while it holds the first.
 async fn expiration(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session: &SessionRow,
     now: NaiveDateTime,
 ) -> (String, String) {
@@ -38,7 +38,7 @@ async fn expiration(
 
 /// 410 EXPIRED_SESSION (reason GONE) for an expired session: the one answer
 /// of every route to it (registration, part upload, complete, finalize, …).
-pub async fn gone(db: impl Executor<'_>, session: &SessionRow, now: NaiveDateTime) -> ApiError {
+pub async fn gone(db: impl Executor, session: &SessionRow, now: NaiveDateTime) -> ApiError {
     let (expires_at, now) = expiration(db, session, now).await;
     ApiError::Gone { expires_at, now }
 }

@@ -46,8 +46,6 @@ pub async fn create(
     let expires_at = time::add(now, config.session_ttl);
     let metadata = session_metadata(&declared, &files, title.as_deref());
 
-    let mut tx = state.db().begin().await?;
-    rate_limit::count_session_create(&mut tx, config, user).await?;
     let session = NewSession {
         id: session_id,
         user_id: &user.id,
@@ -56,7 +54,14 @@ pub async fn create(
         created_at: now,
         metadata: &metadata,
     };
-    store::sessions::insert(&mut tx, &session).await?;
+    // The count and the insert leave in one write (docs/adr/0011); a
+    // denied create rolls both back, so it neither counts nor creates.
+    let tx = state.db().begin().await?;
+    let (counted, ()) = futures::try_join!(
+        rate_limit::count_session_create(&tx, config, user),
+        async { Ok::<_, ApiError>(store::sessions::insert(&tx, &session).await?) },
+    )?;
+    counted?;
     tx.commit().await?;
 
     tracing::info!(%session_id, files = files.len(), "upload session created");

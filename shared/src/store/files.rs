@@ -4,6 +4,7 @@
 use chrono::NaiveDateTime;
 use uuid::Uuid;
 
+use super::sessions::session_statuses;
 use super::{Executor, SessionRow};
 use crate::db::Tx;
 use crate::domain::{ByteSize, Crc32c, FileCategory, FileStatus, PartPlan, SessionAction};
@@ -28,6 +29,22 @@ pub struct FileRow {
     /// Whether the stored object was found to carry `crc32c`.
     pub checksum_verified: bool,
 }
+
+crate::from_row!(FileRow {
+    id,
+    session_id,
+    category,
+    name,
+    size,
+    mime_type,
+    extension,
+    s3_key,
+    upload_id,
+    status,
+    file_url,
+    crc32c,
+    checksum_verified,
+});
 
 impl FileRow {
     pub fn category(&self) -> Option<FileCategory> {
@@ -60,7 +77,7 @@ impl FileRow {
 /// loads whole files, between `$select` and the rest of the statement.
 macro_rules! file_rows {
     ($select:literal, $rest:literal $(, $arg:expr)* $(,)?) => {
-        sqlx::query_as!(
+        query_as!(
             FileRow,
             $select
                 + " id, session_id, category, name, size, mime_type, extension, s3_key, \
@@ -74,10 +91,10 @@ macro_rules! file_rows {
 
 /// The file, if it belongs to the session.
 pub async fn in_session(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session_id: Uuid,
     file_id: Uuid,
-) -> sqlx::Result<Option<FileRow>> {
+) -> crate::db::Result<Option<FileRow>> {
     file_rows!(
         "SELECT",
         "FROM upload_session_files WHERE id = $1 AND session_id = $2",
@@ -91,10 +108,10 @@ pub async fn in_session(
 /// [`in_session`], locked until `tx` ends: of two concurrent completes,
 /// the second waits here for the first one's outcome.
 pub async fn lock_in_session(
-    tx: &mut Tx,
+    tx: &Tx,
     session_id: Uuid,
     file_id: Uuid,
-) -> sqlx::Result<Option<FileRow>> {
+) -> crate::db::Result<Option<FileRow>> {
     file_rows!(
         "SELECT",
         "FROM upload_session_files WHERE id = $1 AND session_id = $2 FOR NO KEY UPDATE",
@@ -106,7 +123,7 @@ pub async fn lock_in_session(
 }
 
 /// The session's files, in registration order.
-pub async fn of_session(db: impl Executor<'_>, session_id: Uuid) -> sqlx::Result<Vec<FileRow>> {
+pub async fn of_session(db: impl Executor, session_id: Uuid) -> crate::db::Result<Vec<FileRow>> {
     file_rows!(
         "SELECT",
         "FROM upload_session_files WHERE session_id = $1 ORDER BY created_at, id",
@@ -119,9 +136,9 @@ pub async fn of_session(db: impl Executor<'_>, session_id: Uuid) -> sqlx::Result
 /// The files of several sessions (a page of a listing), each session's in
 /// registration order.
 pub async fn of_sessions(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session_ids: &[Uuid],
-) -> sqlx::Result<Vec<FileRow>> {
+) -> crate::db::Result<Vec<FileRow>> {
     file_rows!(
         "SELECT",
         "FROM upload_session_files WHERE session_id = ANY($1) ORDER BY created_at, id",
@@ -131,8 +148,8 @@ pub async fn of_sessions(
     .await
 }
 
-pub async fn count_in_session(db: impl Executor<'_>, session_id: Uuid) -> sqlx::Result<i64> {
-    sqlx::query_scalar!(
+pub async fn count_in_session(db: impl Executor, session_id: Uuid) -> crate::db::Result<i64> {
+    query_scalar!(
         r#"SELECT count(*) AS "count!" FROM upload_session_files WHERE session_id = $1"#,
         session_id,
     )
@@ -141,11 +158,11 @@ pub async fn count_in_session(db: impl Executor<'_>, session_id: Uuid) -> sqlx::
 }
 
 pub async fn count_in_category(
-    tx: &mut Tx,
+    tx: &Tx,
     session_id: Uuid,
     category: FileCategory,
-) -> sqlx::Result<i64> {
-    sqlx::query_scalar!(
+) -> crate::db::Result<i64> {
+    query_scalar!(
         r#"SELECT count(*) AS "count!" FROM upload_session_files
             WHERE session_id = $1 AND category = $2"#,
         session_id,
@@ -157,12 +174,12 @@ pub async fn count_in_category(
 
 /// The file registered under this category and name, if any.
 pub async fn id_by_name(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session_id: Uuid,
     category: FileCategory,
     name: &str,
-) -> sqlx::Result<Option<Uuid>> {
-    sqlx::query_scalar!(
+) -> crate::db::Result<Option<Uuid>> {
+    query_scalar!(
         "SELECT id FROM upload_session_files WHERE session_id = $1 AND category = $2 AND name = $3",
         session_id,
         category.as_str(),
@@ -189,8 +206,8 @@ pub struct NewFile<'a> {
 /// The unique index that keeps a name to one file per category and session.
 pub const UNIQUE_NAME_CONSTRAINT: &str = "upload_session_files_session_category_name_key";
 
-pub async fn insert_pending(tx: &mut Tx, file: &NewFile<'_>) -> sqlx::Result<()> {
-    sqlx::query!(
+pub async fn insert_pending(tx: &Tx, file: &NewFile<'_>) -> crate::db::Result<()> {
+    query!(
         "INSERT INTO upload_session_files
             (id, session_id, category, name, size, mime_type, extension, s3_key, crc32c,
              status, created_at, updated_at)
@@ -213,11 +230,11 @@ pub async fn insert_pending(tx: &mut Tx, file: &NewFile<'_>) -> sqlx::Result<()>
 
 /// Records the file's S3 multipart upload.
 pub async fn set_upload_id(
-    db: impl Executor<'_>,
+    db: impl Executor,
     file_id: Uuid,
     upload_id: &str,
     now: NaiveDateTime,
-) -> sqlx::Result<FileRow> {
+) -> crate::db::Result<FileRow> {
     file_rows!(
         "UPDATE upload_session_files SET upload_id = $2, updated_at = $3 WHERE id = $1 RETURNING",
         "",
@@ -234,11 +251,11 @@ pub async fn set_upload_id(
 /// upload): only while it still has none, so of two concurrent
 /// re-registrations one records its upload and the other aborts its own.
 pub async fn set_missing_upload_id(
-    db: impl Executor<'_>,
+    db: impl Executor,
     file_id: Uuid,
     upload_id: &str,
     now: NaiveDateTime,
-) -> sqlx::Result<Option<FileRow>> {
+) -> crate::db::Result<Option<FileRow>> {
     file_rows!(
         "UPDATE upload_session_files SET upload_id = $2, updated_at = $3 WHERE id = $1 AND upload_id IS NULL AND status = 'pending' RETURNING",
         "",
@@ -253,11 +270,11 @@ pub async fn set_missing_upload_id(
 /// A re-registration's new declared CRC32C, while the file is not
 /// completed: a client that declared a wrong one fixes it and completes again.
 pub async fn set_crc32c(
-    db: impl Executor<'_>,
+    db: impl Executor,
     file_id: Uuid,
     crc32c: Crc32c,
     now: NaiveDateTime,
-) -> sqlx::Result<Option<FileRow>> {
+) -> crate::db::Result<Option<FileRow>> {
     file_rows!(
         "UPDATE upload_session_files SET crc32c = $2, checksum_verified = false, updated_at = $3
           WHERE id = $1 AND status <> 'completed' RETURNING",
@@ -271,14 +288,14 @@ pub async fn set_crc32c(
 }
 
 /// Pending → uploading, once its first part is recorded.
-pub async fn mark_uploading(tx: &mut Tx, file_id: Uuid, now: NaiveDateTime) -> sqlx::Result<()> {
-    sqlx::query!(
+pub async fn mark_uploading(tx: &Tx, file_id: Uuid, now: NaiveDateTime) -> crate::db::Result<()> {
+    query!(
         "UPDATE upload_session_files SET status = $3, updated_at = $2
           WHERE id = $1 AND status = $4",
         file_id,
         now,
-        FileStatus::Pending.after_part() as _,
-        FileStatus::Pending as _,
+        FileStatus::Pending.after_part().as_str(),
+        FileStatus::Pending.as_str(),
     )
     .execute(tx)
     .await?;
@@ -286,12 +303,12 @@ pub async fn mark_uploading(tx: &mut Tx, file_id: Uuid, now: NaiveDateTime) -> s
 }
 
 pub async fn mark_completed(
-    tx: &mut Tx,
+    tx: &Tx,
     file_id: Uuid,
     file_url: &str,
     now: NaiveDateTime,
-) -> sqlx::Result<()> {
-    sqlx::query!(
+) -> crate::db::Result<()> {
+    query!(
         "UPDATE upload_session_files SET status = 'completed', file_url = $2, updated_at = $3
          WHERE id = $1 AND status <> 'completed'",
         file_id,
@@ -304,11 +321,11 @@ pub async fn mark_completed(
 }
 
 /// Records that these files' stored objects carry their declared CRC32C.
-pub async fn mark_checksum_verified(db: impl Executor<'_>, file_ids: &[Uuid]) -> sqlx::Result<()> {
+pub async fn mark_checksum_verified(db: impl Executor, file_ids: &[Uuid]) -> crate::db::Result<()> {
     if file_ids.is_empty() {
         return Ok(());
     }
-    sqlx::query!(
+    query!(
         "UPDATE upload_session_files SET checksum_verified = true
           WHERE id = ANY($1) AND crc32c IS NOT NULL",
         file_ids,
@@ -318,8 +335,8 @@ pub async fn mark_checksum_verified(db: impl Executor<'_>, file_ids: &[Uuid]) ->
     Ok(())
 }
 
-pub async fn delete(db: impl Executor<'_>, file_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!("DELETE FROM upload_session_files WHERE id = $1", file_id)
+pub async fn delete(db: impl Executor, file_id: Uuid) -> crate::db::Result<()> {
+    query!("DELETE FROM upload_session_files WHERE id = $1", file_id)
         .execute(db)
         .await?;
     Ok(())
@@ -327,11 +344,11 @@ pub async fn delete(db: impl Executor<'_>, file_id: Uuid) -> sqlx::Result<()> {
 
 /// Deletes these files of the session (their parts cascade).
 pub async fn delete_of_session(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session_id: Uuid,
     file_ids: &[Uuid],
-) -> sqlx::Result<()> {
-    sqlx::query!(
+) -> crate::db::Result<()> {
+    query!(
         "DELETE FROM upload_session_files WHERE session_id = $1 AND id = ANY($2)",
         session_id,
         file_ids,
@@ -348,12 +365,13 @@ pub async fn delete_of_session(
 /// finalize either sees the file with its object or does not see it at
 /// all. `None`: no such file, or the session changed since it was read.
 pub async fn delete_if_abortable(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session_id: Uuid,
     file_id: Uuid,
     now: NaiveDateTime,
     lock_stale_before: NaiveDateTime,
-) -> sqlx::Result<Option<FileRow>> {
+) -> crate::db::Result<Option<FileRow>> {
+    let statuses = session_statuses(SessionAction::AbortFile);
     file_rows!(
         "WITH live AS (
              SELECT id AS live_session_id FROM upload_sessions
@@ -367,7 +385,7 @@ pub async fn delete_if_abortable(
         "",
         file_id,
         session_id,
-        SessionAction::AbortFile.from_statuses() as _,
+        statuses.as_slice(),
         lock_stale_before,
         now,
     )
@@ -377,12 +395,13 @@ pub async fn delete_if_abortable(
 
 /// Which of these S3 upload IDs a file row refers to.
 pub async fn referenced_upload_ids(
-    db: impl Executor<'_>,
+    db: impl Executor,
     upload_ids: &[&str],
-) -> sqlx::Result<Vec<String>> {
-    sqlx::query_scalar!(
+) -> crate::db::Result<Vec<String>> {
+    let upload_ids: Vec<String> = upload_ids.iter().map(|id| (*id).to_owned()).collect();
+    query_scalar!(
         r#"SELECT upload_id AS "upload_id!" FROM upload_session_files WHERE upload_id = ANY($1)"#,
-        upload_ids as _,
+        upload_ids.as_slice(),
     )
     .fetch_all(db)
     .await

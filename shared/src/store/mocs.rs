@@ -2,7 +2,6 @@
 
 use chrono::NaiveDateTime;
 use serde_json::Value;
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::Executor;
@@ -15,11 +14,11 @@ pub const UNIQUE_SLUG_CONSTRAINT: &str = "moc_instructions_user_id_slug_key";
 
 /// The user's slugs that start with `prefix`.
 pub async fn slugs_like(
-    db: impl Executor<'_>,
+    db: impl Executor,
     user_id: &str,
     prefix: &str,
-) -> sqlx::Result<Vec<Option<String>>> {
-    sqlx::query_scalar!(
+) -> crate::db::Result<Vec<Option<String>>> {
+    query_scalar!(
         "SELECT slug FROM moc_instructions WHERE user_id = $1 AND slug LIKE $2 || '%'",
         user_id,
         prefix,
@@ -40,8 +39,8 @@ pub struct NewMoc<'a> {
     pub created_at: NaiveDateTime,
 }
 
-pub async fn insert(tx: &mut Tx, moc: &NewMoc<'_>) -> sqlx::Result<()> {
-    sqlx::query!(
+pub async fn insert(tx: &Tx, moc: &NewMoc<'_>) -> crate::db::Result<()> {
+    query!(
         "INSERT INTO moc_instructions
             (id, user_id, title, description, type, slug, theme, tags, status, visibility,
              created_at, updated_at, finalized_at, added_by_user_id, last_updated_by_user_id)
@@ -52,7 +51,7 @@ pub async fn insert(tx: &mut Tx, moc: &NewMoc<'_>) -> sqlx::Result<()> {
         moc.description,
         moc.slug,
         moc.theme,
-        Json(moc.tags) as _,
+        Value::from(moc.tags.to_vec()),
         moc.created_at,
     )
     .execute(tx)
@@ -73,8 +72,8 @@ pub struct NewMocFile<'a> {
     pub checksum_verified: bool,
 }
 
-pub async fn insert_file(tx: &mut Tx, file: &NewMocFile<'_>) -> sqlx::Result<()> {
-    sqlx::query!(
+pub async fn insert_file(tx: &Tx, file: &NewMocFile<'_>) -> crate::db::Result<()> {
+    query!(
         "INSERT INTO moc_files (id, moc_id, file_type, file_url, original_filename, mime_type,
                                 created_at, updated_at, crc32c, checksum_verified)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9)",
@@ -93,8 +92,8 @@ pub async fn insert_file(tx: &mut Tx, file: &NewMocFile<'_>) -> sqlx::Result<()>
     Ok(())
 }
 
-pub async fn set_thumbnail(tx: &mut Tx, moc_id: Uuid, thumbnail_url: &str) -> sqlx::Result<()> {
-    sqlx::query!(
+pub async fn set_thumbnail(tx: &Tx, moc_id: Uuid, thumbnail_url: &str) -> crate::db::Result<()> {
+    query!(
         "UPDATE moc_instructions SET thumbnail_url = $2 WHERE id = $1",
         moc_id,
         thumbnail_url,
@@ -111,15 +110,26 @@ pub struct MocRow {
     pub slug: Option<String>,
     pub description: Option<String>,
     pub status: String,
-    pub tags: Option<Json<Value>>,
+    pub tags: Option<Value>,
     pub theme: Option<String>,
     pub created_at: NaiveDateTime,
 }
 
-pub async fn get(tx: &mut Tx, moc_id: Uuid) -> sqlx::Result<Option<MocRow>> {
-    sqlx::query_as!(
+crate::from_row!(MocRow {
+    id,
+    title,
+    slug,
+    description,
+    status,
+    tags,
+    theme,
+    created_at,
+});
+
+pub async fn get(tx: &Tx, moc_id: Uuid) -> crate::db::Result<Option<MocRow>> {
+    query_as!(
         MocRow,
-        r#"SELECT id, title, slug, description, status, tags AS "tags: Json<Value>", theme, created_at
+        r#"SELECT id, title, slug, description, status, tags, theme, created_at
              FROM moc_instructions WHERE id = $1"#,
         moc_id,
     )
@@ -129,8 +139,8 @@ pub async fn get(tx: &mut Tx, moc_id: Uuid) -> sqlx::Result<Option<MocRow>> {
 
 /// The MOC's files that are not deleted, with their integrity record, in
 /// stored order.
-pub async fn files(tx: &mut Tx, moc_id: Uuid) -> sqlx::Result<Vec<MocFileRow>> {
-    sqlx::query_as!(
+pub async fn files(tx: &Tx, moc_id: Uuid) -> crate::db::Result<Vec<MocFileRow>> {
+    query_as!(
         MocFileRow,
         "SELECT file_type, file_url, original_filename, crc32c, checksum_verified FROM moc_files
           WHERE moc_id = $1 AND deleted_at IS NULL ORDER BY created_at, id",
@@ -149,3 +159,11 @@ pub struct MocFileRow {
     pub crc32c: Option<String>,
     pub checksum_verified: bool,
 }
+
+crate::from_row!(MocFileRow {
+    file_type,
+    file_url,
+    original_filename,
+    crc32c,
+    checksum_verified,
+});

@@ -30,19 +30,19 @@ pub enum Overwrite {
 
 /// Records parts of a file in one statement, inserting or overwriting each.
 pub async fn record(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session_id: Uuid,
     file_id: Uuid,
     parts: &[NewPart<'_>],
     overwrite: Overwrite,
     now: NaiveDateTime,
-) -> sqlx::Result<()> {
+) -> crate::db::Result<()> {
     let ids: Vec<Uuid> = parts.iter().map(|_| Uuid::new_v4()).collect();
     let numbers: Vec<i32> = parts.iter().map(|p| p.number.as_i32()).collect();
-    let etags: Vec<&str> = parts.iter().map(|p| p.etag).collect();
+    let etags: Vec<String> = parts.iter().map(|p| p.etag.to_owned()).collect();
     let sizes: Vec<i32> = parts.iter().map(|p| p.size).collect();
     let uploaded: Vec<NaiveDateTime> = parts.iter().map(|p| p.uploaded_at).collect();
-    sqlx::query!(
+    query!(
         "INSERT INTO upload_session_parts
             (id, session_id, file_id, part_number, etag, size, status, uploaded_at, created_at)
          SELECT p.id, $1, $2, p.n, p.etag, p.size, 'uploaded', p.at, $8
@@ -59,7 +59,7 @@ pub async fn record(
         file_id,
         &ids,
         &numbers,
-        &etags as _,
+        etags.as_slice(),
         &sizes,
         &uploaded,
         now,
@@ -79,9 +79,16 @@ pub struct PartRow {
     pub uploaded_at: NaiveDateTime,
 }
 
+crate::from_row!(PartRow {
+    part_number,
+    etag,
+    size,
+    uploaded_at,
+});
+
 /// The file's recorded parts, ascending.
-pub async fn of_file(db: impl Executor<'_>, file_id: Uuid) -> sqlx::Result<Vec<PartRow>> {
-    sqlx::query_as!(
+pub async fn of_file(db: impl Executor, file_id: Uuid) -> crate::db::Result<Vec<PartRow>> {
+    query_as!(
         PartRow,
         "SELECT part_number, etag, size, uploaded_at
            FROM upload_session_parts WHERE file_id = $1 ORDER BY part_number",
@@ -94,10 +101,11 @@ pub async fn of_file(db: impl Executor<'_>, file_id: Uuid) -> sqlx::Result<Vec<P
 /// `(file_id, part_number)` of every part recorded in the sessions, by file
 /// and number.
 pub async fn numbers_in_sessions(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session_ids: &[Uuid],
-) -> sqlx::Result<Vec<(Uuid, i32)>> {
-    let rows = sqlx::query!(
+) -> crate::db::Result<Vec<(Uuid, i32)>> {
+    let rows = query_as!(
+        FilePartNumber,
         "SELECT p.file_id, p.part_number FROM upload_session_parts p
            JOIN upload_session_files f ON f.id = p.file_id
           WHERE f.session_id = ANY($1) ORDER BY p.file_id, p.part_number",
@@ -110,3 +118,13 @@ pub async fn numbers_in_sessions(
         .map(|r| (r.file_id, r.part_number))
         .collect())
 }
+
+struct FilePartNumber {
+    file_id: Uuid,
+    part_number: i32,
+}
+
+crate::from_row!(FilePartNumber {
+    file_id,
+    part_number,
+});

@@ -10,14 +10,14 @@ use crate::db::Tx;
 /// Returns the new count, or `None` when `limit` was already reached (and
 /// `bypass` is off): nothing was counted.
 pub async fn count_session_create(
-    tx: &mut Tx,
+    tx: &Tx,
     user_id: &str,
     day: NaiveDate,
     limit: i32,
     bypass: bool,
     now: NaiveDateTime,
-) -> sqlx::Result<Option<i32>> {
-    sqlx::query_scalar!(
+) -> crate::db::Result<Option<i32>> {
+    query_scalar!(
         "INSERT INTO user_daily_uploads (user_id, day, count, updated_at)
          VALUES ($1, $2, 1, $4)
          ON CONFLICT (user_id, day) DO UPDATE

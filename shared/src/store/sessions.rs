@@ -7,7 +7,6 @@
 
 use chrono::NaiveDateTime;
 use serde_json::Value;
-use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::Executor;
@@ -25,7 +24,26 @@ pub struct SessionRow {
     pub finalized_at: Option<NaiveDateTime>,
     pub finalizing_at: Option<NaiveDateTime>,
     pub moc_instruction_id: Option<Uuid>,
-    pub metadata: Option<Json<Value>>,
+    pub metadata: Option<Value>,
+}
+
+crate::from_row!(SessionRow {
+    id,
+    user_id,
+    status,
+    part_size_bytes,
+    expires_at,
+    created_at,
+    finalized_at,
+    finalizing_at,
+    moc_instruction_id,
+    metadata,
+});
+
+/// The statuses a lifecycle action starts from, as the `text[]` of a
+/// `status = ANY($n)` guard.
+pub(super) fn session_statuses(action: SessionAction) -> Vec<String> {
+    super::status_names(action.from_statuses(), SessionStatus::as_str)
 }
 
 impl SessionRow {
@@ -37,12 +55,12 @@ impl SessionRow {
     /// the old service have none; they are held to the configured maxima.
     pub fn declared_files(&self) -> Option<DeclaredFiles> {
         let metadata = self.metadata.as_ref()?;
-        serde_json::from_value(metadata.0.get("declaredFiles")?.clone()).ok()
+        serde_json::from_value(metadata.get("declaredFiles")?.clone()).ok()
     }
 
     /// The title given at create, if any.
     pub fn title(&self) -> Option<String> {
-        let title = self.metadata.as_ref()?.0.get("title")?.as_str()?;
+        let title = self.metadata.as_ref()?.get("title")?.as_str()?;
         Some(title.to_owned())
     }
 
@@ -50,7 +68,7 @@ impl SessionRow {
     pub fn declared_file_list(&self) -> Vec<Value> {
         self.metadata
             .as_ref()
-            .and_then(|m| m.0.get("files"))
+            .and_then(|m| m.get("files"))
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default()
@@ -61,12 +79,12 @@ impl SessionRow {
 /// loads a whole session, between `$select` and the rest of the statement.
 macro_rules! session_rows {
     ($select:literal, $rest:literal $(, $arg:expr)* $(,)?) => {
-        sqlx::query_as!(
+        query_as!(
             SessionRow,
             $select
                 + " id, user_id, status AS \"status: SessionStatus\", part_size_bytes, expires_at, \
                    created_at, finalized_at, finalizing_at, moc_instruction_id, \
-                   metadata AS \"metadata: Json<Value>\" "
+                   metadata "
                 + $rest
             $(, $arg)*
         )
@@ -75,10 +93,10 @@ macro_rules! session_rows {
 
 /// The session, if it is `user_id`'s.
 pub async fn owned(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session_id: Uuid,
     user_id: &str,
-) -> sqlx::Result<Option<SessionRow>> {
+) -> crate::db::Result<Option<SessionRow>> {
     session_rows!(
         "SELECT",
         "FROM upload_sessions WHERE id = $1 AND user_id = $2",
@@ -105,13 +123,13 @@ pub struct PageAfter {
 /// row past its expiry → expired, an unknown status → active), so the
 /// filter runs in the database and a page is always full.
 pub async fn page_of_user(
-    db: impl Executor<'_>,
+    db: impl Executor,
     user_id: &str,
     visible: Option<SessionStatus>,
     after: Option<PageAfter>,
     limit: i64,
     now: NaiveDateTime,
-) -> sqlx::Result<Vec<SessionRow>> {
+) -> crate::db::Result<Vec<SessionRow>> {
     session_rows!(
         "SELECT",
         "FROM upload_sessions
@@ -137,7 +155,7 @@ pub async fn page_of_user(
 
 /// The session, locked against every other change until `tx` ends (a
 /// registration counts and inserts its file under this lock).
-pub async fn lock(tx: &mut Tx, session_id: Uuid) -> sqlx::Result<SessionRow> {
+pub async fn lock(tx: &Tx, session_id: Uuid) -> crate::db::Result<SessionRow> {
     session_rows!(
         "SELECT",
         "FROM upload_sessions WHERE id = $1 FOR NO KEY UPDATE",
@@ -157,8 +175,8 @@ pub struct NewSession<'a> {
     pub metadata: &'a Value,
 }
 
-pub async fn insert(tx: &mut Tx, session: &NewSession<'_>) -> sqlx::Result<()> {
-    sqlx::query!(
+pub async fn insert(tx: &Tx, session: &NewSession<'_>) -> crate::db::Result<()> {
+    query!(
         "INSERT INTO upload_sessions
             (id, user_id, status, part_size_bytes, expires_at, created_at, updated_at, metadata)
          VALUES ($1, $2, 'active', $3, $4, $5, $5, $6)",
@@ -179,12 +197,13 @@ pub async fn insert(tx: &mut Tx, session: &NewSession<'_>) -> sqlx::Result<()> {
 /// (or the session may not be finalized); `Some(previous)`: taken, over
 /// `previous` if a stale lock was there.
 pub async fn take_finalize_lock(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session_id: Uuid,
     now: NaiveDateTime,
     stale_before: NaiveDateTime,
-) -> sqlx::Result<Option<Option<NaiveDateTime>>> {
-    sqlx::query_scalar!(
+) -> crate::db::Result<Option<Option<NaiveDateTime>>> {
+    let statuses = session_statuses(SessionAction::Finalize);
+    query_scalar!(
         r#"WITH previous AS (
              SELECT id, finalizing_at FROM upload_sessions WHERE id = $1 FOR UPDATE
          )
@@ -198,7 +217,7 @@ pub async fn take_finalize_lock(
         session_id,
         now,
         stale_before,
-        SessionAction::Finalize.from_statuses() as _,
+        statuses.as_slice(),
     )
     .fetch_optional(db)
     .await
@@ -206,11 +225,11 @@ pub async fn take_finalize_lock(
 
 /// Gives the lock back, unless another finalize has taken it over since.
 pub async fn release_finalize_lock(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session_id: Uuid,
     lock: NaiveDateTime,
-) -> sqlx::Result<()> {
-    sqlx::query!(
+) -> crate::db::Result<()> {
+    query!(
         "UPDATE upload_sessions SET finalizing_at = NULL WHERE id = $1 AND finalizing_at = $2",
         session_id,
         lock,
@@ -223,13 +242,13 @@ pub async fn release_finalize_lock(
 /// Marks the session finalized into `moc_id` and drops the lock, if the
 /// lock is still `lock`. False: another finalize took it over.
 pub async fn mark_finalized(
-    tx: &mut Tx,
+    tx: &Tx,
     session_id: Uuid,
     moc_id: Uuid,
     lock: NaiveDateTime,
     now: NaiveDateTime,
-) -> sqlx::Result<bool> {
-    let updated = sqlx::query!(
+) -> crate::db::Result<bool> {
+    let updated = query!(
         "UPDATE upload_sessions
             SET status = 'completed', finalized_at = $2, moc_instruction_id = $3,
                 finalizing_at = NULL, updated_at = $2
@@ -241,7 +260,7 @@ pub async fn mark_finalized(
     )
     .execute(tx)
     .await?;
-    Ok(updated.rows_affected() == 1)
+    Ok(updated == 1)
 }
 
 /// Cancels a session the lifecycle lets be cancelled and claims its cleanup
@@ -249,36 +268,37 @@ pub async fn mark_finalized(
 /// took its lock after that read keeps its files (and finalize's lock needs
 /// `active`, so it cannot take ours).
 pub async fn cancel_and_claim(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session_id: Uuid,
     now: NaiveDateTime,
     lock_stale_before: NaiveDateTime,
-) -> sqlx::Result<bool> {
-    let claimed = sqlx::query!(
+) -> crate::db::Result<bool> {
+    let statuses = session_statuses(SessionAction::Cancel);
+    let claimed = query!(
         "UPDATE upload_sessions
             SET status = 'cancelled', cleanup_claimed_at = $2, updated_at = $2
           WHERE id = $1 AND status = ANY($3) AND finalized_at IS NULL
             AND (finalizing_at IS NULL OR finalizing_at < $4)",
         session_id,
         now,
-        SessionAction::Cancel.from_statuses() as _,
+        statuses.as_slice(),
         lock_stale_before,
     )
     .execute(db)
     .await?;
-    Ok(claimed.rows_affected() == 1)
+    Ok(claimed == 1)
 }
 
 /// Claims the leftover cleanup of a cancelled or expired session, unless
 /// another run holds a claim newer than `lease_expired_before` or no file
 /// is left.
 pub async fn claim_leftover(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session_id: Uuid,
     now: NaiveDateTime,
     lease_expired_before: NaiveDateTime,
-) -> sqlx::Result<bool> {
-    let claimed = sqlx::query!(
+) -> crate::db::Result<bool> {
+    let claimed = query!(
         "UPDATE upload_sessions s SET cleanup_claimed_at = $2
           WHERE s.id = $1 AND s.status IN ('cancelled', 'expired') AND s.finalized_at IS NULL
             AND (s.cleanup_claimed_at IS NULL OR s.cleanup_claimed_at < $3)
@@ -289,11 +309,11 @@ pub async fn claim_leftover(
     )
     .execute(db)
     .await?;
-    Ok(claimed.rows_affected() == 1)
+    Ok(claimed == 1)
 }
 
-pub async fn clear_cleanup_claim(db: impl Executor<'_>, session_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query!(
+pub async fn clear_cleanup_claim(db: impl Executor, session_id: Uuid) -> crate::db::Result<()> {
+    query!(
         "UPDATE upload_sessions SET cleanup_claimed_at = NULL WHERE id = $1",
         session_id,
     )
@@ -306,13 +326,14 @@ pub async fn clear_cleanup_claim(db: impl Executor<'_>, session_id: Uuid) -> sql
 /// lifecycle lets be extended. `None`: the session changed since it was
 /// read.
 pub async fn extend(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session_id: Uuid,
     wanted: NaiveDateTime,
     now: NaiveDateTime,
     lock_stale_before: NaiveDateTime,
-) -> sqlx::Result<Option<NaiveDateTime>> {
-    sqlx::query_scalar!(
+) -> crate::db::Result<Option<NaiveDateTime>> {
+    let statuses = session_statuses(SessionAction::Extend);
+    query_scalar!(
         "UPDATE upload_sessions SET expires_at = GREATEST(expires_at, $2), updated_at = $3
           WHERE id = $1 AND status = ANY($4) AND finalized_at IS NULL AND expires_at > $3
             AND (finalizing_at IS NULL OR finalizing_at < $5)
@@ -320,7 +341,7 @@ pub async fn extend(
         session_id,
         wanted,
         now,
-        SessionAction::Extend.from_statuses() as _,
+        statuses.as_slice(),
         lock_stale_before,
     )
     .fetch_optional(db)
@@ -338,7 +359,7 @@ pub struct SweepCutoffs {
     pub lease_expired_before: NaiveDateTime,
 }
 
-/// `sqlx::$macro!` with the condition of a sweepable session pasted between
+/// `$macro!` (`crate::store`'s) with the condition of a sweepable session pasted between
 /// two SQL pieces, so both sweep statements share one copy of it. `$1`–`$4`
 /// are `SweepCutoffs` (see [`claim_for_sweep`]).
 ///
@@ -347,7 +368,7 @@ pub struct SweepCutoffs {
 /// and cancelled or expired ones whose cleanup a dead run left behind.
 macro_rules! with_sweepable {
     ($macro:ident $([$record:path])?, $before:literal, $after:literal $(, $arg:expr)* $(,)?) => {
-        sqlx::$macro!(
+        $macro!(
             $($record,)?
             $before
                 + " finalized_at IS NULL AND (
@@ -370,15 +391,18 @@ pub struct SweptSession {
     pub previous_status: SessionStatus,
 }
 
+crate::from_row!(SweptSession { id, previous_status });
+
 /// Claims up to `limit` sweepable sessions, oldest expiry first, with `FOR
 /// UPDATE SKIP LOCKED` (overlapping runs claim disjoint sessions): active
 /// ones become `expired`; each gets a cleanup claim of `now`.
 pub async fn claim_for_sweep(
-    db: impl Executor<'_>,
+    db: impl Executor,
     cutoffs: SweepCutoffs,
     limit: i64,
     now: NaiveDateTime,
-) -> sqlx::Result<Vec<SweptSession>> {
+) -> crate::db::Result<Vec<SweptSession>> {
+    let statuses = session_statuses(SessionAction::Sweep);
     with_sweepable!(
         query_as[SweptSession],
         "WITH picked AS (
@@ -393,7 +417,7 @@ pub async fn claim_for_sweep(
            FROM picked
           WHERE s.id = picked.id
          RETURNING s.id AS "id!", picked.status AS "previous_status!: SessionStatus""#,
-        SessionAction::Sweep.from_statuses() as _,
+        statuses.as_slice(),
         cutoffs.expired_before,
         cutoffs.lock_stale_before,
         cutoffs.lease_expired_before,
@@ -405,12 +429,13 @@ pub async fn claim_for_sweep(
 }
 
 /// Whether any session is still sweepable (more work for a later run).
-pub async fn any_sweepable(db: impl Executor<'_>, cutoffs: SweepCutoffs) -> sqlx::Result<bool> {
+pub async fn any_sweepable(db: impl Executor, cutoffs: SweepCutoffs) -> crate::db::Result<bool> {
+    let statuses = session_statuses(SessionAction::Sweep);
     with_sweepable!(
         query_scalar,
         "SELECT EXISTS (SELECT 1 FROM upload_sessions WHERE",
         r#") AS "any!""#,
-        SessionAction::Sweep.from_statuses() as _,
+        statuses.as_slice(),
         cutoffs.expired_before,
         cutoffs.lock_stale_before,
         cutoffs.lease_expired_before,

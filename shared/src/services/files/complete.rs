@@ -14,7 +14,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::s3::StoredPart;
-use crate::services::{lifecycle, lookup, parts};
+use crate::services::{lifecycle, parts};
 use crate::state::AppState;
 use crate::store::{self, FileRow, SessionRow};
 use crate::time;
@@ -76,8 +76,14 @@ pub async fn complete(
     body: Value,
 ) -> Result<CompletedFile, ApiError> {
     let listed = parse_listed_parts(&body)?;
-    let mut tx = state.db().begin().await?;
-    let session = lookup::owned_session(&mut tx, session_id, user).await?;
+    let tx = state.db().begin().await?;
+    // The session and the locked file in one round trip. The file's lock is
+    // taken even when the lifecycle then refuses: the refusal rolls back.
+    let (session, file) = futures::try_join!(
+        store::sessions::owned(&tx, session_id, &user.id),
+        store::files::lock_in_session(&tx, session_id, file_id),
+    )?;
+    let session = session.ok_or(ApiError::NotFound("upload session"))?;
     let now = time::now();
     // A finalized session still answers a repeated complete of a completed
     // file (below); it completes nothing new.
@@ -86,11 +92,9 @@ pub async fn complete(
     {
         Ok(_) => None,
         Err(Refusal::Finalized) => Some(Refusal::Finalized),
-        Err(refusal) => return Err(lifecycle::refusal_error(&mut tx, &session, refusal, now).await),
+        Err(refusal) => return Err(lifecycle::refusal_error(&tx, &session, refusal, now).await),
     };
-    let file = store::files::lock_in_session(&mut tx, session_id, file_id)
-        .await?
-        .ok_or(ApiError::NotFound("file"))?;
+    let file = file.ok_or(ApiError::NotFound("file"))?;
 
     if let (Ok(Permit::AlreadyDone), Some(file_url)) = (
         lifecycle::file_permit(&file, FileAction::Complete),
@@ -105,27 +109,28 @@ pub async fn complete(
         });
     }
     if let Some(refusal) = replay_only {
-        return Err(lifecycle::refusal_error(&mut tx, &session, refusal, now).await);
+        return Err(lifecycle::refusal_error(&tx, &session, refusal, now).await);
     }
     let (file_url, parts) =
-        complete_upload(state, &mut tx, &session, &file, listed.as_deref()).await?;
-    tx.commit().await?;
+        complete_upload(state, &tx, &session, &file, listed.as_deref()).await?;
+    drop(tx);
     tracing::info!(parts, "file completed");
     Ok(CompletedFile { file_id, file_url })
 }
 
 /// Reconciles the parts, completes the S3 upload with the listed ones and
-/// marks the file completed, all inside the caller's transaction. Returns
-/// the file's URL and how many parts it has.
+/// marks the file completed, all inside the caller's transaction, which it
+/// commits: the recorded parts, the mark and the COMMIT share one round
+/// trip. Returns the file's URL and how many parts it has.
 async fn complete_upload(
     state: &AppState,
-    tx: &mut Tx,
+    tx: &Tx,
     session: &SessionRow,
     file: &FileRow,
     listed: Option<&[(PartNumber, String)]>,
 ) -> Result<(String, usize), ApiError> {
     let (key, upload_id) = file.upload()?;
-    let Some(stored) = parts::reconcile(state, &mut *tx, session, file).await? else {
+    let Some(stored) = parts::stored_parts(state, file).await? else {
         return adopt_completed_object(state, tx, file, key).await;
     };
     let plan = file.plan(session);
@@ -147,7 +152,11 @@ async fn complete_upload(
             _ => error.into(),
         })?;
     let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
-    store::files::mark_completed(tx, file.id, &file_url, time::now()).await?;
+    futures::try_join!(
+        parts::record_stored(tx, session, file, &stored),
+        store::files::mark_completed(tx, file.id, &file_url, time::now()),
+        tx.committing(),
+    )?;
     Ok((file_url, to_complete.len()))
 }
 
@@ -161,7 +170,7 @@ async fn complete_upload(
 /// and register it again.
 async fn adopt_completed_object(
     state: &AppState,
-    tx: &mut Tx,
+    tx: &Tx,
     file: &FileRow,
     key: &str,
 ) -> Result<(String, usize), ApiError> {
@@ -185,7 +194,10 @@ async fn adopt_completed_object(
         ));
     }
     let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
-    store::files::mark_completed(tx, file.id, &file_url, time::now()).await?;
+    futures::try_join!(
+        store::files::mark_completed(tx, file.id, &file_url, time::now()),
+        tx.committing(),
+    )?;
     tracing::warn!(
         key,
         "complete: S3 had completed the upload before a lost COMMIT; the object is adopted"

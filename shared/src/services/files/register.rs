@@ -108,7 +108,7 @@ pub(super) async fn registrable_session(
 /// acquires a second connection while it holds the first.
 pub(super) async fn ensure_registrable(
     state: &AppState,
-    db: impl Executor<'_>,
+    db: impl Executor,
     session: &SessionRow,
 ) -> Result<(), ApiError> {
     let now = time::now();

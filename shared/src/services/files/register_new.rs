@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::register::ensure_registrable;
 use crate::auth::User;
 use crate::config::Config;
-use crate::db::{self, Tx};
+use crate::db;
 use crate::domain::{Crc32c, FileCategory, FileMetadata, ObjectKey};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -76,14 +76,19 @@ async fn insert_row(
     key: &ObjectKey,
     crc32c: Option<Crc32c>,
 ) -> Result<(), ApiError> {
-    let mut tx = state.db().begin().await?;
-    let locked = store::sessions::lock(&mut tx, session.id).await?;
-    ensure_registrable(state, &mut tx, &locked).await?;
-    let existing = store::files::id_by_name(&mut tx, session.id, file.category, &file.name).await?;
+    // The session lock, then the name and the category's count read under
+    // it: one round trip (the reads run after the lock is granted).
+    let tx = state.db().begin().await?;
+    let (locked, existing, registered) = futures::try_join!(
+        store::sessions::lock(&tx, session.id),
+        store::files::id_by_name(&tx, session.id, file.category, &file.name),
+        store::files::count_in_category(&tx, session.id, file.category),
+    )?;
+    ensure_registrable(state, &tx, &locked).await?;
     if let Some(existing_file_id) = existing {
         return Err(duplicate(existing_file_id, file));
     }
-    check_room(state.config(), &mut tx, &locked, file).await?;
+    check_room(state.config(), &locked, file, registered)?;
 
     let row = NewFile {
         id: file_id,
@@ -97,7 +102,11 @@ async fn insert_row(
         crc32c,
         created_at: time::now(),
     };
-    if let Err(error) = store::files::insert_pending(&mut tx, &row).await {
+    // The insert and the COMMIT in one round trip: a refused insert turns
+    // the COMMIT into a rollback.
+    if let Err(error) =
+        futures::try_join!(store::files::insert_pending(&tx, &row), tx.committing())
+    {
         if db::constraint(&error) == Some(UNIQUE_NAME_CONSTRAINT) {
             // Only reachable if a writer bypassed the session lock (e.g. the
             // old service); the index still keeps the name unique.
@@ -108,20 +117,18 @@ async fn insert_row(
         }
         return Err(error.into());
     }
-    tx.commit().await?;
     Ok(())
 }
 
 /// 400 VALIDATION_ERROR (reason FILE_COUNT_EXCEEDED) unless one more file
 /// of its category fits the counts declared at create (or, for old
 /// sessions, the configured maxima).
-async fn check_room(
+fn check_room(
     config: &Config,
-    tx: &mut Tx,
     locked: &SessionRow,
     file: &FileMetadata,
+    registered: i64,
 ) -> Result<(), ApiError> {
-    let registered = store::files::count_in_category(tx, locked.id, file.category).await?;
     let max_files = match locked.declared_files() {
         Some(declared) => declared.of(file.category),
         None => fallback_max(config, file.category),

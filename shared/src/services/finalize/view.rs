@@ -6,7 +6,6 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::db::Tx;
 use crate::domain::MocFileUrls;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -84,19 +83,16 @@ impl Default for FinalizeInProgress {
     }
 }
 
-/// The MOC and its files, read in one transaction.
+/// The MOC and its files, read in one transaction and one round trip.
 pub(super) async fn read_moc(state: &AppState, moc_id: Uuid) -> Result<MocView, ApiError> {
-    let mut tx = state.db().begin().await?;
-    let view = load_moc(&mut tx, moc_id).await?;
-    tx.commit().await?;
-    Ok(view)
-}
-
-async fn load_moc(tx: &mut Tx, moc_id: Uuid) -> Result<MocView, ApiError> {
-    let moc = store::mocs::get(&mut *tx, moc_id)
-        .await?
-        .ok_or(ApiError::NotFound("MOC"))?;
-    let rows = store::mocs::files(tx, moc_id).await?;
+    let tx = state.db().begin().await?;
+    let (moc, rows, ()) = futures::try_join!(
+        store::mocs::get(&tx, moc_id),
+        store::mocs::files(&tx, moc_id),
+        tx.committing(),
+    )?;
+    drop(tx);
+    let moc = moc.ok_or(ApiError::NotFound("MOC"))?;
     let urls = MocFileUrls::group(
         &rows
             .iter()
@@ -123,7 +119,7 @@ async fn load_moc(tx: &mut Tx, moc_id: Uuid) -> Result<MocView, ApiError> {
         image_keys: urls.images,
         parts_keys: urls.parts_lists,
         files,
-        tags: moc.tags.map_or_else(|| json!([]), |t| t.0),
+        tags: moc.tags.unwrap_or_else(|| json!([])),
         theme: moc.theme,
         created_at: time::rfc3339(moc.created_at),
         idempotent: false,

@@ -12,7 +12,7 @@ use super::input::FinalizeInput;
 use super::verify::verify_files;
 use super::view::{MocView, read_moc};
 use crate::auth::User;
-use crate::db::{self, Tx};
+use crate::db;
 use crate::domain::{FileCategory, FileStatus, slug_candidate, slugify, unique_name};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -34,8 +34,16 @@ pub(super) async fn finalize_locked(
     input: &FinalizeInput,
     lock: NaiveDateTime,
 ) -> Result<(MocView, Vec<FileRow>), ApiError> {
-    let mut files: Vec<FileRow> = store::files::of_session(state.db(), session.id)
-        .await?
+    // The files and the slugs already taken, in one round trip.
+    let base = slugify(&input.title);
+    let tx = state.db().begin().await?;
+    let (files, taken, ()) = futures::try_join!(
+        store::files::of_session(&tx, session.id),
+        store::mocs::slugs_like(&tx, &user.id, slug_prefix(&base)),
+        tx.committing(),
+    )?;
+    drop(tx);
+    let mut files: Vec<FileRow> = files
         .into_iter()
         .filter(|f| f.status == FileStatus::Completed)
         .collect();
@@ -48,31 +56,51 @@ pub(super) async fn finalize_locked(
         ));
     }
     let verified = verify_files(state, &files).await?;
-    store::files::mark_checksum_verified(state.db(), &verified).await?;
     for file in files.iter_mut().filter(|f| verified.contains(&f.id)) {
         file.checksum_verified = true;
     }
-    let moc_id = write_with_retries(state, user, session, input, &files, lock).await?;
+    let written = Written {
+        files: &files,
+        verified: &verified,
+    };
+    let moc_id = write_with_retries(state, user, session, input, written, &base, taken, lock).await?;
     let view = read_moc(state, moc_id).await?;
     Ok((view, files))
 }
 
+/// What finalize writes besides the MOC: its files, and those whose
+/// stored CRC32C it verified.
+#[derive(Clone, Copy)]
+struct Written<'a> {
+    files: &'a [FileRow],
+    verified: &'a [Uuid],
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn write_with_retries(
     state: &AppState,
     user: &User,
     session: &SessionRow,
     input: &FinalizeInput,
-    files: &[FileRow],
+    written: Written<'_>,
+    base: &str,
+    taken: Vec<Option<String>>,
     lock: NaiveDateTime,
 ) -> Result<Uuid, ApiError> {
-    let base = slugify(&input.title);
     let mut last_error = None;
+    let mut taken = Some(taken);
     for attempt in 1..=TRANSACTION_ATTEMPTS {
-        let slug = free_slug(state, &user.id, &base).await?;
-        match write_moc(state, user, session, input, files, &slug, lock).await {
+        // The slugs read with the files at first; read again after a
+        // conflict (another finalize of the user took one meanwhile).
+        let taken = match taken.take() {
+            Some(taken) => taken,
+            None => store::mocs::slugs_like(state.db(), &user.id, slug_prefix(base)).await?,
+        };
+        let slug = first_free_slug(base, taken)?;
+        match write_moc(state, user, session, input, written, &slug, lock).await {
             Ok(moc_id) => return Ok(moc_id),
             Err(WriteError::TitleTaken) => {
-                return Err(title_taken(state, &user.id, &base, input).await);
+                return Err(title_taken(state, &user.id, base, input).await);
             }
             Err(WriteError::LockLost) => {
                 return Err(ApiError::Conflict {
@@ -116,12 +144,20 @@ async fn title_taken(
 
 /// The first free slug of `base` for the user.
 async fn free_slug(state: &AppState, user_id: &str, base: &str) -> Result<String, ApiError> {
-    let prefix: String = base.chars().take(60).collect();
-    let taken: HashSet<String> = store::mocs::slugs_like(state.db(), user_id, &prefix)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
+    let taken = store::mocs::slugs_like(state.db(), user_id, slug_prefix(base)).await?;
+    first_free_slug(base, taken)
+}
+
+/// What the user's slugs that may collide with `base`'s candidates start with.
+fn slug_prefix(base: &str) -> &str {
+    base.char_indices()
+        .nth(60)
+        .map_or(base, |(end, _)| &base[..end])
+}
+
+/// The first candidate of `base` not among `taken`.
+fn first_free_slug(base: &str, taken: Vec<Option<String>>) -> Result<String, ApiError> {
+    let taken: HashSet<String> = taken.into_iter().flatten().collect();
     (1..=SLUG_CANDIDATES)
         .map(|n| slug_candidate(base, n))
         .find(|candidate| !taken.contains(candidate))
@@ -134,12 +170,12 @@ async fn free_slug(state: &AppState, user_id: &str, base: &str) -> Result<String
 enum WriteError {
     TitleTaken,
     LockLost,
-    Retryable(sqlx::Error),
-    Other(sqlx::Error),
+    Retryable(crate::db::Error),
+    Other(crate::db::Error),
 }
 
-impl From<sqlx::Error> for WriteError {
-    fn from(error: sqlx::Error) -> Self {
+impl From<crate::db::Error> for WriteError {
+    fn from(error: crate::db::Error) -> Self {
         match db::sqlstate(&error).as_deref() {
             Some(db::SERIALIZATION_FAILURE | db::DEADLOCK_DETECTED) => WriteError::Retryable(error),
             Some(db::UNIQUE_VIOLATION)
@@ -161,16 +197,21 @@ impl From<sqlx::Error> for WriteError {
 
 /// The one transaction of finalize: the MOC, its files, its thumbnail and
 /// the session's completion commit together or not at all.
+///
+/// Every statement leaves in one write (the files' rows after the MOC's, as
+/// their key needs); the COMMIT follows once the session's completion is
+/// known to have held the lock: two round trips.
 async fn write_moc(
     state: &AppState,
     user: &User,
     session: &SessionRow,
     input: &FinalizeInput,
-    files: &[FileRow],
+    written: Written<'_>,
     slug: &str,
     lock: NaiveDateTime,
 ) -> Result<Uuid, WriteError> {
-    let mut tx = state
+    let files = written.files;
+    let tx = state
         .db()
         .begin_with("BEGIN ISOLATION LEVEL READ COMMITTED")
         .await?;
@@ -184,46 +225,61 @@ async fn write_moc(
         tags: &input.tags,
         created_at: time::now(),
     };
-    store::mocs::insert(&mut tx, &moc).await?;
-    insert_files(&mut tx, moc.id, files, moc.created_at).await?;
     let thumbnail = files
         .iter()
         .filter(|f| f.category().is_some_and(FileCategory::is_image))
         .find_map(|f| f.file_url.as_deref());
-    if let Some(thumbnail) = thumbnail {
-        store::mocs::set_thumbnail(&mut tx, moc.id, thumbnail).await?;
-    }
-    if !store::sessions::mark_finalized(&mut tx, session.id, moc.id, lock, moc.created_at).await? {
+    let mut names = HashSet::new();
+    let named: Vec<(&FileRow, FileCategory, String)> = files
+        .iter()
+        .filter_map(|f| Some((f, f.category()?, unique_name(&mut names, &f.name))))
+        .collect();
+    let moc_files: Vec<NewMocFile> = named
+        .iter()
+        .map(|(file, category, name)| NewMocFile {
+            original_filename: name,
+            ..moc_file(moc.id, *category, file, moc.created_at)
+        })
+        .collect();
+    let (_, (), _, (), finalized) = futures::try_join!(
+        store::files::mark_checksum_verified(&tx, written.verified),
+        store::mocs::insert(&tx, &moc),
+        futures::future::try_join_all(
+            moc_files
+                .iter()
+                .map(|row| store::mocs::insert_file(&tx, row))
+        ),
+        async {
+            match thumbnail {
+                Some(thumbnail) => store::mocs::set_thumbnail(&tx, moc.id, thumbnail).await,
+                None => Ok(()),
+            }
+        },
+        store::sessions::mark_finalized(&tx, session.id, moc.id, lock, moc.created_at),
+    )?;
+    if !finalized {
         return Err(WriteError::LockLost);
     }
     tx.commit().await?;
     Ok(moc.id)
 }
 
-/// One `moc_files` row per file of a known category, under a name unique
-/// within the MOC.
-async fn insert_files(
-    tx: &mut Tx,
+/// The `moc_files` row of a file of a known category; its name is made
+/// unique within the MOC by the caller.
+fn moc_file<'a>(
     moc_id: Uuid,
-    files: &[FileRow],
+    category: FileCategory,
+    file: &'a FileRow,
     now: NaiveDateTime,
-) -> Result<(), sqlx::Error> {
-    let mut names = HashSet::new();
-    for file in files {
-        let Some(category) = file.category() else {
-            continue;
-        };
-        let row = NewMocFile {
-            moc_id,
-            file_type: category.moc_file_type(),
-            file_url: file.file_url.as_deref(),
-            original_filename: &unique_name(&mut names, &file.name),
-            mime_type: &file.mime_type,
-            created_at: now,
-            crc32c: file.crc32c.as_deref(),
-            checksum_verified: file.checksum_verified,
-        };
-        store::mocs::insert_file(&mut *tx, &row).await?;
+) -> NewMocFile<'a> {
+    NewMocFile {
+        moc_id,
+        file_type: category.moc_file_type(),
+        file_url: file.file_url.as_deref(),
+        original_filename: &file.name,
+        mime_type: &file.mime_type,
+        created_at: now,
+        crc32c: file.crc32c.as_deref(),
+        checksum_verified: file.checksum_verified,
     }
-    Ok(())
 }

@@ -67,12 +67,9 @@ pub async fn fresh_urls(
         }
         None => {
             // An upload gone from S3 (None) is finished by complete (ADR 0010).
-            let stored: HashSet<PartNumber> = parts::reconcile(state, state.db(), &session, &file)
-                .await?
-                .into_iter()
-                .flatten()
-                .map(|p| p.part_number)
-                .collect();
+            let stored = parts::stored_parts(state, &file).await?.unwrap_or_default();
+            parts::record_stored(state.db(), &session, &file, &stored).await?;
+            let stored: HashSet<PartNumber> = stored.iter().map(|p| p.part_number).collect();
             plan.parts().filter(|n| !stored.contains(n)).collect()
         }
     };

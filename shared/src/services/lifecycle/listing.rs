@@ -113,7 +113,8 @@ fn parse_cursor(raw: &str) -> Option<PageAfter> {
 }
 
 /// A page of the caller's sessions (§4.15): one transaction, three
-/// statements (the page, its files, their recorded part numbers). Part
+/// statements (the page, its files, their recorded part numbers) in two
+/// round trips. Part
 /// numbers are the database's record, not S3's: parts PUT straight to S3
 /// appear once §4.5 or §4.12 has reconciled them, which a resuming client
 /// does anyway before it uploads.
@@ -125,10 +126,10 @@ pub async fn list(
 ) -> Result<SessionList, ApiError> {
     let now = time::now();
     let limit = usize::try_from(query.limit).unwrap_or(usize::MAX);
-    let mut tx = state.db().begin().await?;
+    let tx = state.db().begin().await?;
     // One more than the page: whether there is a next one, without a count.
     let mut page = store::sessions::page_of_user(
-        &mut tx,
+        &tx,
         &user.id,
         query.visible,
         query.after,
@@ -141,15 +142,18 @@ pub async fn list(
         page.last().map(cursor_of)
     });
     let ids: Vec<Uuid> = page.iter().map(|s| s.id).collect();
+    // The page's files, their parts and the COMMIT: one more round trip.
     let (files, parts) = if ids.is_empty() {
+        tx.commit().await?;
         (Vec::new(), Vec::new())
     } else {
-        (
-            store::files::of_sessions(&mut tx, &ids).await?,
-            store::parts::numbers_in_sessions(&mut tx, &ids).await?,
-        )
+        let (files, parts, ()) = futures::try_join!(
+            store::files::of_sessions(&tx, &ids),
+            store::parts::numbers_in_sessions(&tx, &ids),
+            tx.committing(),
+        )?;
+        (files, parts)
     };
-    tx.commit().await?;
     let mut by_session: HashMap<Uuid, Vec<FileRow>> = HashMap::new();
     for file in files {
         by_session.entry(file.session_id).or_default().push(file);

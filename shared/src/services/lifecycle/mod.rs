@@ -69,7 +69,7 @@ pub fn lifecycle_of(state: &AppState, session: &SessionRow, now: NaiveDateTime) 
 /// The contract's answer to a refusal: 410 for expiry (with its context),
 /// 409 for a finalized, finalizing or cancelled session.
 pub async fn refusal_error(
-    db: impl Executor<'_>,
+    db: impl Executor,
     session: &SessionRow,
     refusal: Refusal,
     now: NaiveDateTime,

@@ -9,7 +9,6 @@ use super::{lifecycle_of, permit};
 use crate::auth::User;
 use crate::domain::{Crc32c, FileStatus, SessionAction, SessionStatus};
 use crate::error::ApiError;
-use crate::services::lookup;
 use crate::state::AppState;
 use crate::store::{self, FileRow, SessionRow};
 use crate::time;
@@ -75,10 +74,23 @@ pub async fn status(
     user: &User,
     session_id: Uuid,
 ) -> Result<SessionView, ApiError> {
-    let session = lookup::owned_session(state.db(), session_id, user).await?;
+    // The session, its files and their parts in one round trip, from one
+    // snapshot; the files and parts are dropped unread unless the session
+    // is the caller's.
+    let tx = state
+        .db()
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    let session_ids = [session_id];
+    let (session, files, parts, ()) = futures::try_join!(
+        store::sessions::owned(&tx, session_id, &user.id),
+        store::files::of_session(&tx, session_id),
+        store::parts::numbers_in_sessions(&tx, &session_ids),
+        tx.committing(),
+    )?;
+    drop(tx);
+    let session = session.ok_or(ApiError::NotFound("upload session"))?;
     permit(state, &session, SessionAction::Read).await?;
-    let files = store::files::of_session(state.db(), session_id).await?;
-    let parts = store::parts::numbers_in_sessions(state.db(), &[session_id]).await?;
     Ok(session_view(state, session, files, &parts, time::now()))
 }
 

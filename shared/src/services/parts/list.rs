@@ -4,7 +4,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::reconcile;
+use super::{record_stored, stored_parts};
 use crate::auth::User;
 use crate::error::ApiError;
 use crate::services::lookup;
@@ -58,19 +58,26 @@ pub async fn list(
     session_id: Uuid,
     file_id: Uuid,
 ) -> Result<PartList, ApiError> {
-    // The two look-ups share one transaction (fewer round trips); it ends
-    // before S3 is asked.
-    let mut tx = state.db().begin().await?;
-    let session = lookup::owned_session(&mut tx, session_id, user).await?;
-    let file = lookup::session_file(&mut tx, session_id, file_id).await?;
-    tx.commit().await?;
+    // The look-ups take one round trip, ended before S3 is asked.
+    let (session, file) =
+        lookup::owned_session_and_file(state.db(), session_id, file_id, user).await?;
+    let file = file?;
     // A completed upload no longer exists in S3; its recorded parts are
     // final. So are those of an upload S3 completed under a complete that
-    // died before its COMMIT (reconcile answers None): complete finishes it.
-    if file.status.has_open_upload() && file.upload_id.is_some() {
-        reconcile(state, state.db(), &session, &file).await?;
-    }
-    let rows = store::parts::of_file(state.db(), file_id).await?;
+    // died before its COMMIT (`stored_parts` answers None): complete
+    // finishes it.
+    let stored = if file.status.has_open_upload() && file.upload_id.is_some() {
+        stored_parts(state, &file).await?.unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    // Recording what S3 holds and reading the rows back: one round trip.
+    let tx = state.db().begin().await?;
+    let ((), rows, ()) = futures::try_join!(
+        record_stored(&tx, &session, &file, &stored),
+        store::parts::of_file(&tx, file_id),
+        tx.committing(),
+    )?;
     Ok(PartList {
         parts: rows.into_iter().map(PartView::from).collect(),
     })

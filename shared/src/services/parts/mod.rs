@@ -7,5 +7,5 @@ mod reconcile;
 mod upload;
 
 pub use list::{PartList, PartView, list};
-pub use reconcile::reconcile;
+pub use reconcile::{record_stored, stored_parts};
 pub use upload::{UploadedPart, upload};

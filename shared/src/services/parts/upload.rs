@@ -158,10 +158,8 @@ async fn uploadable_file(
     session_id: Uuid,
     file_id: Uuid,
 ) -> Result<(SessionRow, FileRow), ApiError> {
-    let mut tx = state.db().begin().await?;
-    let session = lookup::owned_session(&mut tx, session_id, user).await?;
-    let file = lookup::session_file(&mut tx, session_id, file_id).await;
-    tx.commit().await?;
+    let (session, file) =
+        lookup::owned_session_and_file(state.db(), session_id, file_id, user).await?;
     lifecycle::permit(state, &session, SessionAction::UploadParts).await?;
     let file = file?;
     lifecycle::file_permit(&file, FileAction::UploadPart)?;
@@ -228,17 +226,13 @@ async fn record_part(
         size: size as i32,
         uploaded_at: now,
     };
-    let mut tx = state.db().begin().await?;
-    store::parts::record(
-        &mut tx,
-        session.id,
-        file.id,
-        &[part],
-        Overwrite::Always,
-        now,
-    )
-    .await?;
-    store::files::mark_uploading(&mut tx, file.id, now).await?;
-    tx.commit().await?;
+    // Both writes and the COMMIT in one round trip.
+    let tx = state.db().begin().await?;
+    let parts = [part];
+    futures::try_join!(
+        store::parts::record(&tx, session.id, file.id, &parts, Overwrite::Always, now),
+        store::files::mark_uploading(&tx, file.id, now),
+        tx.committing(),
+    )?;
     Ok(())
 }

@@ -1,0 +1,488 @@
+//! Where the database is and how to reach it: `DATABASE_URL` read as libpq
+//! reads it, and the TLS each `sslmode` asks for, on rustls/ring (ADR 0003).
+//!
+//! `sslmode` keeps libpq's meaning (as sqlx did before ADR 0011): `disable`
+//! never uses TLS; `prefer` (the default) and `require` encrypt without
+//! verifying the server; `verify-ca` verifies its chain and `verify-full`
+//! its chain and name, against [`TrustRoots`] (plus `sslrootcert`, when the
+//! URL names one). Poolers' URLs carry parameters of their own
+//! (`pgbouncer=true`, `channel_binding=prefer`, ...): an unknown one is
+//! logged and ignored, as libpq ignores none but sqlx did.
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, Error as TlsError, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::Socket;
+use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
+
+use crate::tls::TrustRoots;
+
+/// How long opening a connection (TCP, TLS, startup) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A database to connect to: the driver's settings and the TLS it needs.
+#[derive(Clone)]
+pub struct DbTarget {
+    config: tokio_postgres::Config,
+    tls: Tls,
+}
+
+#[derive(Clone)]
+enum Tls {
+    /// `sslmode=disable`.
+    Off,
+    /// TLS with this client configuration (verifying or not, per `sslmode`).
+    On(Arc<rustls::ClientConfig>),
+}
+
+impl fmt::Debug for DbTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the password.
+        f.debug_struct("DbTarget")
+            .field("host", &self.config.get_hosts())
+            .field("port", &self.config.get_ports())
+            .field("user", &self.config.get_user())
+            .field("dbname", &self.config.get_dbname())
+            .field("sslmode", &self.config.get_ssl_mode())
+            .finish()
+    }
+}
+
+/// The `sslmode`s of libpq.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl DbTarget {
+    /// Reads a `postgres://` URL. The error says which part is wrong.
+    pub fn parse(url: &str, trust: &TrustRoots) -> Result<Self, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+            return Err(format!(
+                "the scheme is {:?}, not postgres:// or postgresql://",
+                parsed.scheme()
+            ));
+        }
+        let decode = |raw: &str| {
+            url::form_urlencoded::parse(format!("x={raw}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        let mut config = tokio_postgres::Config::new();
+        config.connect_timeout(CONNECT_TIMEOUT);
+        let user = decode(parsed.username());
+        config.user(if user.is_empty() { "postgres" } else { &user });
+        if let Some(password) = parsed.password() {
+            config.password(decode(password));
+        }
+        if let Some(host) = parsed.host_str() {
+            config.host(host.trim_start_matches('[').trim_end_matches(']'));
+        }
+        config.port(parsed.port().unwrap_or(5432));
+        let dbname = parsed.path().trim_start_matches('/');
+        if !dbname.is_empty() {
+            config.dbname(decode(dbname));
+        }
+        let mut mode = Mode::Prefer;
+        let mut root_cert = None;
+        for (key, value) in parsed.query_pairs() {
+            match key.as_ref() {
+                "sslmode" | "ssl-mode" => {
+                    mode = match value.as_ref() {
+                        "disable" => Mode::Disable,
+                        "allow" | "prefer" => Mode::Prefer,
+                        "require" => Mode::Require,
+                        "verify-ca" => Mode::VerifyCa,
+                        "verify-full" => Mode::VerifyFull,
+                        other => return Err(format!("sslmode={other} is not a libpq sslmode")),
+                    }
+                }
+                "sslrootcert" | "ssl-root-cert" => root_cert = Some(value.into_owned()),
+                "application_name" => {
+                    config.application_name(value.as_ref());
+                }
+                "options" => {
+                    config.options(value.as_ref());
+                }
+                "host" => {
+                    config.host(value.as_ref());
+                }
+                "port" => {
+                    let port = value
+                        .parse()
+                        .map_err(|_| format!("port={value} is not a port"))?;
+                    config.port(port);
+                }
+                "user" => {
+                    config.user(value.as_ref());
+                }
+                "password" => {
+                    config.password(value.as_bytes());
+                }
+                "dbname" => {
+                    config.dbname(value.as_ref());
+                }
+                other => tracing::debug!(parameter = other, "ignoring a DATABASE_URL parameter"),
+            }
+        }
+        let root_cert = root_cert.or_else(|| std::env::var("PGSSLROOTCERT").ok());
+        let tls = match mode {
+            Mode::Disable => Tls::Off,
+            Mode::Prefer | Mode::Require => Tls::On(Arc::new(unverified(trust))),
+            Mode::VerifyCa | Mode::VerifyFull => {
+                let roots = match &root_cert {
+                    Some(path) => roots_of_file(path)?,
+                    None => trust.root_store(),
+                };
+                Tls::On(Arc::new(verified(roots, mode == Mode::VerifyFull)?))
+            }
+        };
+        config.ssl_mode(match mode {
+            Mode::Disable => SslMode::Disable,
+            Mode::Prefer => SslMode::Prefer,
+            Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
+        });
+        Ok(Self { config, tls })
+    }
+
+    /// The same database on another port (tests put a proxy in front).
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.config.port(port);
+        self
+    }
+
+    /// The host and port, for logs and errors.
+    pub fn describe(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+            None => "localhost".to_owned(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        format!("{host}:{port}")
+    }
+
+    /// Opens a connection; its protocol runs in a task of its own, which
+    /// [`Connection`]'s drop ends (closing the socket).
+    pub(super) async fn connect(&self) -> Result<Connection, tokio_postgres::Error> {
+        let (client, task) = match &self.tls {
+            Tls::Off => {
+                let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
+                (client, tokio::spawn(drive(connection)))
+            }
+            Tls::On(tls) => {
+                let (client, connection) = self
+                    .config
+                    .connect(MakeRustls(Arc::clone(tls)))
+                    .await?;
+                (client, tokio::spawn(drive(connection)))
+            }
+        };
+        Ok(Connection {
+            client,
+            task: task.abort_handle(),
+        })
+    }
+}
+
+/// An open connection: the client, and the task running its protocol.
+pub(super) struct Connection {
+    pub(super) client: tokio_postgres::Client,
+    task: tokio::task::AbortHandle,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // Closes the socket now, even with answers outstanding: a server
+        // or pooler sees the client gone and rolls back what it had begun.
+        self.task.abort();
+    }
+}
+
+async fn drive<S, T>(connection: tokio_postgres::Connection<S, T>)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    if let Err(error) = connection.await {
+        tracing::info!(%error, "a database connection ended");
+    }
+}
+
+fn roots_of_file(path: &str) -> Result<rustls::RootCertStore, String> {
+    let certificates = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("sslrootcert {path}: {e}"))?;
+    let mut store = rustls::RootCertStore::empty();
+    let (added, _) = store.add_parsable_certificates(certificates);
+    if added == 0 {
+        return Err(format!("sslrootcert {path}: no certificate in it"));
+    }
+    Ok(store)
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn verified(roots: rustls::RootCertStore, check_name: bool) -> Result<rustls::ClientConfig, String> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    if check_name {
+        return Ok(builder
+            .with_root_certificates(roots)
+            .with_no_client_auth());
+    }
+    let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider(),
+    )
+    .build()
+    .map_err(|e| e.to_string())?;
+    Ok(builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ChainOnly(chain)))
+        .with_no_client_auth())
+}
+
+fn unverified(trust: &TrustRoots) -> rustls::ClientConfig {
+    let mut config = trust.client_config();
+    config
+        .dangerous()
+        .set_certificate_verifier(Arc::new(Unverified(provider())));
+    config
+}
+
+/// `sslmode=verify-ca`: the chain must lead to a trusted root; the name
+/// is not checked.
+#[derive(Debug)]
+struct ChainOnly(Arc<rustls::client::WebPkiServerVerifier>);
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, TlsError> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(TlsError::InvalidCertificate(rustls::CertificateError::NotValidForName))
+            | Err(TlsError::InvalidCertificate(
+                rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
+}
+
+/// `sslmode=prefer` and `require`: encrypted, the server not verified
+/// (libpq's meaning of these modes). The handshake's signatures are still
+/// checked, so the session key belongs to whoever holds the certificate.
+#[derive(Debug)]
+struct Unverified(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for Unverified {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, TlsError> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// tokio-postgres' TLS hook on tokio-rustls.
+struct MakeRustls(Arc<rustls::ClientConfig>);
+
+impl MakeTlsConnect<Socket> for MakeRustls {
+    type Stream = RustlsStream;
+    type TlsConnect = RustlsConnect;
+    type Error = io::Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> io::Result<RustlsConnect> {
+        let name = ServerName::try_from(domain.to_owned())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        Ok(RustlsConnect {
+            connector: tokio_rustls::TlsConnector::from(Arc::clone(&self.0)),
+            name,
+        })
+    }
+}
+
+struct RustlsConnect {
+    connector: tokio_rustls::TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl TlsConnect<Socket> for RustlsConnect {
+    type Stream = RustlsStream;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<RustlsStream>> + Send>>;
+
+    fn connect(self, stream: Socket) -> Self::Future {
+        Box::pin(async move {
+            let stream = self.connector.connect(self.name, stream).await?;
+            Ok(RustlsStream(Box::new(stream)))
+        })
+    }
+}
+
+/// A TLS connection to Postgres. No channel binding: SCRAM negotiates it
+/// down (`channel_binding=prefer`, the default everywhere).
+struct RustlsStream(Box<tokio_rustls::client::TlsStream<Socket>>);
+
+impl tokio_postgres::tls::TlsStream for RustlsStream {
+    fn channel_binding(&self) -> ChannelBinding {
+        ChannelBinding::none()
+    }
+}
+
+impl AsyncRead for RustlsStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for RustlsStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(url: &str) -> Result<DbTarget, String> {
+        DbTarget::parse(url, &TrustRoots::builtin())
+    }
+
+    #[test]
+    fn a_pooler_url_keeps_its_user_password_database_and_port() {
+        let t = target("postgres://app.ref:p%40ss@pooler.example.com:6543/postgres?sslmode=require&pgbouncer=true").unwrap();
+        assert_eq!(t.config.get_user(), Some("app.ref"));
+        assert_eq!(t.config.get_password(), Some(&b"p@ss"[..]));
+        assert_eq!(t.config.get_dbname(), Some("postgres"));
+        assert_eq!(t.describe(), "pooler.example.com:6543");
+        assert_eq!(t.config.get_ssl_mode(), SslMode::Require);
+        assert!(matches!(t.tls, Tls::On(_)));
+    }
+
+    #[test]
+    fn sslmode_disable_uses_no_tls_and_the_default_prefers_it() {
+        let off = target("postgres://u@h/db?sslmode=disable").unwrap();
+        assert!(matches!(off.tls, Tls::Off));
+        assert_eq!(off.config.get_ssl_mode(), SslMode::Disable);
+        let default = target("postgres://u@h/db").unwrap();
+        assert_eq!(default.config.get_ssl_mode(), SslMode::Prefer);
+    }
+
+    #[test]
+    fn a_url_that_is_not_postgres_or_has_an_unknown_sslmode_is_refused() {
+        assert!(target("mysql://u@h/db").unwrap_err().contains("scheme"));
+        assert!(
+            target("postgres://u@h/db?sslmode=sometimes")
+                .unwrap_err()
+                .contains("sslmode=sometimes")
+        );
+    }
+}
