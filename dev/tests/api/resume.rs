@@ -34,13 +34,14 @@ async fn put(url: &str, bytes: Bytes) -> reqwest::StatusCode {
 
 /// Puts part `n` of a registered file straight into S3, as a client with a
 /// presigned URL does (the proxied route carries at most 4.5 MB).
-async fn s3_part(app: &TestApp, file: &str, n: u16, bytes: Bytes) {
+/// PUTs part `n` straight to S3, as a presigned URL would; its ETag.
+async fn s3_part(app: &TestApp, file: &str, n: u16, bytes: Bytes) -> String {
     let (key, upload_id) = app.file_upload(file).await;
     app.state
         .s3()
         .upload_part(&key, &upload_id, PartNumber::new(n).unwrap(), bytes, None)
         .await
-        .unwrap();
+        .unwrap()
 }
 
 async fn complete_without_a_list(app: &TestApp, session: &str, file: &str) -> TestResponse {
@@ -181,6 +182,50 @@ async fn complete_without_a_part_list_uses_the_parts_s3_holds_once_none_is_missi
     )
     .await
     .assert_status(200);
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn complete_with_a_full_part_list_refuses_a_small_part_that_is_not_the_last(pool: PgPool) {
+    // A list naming every part once goes to S3 at once (one S3 call when it
+    // completes); what S3 refuses is answered as precisely as without a list.
+    let app = TestApp::spawn(pool).await;
+    let (session, file) = app.registered_file(pdf_meta("big.pdf", 12 * MIB)).await;
+    let mut parts = Vec::new();
+    for (n, size) in [(1, 5 * MIB), (2, MIB), (3, 2 * MIB)] {
+        let etag = s3_part(&app, &file, n, pdf_bytes(size)).await;
+        parts.push(json!({"partNumber": n, "etag": etag}));
+    }
+    let complete = |parts: Vec<Value>| {
+        let path = format!("{S}/{session}/files/{file}/complete");
+        let app = &app;
+        async move { app.post(&path, json!({ "parts": parts })).await }
+    };
+
+    let small = complete(parts.clone()).await;
+    small.assert_error(400, "BAD_REQUEST");
+    assert_eq!(small.code(), "PARTS_VALIDATION_ERROR");
+    assert_eq!(small.details()["smallPartNumbers"], json!([2]));
+    // A wrong ETag, every part named: S3 refuses, and the answer says which.
+    let etag = s3_part(&app, &file, 2, pdf_bytes(5 * MIB)).await;
+    parts[1] = json!({"partNumber": 2, "etag": "\"00000000000000000000000000000000\""});
+    let wrong = complete(parts.clone()).await;
+    wrong.assert_error(400, "BAD_REQUEST");
+    assert_eq!(wrong.details()["problem"], "etag-mismatch");
+    assert_eq!(wrong.details()["partNumber"], 2);
+    // Right: completed, and the parts are recorded as listed.
+    parts[1] = json!({"partNumber": 2, "etag": etag});
+    let done = complete(parts).await;
+    done.assert_status(200);
+    assert_eq!(app.open_uploads().await, 0);
+    let listed = app.get(&format!("{S}/{session}/files/{file}/parts")).await;
+    listed.assert_status(200);
+    let numbers: Vec<u64> = listed.body["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["partNumber"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3]);
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]

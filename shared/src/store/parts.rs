@@ -71,6 +71,41 @@ pub async fn record(
 }
 
 /// A recorded part.
+/// Records the parts a client listed for a completion S3 accepted: their
+/// ETags as listed, their sizes unknown (NULL) unless a row already knows
+/// them under the same ETag.
+pub async fn record_listed(
+    db: impl Executor,
+    session_id: Uuid,
+    file_id: Uuid,
+    listed: &[(PartNumber, String)],
+    now: NaiveDateTime,
+) -> crate::db::Result<()> {
+    let ids: Vec<Uuid> = listed.iter().map(|_| Uuid::new_v4()).collect();
+    let numbers: Vec<i32> = listed.iter().map(|(number, _)| number.as_i32()).collect();
+    let etags: Vec<String> = listed.iter().map(|(_, etag)| etag.clone()).collect();
+    query!(
+        "INSERT INTO upload_session_parts
+            (id, session_id, file_id, part_number, etag, size, status, uploaded_at, created_at)
+         SELECT p.id, $1, $2, p.n, p.etag, NULL, 'uploaded', $6, $6
+           FROM UNNEST($3::uuid[], $4::int[], $5::text[]) AS p(id, n, etag)
+         ON CONFLICT (file_id, part_number) DO UPDATE
+            SET etag = EXCLUDED.etag, size = NULL, status = 'uploaded',
+                uploaded_at = EXCLUDED.uploaded_at, session_id = EXCLUDED.session_id
+          WHERE upload_session_parts.etag IS DISTINCT FROM EXCLUDED.etag
+             OR upload_session_parts.session_id IS NULL",
+        session_id,
+        file_id,
+        &ids,
+        &numbers,
+        etags.as_slice(),
+        now,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct PartRow {
     pub part_number: i32,

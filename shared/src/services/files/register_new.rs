@@ -38,18 +38,35 @@ pub(super) async fn register_new(
         file_id,
         &file.ext,
     );
-    insert_row(state, session, file, file_id, &key, crc32c).await?;
-    let upload_id = match state
-        .s3()
-        .create_multipart_upload(key.as_str(), &file.mime_type, crc32c.is_some())
-        .await
-    {
-        Ok(upload_id) => upload_id,
-        Err(error) => {
+    // The row (checked and committed under the session lock) and the S3
+    // upload are made at once: the upload needs only the key. The lock is
+    // never held across the S3 call. A refused row aborts the upload; a
+    // failed upload gives the row back.
+    let (inserted, created) = tokio::join!(
+        insert_row(state, session, file, file_id, &key, crc32c),
+        state
+            .s3()
+            .create_multipart_upload(key.as_str(), &file.mime_type, crc32c.is_some()),
+    );
+    let upload_id = match (inserted, created) {
+        (Ok(()), Ok(upload_id)) => upload_id,
+        (Ok(()), Err(error)) => {
             // Give the name back so the client can simply retry.
             let _ = store::files::delete(state.db(), file_id).await;
             return Err(error.into());
         }
+        (Err(refused), Ok(upload_id)) => {
+            if let Err(error) = state
+                .s3()
+                .abort_multipart_upload(key.as_str(), &upload_id)
+                .await
+            {
+                // The sweeper's orphan pass aborts it later.
+                tracing::warn!(%error, "could not abort the upload of a refused registration");
+            }
+            return Err(refused);
+        }
+        (Err(refused), Err(_)) => return Err(refused),
     };
     match store::files::set_upload_id(state.db(), file_id, &upload_id, time::now()).await {
         Ok(row) => {

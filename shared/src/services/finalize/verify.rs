@@ -69,7 +69,15 @@ async fn verify_file(state: &AppState, file: &FileRow) -> Result<Verdict, ApiErr
             "the file has no stored object".into(),
         );
     };
-    let checksum = match check_stored(file, state.s3().stored_object(key).await?) {
+    // The object's metadata and its first bytes, asked at once.
+    let sniff = category == FileCategory::Instruction || category.is_image();
+    let (stored, head) = tokio::join!(state.s3().stored_object(key), async {
+        match sniff {
+            true => Some(state.s3().read_head(key, SNIFF_LEN).await),
+            false => None,
+        }
+    });
+    let checksum = match check_stored(file, stored?) {
         Ok(checksum) => checksum,
         Err((reason, message)) => return problem(reason, message),
     };
@@ -83,8 +91,9 @@ async fn verify_file(state: &AppState, file: &FileRow) -> Result<Verdict, ApiErr
             }
         }
     };
-    if category == FileCategory::Instruction || category.is_image() {
-        let head = state.s3().read_head(key, SNIFF_LEN).await?;
+    if let Some(head) = head {
+        // Read only now: a missing or mismatched object answered above.
+        let head = head?;
         if !content_matches(&file.mime_type, &head) {
             // The declared type was only advisory until now (docs/contract.md §4.1).
             tracing::warn!(file_id = %file.id, declared = %file.mime_type, "stored content does not match the declared type");
