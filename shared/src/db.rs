@@ -75,7 +75,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// URL). It connects lazily: building it costs nothing at cold start, and
 /// the first query opens the first connection.
 pub fn pool(config: &Config) -> Result<Db, String> {
-    Ok(Db::lazy(DbTarget::parse(&config.database_url, &config.trust)?))
+    Ok(Db::lazy(DbTarget::parse(
+        &config.database_url,
+        &config.trust,
+    )?))
 }
 
 /// The instance's database. An [`Executor`]: each statement run on it is a

@@ -38,7 +38,7 @@ async fn pooled(config: &Config) -> Result<String, Failure> {
             .scalar()
             .fetch_one(&db)
             .await
-        .map_err(|e| Failure::new(chain(&e), POOLED_FIX))?;
+            .map_err(|e| Failure::new(chain(&e), POOLED_FIX))?;
     Ok(format!(
         "{} answers (PostgreSQL {version})",
         redact_url(&config.database_url)

@@ -98,15 +98,14 @@ async fn the_listed_parts_must_match_what_s3_holds(pool: PgPool) {
         json!([1, 2])
     );
 
-    let (key, upload_id): (String, String) =
-        moc_shared::db::Statement::new(
-            "SELECT s3_key, upload_id FROM upload_session_files WHERE id = $1::uuid",
-        )
-        .bind(file_id.clone())
-        .reading::<(String, String)>()
-        .fetch_one(app.state.db())
-            .await
-            .unwrap();
+    let (key, upload_id): (String, String) = moc_shared::db::Statement::new(
+        "SELECT s3_key, upload_id FROM upload_session_files WHERE id = $1::uuid",
+    )
+    .bind(file_id.clone())
+    .reading::<(String, String)>()
+    .fetch_one(app.state.db())
+    .await
+    .unwrap();
     let mut etags = Vec::new();
     for n in 1..=2 {
         let part = moc_shared::domain::PartNumber::new(n).unwrap();

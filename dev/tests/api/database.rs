@@ -102,9 +102,7 @@ async fn no_prepared_statement_outlives_a_request(pool: PgPool) {
     );
     assert_eq!(single.connections(), (0, 1), "one connection served it all");
     // The check itself can fail: sqlx's default names and keeps a statement.
-    let mut plain = PgConnection::connect_with(&options)
-        .await
-        .unwrap();
+    let mut plain = PgConnection::connect_with(&options).await.unwrap();
     sqlx::query("SELECT 1").fetch_one(&mut plain).await.unwrap();
     let named: Option<String> = sqlx::query_scalar(prepared)
         .fetch_one(&mut plain)
@@ -634,9 +632,7 @@ async fn an_abandoned_transaction_rolls_back_at_once_and_frees_its_locks(pool: P
     // As an error path or a cancelled request does: no commit, no rollback.
     drop(tx);
 
-    let mut other = PgConnection::connect_with(&options)
-        .await
-        .unwrap();
+    let mut other = PgConnection::connect_with(&options).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(4242)")
@@ -669,10 +665,7 @@ async fn a_full_pool_times_out_instead_of_opening_more_connections(pool: PgPool)
 
     let started = Instant::now();
     let waited = db.begin().await;
-    assert!(
-        matches!(waited, Err(db::Error::PoolTimedOut)),
-        "{waited:?}"
-    );
+    assert!(matches!(waited, Err(db::Error::PoolTimedOut)), "{waited:?}");
     assert!(started.elapsed() >= db::ACQUIRE_TIMEOUT);
     assert_eq!(db.connections(), (1, 0));
 

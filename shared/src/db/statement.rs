@@ -101,10 +101,7 @@ macro_rules! from_row {
 }
 
 /// Column `name` of `row`, looked up as [`from_row!`] says.
-pub fn column<'r, T: FromSql<'r>>(
-    row: &'r Row,
-    name: &str,
-) -> Result<T, tokio_postgres::Error> {
+pub fn column<'r, T: FromSql<'r>>(row: &'r Row, name: &str) -> Result<T, tokio_postgres::Error> {
     let index = row
         .columns()
         .iter()

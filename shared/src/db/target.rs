@@ -22,8 +22,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, Error as TlsError, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio_postgres::config::SslMode;
 use tokio_postgres::Socket;
+use tokio_postgres::config::SslMode;
 use tokio_postgres::tls::{ChannelBinding, MakeTlsConnect, TlsConnect};
 
 use crate::tls::TrustRoots;
@@ -69,6 +69,72 @@ enum Mode {
     VerifyFull,
 }
 
+impl Mode {
+    fn parse(value: &str) -> Result<Self, String> {
+        Ok(match value {
+            "disable" => Mode::Disable,
+            "allow" | "prefer" => Mode::Prefer,
+            "require" => Mode::Require,
+            "verify-ca" => Mode::VerifyCa,
+            "verify-full" => Mode::VerifyFull,
+            other => return Err(format!("sslmode={other} is not a libpq sslmode")),
+        })
+    }
+}
+
+impl Tls {
+    /// The TLS `mode` asks for, trusting `root_cert`'s file when given.
+    fn of(mode: Mode, root_cert: Option<&str>, trust: &TrustRoots) -> Result<Self, String> {
+        Ok(match mode {
+            Mode::Disable => Tls::Off,
+            Mode::Prefer | Mode::Require => Tls::On(Arc::new(unverified(trust))),
+            Mode::VerifyCa | Mode::VerifyFull => {
+                let roots = match root_cert {
+                    Some(path) => roots_of_file(path)?,
+                    None => trust.root_store(),
+                };
+                Tls::On(Arc::new(verified(roots, mode == Mode::VerifyFull)?))
+            }
+        })
+    }
+}
+
+/// A URL parameter other than the TLS ones; an unknown one is ignored.
+fn apply_parameter(
+    config: &mut tokio_postgres::Config,
+    key: &str,
+    value: &str,
+) -> Result<(), String> {
+    match key {
+        "application_name" => {
+            config.application_name(value);
+        }
+        "options" => {
+            config.options(value);
+        }
+        "host" => {
+            config.host(value);
+        }
+        "port" => {
+            let port = value
+                .parse()
+                .map_err(|_| format!("port={value} is not a port"))?;
+            config.port(port);
+        }
+        "user" => {
+            config.user(value);
+        }
+        "password" => {
+            config.password(value.as_bytes());
+        }
+        "dbname" => {
+            config.dbname(value);
+        }
+        other => tracing::debug!(parameter = other, "ignoring a DATABASE_URL parameter"),
+    }
+    Ok(())
+}
+
 impl DbTarget {
     /// Reads a `postgres://` URL. The error says which part is wrong.
     pub fn parse(url: &str, trust: &TrustRoots) -> Result<Self, String> {
@@ -104,56 +170,13 @@ impl DbTarget {
         let mut root_cert = None;
         for (key, value) in parsed.query_pairs() {
             match key.as_ref() {
-                "sslmode" | "ssl-mode" => {
-                    mode = match value.as_ref() {
-                        "disable" => Mode::Disable,
-                        "allow" | "prefer" => Mode::Prefer,
-                        "require" => Mode::Require,
-                        "verify-ca" => Mode::VerifyCa,
-                        "verify-full" => Mode::VerifyFull,
-                        other => return Err(format!("sslmode={other} is not a libpq sslmode")),
-                    }
-                }
+                "sslmode" | "ssl-mode" => mode = Mode::parse(&value)?,
                 "sslrootcert" | "ssl-root-cert" => root_cert = Some(value.into_owned()),
-                "application_name" => {
-                    config.application_name(value.as_ref());
-                }
-                "options" => {
-                    config.options(value.as_ref());
-                }
-                "host" => {
-                    config.host(value.as_ref());
-                }
-                "port" => {
-                    let port = value
-                        .parse()
-                        .map_err(|_| format!("port={value} is not a port"))?;
-                    config.port(port);
-                }
-                "user" => {
-                    config.user(value.as_ref());
-                }
-                "password" => {
-                    config.password(value.as_bytes());
-                }
-                "dbname" => {
-                    config.dbname(value.as_ref());
-                }
-                other => tracing::debug!(parameter = other, "ignoring a DATABASE_URL parameter"),
+                other => apply_parameter(&mut config, other, &value)?,
             }
         }
         let root_cert = root_cert.or_else(|| std::env::var("PGSSLROOTCERT").ok());
-        let tls = match mode {
-            Mode::Disable => Tls::Off,
-            Mode::Prefer | Mode::Require => Tls::On(Arc::new(unverified(trust))),
-            Mode::VerifyCa | Mode::VerifyFull => {
-                let roots = match &root_cert {
-                    Some(path) => roots_of_file(path)?,
-                    None => trust.root_store(),
-                };
-                Tls::On(Arc::new(verified(roots, mode == Mode::VerifyFull)?))
-            }
-        };
+        let tls = Tls::of(mode, root_cert.as_deref(), trust)?;
         config.ssl_mode(match mode {
             Mode::Disable => SslMode::Disable,
             Mode::Prefer => SslMode::Prefer,
@@ -189,10 +212,7 @@ impl DbTarget {
                 (client, tokio::spawn(drive(connection)))
             }
             Tls::On(tls) => {
-                let (client, connection) = self
-                    .config
-                    .connect(MakeRustls(Arc::clone(tls)))
-                    .await?;
+                let (client, connection) = self.config.connect(MakeRustls(Arc::clone(tls))).await?;
                 (client, tokio::spawn(drive(connection)))
             }
         };
@@ -243,21 +263,20 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-fn verified(roots: rustls::RootCertStore, check_name: bool) -> Result<rustls::ClientConfig, String> {
+fn verified(
+    roots: rustls::RootCertStore,
+    check_name: bool,
+) -> Result<rustls::ClientConfig, String> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
     if check_name {
-        return Ok(builder
-            .with_root_certificates(roots)
-            .with_no_client_auth());
+        return Ok(builder.with_root_certificates(roots).with_no_client_auth());
     }
-    let chain = rustls::client::WebPkiServerVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider(),
-    )
-    .build()
-    .map_err(|e| e.to_string())?;
+    let chain =
+        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| e.to_string())?;
     Ok(builder
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(ChainOnly(chain)))
@@ -368,9 +387,7 @@ impl ServerCertVerifier for Unverified {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

@@ -108,7 +108,9 @@ macro_rules! text_column {
                 ty: &tokio_postgres::types::Type,
                 raw: &'r [u8],
             ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-                Ok(Self::parse(<&str as tokio_postgres::types::FromSql>::from_sql(ty, raw)?))
+                Ok(Self::parse(
+                    <&str as tokio_postgres::types::FromSql>::from_sql(ty, raw)?,
+                ))
             }
 
             fn accepts(ty: &tokio_postgres::types::Type) -> bool {

@@ -57,10 +57,10 @@ pub async fn create(
     // The count and the insert leave in one write (docs/adr/0011); a
     // denied create rolls both back, so it neither counts nor creates.
     let tx = state.db().begin().await?;
-    let (counted, ()) = futures::try_join!(
-        rate_limit::count_session_create(&tx, config, user),
-        async { Ok::<_, ApiError>(store::sessions::insert(&tx, &session).await?) },
-    )?;
+    let (counted, ()) =
+        futures::try_join!(rate_limit::count_session_create(&tx, config, user), async {
+            Ok::<_, ApiError>(store::sessions::insert(&tx, &session).await?)
+        },)?;
     counted?;
     tx.commit().await?;
 

@@ -391,7 +391,10 @@ pub struct SweptSession {
     pub previous_status: SessionStatus,
 }
 
-crate::from_row!(SweptSession { id, previous_status });
+crate::from_row!(SweptSession {
+    id,
+    previous_status
+});
 
 /// Claims up to `limit` sweepable sessions, oldest expiry first, with `FOR
 /// UPDATE SKIP LOCKED` (overlapping runs claim disjoint sessions): active

@@ -10,8 +10,7 @@ use crate::auth::User;
 use crate::db::Tx;
 use crate::domain::{
     Crc32c, FieldErrors, FileAction, JsonObject, ListedPartsProblem, PartNumber, PartPlan, Permit,
-    Refusal,
-    S3_MIN_PART_SIZE, SessionAction, check_listed_parts, check_stored_parts,
+    Refusal, S3_MIN_PART_SIZE, SessionAction, check_listed_parts, check_stored_parts,
 };
 use crate::error::ApiError;
 use crate::s3::StoredPart;
@@ -88,13 +87,12 @@ pub async fn complete(
     let now = time::now();
     // A finalized session still answers a repeated complete of a completed
     // file (below); it completes nothing new.
-    let replay_only = match lifecycle::lifecycle_of(state, &session, now)
-        .permits(SessionAction::CompleteFile)
-    {
-        Ok(_) => None,
-        Err(Refusal::Finalized) => Some(Refusal::Finalized),
-        Err(refusal) => return Err(lifecycle::refusal_error(&tx, &session, refusal, now).await),
-    };
+    let replay_only =
+        match lifecycle::lifecycle_of(state, &session, now).permits(SessionAction::CompleteFile) {
+            Ok(_) => None,
+            Err(Refusal::Finalized) => Some(Refusal::Finalized),
+            Err(refusal) => return Err(lifecycle::refusal_error(&tx, &session, refusal, now).await),
+        };
     let file = file.ok_or(ApiError::NotFound("file"))?;
 
     if let (Ok(Permit::AlreadyDone), Some(file_url)) = (
@@ -112,8 +110,7 @@ pub async fn complete(
     if let Some(refusal) = replay_only {
         return Err(lifecycle::refusal_error(&tx, &session, refusal, now).await);
     }
-    let (file_url, parts) =
-        complete_upload(state, &tx, &session, &file, listed.as_deref()).await?;
+    let (file_url, parts) = complete_upload(state, &tx, &session, &file, listed.as_deref()).await?;
     drop(tx);
     tracing::info!(parts, "file completed");
     Ok(CompletedFile { file_id, file_url })
@@ -133,30 +130,10 @@ async fn complete_upload(
     let (key, upload_id) = file.upload()?;
     let plan = file.plan(session);
     let declared = file.crc32c();
-    // A list naming each part of the plan once: S3 checks it while it
-    // completes (ETags, sizes, the declared CRC32C), so one S3 call is the
-    // whole of it. Whatever S3 refuses, the checked path below runs: it
-    // lists what S3 holds and answers as precisely as before.
-    if let Some(listed) = listed.filter(|listed| names_each_part_once(&plan, listed)) {
-        let completed = state
-            .s3()
-            .complete_multipart_upload(key, upload_id, listed, declared)
-            .await;
-        match completed {
-            Ok(()) => {
-                let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
-                let now = time::now();
-                futures::try_join!(
-                    store::parts::record_listed(tx, session.id, file.id, listed, now),
-                    store::files::mark_completed(tx, file.id, &file_url, now),
-                    tx.committing(),
-                )?;
-                return Ok((file_url, listed.len()));
-            }
-            Err(error) => {
-                tracing::info!(%error, "S3 refused the listed parts at once; checking them against ListParts");
-            }
-        }
+    if let Some(listed) = listed.filter(|listed| names_each_part_once(&plan, listed))
+        && let Some(done) = complete_as_listed(state, tx, session, file, listed).await?
+    {
+        return Ok(done);
     }
     let Some(stored) = parts::stored_parts(state, file).await? else {
         return adopt_completed_object(state, tx, file, key).await;
@@ -184,6 +161,38 @@ async fn complete_upload(
         tx.committing(),
     )?;
     Ok((file_url, to_complete.len()))
+}
+
+/// A list naming each part of the plan once goes to S3 as it is: S3 checks
+/// it while it completes (ETags, sizes, the declared CRC32C), so one S3 call
+/// is the whole of it, and the parts as listed, the mark and the COMMIT
+/// share one round trip. `None` when S3 refuses anything: the caller's
+/// checked path then lists what S3 holds and answers as precisely as
+/// before.
+async fn complete_as_listed(
+    state: &AppState,
+    tx: &Tx,
+    session: &SessionRow,
+    file: &FileRow,
+    listed: &[(PartNumber, String)],
+) -> Result<Option<(String, usize)>, ApiError> {
+    let (key, upload_id) = file.upload()?;
+    let completed = state
+        .s3()
+        .complete_multipart_upload(key, upload_id, listed, file.crc32c())
+        .await;
+    if let Err(error) = completed {
+        tracing::info!(%error, "S3 refused the listed parts at once; checking them against ListParts");
+        return Ok(None);
+    }
+    let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
+    let now = time::now();
+    futures::try_join!(
+        store::parts::record_listed(tx, session.id, file.id, listed, now),
+        store::files::mark_completed(tx, file.id, &file_url, now),
+        tx.committing(),
+    )?;
+    Ok(Some((file_url, listed.len())))
 }
 
 /// Whether `listed` names parts 1..=N of the plan, each once.

@@ -121,8 +121,7 @@ async fn insert_row(
     };
     // The insert and the COMMIT in one round trip: a refused insert turns
     // the COMMIT into a rollback.
-    if let Err(error) =
-        futures::try_join!(store::files::insert_pending(&tx, &row), tx.committing())
+    if let Err(error) = futures::try_join!(store::files::insert_pending(&tx, &row), tx.committing())
     {
         if db::constraint(&error) == Some(UNIQUE_NAME_CONSTRAINT) {
             // Only reachable if a writer bypassed the session lock (e.g. the

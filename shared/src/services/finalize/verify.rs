@@ -1,12 +1,13 @@
 //! Finalize's checks of the stored objects, before anything is written.
 
+use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::domain::{
     Crc32c, FileCategory, FileVerificationProblem, SNIFF_LEN, VerificationFailure, content_matches,
 };
 use crate::error::ApiError;
-use crate::s3::StoredObject;
+use crate::s3::{S3Error, StoredObject};
 use crate::state::AppState;
 use crate::store::FileRow;
 
@@ -69,14 +70,8 @@ async fn verify_file(state: &AppState, file: &FileRow) -> Result<Verdict, ApiErr
             "the file has no stored object".into(),
         );
     };
-    // The object's metadata and its first bytes, asked at once.
     let sniff = category == FileCategory::Instruction || category.is_image();
-    let (stored, head) = tokio::join!(state.s3().stored_object(key), async {
-        match sniff {
-            true => Some(state.s3().read_head(key, SNIFF_LEN).await),
-            false => None,
-        }
-    });
+    let (stored, head) = metadata_and_head(state, key, sniff).await;
     let checksum = match check_stored(file, stored?) {
         Ok(checksum) => checksum,
         Err((reason, message)) => return problem(reason, message),
@@ -104,6 +99,23 @@ async fn verify_file(state: &AppState, file: &FileRow) -> Result<Verdict, ApiErr
         }
     }
     Ok(Ok(verified))
+}
+
+/// The object's metadata and (when `sniff`) its first bytes, asked at once.
+async fn metadata_and_head(
+    state: &AppState,
+    key: &str,
+    sniff: bool,
+) -> (
+    Result<Option<StoredObject>, S3Error>,
+    Option<Result<Bytes, S3Error>>,
+) {
+    tokio::join!(state.s3().stored_object(key), async {
+        match sniff {
+            true => Some(state.s3().read_head(key, SNIFF_LEN).await),
+            false => None,
+        }
+    })
 }
 
 /// What the store says of the object's CRC32C, against the declared one.

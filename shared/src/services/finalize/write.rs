@@ -63,7 +63,8 @@ pub(super) async fn finalize_locked(
         files: &files,
         verified: &verified,
     };
-    let moc_id = write_with_retries(state, user, session, input, written, &base, taken, lock).await?;
+    let moc_id =
+        write_with_retries(state, user, session, input, written, &base, taken, lock).await?;
     let view = read_moc(state, moc_id).await?;
     Ok((view, files))
 }
@@ -176,7 +177,7 @@ enum WriteError {
 
 impl From<crate::db::Error> for WriteError {
     fn from(error: crate::db::Error) -> Self {
-        match db::sqlstate(&error).as_deref() {
+        match db::sqlstate(&error) {
             Some(db::SERIALIZATION_FAILURE | db::DEADLOCK_DETECTED) => WriteError::Retryable(error),
             Some(db::UNIQUE_VIOLATION)
                 if db::constraint(&error) == Some(UNIQUE_TITLE_CONSTRAINT) =>
@@ -229,11 +230,7 @@ async fn write_moc(
         .iter()
         .filter(|f| f.category().is_some_and(FileCategory::is_image))
         .find_map(|f| f.file_url.as_deref());
-    let mut names = HashSet::new();
-    let named: Vec<(&FileRow, FileCategory, String)> = files
-        .iter()
-        .filter_map(|f| Some((f, f.category()?, unique_name(&mut names, &f.name))))
-        .collect();
+    let named = named_files(files);
     let moc_files: Vec<NewMocFile> = named
         .iter()
         .map(|(file, category, name)| NewMocFile {
@@ -262,6 +259,15 @@ async fn write_moc(
     }
     tx.commit().await?;
     Ok(moc.id)
+}
+
+/// The files of a known category, each with a name unique within the MOC.
+fn named_files(files: &[FileRow]) -> Vec<(&FileRow, FileCategory, String)> {
+    let mut names = HashSet::new();
+    files
+        .iter()
+        .filter_map(|f| Some((f, f.category()?, unique_name(&mut names, &f.name))))
+        .collect()
 }
 
 /// The `moc_files` row of a file of a known category; its name is made
