@@ -452,6 +452,7 @@ fn linger_zero(fds: [RawFd; 2]) {
     for fd in fds {
         // SAFETY: setsockopt(2) on a socket this connection still owns (its
         // halves are dropped only after this returns), with a valid struct.
+        #[expect(unsafe_code, reason = "SO_LINGER 0 has no safe API in std or tokio")]
         unsafe {
             libc::setsockopt(
                 fd,

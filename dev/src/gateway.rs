@@ -661,7 +661,7 @@ impl Call {
             function = target.route.file,
             upstream = %target.upstream,
             status = response.status().as_u16(),
-            duration_ms = self.started.elapsed().as_millis() as u64,
+            duration_ms = moc_shared::time::millis(self.started.elapsed()),
             "gateway forwarded"
         );
         response

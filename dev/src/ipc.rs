@@ -201,7 +201,10 @@ impl IpcFunction {
         if let Some(pid) = i32::try_from(self.pid).ok().filter(|p| *p > 0) {
             // SAFETY: kill(2) with a pid this process spawned; the child is
             // reaped only by `stop` or `alive`, so the pid is still ours.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
+            #[expect(unsafe_code, reason = "a signal by pid has no safe API in std")]
+            unsafe {
+                libc::kill(pid, libc::SIGKILL)
+            };
         }
     }
 
@@ -229,7 +232,10 @@ impl IpcFunction {
         let Some(mut child) = child else { return };
         if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
             // SAFETY: kill(2) with a pid this process spawned and still owns.
-            unsafe { libc::kill(pid, libc::SIGTERM) };
+            #[expect(unsafe_code, reason = "SIGTERM has no safe API in std or tokio")]
+            unsafe {
+                libc::kill(pid, libc::SIGTERM)
+            };
         }
         if tokio::time::timeout(grace, child.wait()).await.is_err() {
             let _ = child.kill().await;
@@ -275,6 +281,10 @@ fn spawn(
     }
     // SAFETY: prctl(2) only, between fork and exec: the function gets SIGTERM
     // when the gateway dies, so no orphan keeps its port.
+    #[expect(
+        unsafe_code,
+        reason = "pre_exec is unsafe by signature; prctl is async-signal-safe"
+    )]
     unsafe {
         command.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);

@@ -66,7 +66,7 @@ async fn store_completed(
     sqlx::query!(
         "UPDATE upload_session_files SET size = $2, upload_id = $3, file_url = $4 WHERE id = $1",
         file_id,
-        len as i32,
+        i32::try_from(len)?,
         upload_id,
         file_url
     )

@@ -4,6 +4,8 @@
 //! code sends and nothing else. The operations are read from the code
 //! itself, so a new S3 call without its permission fails here.
 
+#![allow(clippy::unwrap_used, reason = "in a test an unwrap is an assertion")]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

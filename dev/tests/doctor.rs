@@ -5,6 +5,8 @@
 //! that check with its fix. The last tests run the real `moc-dev doctor`
 //! binary on an env file as `vercel env pull` writes it.
 
+#![allow(clippy::unwrap_used, reason = "in a test an unwrap is an assertion")]
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};

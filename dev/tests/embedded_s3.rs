@@ -4,6 +4,8 @@
 //! run as they are against a real store too: with `MOC_TEST_S3` set
 //! (scripts/garage-check), on garage 2.5 instead (`store`).
 
+#![allow(clippy::unwrap_used, reason = "in a test an unwrap is an assertion")]
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -360,7 +362,8 @@ async fn multipart_upload_through_presigned_urls_round_trips() {
         .expect("ListParts");
     assert_eq!(listed.is_truncated(), Some(false));
     let sizes: Vec<_> = listed.parts().iter().filter_map(|p| p.size()).collect();
-    assert_eq!(sizes, [5 * MIB as i64, 5 * MIB as i64, 2 * MIB as i64]);
+    let mib = i64::try_from(MIB).unwrap();
+    assert_eq!(sizes, [5 * mib, 5 * mib, 2 * mib]);
     let listed: Vec<_> = listed
         .parts()
         .iter()
@@ -847,7 +850,10 @@ async fn long_keys_work_everywhere() {
     let described = head(&client, &key)
         .await
         .expect("HeadObject with a long key");
-    assert_eq!(described.content_length(), Some(original.len() as i64));
+    assert_eq!(
+        described.content_length(),
+        Some(i64::try_from(original.len()).unwrap())
+    );
     assert_eq!(described.content_type(), Some("application/zip"));
 
     // Across the boundary between the two parts.

@@ -3,6 +3,8 @@
 //! `/_vercel/ping`, the `x-vercel-internal-*` headers and the `end` frame
 //! accounting, as production drives a function (dev/src/ipc.rs).
 
+#![allow(clippy::unwrap_used, reason = "in a test an unwrap is an assertion")]
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;

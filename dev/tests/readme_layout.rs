@@ -2,6 +2,8 @@
 //! must match the tree: every path they name exists, and every top-level
 //! entry and every module of `shared/src` and `dev/src` is named.
 
+#![allow(clippy::unwrap_used, reason = "in a test an unwrap is an assertion")]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

@@ -164,7 +164,7 @@ impl Config {
             session_ttl: lifetimes.session_ttl,
             presigned_url_ttl: lifetimes.presigned_url_ttl,
             part_size,
-            max_batch_size: env.number("MAX_BATCH_SIZE", 10, 1..=100) as usize,
+            max_batch_size: env.number_as("MAX_BATCH_SIZE", 10, 1..=100),
             proxy_max_body_bytes: env.number("PROXY_MAX_BODY_BYTES", 4_500_000, 1..=4_500_000),
             part_upload_budget: env.millis("PART_UPLOAD_BUDGET_MS", 25_000, 1..=300_000),
             finalize_lock_ttl: env.minutes("FINALIZE_LOCK_TTL_MINUTES", 5, 1..=24 * 60),
@@ -183,7 +183,7 @@ impl Config {
                 0..=30 * 24 * 60,
             ),
             cron_secret: env.string("CRON_SECRET"),
-            sweep_batch_size: env.number("SWEEP_BATCH_SIZE", 100, 1..=1_000) as u32,
+            sweep_batch_size: env.number_as("SWEEP_BATCH_SIZE", 100, 1..=1_000),
         };
         env.finish(config)
     }
@@ -309,13 +309,20 @@ fn read_auth(env: &mut Env, stage: &Stage) -> AuthConfig {
     }
 }
 
+/// The largest size limit, in MiB: what the `integer` size columns hold
+/// (`domain::MAX_STORED_SIZE`, 2 GiB - 1 byte), in whole MiB. A larger
+/// limit is a configuration error, not a size stored wrapped
+/// (docs/adr/0012-sizes-fit-their-columns.md).
+pub const MAX_SIZE_LIMIT_MIB: u64 = 2_047;
+
 fn read_upload_limits(env: &mut Env) -> UploadLimits {
+    let size_limit = 1..=MAX_SIZE_LIMIT_MIB;
     UploadLimits {
-        instruction_max: ByteSize::mib(env.number("UPLOAD_PDF_MAX_MB", 50, 1..=5_000)),
-        image_max: ByteSize::mib(env.number("UPLOAD_IMAGE_MAX_MB", 10, 1..=5_000)),
-        parts_list_max: ByteSize::mib(env.number("UPLOAD_PARTSLIST_MAX_MB", 5, 1..=5_000)),
-        image_max_count: env.number("UPLOAD_IMAGE_MAX_COUNT", 10, 0..=1_000) as u32,
-        parts_list_max_count: env.number("UPLOAD_PARTSLIST_MAX_COUNT", 5, 0..=1_000) as u32,
+        instruction_max: ByteSize::mib(env.number("UPLOAD_PDF_MAX_MB", 50, size_limit.clone())),
+        image_max: ByteSize::mib(env.number("UPLOAD_IMAGE_MAX_MB", 10, size_limit.clone())),
+        parts_list_max: ByteSize::mib(env.number("UPLOAD_PARTSLIST_MAX_MB", 5, size_limit)),
+        image_max_count: env.number_as("UPLOAD_IMAGE_MAX_COUNT", 10, 0..=1_000),
+        parts_list_max_count: env.number_as("UPLOAD_PARTSLIST_MAX_COUNT", 5, 0..=1_000),
     }
 }
 
@@ -429,6 +436,20 @@ impl Env<'_> {
         }
     }
 
+    /// [`Env::number`] as the type it is used as; `range` lies within it.
+    fn number_as<T: TryFrom<u64> + Default>(
+        &mut self,
+        name: &str,
+        default: u64,
+        range: RangeInclusive<u64>,
+    ) -> T {
+        let value = self.number(name, default, range);
+        T::try_from(value).unwrap_or_else(|_| {
+            self.problem(format!("{name}: {value} does not fit where it is used"));
+            T::default()
+        })
+    }
+
     fn minutes(&mut self, name: &str, default: u64, range: RangeInclusive<u64>) -> Duration {
         Duration::from_secs(self.number(name, default, range) * 60)
     }
@@ -455,7 +476,7 @@ impl Env<'_> {
 
     /// How many per window `limit` allows, from its variable.
     fn rate_limit(&mut self, limit: &RateLimit) -> u32 {
-        self.number(limit.env_key, limit.default, 1..=limit.max) as u32
+        self.number_as(limit.env_key, limit.default, 1..=limit.max)
     }
 
     fn finish(self, config: Config) -> Result<Config, ConfigError> {
@@ -572,6 +593,25 @@ mod tests {
         }
         let config = load(&[("MULTIPART_PART_SIZE_MB", "8")]).unwrap();
         assert_eq!(config.part_size_bytes(), ByteSize::mib(8).bytes());
+    }
+
+    #[test]
+    fn size_limits_stop_at_what_the_size_columns_hold() {
+        for name in [
+            "UPLOAD_PDF_MAX_MB",
+            "UPLOAD_IMAGE_MAX_MB",
+            "UPLOAD_PARTSLIST_MAX_MB",
+        ] {
+            let err = load(&[(name, "2048")]).unwrap_err();
+            assert!(
+                err.problems[0].contains(name) && err.problems[0].contains("1..=2047"),
+                "{err}"
+            );
+        }
+        let config = load(&[("UPLOAD_PDF_MAX_MB", "2047")]).unwrap();
+        let largest = config.limits.instruction_max;
+        assert_eq!(largest.to_column(), Ok(2_146_435_072));
+        assert!(largest <= crate::domain::MAX_STORED_SIZE);
     }
 
     #[test]

@@ -499,6 +499,14 @@ impl ApiError {
     }
 }
 
+impl From<crate::domain::SizeTooLarge> for ApiError {
+    /// Every size the API accepts fits its column (the configuration caps
+    /// the limits): one that does not is a bug, never stored wrapped.
+    fn from(error: crate::domain::SizeTooLarge) -> Self {
+        ApiError::internal(error)
+    }
+}
+
 impl From<crate::db::Error> for ApiError {
     fn from(error: crate::db::Error) -> Self {
         if crate::db::is_unavailable(&error) {

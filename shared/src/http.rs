@@ -139,7 +139,8 @@ impl ApiRequest {
             return Err(too_large);
         }
         let mut body = self.take_body();
-        let mut buffer = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+        let mut buffer =
+            bytes::BytesMut::with_capacity(usize::try_from(declared.unwrap_or(0)).unwrap_or(0));
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|error| {
                 // A platform body limit in front of the function (the dev
@@ -156,7 +157,7 @@ impl ApiRequest {
                 )
             })?;
             if let Ok(data) = frame.into_data() {
-                if (buffer.len() + data.len()) as u64 > max {
+                if u64::try_from(buffer.len() + data.len()).unwrap_or(u64::MAX) > max {
                     return Err(too_large);
                 }
                 on_chunk(&data);
@@ -231,7 +232,11 @@ pub fn match_pattern(pattern: &str, path: &str, name: &str) -> Option<String> {
 
 pub fn percent_decode(raw: &str) -> String {
     let bytes = raw.as_bytes();
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let hex = |b: u8| {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {

@@ -41,13 +41,13 @@ pub async fn count_session_create(
         tx,
         &user.id,
         now.date_naive(),
-        limit as i32,
+        i32::try_from(limit).unwrap_or(i32::MAX),
         config.rate_limit_bypass,
         time::now(),
     )
     .await?;
     Ok(match counted {
-        Some(count) if count as u32 > limit => {
+        Some(count) if i64::from(count) > i64::from(limit) => {
             allow_past_the_limit(rule, user, count.into(), limit);
             Ok(())
         }

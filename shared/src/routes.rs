@@ -330,7 +330,7 @@ where
         api_http::set_request_id(response.headers_mut(), &request_id);
         tracing::info!(
             status = response.status().as_u16(),
-            duration_ms = started.elapsed().as_millis() as u64,
+            duration_ms = crate::time::millis(started.elapsed()),
             "request finished"
         );
         response

@@ -395,7 +395,7 @@ impl S3Store {
             .key(key)
             .upload_id(upload_id)
             .part_number(part.as_i32())
-            .content_length(size as i64)
+            .content_length(i64::try_from(size).unwrap_or(i64::MAX))
     }
 
     /// Presigns one `UploadPart`. The signature covers the part number, the
@@ -452,7 +452,12 @@ impl S3Store {
     ) -> Result<String, S3Error> {
         const OP: &str = "UploadPart";
         let output = self
-            .upload_part_request(key, upload_id, part, body.len() as u64)
+            .upload_part_request(
+                key,
+                upload_id,
+                part,
+                u64::try_from(body.len()).unwrap_or(u64::MAX),
+            )
             .set_checksum_crc32_c(crc32c.map(|crc| crc.to_string()))
             .body(ByteStream::from(body))
             .customize()
@@ -492,7 +497,7 @@ impl S3Store {
                         .and_then(|n| u16::try_from(n).ok())
                         .and_then(PartNumber::new)?,
                     etag: part.e_tag()?.to_owned(),
-                    size: part.size().unwrap_or(0).max(0) as u64,
+                    size: u64::try_from(part.size().unwrap_or(0)).unwrap_or(0),
                     last_modified: part.last_modified().and_then(to_chrono),
                     crc32c: part.checksum_crc32_c().and_then(|crc| crc.parse().ok()),
                 })
@@ -572,7 +577,7 @@ impl S3Store {
             checksum_mode(mode)
         ) {
             Ok(output) => Ok(Some(StoredObject {
-                size: output.content_length().unwrap_or(0).max(0) as u64,
+                size: u64::try_from(output.content_length().unwrap_or(0)).unwrap_or(0),
                 crc32c: output.checksum_crc32_c().and_then(|crc| crc.parse().ok()),
             })),
             Err(S3Error::NoSuchKey { .. }) => Ok(None),

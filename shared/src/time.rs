@@ -6,6 +6,12 @@ use chrono::{DateTime, NaiveDateTime, SubsecRound, Utc};
 
 /// The current instant, truncated to what Postgres stores (microseconds), so
 /// a value written and read back compares equal.
+/// A duration in whole milliseconds, for logs and answers (saturating: a
+/// duration past `u64::MAX` ms is 584 million years).
+pub fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
 pub fn now() -> NaiveDateTime {
     Utc::now().naive_utc().trunc_subsecs(6)
 }

@@ -698,7 +698,7 @@ pub fn csv_meta(name: &str, size: usize) -> Value {
 /// `len` bytes that start with the PDF signature.
 pub fn pdf_bytes(len: usize) -> Bytes {
     let mut bytes = b"%PDF-1.7\n".to_vec();
-    bytes.extend((0..len.saturating_sub(bytes.len())).map(|i| (i * 31 % 251) as u8));
+    bytes.extend((0..len.saturating_sub(bytes.len())).map(|i| (i * 31 % 251).to_le_bytes()[0]));
     bytes.truncate(len);
     Bytes::from(bytes)
 }

@@ -2,6 +2,8 @@
 //! and the embedded S3 with SigV4 checks (or garage 2.5 with `MOC_TEST_S3`
 //! set: scripts/garage-check runs the checksum cases there).
 
+#![allow(clippy::unwrap_used, reason = "in a test an unwrap is an assertion")]
+
 mod auth;
 mod checksums;
 mod complete;

@@ -310,3 +310,30 @@ async fn a_registration_that_died_before_its_upload_is_finished_by_registering_a
     .await
     .assert_status(200);
 }
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_file_at_the_largest_size_limit_is_stored_with_its_exact_size(pool: PgPool) {
+    // 2047 MiB, the largest limit the configuration takes (what an
+    // `integer` size column holds): stored exactly, where a lossy cast once
+    // wrapped a larger size to a negative one.
+    let app = TestApp::with_env(pool.clone(), &[("UPLOAD_PDF_MAX_MB", "2047")]).await;
+    let largest = 2047 * 1024 * 1024;
+    let (session, file) = app.registered_file(pdf_meta("huge.pdf", largest)).await;
+    let stored: i32 =
+        sqlx::query_scalar("SELECT size FROM upload_session_files WHERE id = $1::uuid")
+            .bind(&file)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(i64::from(stored), i64::try_from(largest).unwrap());
+    let status = app
+        .get(&format!("/api/mocs/uploads/sessions/{session}"))
+        .await;
+    status.assert_status(200);
+    assert_eq!(status.body["files"][0]["size"], largest);
+    // One byte more is past the limit: refused, never stored.
+    let over = app
+        .register(&session, pdf_meta("huger.pdf", largest + 1))
+        .await;
+    over.assert_error(413, "FILE_TOO_LARGE");
+}

@@ -52,7 +52,9 @@ impl Pool {
             shared: Arc::new(Shared {
                 target,
                 idle: Mutex::default(),
-                permits: Arc::new(Semaphore::new(max_connections as usize)),
+                permits: Arc::new(Semaphore::new(
+                    usize::try_from(max_connections).unwrap_or(1),
+                )),
                 max_connections,
             }),
         }
@@ -94,7 +96,9 @@ impl Pool {
     }
 
     pub(super) fn leased(&self) -> usize {
-        self.shared.max_connections as usize - self.shared.permits.available_permits()
+        usize::try_from(self.shared.max_connections)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(self.shared.permits.available_permits())
     }
 }
 

@@ -135,19 +135,21 @@ mod tests {
 
     #[test]
     fn combined_parts_are_the_whole_objects_crc() {
-        let data: Vec<u8> = (0..100_000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        let data: Vec<u8> = (0..100_000u32)
+            .map(|i| (i * 7 + i / 13).to_le_bytes()[0])
+            .collect();
         let whole = Crc32c::of(&data);
         for cut in [0, 1, 4_096, 50_000, 99_999, 100_000] {
             let (a, b) = data.split_at(cut);
             let parts = [
-                (Crc32c::of(a), a.len() as u64),
-                (Crc32c::of(b), b.len() as u64),
+                (Crc32c::of(a), u64::try_from(a.len()).unwrap()),
+                (Crc32c::of(b), u64::try_from(b.len()).unwrap()),
             ];
             assert_eq!(Crc32c::of_parts(parts), whole, "cut at {cut}");
         }
         let three: Vec<(Crc32c, u64)> = data
             .chunks(33_333)
-            .map(|c| (Crc32c::of(c), c.len() as u64))
+            .map(|c| (Crc32c::of(c), u64::try_from(c.len()).unwrap()))
             .collect();
         assert_eq!(three.len(), 4);
         assert_eq!(Crc32c::of_parts(three), whole);

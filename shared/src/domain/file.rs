@@ -21,6 +21,50 @@ impl ByteSize {
     pub const fn bytes(self) -> u64 {
         self.0
     }
+
+    /// The size as the `integer` size columns store it. Every size the API
+    /// accepts fits ([`MAX_STORED_SIZE`], enforced by the configuration's
+    /// limits); a larger one is refused, never wrapped.
+    pub fn to_column(self) -> Result<i32, SizeTooLarge> {
+        i32::try_from(self.0).map_err(|_| SizeTooLarge(self))
+    }
+
+    /// [`Self::to_column`], or the largest size a column holds for a size
+    /// past it: for what S3 reports of a part, which no accepted plan makes
+    /// that large.
+    pub fn to_column_saturating(self) -> i32 {
+        self.to_column().unwrap_or(i32::MAX)
+    }
+
+    /// A size as a column holds it; a negative one (never written) is 0.
+    pub fn from_column(bytes: i32) -> Self {
+        Self(u64::try_from(bytes).unwrap_or(0))
+    }
+}
+
+/// The largest size the `integer` columns of sizes hold (2 GiB - 1 byte):
+/// `upload_session_files.size`, `upload_session_parts.size` and
+/// `upload_sessions.part_size_bytes` (docs/adr/0012-sizes-fit-their-columns.md).
+pub const MAX_STORED_SIZE: ByteSize = ByteSize(2_147_483_647);
+
+/// A size past [`MAX_STORED_SIZE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is more than the {MAX_STORED_SIZE} a size column holds")]
+pub struct SizeTooLarge(pub ByteSize);
+
+#[cfg(test)]
+mod column_tests {
+    use super::*;
+
+    #[test]
+    fn a_size_past_what_its_column_holds_is_refused_not_wrapped() {
+        assert_eq!(MAX_STORED_SIZE.to_column(), Ok(i32::MAX));
+        let three_gib = ByteSize::new(3 << 30);
+        assert_eq!(three_gib.to_column(), Err(SizeTooLarge(three_gib)));
+        assert_eq!(three_gib.to_column_saturating(), i32::MAX);
+        assert_eq!(ByteSize::from_column(-5), ByteSize::new(0));
+        assert_eq!(ByteSize::from_column(i32::MAX), MAX_STORED_SIZE);
+    }
 }
 
 impl fmt::Display for ByteSize {
@@ -180,7 +224,7 @@ impl FileMetadata {
             parsed
         });
         let name = obj.string("name", 1..=255, errors);
-        let size = obj.integer("size", 1..=i64::MAX as u64, errors);
+        let size = obj.integer("size", 1..=i64::MAX.unsigned_abs(), errors);
         let mime_type = obj.string("type", 1..=255, errors);
         let ext = obj.string("ext", 1..=10, errors).and_then(|raw| {
             let parsed = Extension::parse(&raw);

@@ -83,9 +83,12 @@ impl Window {
     pub fn retry_after_seconds(self, now: DateTime<Utc>) -> u64 {
         match self {
             Window::Minutes(_) => {
-                (self.seconds() - now.timestamp().rem_euclid(self.seconds())) as u64
+                u64::try_from(self.seconds() - now.timestamp().rem_euclid(self.seconds()))
+                    .unwrap_or(1)
             }
-            Window::UtcDay => (self.end(now) - now.naive_utc()).num_seconds().max(1) as u64,
+            Window::UtcDay => {
+                u64::try_from((self.end(now) - now.naive_utc()).num_seconds().max(1)).unwrap_or(1)
+            }
         }
     }
 

@@ -35,7 +35,7 @@ pub fn check_listed_parts(
 ) -> Result<Vec<(PartNumber, String)>, ListedPartsProblem> {
     let expected = plan.part_count();
     let held = held_parts(plan, stored)?;
-    if listed.len() as u64 != expected {
+    if u64::try_from(listed.len()).ok() != Some(expected) {
         return Err(ListedPartsProblem::CountMismatch {
             expected,
             received: listed.len(),

@@ -21,7 +21,10 @@ mod verify;
 
 pub use checksum::{Crc32c, Crc32cSyntax};
 pub use etag::{etag_eq, looks_like_part_etag};
-pub use file::{ByteSize, DeclaredFiles, Extension, FileCategory, FileMetadata, FileRejection};
+pub use file::{
+    ByteSize, DeclaredFiles, Extension, FileCategory, FileMetadata, FileRejection, MAX_STORED_SIZE,
+    SizeTooLarge,
+};
 pub use keys::{ObjectKey, key_safe_user_id};
 pub use lifecycle::{FileAction, FileRefusal, Permit, Refusal, SessionAction, SessionState};
 pub use listed_parts::{ListedPartsProblem, check_listed_parts, check_stored_parts};

@@ -83,7 +83,7 @@ impl PartPlan {
     }
 
     pub fn parts(&self) -> impl Iterator<Item = PartNumber> {
-        (1..=self.part_count() as u16).filter_map(PartNumber::new)
+        (1..=u16::try_from(self.part_count()).unwrap_or(u16::MAX)).filter_map(PartNumber::new)
     }
 }
 

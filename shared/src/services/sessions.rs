@@ -49,7 +49,7 @@ pub async fn create(
     let session = NewSession {
         id: session_id,
         user_id: &user.id,
-        part_size_bytes: config.part_size_bytes() as i32,
+        part_size_bytes: config.part_size.to_column()?,
         expires_at,
         created_at: now,
         metadata: &metadata,

@@ -52,7 +52,7 @@ impl FileRow {
     }
 
     pub fn plan(&self, session: &SessionRow) -> PartPlan {
-        PartPlan::new(ByteSize::new(self.size.max(0) as u64), session.part_size())
+        PartPlan::new(ByteSize::from_column(self.size), session.part_size())
     }
 
     /// The declared full-object CRC32C. Only ever written from a

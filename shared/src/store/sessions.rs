@@ -48,7 +48,7 @@ pub(super) fn session_statuses(action: SessionAction) -> Vec<String> {
 
 impl SessionRow {
     pub fn part_size(&self) -> ByteSize {
-        ByteSize::new(self.part_size_bytes.max(1) as u64)
+        ByteSize::from_column(self.part_size_bytes.max(1))
     }
 
     /// The per-category file counts declared at create. Sessions created by

@@ -45,7 +45,8 @@ pub fn parse_listed_parts(body: &Value) -> Result<Option<Vec<(PartNumber, String
             let obj = JsonObject::new(path, value, errors);
             let number = obj.integer("partNumber", 1..=u64::from(PartNumber::MAX), errors);
             let etag = obj.string("etag", 1..=1024, errors);
-            Some((PartNumber::new(number? as u16)?, etag?))
+            let number = u16::try_from(number?).ok().and_then(PartNumber::new)?;
+            Some((number, etag?))
         },
     );
     match parts {

@@ -112,7 +112,7 @@ async fn insert_row(
         session_id: session.id,
         category: file.category,
         name: &file.name,
-        size: file.size.bytes() as i32,
+        size: file.size.to_column()?,
         mime_type: &file.mime_type,
         extension: file.ext.as_str(),
         s3_key: key.as_str(),
@@ -150,11 +150,11 @@ fn check_room(
         None => fallback_max(config, file.category),
     };
     // The current attempt counts: with 2 declared and 1 registered, one more fits.
-    if registered as u64 + 1 > u64::from(max_files) {
+    if registered.saturating_add(1) > i64::from(max_files) {
         return Err(ApiError::FileCountExceeded {
             category: file.category,
             max_files,
-            registered: registered as u32,
+            registered: u32::try_from(registered).unwrap_or(u32::MAX),
         });
     }
     Ok(())

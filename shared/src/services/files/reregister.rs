@@ -25,7 +25,7 @@ pub(super) async fn reregister(
     lifecycle::file_permit(&row, FileAction::Reregister)?;
     let same = row.category == file.category.as_str()
         && row.name == file.name
-        && row.size as u64 == file.size.bytes()
+        && crate::domain::ByteSize::from_column(row.size) == file.size
         && row.mime_type == file.mime_type
         && row.extension == file.ext.as_str();
     if !same {

@@ -54,8 +54,8 @@ pub async fn finalize(
                 session_id = %session.id,
                 moc_id = %view.id,
                 file_count = files.len(),
-                total_size_bytes = files.iter().map(|f| f.size.max(0) as u64).sum::<u64>(),
-                duration_ms = started.elapsed().as_millis() as u64,
+                total_size_bytes = files.iter().map(|f| crate::domain::ByteSize::from_column(f.size).bytes()).sum::<u64>(),
+                duration_ms = crate::time::millis(started.elapsed()),
                 "session finalized"
             );
             Ok(FinalizeOutcome::Created(view))

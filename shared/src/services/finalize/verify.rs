@@ -141,7 +141,7 @@ fn check_stored(
             "no object was found in storage".into(),
         ));
     };
-    if stored.size != file.size.max(0) as u64 {
+    if stored.size != crate::domain::ByteSize::from_column(file.size).bytes() {
         return Err((
             VerificationFailure::Size,
             format!(

@@ -93,7 +93,7 @@ fn parse_identity(body: &Value) -> Result<Identity, ApiError> {
     let mut errors = FieldErrors::default();
     let obj = JsonObject::new("", body, &mut errors);
     let identity = Identity {
-        size: obj.optional_integer("size", 1..=i64::MAX as u64, &mut errors),
+        size: obj.optional_integer("size", 1..=i64::MAX.unsigned_abs(), &mut errors),
         crc32c: obj.optional_parsed("crc32c", 64, &mut errors),
     };
     match errors.is_empty() {
@@ -196,7 +196,10 @@ fn parse_part_numbers(body: &Value) -> Result<Option<Vec<PartNumber>>, ApiError>
             let n = value
                 .as_u64()
                 .filter(|n| (1..=u64::from(PartNumber::MAX)).contains(n));
-            match n.and_then(|n| PartNumber::new(n as u16)) {
+            match n
+                .and_then(|n| u16::try_from(n).ok())
+                .and_then(PartNumber::new)
+            {
                 Some(n) => Some(n),
                 None => {
                     errors.add(path, "must be an integer from 1 to 10000");

@@ -88,7 +88,7 @@ pub async fn sweep(state: &AppState) -> Result<SweepReport, ApiError> {
 
     let cutoffs_now = cutoffs(state, time::now(), grace);
     report.remaining = store::sessions::any_sweepable(state.db(), cutoffs_now).await?;
-    report.duration_ms = started.elapsed().as_millis() as u64;
+    report.duration_ms = time::millis(started.elapsed());
     tracing::info!(
         sessionsExpired = report.sessions_expired,
         uploadsAborted = report.uploads_aborted,
@@ -113,10 +113,11 @@ async fn expire_sessions(
     let claimed =
         store::sessions::claim_for_sweep(state.db(), cutoffs(state, now, grace), limit, now)
             .await?;
-    report.sessions_expired = claimed
+    let expired = claimed
         .iter()
         .filter(|s| s.previous_status == SessionStatus::Active)
-        .count() as u64;
+        .count();
+    report.sessions_expired = u64::try_from(expired).unwrap_or(u64::MAX);
     clean_claimed(state, claimed.iter().map(|s| s.id).collect(), report).await;
     Ok(())
 }

@@ -45,7 +45,7 @@ pub async fn record_stored(
         .map(|p| NewPart {
             number: p.part_number,
             etag: &p.etag,
-            size: p.size as i32,
+            size: crate::domain::ByteSize::new(p.size).to_column_saturating(),
             uploaded_at: p.last_modified.map(|t| t.naive_utc()).unwrap_or(now),
         })
         .collect();

@@ -94,8 +94,8 @@ pub async fn upload(
     tracing::info!(
         size_bytes = size,
         etag = %etag,
-        s3_ms = s3_duration.as_millis() as u64,
-        duration_ms = started.elapsed().as_millis() as u64,
+        s3_ms = time::millis(s3_duration),
+        duration_ms = time::millis(started.elapsed()),
         "part uploaded"
     );
     Ok(UploadedPart {
@@ -170,12 +170,12 @@ async fn uploadable_file(
 fn out_of_time(started: Instant, budget: Duration) -> ApiError {
     let elapsed = started.elapsed();
     tracing::error!(
-        elapsed_ms = elapsed.as_millis() as u64,
-        budget_ms = budget.as_millis() as u64,
+        elapsed_ms = time::millis(elapsed),
+        budget_ms = time::millis(budget),
         "part upload abandoned near the function time limit"
     );
     ApiError::RequestTimeout {
-        elapsed_ms: elapsed.as_millis() as u64,
+        elapsed_ms: time::millis(elapsed),
         timeout_at: time::rfc3339_utc(
             chrono::Utc::now() - chrono::Duration::from_std(elapsed).unwrap_or_default()
                 + chrono::Duration::from_std(budget).unwrap_or_default(),
@@ -223,7 +223,7 @@ async fn record_part(
     let part = NewPart {
         number: part_number,
         etag,
-        size: size as i32,
+        size: crate::domain::ByteSize::new(u64::try_from(size).unwrap_or(u64::MAX)).to_column()?,
         uploaded_at: now,
     };
     // Both writes and the COMMIT in one round trip.
