@@ -1,13 +1,15 @@
 //! Creating upload sessions (docs/contract.md §4.1).
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::User;
 use crate::config::Config;
-use crate::domain::{DeclaredFiles, FieldErrors, FileCategory, FileMetadata, JsonObject};
+use crate::domain::{
+    DeclaredFiles, FieldErrors, FileCategory, FileMetadata, JsonObject, SessionMetadata,
+};
 use crate::error::ApiError;
 use crate::rate_limit;
 use crate::state::AppState;
@@ -44,7 +46,7 @@ pub async fn create(
     let session_id = Uuid::new_v4();
     let now = time::now();
     let expires_at = time::add(now, config.session_ttl);
-    let metadata = session_metadata(&declared, &files, title.as_deref());
+    let metadata = SessionMetadata::of_create(declared, &files, title.as_deref()).to_json();
 
     let session = NewSession {
         id: session_id,
@@ -132,26 +134,3 @@ fn check_declared_files(
     Ok(declared)
 }
 
-/// What the session keeps of its create request: the counts registration
-/// is held to, the files as declared and the title (the status and listing
-/// routes show them).
-fn session_metadata(
-    declared: &DeclaredFiles,
-    files: &[FileMetadata],
-    title: Option<&str>,
-) -> Value {
-    let mut metadata = json!({
-        "declaredFiles": declared,
-        "files": files.iter().map(|f| json!({
-            "category": f.category,
-            "name": f.name,
-            "size": f.size,
-            "type": f.mime_type,
-            "ext": f.ext.as_str(),
-        })).collect::<Vec<_>>(),
-    });
-    if let Some(title) = title {
-        metadata["title"] = json!(title);
-    }
-    metadata
-}

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::Executor;
 use crate::db::Tx;
-use crate::domain::{ByteSize, DeclaredFiles, SessionAction, SessionStatus};
+use crate::domain::{ByteSize, SessionAction, SessionMetadata, SessionStatus};
 
 #[derive(Debug, Clone)]
 pub struct SessionRow {
@@ -51,27 +51,11 @@ impl SessionRow {
         ByteSize::from_column(self.part_size_bytes.max(1))
     }
 
-    /// The per-category file counts declared at create. Sessions created by
-    /// the old service have none; they are held to the configured maxima.
-    pub fn declared_files(&self) -> Option<DeclaredFiles> {
-        let metadata = self.metadata.as_ref()?;
-        serde_json::from_value(metadata.get("declaredFiles")?.clone()).ok()
-    }
-
-    /// The title given at create, if any.
-    pub fn title(&self) -> Option<String> {
-        let title = self.metadata.as_ref()?.get("title")?.as_str()?;
-        Some(title.to_owned())
-    }
-
-    /// The files declared at create, as sent.
-    pub fn declared_file_list(&self) -> Vec<Value> {
-        self.metadata
-            .as_ref()
-            .and_then(|m| m.get("files"))
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
+    /// What the session keeps of its create request. Sessions created by
+    /// the old service have no declared counts; they are held to the
+    /// configured maxima.
+    pub fn metadata(&self) -> SessionMetadata {
+        SessionMetadata::read(self.metadata.as_ref())
     }
 }
 
@@ -192,18 +176,28 @@ pub async fn insert(tx: &Tx, session: &NewSession<'_>) -> crate::db::Result<()> 
     Ok(())
 }
 
+/// What an attempt at the finalize lock found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockAttempt {
+    /// Another finalize holds a fresh lock (or the session may not be
+    /// finalized): not taken.
+    Busy,
+    /// Taken; it was free.
+    Took,
+    /// Taken over a stale lock taken at `since`.
+    TookOverStale { since: NaiveDateTime },
+}
+
 /// Takes the `finalizing_at` lock of an unfinalized session when it is free
-/// or older than `stale_before`. `None`: another finalize holds a fresh lock
-/// (or the session may not be finalized); `Some(previous)`: taken, over
-/// `previous` if a stale lock was there.
+/// or older than `stale_before`.
 pub async fn take_finalize_lock(
     db: impl Executor,
     session_id: Uuid,
     now: NaiveDateTime,
     stale_before: NaiveDateTime,
-) -> crate::db::Result<Option<Option<NaiveDateTime>>> {
+) -> crate::db::Result<LockAttempt> {
     let statuses = session_statuses(SessionAction::Finalize);
-    query_scalar!(
+    let taken: Option<Option<NaiveDateTime>> = query_scalar!(
         r#"WITH previous AS (
              SELECT id, finalizing_at FROM upload_sessions WHERE id = $1 FOR UPDATE
          )
@@ -220,7 +214,12 @@ pub async fn take_finalize_lock(
         statuses.as_slice(),
     )
     .fetch_optional(db)
-    .await
+    .await?;
+    Ok(match taken {
+        None => LockAttempt::Busy,
+        Some(None) => LockAttempt::Took,
+        Some(Some(since)) => LockAttempt::TookOverStale { since },
+    })
 }
 
 /// Gives the lock back, unless another finalize has taken it over since.

@@ -145,7 +145,7 @@ fn check_room(
     file: &FileMetadata,
     registered: i64,
 ) -> Result<(), ApiError> {
-    let max_files = match locked.declared_files() {
+    let max_files = match locked.metadata().declared_files {
         Some(declared) => declared.of(file.category),
         None => fallback_max(config, file.category),
     };

@@ -13,6 +13,7 @@ use crate::domain::SessionAction;
 use crate::error::ApiError;
 use crate::services::{lifecycle, lookup};
 use crate::state::AppState;
+use crate::store::sessions::LockAttempt;
 use crate::store::{self, SessionRow};
 use crate::time;
 
@@ -86,16 +87,16 @@ async fn acquire(
     let taken =
         store::sessions::take_finalize_lock(state.db(), session.id, now, stale_before).await?;
     match taken {
-        None => Ok(None),
-        Some(Some(previous)) => {
+        LockAttempt::Busy => Ok(None),
+        LockAttempt::TookOverStale { since } => {
             tracing::warn!(
                 session_id = %session.id,
-                lock_age_ms = (now - previous).num_milliseconds(),
+                lock_age_ms = (now - since).num_milliseconds(),
                 "stale finalize lock taken over"
             );
             Ok(Some(now))
         }
-        Some(None) => Ok(Some(now)),
+        LockAttempt::Took => Ok(Some(now)),
     }
 }
 

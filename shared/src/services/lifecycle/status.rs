@@ -109,14 +109,15 @@ pub(super) fn session_view(
         .filter(|file| file.session_id == session.id)
         .map(|file| file_view(&session, file, parts))
         .collect();
+    let kept = session.metadata();
     SessionView {
         session_id: session.id,
         status: lifecycle.visible_status(),
-        title: session.title(),
+        title: kept.title,
         part_size_bytes: session.part_size_bytes,
         expires_at: time::rfc3339(session.expires_at),
         created_at: time::rfc3339(session.created_at),
-        declared_files: session.declared_file_list(),
+        declared_files: kept.files,
         files,
         moc_id: session.moc_instruction_id,
     }
