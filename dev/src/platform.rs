@@ -29,7 +29,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use moc_shared::box_error::BoxError;
 use moc_shared::error::ApiError;
-use moc_shared::http::{PlatformBodyLimit, REQUEST_ID, error_response, set_request_id};
+use moc_shared::http::{PlatformBodyLimit, callers_request_id, error_response, set_request_id};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
@@ -69,12 +69,7 @@ pub fn limit_body<B>(body: B) -> (BodyLimit<B>, Arc<AtomicBool>) {
 /// The caller's `x-request-id` when usable (what a function would take),
 /// else `fallback`. Odd values are replaced, not echoed, as a function does.
 pub fn request_id(headers: &HeaderMap, fallback: impl FnOnce() -> String) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(fallback, str::to_owned)
+    callers_request_id(headers).unwrap_or_else(fallback)
 }
 
 /// An answer the platform gives before (or instead of) any function, in the
@@ -227,6 +222,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use moc_shared::http::REQUEST_ID;
+
     use super::*;
 
     #[test]

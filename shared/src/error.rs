@@ -219,7 +219,10 @@ pub enum ApiError {
     Internal(#[source] BoxError),
     /// An answer the platform gives instead of a function (the dev gateway's
     /// 502 FUNCTION_INVOCATION_FAILED and 504 FUNCTION_INVOCATION_TIMEOUT,
-    /// Vercel's own codes), in the same envelope as every other error.
+    /// Vercel's own codes), in the same envelope as every other error. Only
+    /// the dev crate builds it; it stays in the library's error because the
+    /// envelope and the code table (`error::codes`) are the one renderer of
+    /// every answer, and a second, dev-only renderer would drift from it.
     #[error("{message}")]
     Platform {
         status: StatusCode,

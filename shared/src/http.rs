@@ -182,25 +182,36 @@ impl ApiRequest {
     }
 }
 
-/// The error a platform body limit raises when a body runs past it.
+/// The error a platform body limit raises when a body runs past it. It lives
+/// here, not in the dev crate that raises it, because the body reader above
+/// must recognise it to answer 413 exactly as Vercel's own limit does.
 #[derive(Debug, thiserror::Error)]
 #[error("request body over the platform limit of {0} bytes")]
 pub struct PlatformBodyLimit(pub u64);
 
 /// The request's correlation ID: the caller's `x-request-id`, else Vercel's
-/// `x-vercel-id`, else a new UUID. Odd values are replaced, not echoed.
+/// `x-vercel-id`, else a new UUID.
 fn request_id(headers: &HeaderMap) -> String {
-    let usable = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-            .map(str::to_owned)
-    };
-    usable("x-request-id")
-        .or_else(|| usable("x-vercel-id"))
+    callers_request_id(headers)
+        .or_else(|| usable_id(headers, "x-vercel-id"))
         .unwrap_or_else(|| Uuid::new_v4().to_string())
+}
+
+/// The caller's `x-request-id`, when usable as a correlation ID (the dev
+/// platform takes it the same way). The one rule for an ID taken from a
+/// header: trimmed, 1 to 128 visible ASCII characters; an odd value is
+/// replaced, never echoed.
+pub fn callers_request_id(headers: &HeaderMap) -> Option<String> {
+    usable_id(headers, REQUEST_ID.as_str())
+}
+
+fn usable_id(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
 }
 
 pub fn query_param(uri: &Uri, name: &str) -> Option<String> {

@@ -248,7 +248,7 @@ pub static FRESH_URLS: Route = Route {
 async fn fresh_urls(state: AppState, user: User, mut req: ApiRequest) -> HandlerResult {
     let (session_id, file_id) = (req.session_id()?, req.file_id()?);
     let body = req.json().await?;
-    let urls = lifecycle::fresh_urls(&state, &user, session_id, file_id, body).await?;
+    let urls = files::fresh_urls(&state, &user, session_id, file_id, body).await?;
     Ok(api_http::json(StatusCode::OK, &urls))
 }
 

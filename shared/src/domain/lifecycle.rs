@@ -52,7 +52,7 @@ impl SessionAction {
 }
 
 /// Why an action is refused. Each route turns it into its contract's answer
-/// (`services::lifecycle::refusal_error`).
+/// (`services::permits::refusal_error`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     /// Finalized into a MOC: 409 (its objects belong to the MOC).

@@ -29,10 +29,10 @@ pub use file::{
 pub use keys::{ObjectKey, key_safe_user_id};
 pub use lifecycle::{FileAction, FileRefusal, Permit, Refusal, SessionAction, SessionState};
 pub use listed_parts::{ListedPartsProblem, check_listed_parts, check_stored_parts};
-pub use session_metadata::SessionMetadata;
 pub use magic::{SNIFF_LEN, content_matches};
 pub use moc::{MocFileUrls, unique_name};
 pub use part::{PartNumber, PartPlan, S3_MIN_PART_SIZE, StoredPart};
+pub use session_metadata::SessionMetadata;
 pub use slug::{SLUG_MAX_LEN, slug_candidate, slugify};
 pub use status::{FileStatus, SessionStatus};
 pub use validate::{FieldErrors, JsonObject, TextKind, text_problem};

@@ -14,12 +14,20 @@ use super::{DeclaredFiles, FileMetadata};
 #[serde(rename_all = "camelCase")]
 pub struct SessionMetadata {
     /// Per-category file counts; register holds the session to them.
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub declared_files: Option<DeclaredFiles>,
     /// The files declared at create, as sent; the status shows them.
     #[serde(default, deserialize_with = "lenient")]
     pub files: Vec<Value>,
-    #[serde(default, deserialize_with = "lenient", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub title: Option<String>,
 }
 

@@ -16,9 +16,10 @@ use crate::openapi::requests::{
     FreshUrlsRequest, RegisterFileRequest,
 };
 use crate::openapi::responses::{FinalizeReplay, PartBytes};
+use crate::services::files::FreshUrls;
 use crate::services::files::{BatchResults, CompletedFile, Registration};
 use crate::services::finalize::MocView;
-use crate::services::lifecycle::{Extended, FreshUrls, SessionList, SessionView, SweepReport};
+use crate::services::lifecycle::{Extended, SessionList, SessionView, SweepReport};
 use crate::services::parts::{PartList, UploadedPart};
 use crate::services::sessions::CreatedSession;
 

@@ -10,4 +10,5 @@ pub mod finalize;
 pub mod lifecycle;
 pub mod lookup;
 pub mod parts;
+pub mod permits;
 pub mod sessions;

@@ -133,4 +133,3 @@ fn check_declared_files(
     }
     Ok(declared)
 }
-

@@ -14,7 +14,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::s3::StoredPart;
-use crate::services::{lifecycle, parts};
+use crate::services::{parts, permits};
 use crate::state::AppState;
 use crate::store::{self, FileRow, SessionRow};
 use crate::time;
@@ -89,15 +89,15 @@ pub async fn complete(
     // A finalized session still answers a repeated complete of a completed
     // file (below); it completes nothing new.
     let replay_only =
-        match lifecycle::lifecycle_of(state, &session, now).permits(SessionAction::CompleteFile) {
+        match permits::lifecycle_of(state, &session, now).permits(SessionAction::CompleteFile) {
             Ok(_) => None,
             Err(Refusal::Finalized) => Some(Refusal::Finalized),
-            Err(refusal) => return Err(lifecycle::refusal_error(&tx, &session, refusal, now).await),
+            Err(refusal) => return Err(permits::refusal_error(&tx, &session, refusal, now).await),
         };
     let file = file.ok_or(ApiError::NotFound("file"))?;
 
     if let (Ok(Permit::AlreadyDone), Some(file_url)) = (
-        lifecycle::file_permit(&file, FileAction::Complete),
+        permits::file_permit(&file, FileAction::Complete),
         &file.file_url,
     ) {
         tracing::warn!(
@@ -109,7 +109,7 @@ pub async fn complete(
         });
     }
     if let Some(refusal) = replay_only {
-        return Err(lifecycle::refusal_error(&tx, &session, refusal, now).await);
+        return Err(permits::refusal_error(&tx, &session, refusal, now).await);
     }
     let (file_url, parts) = complete_upload(state, &tx, &session, &file, listed.as_deref()).await?;
     drop(tx);

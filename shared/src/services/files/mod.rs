@@ -2,6 +2,7 @@
 //! presigned part URLs, and completing them (§4.6). One use case a module.
 
 mod complete;
+mod fresh_urls;
 mod presign;
 mod register;
 mod register_batch;
@@ -9,6 +10,7 @@ mod register_new;
 mod reregister;
 
 pub use complete::{CompletedFile, complete, parse_listed_parts};
+pub use fresh_urls::{FreshUrls, fresh_urls};
 pub use presign::{PartChecksums, PresignedPartUrl, parse_part_checksums, presign_parts};
 pub use register::{RegisterInput, Registration, register};
 pub use register_batch::{BatchItem, BatchOutcome, BatchResults, register_batch};

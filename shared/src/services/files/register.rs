@@ -3,21 +3,19 @@
 //! part URLs.
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::presign::{PartChecksums, PresignedPartUrl, parse_part_checksums, presign_parts};
 use super::{register_new::register_new, reregister::reregister};
 use crate::auth::User;
-use crate::domain::{
-    Crc32c, FieldErrors, FileMetadata, JsonObject, PartNumber, PartPlan, Refusal, SessionAction,
-};
+use crate::domain::{Crc32c, FieldErrors, FileMetadata, JsonObject, PartNumber, PartPlan};
 use crate::error::ApiError;
-use crate::services::{expired, lifecycle, lookup};
+use crate::services::lookup;
+use crate::services::permits::ensure_registrable;
 use crate::state::AppState;
-use crate::store::{Executor, SessionRow};
-use crate::time;
+use crate::store::SessionRow;
 
 /// One file to register: its metadata, plus `partCount` to receive presigned
 /// part URLs, plus `fileId` to re-register (recover lost URLs).
@@ -98,28 +96,6 @@ pub(super) async fn registrable_session(
     let session = lookup::owned_session(state.db(), session_id, user).await?;
     ensure_registrable(state, state.db(), &session).await?;
     Ok(session)
-}
-
-/// Registration's answers to the lifecycle's refusals (docs/contract.md §4.2):
-/// 410 EXPIRED_SESSION with the expiry context when the session expired, as
-/// every route answers it; 400 for a session that is not active.
-///
-/// `db` is the caller's transaction when it holds one: a request never
-/// acquires a second connection while it holds the first.
-pub(super) async fn ensure_registrable(
-    state: &AppState,
-    db: impl Executor,
-    session: &SessionRow,
-) -> Result<(), ApiError> {
-    let now = time::now();
-    match lifecycle::lifecycle_of(state, session, now).permits(SessionAction::RegisterFile) {
-        Ok(_) => Ok(()),
-        Err(Refusal::Expired) => Err(expired::gone(db, session, now).await),
-        Err(_) => Err(ApiError::bad_request_with(
-            "The upload session is not active",
-            json!({"status": session.status}),
-        )),
-    }
 }
 
 /// Registers one file of a registrable session, new or again.

@@ -11,12 +11,12 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::register::ensure_registrable;
 use crate::auth::User;
 use crate::config::Config;
 use crate::db;
 use crate::domain::{Crc32c, FileCategory, FileMetadata, ObjectKey};
 use crate::error::ApiError;
+use crate::services::permits::ensure_registrable;
 use crate::state::AppState;
 use crate::store::files::{NewFile, UNIQUE_NAME_CONSTRAINT};
 use crate::store::{self, FileRow, SessionRow};

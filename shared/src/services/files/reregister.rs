@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::domain::{Crc32c, FileAction, FileMetadata};
 use crate::error::ApiError;
-use crate::services::{lifecycle, lookup};
+use crate::services::{lookup, permits};
 use crate::state::AppState;
 use crate::store::{self, FileRow, SessionRow};
 use crate::time;
@@ -22,7 +22,7 @@ pub(super) async fn reregister(
     crc32c: Option<Crc32c>,
 ) -> Result<FileRow, ApiError> {
     let row = lookup::session_file(state.db(), session.id, file_id).await?;
-    lifecycle::file_permit(&row, FileAction::Reregister)?;
+    permits::file_permit(&row, FileAction::Reregister)?;
     let same = row.category == file.category.as_str()
         && row.name == file.name
         && crate::domain::ByteSize::from_column(row.size) == file.size

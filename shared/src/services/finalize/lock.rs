@@ -11,7 +11,7 @@ use super::view::{MocView, read_moc};
 use crate::auth::User;
 use crate::domain::SessionAction;
 use crate::error::ApiError;
-use crate::services::{lifecycle, lookup};
+use crate::services::{lookup, permits};
 use crate::state::AppState;
 use crate::store::sessions::LockAttempt;
 use crate::store::{self, SessionRow};
@@ -50,7 +50,7 @@ pub(super) async fn take_turn(
         if let Some(view) = replay(state, &session).await? {
             return Ok(Turn::Answered(FinalizeOutcome::Replayed(view)));
         }
-        lifecycle::permit(state, &session, SessionAction::Finalize).await?;
+        permits::permit(state, &session, SessionAction::Finalize).await?;
         if let Some(lock) = acquire(state, &session).await? {
             return Ok(Turn::Locked { session, lock });
         }
@@ -83,7 +83,7 @@ async fn acquire(
     session: &SessionRow,
 ) -> Result<Option<NaiveDateTime>, ApiError> {
     let now = time::now();
-    let stale_before = lifecycle::lock_stale_before(state, now);
+    let stale_before = permits::lock_stale_before(state, now);
     let taken =
         store::sessions::take_finalize_lock(state.db(), session.id, now, stale_before).await?;
     match taken {

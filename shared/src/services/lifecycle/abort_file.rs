@@ -3,11 +3,12 @@
 use uuid::Uuid;
 
 use super::cleanup::release_file;
-use super::{lock_stale_before, permit, permit_again};
+use super::permit_again;
 use crate::auth::User;
 use crate::domain::SessionAction;
 use crate::error::ApiError;
 use crate::services::lookup;
+use crate::services::permits::{lock_stale_before, permit};
 use crate::state::AppState;
 use crate::store;
 use crate::time;

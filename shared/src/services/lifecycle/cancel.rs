@@ -3,11 +3,12 @@
 use uuid::Uuid;
 
 use super::cleanup::{claim_leftover, release_session};
-use super::{changed_meanwhile, lock_stale_before, permit, permit_again};
+use super::{changed_meanwhile, permit_again};
 use crate::auth::User;
 use crate::domain::{Permit, SessionAction};
 use crate::error::ApiError;
 use crate::services::lookup;
+use crate::services::permits::{lock_stale_before, permit};
 use crate::state::AppState;
 use crate::store;
 use crate::time;

@@ -4,11 +4,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{changed_meanwhile, lock_stale_before, permit, permit_again};
+use super::{changed_meanwhile, permit_again};
 use crate::auth::User;
 use crate::domain::SessionAction;
 use crate::error::ApiError;
 use crate::services::lookup;
+use crate::services::permits::{lock_stale_before, permit};
 use crate::state::AppState;
 use crate::store;
 use crate::time;

@@ -5,10 +5,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{lifecycle_of, permit};
 use crate::auth::User;
 use crate::domain::{Crc32c, FileStatus, SessionAction, SessionStatus};
 use crate::error::ApiError;
+use crate::services::permits::{lifecycle_of, permit};
 use crate::state::AppState;
 use crate::store::{self, FileRow, SessionRow};
 use crate::time;

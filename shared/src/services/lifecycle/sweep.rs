@@ -10,10 +10,11 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::cleanup::release_session;
-use super::{lease_expired_before, lock_stale_before};
+use super::lease_expired_before;
 use crate::domain::SessionStatus;
 use crate::error::ApiError;
 use crate::s3::OpenUpload;
+use crate::services::permits::lock_stale_before;
 use crate::state::AppState;
 use crate::store::{self, sessions::SweepCutoffs};
 use crate::time;

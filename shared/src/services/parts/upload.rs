@@ -13,7 +13,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::http::ApiRequest;
-use crate::services::{lifecycle, lookup};
+use crate::services::{lookup, permits};
 use crate::state::AppState;
 use crate::store::parts::{NewPart, Overwrite};
 use crate::store::{self, FileRow, SessionRow};
@@ -160,9 +160,9 @@ async fn uploadable_file(
 ) -> Result<(SessionRow, FileRow), ApiError> {
     let (session, file) =
         lookup::owned_session_and_file(state.db(), session_id, file_id, user).await?;
-    lifecycle::permit(state, &session, SessionAction::UploadParts).await?;
+    permits::permit(state, &session, SessionAction::UploadParts).await?;
     let file = file?;
-    lifecycle::file_permit(&file, FileAction::UploadPart)?;
+    permits::file_permit(&file, FileAction::UploadPart)?;
     Ok((session, file))
 }
 

@@ -7,13 +7,13 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{file_permit, permit};
 use crate::auth::User;
 use crate::domain::{Crc32c, FieldErrors, FileAction, JsonObject, PartNumber, SessionAction};
 use crate::error::ApiError;
 use crate::services::files::{
     PartChecksums, PresignedPartUrl, parse_part_checksums, presign_parts,
 };
+use crate::services::permits::{file_permit, permit};
 use crate::services::{lookup, parts};
 use crate::state::AppState;
 use crate::store::FileRow;
