@@ -163,3 +163,54 @@ async fn postgres_under_verify_full_trusts_the_ssl_cert_file_ca(pool: PgPool) {
     app.create_session(json!([pdf_meta("a.pdf", 64)])).await;
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn postgres_under_verify_ca_checks_the_chain_but_not_the_name(pool: PgPool) {
+    // The server's certificate names 127.0.0.1 only; the URL says localhost.
+    let dir = std::env::temp_dir().join(format!("moc-pg-tls-{}", uuid::Uuid::new_v4().simple()));
+    let (ca, cert, key) = make_ca(&dir);
+    let port = tls_front(&cert, &key).await;
+    let database = pool.connect_options().get_database().unwrap().to_owned();
+    let app_with = |sslmode: &str, trusted: bool| {
+        let url = format!("postgres://postgres@localhost:{port}/{database}?sslmode={sslmode}");
+        let config = Config::from_lookup(|name| match name {
+            "DATABASE_URL" => Some(url.clone()),
+            "MOC_BUCKET" => Some(BUCKET.into()),
+            "AUTH_BYPASS" => Some("true".into()),
+            "SSL_CERT_FILE" => trusted.then(|| ca.display().to_string()),
+            _ => None,
+        })
+        .unwrap();
+        moc_shared::db::pool(&config).unwrap()
+    };
+    let create = json!({"files": [pdf_meta("a.pdf", 64)]});
+
+    // verify-full: a trusted chain for another name is refused.
+    let full = TestApp::with_db(app_with("verify-full", true), &[]).await;
+    let refused = full
+        .post("/api/mocs/uploads/sessions", create.clone())
+        .await;
+    assert!(
+        refused.is_server_error(),
+        "{:?} {}",
+        refused.status,
+        refused.body
+    );
+    // verify-ca: an untrusted chain is refused; the trusted one is enough.
+    let untrusted = TestApp::with_db(app_with("verify-ca", false), &[]).await;
+    let refused = untrusted
+        .post("/api/mocs/uploads/sessions", create.clone())
+        .await;
+    assert!(
+        refused.is_server_error(),
+        "{:?} {}",
+        refused.status,
+        refused.body
+    );
+    let ca_only = TestApp::with_db(app_with("verify-ca", true), &[]).await;
+    ca_only
+        .post("/api/mocs/uploads/sessions", create)
+        .await
+        .assert_status(201);
+    std::fs::remove_dir_all(dir).unwrap();
+}
