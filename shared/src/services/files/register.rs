@@ -225,3 +225,60 @@ fn check_file(
     }
     Ok(plan)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn errors_of(body: Value) -> Vec<(String, Vec<String>)> {
+        match RegisterInput::read(&body) {
+            Err(ApiError::Validation(errors)) => errors.0.into_iter().collect(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_problem_of_the_flattened_body_is_listed_at_once() {
+        let errors = errors_of(json!({
+            "category": "video", "name": null, "size": 1.5, "type": "x", "ext": "pdf",
+            "partCount": 0, "fileId": "nope", "crc32c": 3,
+            "partChecksums": [{"partNumber": 1, "crc32c": "yZRlqg=="}],
+        }));
+        let expected = [
+            (
+                "category",
+                "must be one of instruction, parts-list, image, thumbnail",
+            ),
+            ("crc32c", "must be a string"),
+            ("fileId", "must be a UUID"),
+            ("name", "is required"),
+            ("partChecksums", "needs partCount"),
+            ("partCount", "must be between 1 and 10000"),
+            (
+                "size",
+                "must be an integer between 1 and 9223372036854775807",
+            ),
+        ]
+        .map(|(path, message)| (path.to_owned(), vec![message.to_owned()]));
+        assert_eq!(errors, expected);
+        assert_eq!(
+            errors_of(json!([{"category": "instruction"}])),
+            [("body".to_owned(), vec!["must be an object".to_owned()])]
+        );
+    }
+
+    #[test]
+    fn a_valid_body_reads_with_its_part_checksums() {
+        let input = RegisterInput::read(&json!({
+            "category": "instruction", "name": "a.pdf", "size": 10, "type": "application/pdf",
+            "ext": "pdf", "partCount": 1, "fileId": null, "crc32c": "yZRlqg==",
+            "partChecksums": [{"partNumber": 1, "crc32c": "yZRlqg=="}], "unknown": 1,
+        }))
+        .unwrap();
+        assert_eq!(input.file.name, "a.pdf");
+        assert_eq!((input.part_count, input.file_id), (Some(1), None));
+        assert!(input.crc32c.is_some());
+        assert_eq!(input.part_checksums.len(), 1);
+    }
+}
