@@ -1,5 +1,8 @@
 //! The API's machine-readable contract: an OpenAPI 3.1 document derived
-//! from the types that serialize the bodies (docs/adr/0006-openapi-from-types.md).
+//! from the types that serialize the bodies (docs/adr/0006-openapi-from-types.md),
+//! and from the request body types the handlers read (each beside its
+//! validation in `services`, `domain::FileMetadataBody` for a file's
+//! metadata; `domain::validate` says how one type does both).
 //! What OpenAPI cannot say (ordering of checks, concurrency, S3 layout, slug
 //! rules) is in docs/contract.md.
 //!
@@ -22,7 +25,6 @@ use utoipa::{Modify, OpenApi};
 use crate::error::ErrorBody;
 
 mod operations;
-pub mod requests;
 
 /// IDs that `seeds/dev.sql` creates, so that examples reach the happy paths
 /// of a seeded dev server (a test checks the seed file still has them).

@@ -6,7 +6,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::limits::UploadLimits;
-use super::validate::{FieldErrors, JsonObject};
+use super::validate::{FieldErrors, Raw, field_path, read_body};
 
 /// A size in bytes. Sizes in the API are integers > 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -199,37 +199,64 @@ pub enum FileRejection {
     UnsupportedType { allowed: &'static [&'static str] },
 }
 
-impl FileMetadata {
-    /// Reads the schema of one `FileMetadata` object at `path`.
-    pub fn from_json(path: &str, value: &Value, errors: &mut FieldErrors) -> Option<Self> {
-        let obj = JsonObject::new(path, value, errors);
-        if !obj.is_object() {
-            return None;
-        }
-        let field = |key: &str| {
-            if path.is_empty() {
-                key.to_owned()
-            } else {
-                format!("{path}.{key}")
-            }
-        };
-        let category = obj.string("category", 1..=32, errors).and_then(|raw| {
-            let parsed = FileCategory::parse(&raw);
-            if parsed.is_none() {
-                errors.add(
-                    field("category"),
-                    "must be one of instruction, parts-list, image, thumbnail",
-                );
-            }
-            parsed
-        });
-        let name = obj.string("name", 1..=255, errors);
-        let size = obj.integer("size", 1..=i64::MAX.unsigned_abs(), errors);
-        let mime_type = obj.string("type", 1..=255, errors);
-        let ext = obj.string("ext", 1..=10, errors).and_then(|raw| {
+/// What a client declares about one file (contract §4.1).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "category": "instruction", "name": "castle-instructions.pdf",
+    "size": 12582912, "type": "application/pdf", "ext": "pdf"
+}))]
+pub struct FileMetadataBody {
+    #[schema(value_type = FileCategory)]
+    pub category: Raw,
+    /// Characters, not bytes; no control characters.
+    #[schema(value_type = String, min_length = 1, max_length = 255, pattern = r"^[^\x00-\x1F]*$")]
+    pub name: Raw,
+    /// Bytes. Over the category's limit is 413 SIZE_TOO_LARGE
+    /// (`details.reason` FILE_TOO_LARGE).
+    #[schema(value_type = u64, minimum = 1, maximum = 9223372036854775807_u64, format = Int64)]
+    pub size: Raw,
+    /// MIME type, compared case-insensitively; one the category does not
+    /// allow is 415 INVALID_TYPE (`details.reason` UNSUPPORTED_MEDIA_TYPE).
+    #[serde(rename = "type")]
+    #[schema(
+        value_type = String,
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x1F]*$"
+    )]
+    pub mime_type: Raw,
+    /// Letters and digits, with or without the leading dot.
+    #[schema(value_type = String, min_length = 1, max_length = 10, pattern = r"^\.*[A-Za-z0-9]+$")]
+    pub ext: Raw,
+}
+
+impl FileMetadataBody {
+    /// The metadata, if every field holds to its schema; otherwise each
+    /// problem is in `errors` under `path`.
+    pub fn validate(&self, path: &str, errors: &mut FieldErrors) -> Option<FileMetadata> {
+        let at = |key: &str| field_path(path, key);
+        let category = self
+            .category
+            .string(&at("category"), 1..=32, errors)
+            .and_then(|raw| {
+                let parsed = FileCategory::parse(&raw);
+                if parsed.is_none() {
+                    errors.add(
+                        at("category"),
+                        "must be one of instruction, parts-list, image, thumbnail",
+                    );
+                }
+                parsed
+            });
+        let name = self.name.string(&at("name"), 1..=255, errors);
+        let size = self
+            .size
+            .integer(&at("size"), 1..=i64::MAX.unsigned_abs(), errors);
+        let mime_type = self.mime_type.string(&at("type"), 1..=255, errors);
+        let ext = self.ext.string(&at("ext"), 1..=10, errors).and_then(|raw| {
             let parsed = Extension::parse(&raw);
             if parsed.is_none() {
-                errors.add(field("ext"), "must be 1 to 10 letters or digits");
+                errors.add(at("ext"), "must be 1 to 10 letters or digits");
             }
             parsed
         });
@@ -240,6 +267,13 @@ impl FileMetadata {
             mime_type: mime_type?.trim().to_ascii_lowercase(),
             ext: ext?,
         })
+    }
+}
+
+impl FileMetadata {
+    /// Reads one file's metadata object at `path` (a [`FileMetadataBody`]).
+    pub fn read(path: &str, value: &Value, errors: &mut FieldErrors) -> Option<Self> {
+        read_body::<FileMetadataBody>(path, value, errors)?.validate(path, errors)
     }
 
     /// Size (413) before MIME (415), as docs/contract.md §4.1 orders them.
@@ -292,7 +326,7 @@ mod tests {
 
     fn parse(value: Value) -> Result<FileMetadata, FieldErrors> {
         let mut errors = FieldErrors::default();
-        match FileMetadata::from_json("", &value, &mut errors) {
+        match FileMetadata::read("", &value, &mut errors) {
             Some(meta) if errors.is_empty() => Ok(meta),
             _ => Err(errors),
         }

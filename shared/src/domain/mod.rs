@@ -23,8 +23,8 @@ mod verify;
 pub use checksum::{Crc32c, Crc32cSyntax};
 pub use etag::{etag_eq, looks_like_part_etag};
 pub use file::{
-    ByteSize, DeclaredFiles, Extension, FileCategory, FileMetadata, FileRejection, MAX_STORED_SIZE,
-    SizeTooLarge,
+    ByteSize, DeclaredFiles, Extension, FileCategory, FileMetadata, FileMetadataBody,
+    FileRejection, MAX_STORED_SIZE, SizeTooLarge,
 };
 pub use keys::{ObjectKey, key_safe_user_id};
 pub use lifecycle::{FileAction, FileRefusal, Permit, Refusal, SessionAction, SessionState};
@@ -35,5 +35,5 @@ pub use part::{PartNumber, PartPlan, S3_MIN_PART_SIZE, StoredPart};
 pub use session_metadata::SessionMetadata;
 pub use slug::{SLUG_MAX_LEN, slug_candidate, slugify};
 pub use status::{FileStatus, SessionStatus};
-pub use validate::{FieldErrors, JsonObject, TextKind, text_problem};
+pub use validate::{FieldErrors, Raw, TextKind, field_path, read_body, text_problem};
 pub use verify::{FileVerificationProblem, VerificationFailure};

@@ -1,10 +1,19 @@
 //! Schema checks for JSON bodies that report every problem by field path, as
 //! docs/contract.md §0 asks (`details.errors: {"files[0].size": ["…"]}`).
+//!
+//! Each JSON request body is one type, a struct of [`Raw`] fields that
+//! derives both `Deserialize` and the OpenAPI schema (`ToSchema`), so the
+//! document and the handler read the same description. A derived
+//! `Deserialize` of typed fields would stop at the first problem; `Raw`
+//! fields never fail, and the body's `validate` runs the checks below on
+//! each, collecting every problem by field path in one pass.
 
 use std::collections::BTreeMap;
 use std::ops::RangeInclusive;
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// Field path → messages, in a stable order.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -51,160 +60,119 @@ pub fn text_problem(text: &str, kind: TextKind) -> Option<&'static str> {
         })
 }
 
-/// A JSON object under a field path, read field by field. Each accessor
-/// records a problem and returns `None` rather than failing fast.
-pub struct JsonObject<'a> {
-    path: String,
-    map: Option<&'a Map<String, Value>>,
-}
+/// A field of a request body as sent: any JSON value, `None` when absent or
+/// `null`. Its `Deserialize` never fails (a missing field deserialises as
+/// `None` too), so a body struct of `Raw` fields reads from any JSON object;
+/// the checks below then report each problem under the field's path rather
+/// than failing at the first. The body struct's `#[schema(value_type = ..)]`
+/// states the type the checks hold the field to.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Raw(Option<Value>);
 
-impl<'a> JsonObject<'a> {
-    pub fn new(path: impl Into<String>, value: &'a Value, errors: &mut FieldErrors) -> Self {
-        let path = path.into();
-        let map = value.as_object();
-        if map.is_none() {
-            errors.add(display_path(&path), "must be an object");
-        }
-        Self { path, map }
+impl Raw {
+    pub fn value(&self) -> Option<&Value> {
+        self.0.as_ref()
     }
 
-    pub fn is_object(&self) -> bool {
-        self.map.is_some()
-    }
-
-    fn field_path(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
-    }
-
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map?.get(key).filter(|v| !v.is_null())
+    pub fn is_absent(&self) -> bool {
+        self.0.is_none()
     }
 
     pub fn string(
         &self,
-        key: &str,
+        path: &str,
         chars: RangeInclusive<usize>,
         errors: &mut FieldErrors,
     ) -> Option<String> {
-        self.map?;
-        match self.get(key) {
-            None => {
-                errors.add(self.field_path(key), "is required");
-                None
-            }
-            Some(_) => self.optional_string(key, chars, errors),
+        if self.is_absent() {
+            errors.add(path, "is required");
+            return None;
         }
+        self.optional_string(path, chars, errors)
     }
 
     pub fn optional_string(
         &self,
-        key: &str,
+        path: &str,
         chars: RangeInclusive<usize>,
         errors: &mut FieldErrors,
     ) -> Option<String> {
-        self.optional_text(key, chars, TextKind::Line, errors)
+        self.optional_text(path, chars, TextKind::Line, errors)
     }
 
     /// An optional string of `chars` characters whose control characters
     /// follow `kind`.
     pub fn optional_text(
         &self,
-        key: &str,
+        path: &str,
         chars: RangeInclusive<usize>,
         kind: TextKind,
         errors: &mut FieldErrors,
     ) -> Option<String> {
-        match self.get(key)? {
-            Value::String(s) => {
-                let len = s.chars().count();
-                if let Some(problem) = text_problem(s, kind) {
-                    errors.add(self.field_path(key), problem);
-                    None
-                } else if chars.contains(&len) {
-                    Some(s.clone())
-                } else {
-                    errors.add(
-                        self.field_path(key),
-                        format!(
-                            "must be {} to {} characters long",
-                            chars.start(),
-                            chars.end()
-                        ),
-                    );
-                    None
-                }
-            }
-            _ => {
-                errors.add(self.field_path(key), "must be a string");
-                None
-            }
+        let Value::String(s) = self.value()? else {
+            errors.add(path, "must be a string");
+            return None;
+        };
+        if let Some(problem) = text_problem(s, kind) {
+            errors.add(path, problem);
+            return None;
         }
+        if !chars.contains(&s.chars().count()) {
+            errors.add(
+                path,
+                format!(
+                    "must be {} to {} characters long",
+                    chars.start(),
+                    chars.end()
+                ),
+            );
+            return None;
+        }
+        Some(s.clone())
     }
 
     pub fn integer(
         &self,
-        key: &str,
+        path: &str,
         range: RangeInclusive<u64>,
         errors: &mut FieldErrors,
     ) -> Option<u64> {
-        self.map?;
-        if self.get(key).is_none() {
-            errors.add(self.field_path(key), "is required");
+        if self.is_absent() {
+            errors.add(path, "is required");
             return None;
         }
-        self.optional_integer(key, range, errors)
+        self.optional_integer(path, range, errors)
     }
 
     pub fn optional_integer(
         &self,
-        key: &str,
+        path: &str,
         range: RangeInclusive<u64>,
         errors: &mut FieldErrors,
     ) -> Option<u64> {
-        let value = self.get(key)?;
+        let value = self.value()?;
+        let (start, end) = (range.start(), range.end());
         match value.as_u64() {
-            Some(n) if range.contains(&n) => Some(n),
-            Some(_) => {
-                errors.add(
-                    self.field_path(key),
-                    format!("must be between {} and {}", range.start(), range.end()),
-                );
-                None
-            }
+            Some(n) if range.contains(&n) => return Some(n),
+            Some(_) => errors.add(path, format!("must be between {start} and {end}")),
             None if value.is_i64() => {
-                errors.add(
-                    self.field_path(key),
-                    format!("must be between {} and {}", range.start(), range.end()),
-                );
-                None
+                errors.add(path, format!("must be between {start} and {end}"))
             }
-            None if value.is_number() => {
-                errors.add(
-                    self.field_path(key),
-                    format!(
-                        "must be an integer between {} and {}",
-                        range.start(),
-                        range.end()
-                    ),
-                );
-                None
-            }
-            None => {
-                errors.add(self.field_path(key), "must be an integer");
-                None
-            }
+            None if value.is_number() => errors.add(
+                path,
+                format!("must be an integer between {start} and {end}"),
+            ),
+            None => errors.add(path, "must be an integer"),
         }
+        None
     }
 
     /// An optional string of at most `max_chars` characters that parses as
     /// `T`; the parse error is the field's message.
     pub fn optional_parsed<T>(
         &self,
-        key: &str,
+        path: &str,
         max_chars: usize,
         errors: &mut FieldErrors,
     ) -> Option<T>
@@ -212,18 +180,18 @@ impl<'a> JsonObject<'a> {
         T: std::str::FromStr,
         T::Err: std::fmt::Display,
     {
-        let raw = self.optional_string(key, 1..=max_chars, errors)?;
+        let raw = self.optional_string(path, 1..=max_chars, errors)?;
         raw.parse()
-            .map_err(|e: T::Err| errors.add(self.field_path(key), e.to_string()))
+            .map_err(|e: T::Err| errors.add(path, e.to_string()))
             .ok()
     }
 
-    pub fn optional_uuid(&self, key: &str, errors: &mut FieldErrors) -> Option<uuid::Uuid> {
-        let raw = self.optional_string(key, 1..=64, errors)?;
+    pub fn optional_uuid(&self, path: &str, errors: &mut FieldErrors) -> Option<uuid::Uuid> {
+        let raw = self.optional_string(path, 1..=64, errors)?;
         match uuid::Uuid::parse_str(&raw) {
             Ok(id) => Some(id),
             Err(_) => {
-                errors.add(self.field_path(key), "must be a UUID");
+                errors.add(path, "must be a UUID");
                 None
             }
         }
@@ -232,14 +200,12 @@ impl<'a> JsonObject<'a> {
     /// A required array of `len` items; each item is handed to `item` with its path.
     pub fn array<T>(
         &self,
-        key: &str,
+        path: &str,
         len: RangeInclusive<usize>,
         errors: &mut FieldErrors,
-        mut item: impl FnMut(String, &'a Value, &mut FieldErrors) -> Option<T>,
+        mut item: impl FnMut(String, &Value, &mut FieldErrors) -> Option<T>,
     ) -> Option<Vec<T>> {
-        self.map?;
-        let path = self.field_path(key);
-        let Some(value) = self.get(key) else {
+        let Some(value) = self.value() else {
             errors.add(path, "is required");
             return None;
         };
@@ -249,7 +215,7 @@ impl<'a> JsonObject<'a> {
         };
         if !len.contains(&items.len()) {
             errors.add(
-                path.clone(),
+                path,
                 format!("must contain {} to {} items", len.start(), len.end()),
             );
             return None;
@@ -260,6 +226,33 @@ impl<'a> JsonObject<'a> {
             .map(|(i, v)| item(format!("{path}[{i}]"), v, errors))
             .collect();
         parsed.into_iter().collect()
+    }
+}
+
+/// The body type `T` (a struct of [`Raw`] fields) read from the JSON value
+/// at `path`; a value that is not an object is that path's error ("body"
+/// for the whole body).
+pub fn read_body<T: DeserializeOwned>(
+    path: &str,
+    value: &Value,
+    errors: &mut FieldErrors,
+) -> Option<T> {
+    if !value.is_object() {
+        errors.add(display_path(path), "must be an object");
+        return None;
+    }
+    // Never fails for an object: every field is a `Raw` (or a struct of them).
+    T::deserialize(value)
+        .map_err(|error| errors.add(display_path(path), error.to_string()))
+        .ok()
+}
+
+/// The path of field `key` of the object at `path` (`""`: the body).
+pub fn field_path(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
     }
 }
 
@@ -276,18 +269,39 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[derive(Deserialize)]
+    struct Body {
+        name: Raw,
+        size: Raw,
+        missing: Raw,
+        count: Raw,
+        files: Raw,
+    }
+
+    #[derive(Deserialize)]
+    struct Item {
+        a: Raw,
+    }
+
     #[test]
     fn reports_each_problem_under_its_path() {
-        let body = json!({"name": 7, "size": -1, "count": "3", "files": [{"a": 1}, 2]});
+        let value = json!({"name": 7, "size": -1, "count": "3", "files": [{"a": 1}, 2]});
         let mut errors = FieldErrors::default();
-        let obj = JsonObject::new("", &body, &mut errors);
-        assert!(obj.string("name", 1..=10, &mut errors).is_none());
-        assert!(obj.integer("size", 1..=10, &mut errors).is_none());
-        assert!(obj.string("missing", 1..=10, &mut errors).is_none());
-        assert!(obj.integer("count", 1..=10, &mut errors).is_none());
-        let files = obj.array("files", 1..=5, &mut errors, |path, v, errors| {
-            JsonObject::new(path, v, errors).integer("a", 1..=1, errors)
-        });
+        let body: Body = read_body("", &value, &mut errors).unwrap();
+        assert!(body.name.string("name", 1..=10, &mut errors).is_none());
+        assert!(body.size.integer("size", 1..=10, &mut errors).is_none());
+        assert!(
+            body.missing
+                .string("missing", 1..=10, &mut errors)
+                .is_none()
+        );
+        assert!(body.count.integer("count", 1..=10, &mut errors).is_none());
+        let files = body
+            .files
+            .array("files", 1..=5, &mut errors, |path, v, errors| {
+                let item: Item = read_body(&path, v, errors)?;
+                item.a.integer(&field_path(&path, "a"), 1..=1, errors)
+            });
         assert!(files.is_none());
         assert_eq!(errors.0["name"], vec!["must be a string"]);
         assert_eq!(errors.0["size"], vec!["must be between 1 and 10"]);
@@ -295,6 +309,19 @@ mod tests {
         assert_eq!(errors.0["count"], vec!["must be an integer"]);
         assert_eq!(errors.0["files[1]"], vec!["must be an object"]);
         assert!(!errors.0.contains_key("files[0].a"));
+    }
+
+    #[test]
+    fn null_is_absent_and_a_body_that_is_not_an_object_is_refused() {
+        let mut errors = FieldErrors::default();
+        let body: Body = read_body("", &json!({"name": null}), &mut errors).unwrap();
+        assert!(body.name.is_absent() && body.files.is_absent());
+        assert!(errors.is_empty());
+        for value in [json!([{"name": "a"}]), json!("a"), json!(null)] {
+            let mut errors = FieldErrors::default();
+            assert!(read_body::<Body>("", &value, &mut errors).is_none());
+            assert_eq!(errors.0["body"], vec!["must be an object"]);
+        }
     }
 
     #[test]
@@ -308,10 +335,9 @@ mod tests {
 
     #[test]
     fn empty_array_is_a_schema_violation() {
-        let body = json!({"files": []});
+        let files = Raw(Some(json!([])));
         let mut errors = FieldErrors::default();
-        let obj = JsonObject::new("", &body, &mut errors);
-        let files = obj.array("files", 1..=5, &mut errors, |_, _, _| Some(()));
+        let files = files.array("files", 1..=5, &mut errors, |_, _, _| Some(()));
         assert!(files.is_none());
         assert!(errors.0["files"][0].contains("1 to 5"));
     }

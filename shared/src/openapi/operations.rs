@@ -11,17 +11,15 @@ use utoipa::IntoParams;
 use crate::error::ErrorBody;
 
 use crate::openapi::examples::{RESUME_FILE, RESUME_SESSION};
-use crate::openapi::requests::{
-    BatchRegisterRequest, CompleteFileRequest, CreateSessionRequest, FinalizeRequest,
-    FreshUrlsRequest, RegisterFileRequest,
-};
 use crate::openapi::responses::{FinalizeReplay, PartBytes};
-use crate::services::files::FreshUrls;
-use crate::services::files::{BatchResults, CompletedFile, Registration};
-use crate::services::finalize::MocView;
+use crate::services::files::{
+    BatchRegisterRequest, BatchResults, CompleteFileRequest, CompletedFile, FreshUrls,
+    FreshUrlsRequest, RegisterFileRequest, Registration,
+};
+use crate::services::finalize::{FinalizeRequest, MocView};
 use crate::services::lifecycle::{Extended, SessionList, SessionView, SweepReport};
 use crate::services::parts::{PartList, UploadedPart};
-use crate::services::sessions::CreatedSession;
+use crate::services::sessions::{CreateSessionRequest, CreatedSession};
 
 /// The path of a session's routes: `{sessionId}`.
 #[derive(IntoParams)]

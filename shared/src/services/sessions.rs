@@ -1,6 +1,9 @@
-//! Creating upload sessions (docs/contract.md §4.1).
+//! Creating upload sessions (docs/contract.md §4.1). The body is
+//! [`CreateSessionRequest`]: the one type that both the handler reads and the
+//! OpenAPI document describes (`domain::validate` says why its fields are
+//! `Raw`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -8,7 +11,8 @@ use uuid::Uuid;
 use crate::auth::User;
 use crate::config::Config;
 use crate::domain::{
-    DeclaredFiles, FieldErrors, FileCategory, FileMetadata, JsonObject, SessionMetadata,
+    DeclaredFiles, FieldErrors, FileCategory, FileMetadata, FileMetadataBody, Raw, SessionMetadata,
+    read_body,
 };
 use crate::error::ApiError;
 use crate::rate_limit;
@@ -74,24 +78,53 @@ pub async fn create(
     })
 }
 
-/// The declared files and the optional title (trimmed, not blank).
+/// POST /api/mocs/uploads/sessions (contract §4.1).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CreateSessionRequest {
+    /// At least one `instruction` file; parts lists ≤ 5, images and
+    /// thumbnails ≤ 10 (400 VALIDATION_ERROR, `details.reason`
+    /// FILE_COUNT_EXCEEDED).
+    #[schema(value_type = Vec<FileMetadataBody>, min_items = 1, max_items = 200)]
+    pub files: Raw,
+    /// What the upload is, for the session listing (§4.15) to show on
+    /// another device; trimmed, not blank. Finalize still takes its own.
+    #[schema(
+        value_type = Option<String>,
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1F]*\S[^\x00-\x1F]*$",
+        example = "Medieval Castle"
+    )]
+    pub title: Raw,
+}
+
+impl CreateSessionRequest {
+    /// The declared files and the optional title (trimmed, not blank).
+    fn validate(&self, errors: &mut FieldErrors) -> Option<(Vec<FileMetadata>, Option<String>)> {
+        let files = self.files.array(
+            "files",
+            1..=MAX_DECLARED_FILES,
+            errors,
+            |path, value, errors| FileMetadata::read(&path, value, errors),
+        );
+        let title = self
+            .title
+            .optional_string("title", 1..=200, errors)
+            .map(|title| title.trim().to_owned());
+        if title.as_deref() == Some("") {
+            errors.add("title", "must not be blank");
+        }
+        Some((files?, title))
+    }
+}
+
+/// The declared files and the optional title of a create body.
 fn parse_create(body: &Value) -> Result<(Vec<FileMetadata>, Option<String>), ApiError> {
     let mut errors = FieldErrors::default();
-    let obj = JsonObject::new("", body, &mut errors);
-    let files = obj.array(
-        "files",
-        1..=MAX_DECLARED_FILES,
-        &mut errors,
-        |path, value, errors| FileMetadata::from_json(&path, value, errors),
-    );
-    let title = obj
-        .optional_string("title", 1..=200, &mut errors)
-        .map(|title| title.trim().to_owned());
-    if title.as_deref() == Some("") {
-        errors.add("title", "must not be blank");
-    }
-    match files {
-        Some(files) if errors.is_empty() => Ok((files, title)),
+    let parsed = read_body::<CreateSessionRequest>("", body, &mut errors)
+        .and_then(|request| request.validate(&mut errors));
+    match parsed {
+        Some(parsed) if errors.is_empty() => Ok(parsed),
         _ => Err(ApiError::Validation(errors)),
     }
 }

@@ -1,7 +1,9 @@
 //! Completing a file (docs/contract.md §4.6): its listed parts held to what
-//! S3 holds, then one CompleteMultipartUpload.
+//! S3 holds, then one CompleteMultipartUpload. The body is
+//! [`CompleteFileRequest`], which the handler reads and the OpenAPI document
+//! describes (`domain::validate` says why its fields are `Raw`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -9,8 +11,9 @@ use uuid::Uuid;
 use crate::auth::User;
 use crate::db::Tx;
 use crate::domain::{
-    Crc32c, FieldErrors, FileAction, JsonObject, ListedPartsProblem, PartNumber, PartPlan, Permit,
-    Refusal, S3_MIN_PART_SIZE, SessionAction, check_listed_parts, check_stored_parts,
+    Crc32c, FieldErrors, FileAction, ListedPartsProblem, PartNumber, PartPlan, Permit, Raw,
+    Refusal, S3_MIN_PART_SIZE, SessionAction, check_listed_parts, check_stored_parts, field_path,
+    read_body,
 };
 use crate::error::ApiError;
 use crate::s3::StoredPart;
@@ -26,27 +29,58 @@ pub struct CompletedFile {
     pub file_url: String,
 }
 
+/// One part as the client saw it: its number and the ETag S3 answered.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListedPart {
+    #[schema(value_type = u16, minimum = 1, maximum = 10000)]
+    pub part_number: Raw,
+    #[schema(value_type = String, min_length = 1, max_length = 1024, pattern = r"^[^\x00-\x1F]*$")]
+    pub etag: Raw,
+}
+
+impl ListedPart {
+    fn validate(&self, path: &str, errors: &mut FieldErrors) -> Option<(PartNumber, String)> {
+        let number = self.part_number.integer(
+            &field_path(path, "partNumber"),
+            1..=u64::from(PartNumber::MAX),
+            errors,
+        );
+        let etag = self
+            .etag
+            .string(&field_path(path, "etag"), 1..=1024, errors);
+        let number = u16::try_from(number?).ok().and_then(PartNumber::new)?;
+        Some((number, etag?))
+    }
+}
+
+/// POST …/complete (contract §4.6). `{}` completes with the parts S3
+/// holds: they must be exactly 1..partCount, every one but the last at least
+/// 5 MiB (400 PARTS_VALIDATION_ERROR names the missing or small ones).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[schema(example = json!({"parts": [{"partNumber": 1, "etag": "\"5d41402abc4b2a76b9719d911017c592\""}]}))]
+pub struct CompleteFileRequest {
+    /// Each part with the ETag S3 answered for it; held to S3's list.
+    #[schema(value_type = Option<Vec<ListedPart>>, min_items = 1, max_items = 10000)]
+    pub parts: Raw,
+}
+
 /// The parts a client lists in a complete request; `None` for `{}` (or
 /// `parts: null`): complete with what S3 holds (§4.6).
 pub fn parse_listed_parts(body: &Value) -> Result<Option<Vec<(PartNumber, String)>>, ApiError> {
     let mut errors = FieldErrors::default();
-    let obj = JsonObject::new("", body, &mut errors);
-    if !errors.is_empty() {
+    let Some(request) = read_body::<CompleteFileRequest>("", body, &mut errors) else {
         return Err(ApiError::Validation(errors));
-    }
-    if body.get("parts").is_none_or(Value::is_null) {
+    };
+    if request.parts.is_absent() {
         return Ok(None);
     }
-    let parts = obj.array(
+    let parts = request.parts.array(
         "parts",
         1..=usize::from(PartNumber::MAX),
         &mut errors,
         |path, value, errors| {
-            let obj = JsonObject::new(path, value, errors);
-            let number = obj.integer("partNumber", 1..=u64::from(PartNumber::MAX), errors);
-            let etag = obj.string("etag", 1..=1024, errors);
-            let number = u16::try_from(number?).ok().and_then(PartNumber::new)?;
-            Some((number, etag?))
+            read_body::<ListedPart>(&path, value, errors)?.validate(&path, errors)
         },
     );
     match parts {

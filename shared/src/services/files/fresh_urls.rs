@@ -1,17 +1,20 @@
-//! Fresh presigned part URLs (docs/contract.md §4.12).
+//! Fresh presigned part URLs (docs/contract.md §4.12). The body is
+//! [`FreshUrlsRequest`], which the handler reads and the OpenAPI document
+//! describes (`domain::validate` says why its fields are `Raw`).
 
 use std::collections::HashSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{Array, Object, SchemaType, Type};
 use uuid::Uuid;
 
 use crate::auth::User;
-use crate::domain::{Crc32c, FieldErrors, FileAction, JsonObject, PartNumber, SessionAction};
+use crate::domain::{Crc32c, FieldErrors, FileAction, PartNumber, Raw, SessionAction, read_body};
 use crate::error::ApiError;
 use crate::services::files::{
-    PartChecksums, PresignedPartUrl, parse_part_checksums, presign_parts,
+    PartChecksum, PartChecksums, PresignedPartUrl, parse_part_checksums, presign_parts,
 };
 use crate::services::permits::{file_permit, permit};
 use crate::services::{lookup, parts};
@@ -35,8 +38,9 @@ pub async fn fresh_urls(
     file_id: Uuid,
     body: Value,
 ) -> Result<FreshUrls, ApiError> {
-    let requested = parse_part_numbers(&body)?;
-    let identity = parse_identity(&body)?;
+    let request = FreshUrlsRequest::read(&body)?;
+    let requested = request.part_numbers()?;
+    let identity = request.identity()?;
     let session = lookup::owned_session(state.db(), session_id, user).await?;
     permit(state, &session, SessionAction::UploadParts).await?;
     let file = lookup::session_file(state.db(), session_id, file_id).await?;
@@ -44,7 +48,7 @@ pub async fn fresh_urls(
     check_identity(&file, identity)?;
     let (key, upload_id) = file.upload()?;
     let plan = file.plan(&session);
-    let checksums = part_checksums(&body, plan.part_count(), &file)?;
+    let checksums = request.part_checksums(plan.part_count(), &file)?;
     let parts: Vec<PartNumber> = match with_checksummed(requested, &checksums) {
         Some(numbers) => {
             let over: Vec<u16> = numbers
@@ -87,19 +91,6 @@ pub async fn fresh_urls(
 struct Identity {
     size: Option<u64>,
     crc32c: Option<Crc32c>,
-}
-
-fn parse_identity(body: &Value) -> Result<Identity, ApiError> {
-    let mut errors = FieldErrors::default();
-    let obj = JsonObject::new("", body, &mut errors);
-    let identity = Identity {
-        size: obj.optional_integer("size", 1..=i64::MAX.unsigned_abs(), &mut errors),
-        crc32c: obj.optional_parsed("crc32c", 64, &mut errors),
-    };
-    match errors.is_empty() {
-        true => Ok(identity),
-        false => Err(ApiError::Validation(errors)),
-    }
 }
 
 /// The wrong file is refused before any byte is sent (§4.12): a declared
@@ -161,60 +152,124 @@ fn with_checksummed(
     Some(numbers)
 }
 
-/// `partChecksums` (optional): the listed parts get URLs signed for their
-/// CRC32C, whether or not `partNumbers` names them too.
-fn part_checksums(
-    body: &Value,
-    part_count: u64,
-    file: &FileRow,
-) -> Result<PartChecksums, ApiError> {
-    let mut errors = FieldErrors::default();
-    let checksums =
-        parse_part_checksums(body, Some(part_count), file.crc32c().is_some(), &mut errors);
-    match errors.is_empty() {
-        true => Ok(checksums),
-        false => Err(ApiError::Validation(errors)),
-    }
+/// POST …/urls (contract §4.12): the listed parts (by number, by checksum
+/// or both), or `{}` for every part S3 does not hold yet.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"partNumbers": [2, 3]}))]
+pub struct FreshUrlsRequest {
+    /// Each at most the file's part count (422 otherwise).
+    #[schema(schema_with = part_numbers_schema, required = false)]
+    pub part_numbers: Raw,
+    /// Parts to sign for their CRC32C (a file registered with `crc32c`
+    /// only); they get URLs whether or not `partNumbers` lists them.
+    #[schema(value_type = Option<Vec<PartChecksum>>)]
+    pub part_checksums: Raw,
+    /// The size of the file about to be sent: another than the registered
+    /// file's is 409 FILE_ERROR (`details.reason` FILE_MISMATCH), no URL.
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 9223372036854775807_u64, format = Int64, example = 12582912)]
+    pub size: Raw,
+    /// The full-object CRC32C of the file about to be sent (S3's base64):
+    /// another than the one the file was registered with is 409 FILE_ERROR
+    /// (`details.reason` FILE_MISMATCH), no URL. Not compared for a file
+    /// registered without one.
+    #[schema(
+        value_type = Option<String>,
+        min_length = 8,
+        max_length = 8,
+        pattern = r"^[A-Za-z0-9+/]{5}[AQgw]==$",
+        example = "yZRlqg=="
+    )]
+    pub crc32c: Raw,
 }
 
-/// `{"partNumbers": [..]}` → those parts (deduplicated, ascending); `{}` →
-/// `None`, meaning every part S3 lacks.
-fn parse_part_numbers(body: &Value) -> Result<Option<Vec<PartNumber>>, ApiError> {
-    let mut errors = FieldErrors::default();
-    let obj = JsonObject::new("", body, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+fn part_numbers_schema() -> Array {
+    let number = Object::builder()
+        .schema_type(Type::Integer)
+        .minimum(Some(1))
+        .maximum(Some(10000));
+    Array::builder()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(number)
+        .min_items(Some(1))
+        .max_items(Some(10000))
+        .build()
+}
+
+impl FreshUrlsRequest {
+    /// The body, if it is an object. Its fields are checked each when it
+    /// is needed: the part numbers and the identity before any lookup, the
+    /// checksums once the file is known.
+    fn read(body: &Value) -> Result<Self, ApiError> {
+        let mut errors = FieldErrors::default();
+        read_body("", body, &mut errors).ok_or(ApiError::Validation(errors))
     }
-    if body.get("partNumbers").is_none_or(Value::is_null) {
-        return Ok(None);
-    }
-    let numbers = obj.array(
-        "partNumbers",
-        1..=usize::from(PartNumber::MAX),
-        &mut errors,
-        |path, value, errors| {
-            let n = value
-                .as_u64()
-                .filter(|n| (1..=u64::from(PartNumber::MAX)).contains(n));
-            match n
-                .and_then(|n| u16::try_from(n).ok())
-                .and_then(PartNumber::new)
-            {
-                Some(n) => Some(n),
-                None => {
-                    errors.add(path, "must be an integer from 1 to 10000");
-                    None
-                }
-            }
-        },
-    );
-    match numbers {
-        Some(mut numbers) if errors.is_empty() => {
-            numbers.sort();
-            numbers.dedup();
-            Ok(Some(numbers))
+
+    /// `{"partNumbers": [..]}` → those parts (deduplicated, ascending); `{}` →
+    /// `None`, meaning every part S3 lacks.
+    fn part_numbers(&self) -> Result<Option<Vec<PartNumber>>, ApiError> {
+        if self.part_numbers.is_absent() {
+            return Ok(None);
         }
-        _ => Err(ApiError::Validation(errors)),
+        let mut errors = FieldErrors::default();
+        let numbers = self.part_numbers.array(
+            "partNumbers",
+            1..=usize::from(PartNumber::MAX),
+            &mut errors,
+            |path, value, errors| {
+                let n = value
+                    .as_u64()
+                    .filter(|n| (1..=u64::from(PartNumber::MAX)).contains(n));
+                match n
+                    .and_then(|n| u16::try_from(n).ok())
+                    .and_then(PartNumber::new)
+                {
+                    Some(n) => Some(n),
+                    None => {
+                        errors.add(path, "must be an integer from 1 to 10000");
+                        None
+                    }
+                }
+            },
+        );
+        match numbers {
+            Some(mut numbers) if errors.is_empty() => {
+                numbers.sort();
+                numbers.dedup();
+                Ok(Some(numbers))
+            }
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+
+    fn identity(&self) -> Result<Identity, ApiError> {
+        let mut errors = FieldErrors::default();
+        let identity = Identity {
+            size: self
+                .size
+                .optional_integer("size", 1..=i64::MAX.unsigned_abs(), &mut errors),
+            crc32c: self.crc32c.optional_parsed("crc32c", 64, &mut errors),
+        };
+        match errors.is_empty() {
+            true => Ok(identity),
+            false => Err(ApiError::Validation(errors)),
+        }
+    }
+
+    /// `partChecksums` (optional): the listed parts get URLs signed for their
+    /// CRC32C, whether or not `partNumbers` names them too.
+    fn part_checksums(&self, part_count: u64, file: &FileRow) -> Result<PartChecksums, ApiError> {
+        let mut errors = FieldErrors::default();
+        let checksums = parse_part_checksums(
+            &self.part_checksums,
+            Some(part_count),
+            file.crc32c().is_some(),
+            &mut errors,
+        );
+        match errors.is_empty() {
+            true => Ok(checksums),
+            false => Err(ApiError::Validation(errors)),
+        }
     }
 }
 
@@ -222,6 +277,10 @@ fn parse_part_numbers(body: &Value) -> Result<Option<Vec<PartNumber>>, ApiError>
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn parse_part_numbers(body: &Value) -> Result<Option<Vec<PartNumber>>, ApiError> {
+        FreshUrlsRequest::read(body)?.part_numbers()
+    }
 
     #[test]
     fn part_numbers_parse_sorted_and_deduplicated_or_mean_all_missing() {

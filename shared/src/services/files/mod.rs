@@ -9,8 +9,12 @@ mod register_batch;
 mod register_new;
 mod reregister;
 
-pub use complete::{CompletedFile, complete, parse_listed_parts};
-pub use fresh_urls::{FreshUrls, fresh_urls};
-pub use presign::{PartChecksums, PresignedPartUrl, parse_part_checksums, presign_parts};
-pub use register::{RegisterInput, Registration, register};
-pub use register_batch::{BatchItem, BatchOutcome, BatchResults, register_batch};
+pub use complete::{CompleteFileRequest, CompletedFile, ListedPart, complete, parse_listed_parts};
+pub use fresh_urls::{FreshUrls, FreshUrlsRequest, fresh_urls};
+pub use presign::{
+    PartChecksum, PartChecksums, PresignedPartUrl, parse_part_checksums, presign_parts,
+};
+pub use register::{RegisterFileRequest, RegisterInput, Registration, register};
+pub use register_batch::{
+    BatchItem, BatchOutcome, BatchRegisterRequest, BatchResults, register_batch,
+};

@@ -1,12 +1,12 @@
 //! Presigned part URLs: where a client PUTs a part straight to S3.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use std::collections::BTreeMap;
 
-use crate::domain::{Crc32c, FieldErrors, JsonObject, PartNumber, PartPlan};
+use crate::domain::{Crc32c, FieldErrors, PartNumber, PartPlan, Raw, field_path, read_body};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::time;
@@ -84,19 +84,65 @@ pub async fn presign_parts(
 /// The CRC32Cs a client declared for some parts of a file.
 pub type PartChecksums = BTreeMap<PartNumber, Crc32c>;
 
+/// A part's CRC32C: its presigned URL then carries `x-amz-checksum-crc32c`
+/// (and `x-amz-sdk-checksum-algorithm: CRC32C`) among its signed headers,
+/// and S3 answers 400 BadDigest to a body that does not match.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PartChecksum {
+    #[schema(value_type = u16, minimum = 1, maximum = 10000)]
+    pub part_number: Raw,
+    #[schema(
+        value_type = String,
+        min_length = 8,
+        max_length = 8,
+        pattern = r"^[A-Za-z0-9+/]{5}[AQgw]==$",
+        example = "yZRlqg=="
+    )]
+    pub crc32c: Raw,
+}
+
+impl PartChecksum {
+    /// The part (at most `part_count`) and its CRC32C, the item at `path`.
+    fn validate(
+        &self,
+        path: &str,
+        part_count: u64,
+        errors: &mut FieldErrors,
+    ) -> Option<(PartNumber, Crc32c)> {
+        let number_path = field_path(path, "partNumber");
+        let number = self
+            .part_number
+            .integer(&number_path, 1..=part_count, errors);
+        let crc32c_path = field_path(path, "crc32c");
+        let crc32c = self
+            .crc32c
+            .string(&crc32c_path, 1..=64, errors)
+            .and_then(|raw| {
+                raw.parse::<Crc32c>()
+                    .map_err(|e| errors.add(crc32c_path, e.to_string()))
+                    .ok()
+            });
+        let number = number
+            .and_then(|n| u16::try_from(n).ok())
+            .and_then(PartNumber::new)?;
+        Some((number, crc32c?))
+    }
+}
+
 /// `partChecksums: [{"partNumber": n, "crc32c": "…"}]` (optional): each
 /// named part's URL is signed for its CRC32C. Parts past `part_count`, a
 /// part named twice, or any part of a file declared without a full-object
 /// `crc32c` (its S3 upload takes no checksums) are field errors.
 pub fn parse_part_checksums(
-    body: &Value,
+    field: &Raw,
     part_count: Option<u64>,
     file_has_crc32c: bool,
     errors: &mut FieldErrors,
 ) -> PartChecksums {
     const KEY: &str = "partChecksums";
     let mut checksums = PartChecksums::new();
-    if body.get(KEY).is_none_or(Value::is_null) {
+    if field.is_absent() {
         return checksums;
     }
     let Some(part_count) = part_count else {
@@ -107,23 +153,14 @@ pub fn parse_part_checksums(
         errors.add(KEY, "needs the file's crc32c");
         return checksums;
     }
-    let obj = JsonObject::new("", body, &mut FieldErrors::default());
-    let items = obj.array(
+    let items = field.array(
         KEY,
         1..=usize::from(PartNumber::MAX),
         errors,
         |path, value, errors| {
-            let item = JsonObject::new(path.clone(), value, errors);
-            let number = item.integer("partNumber", 1..=part_count, errors);
-            let crc32c = item.string("crc32c", 1..=64, errors).and_then(|raw| {
-                raw.parse::<Crc32c>()
-                    .map_err(|e| errors.add(format!("{path}.crc32c"), e.to_string()))
-                    .ok()
-            });
-            let number = number
-                .and_then(|n| u16::try_from(n).ok())
-                .and_then(PartNumber::new)?;
-            Some((path, number, crc32c?))
+            let item: PartChecksum = read_body(&path, value, errors)?;
+            let (number, crc32c) = item.validate(&path, part_count, errors)?;
+            Some((path, number, crc32c))
         },
     );
     for (path, number, crc32c) in items.into_iter().flatten() {

@@ -1,16 +1,22 @@
 //! Registering one file (docs/contract.md §4.2): a new file gets a row and
 //! an S3 multipart upload; a file sent again with its `fileId` gets fresh
-//! part URLs.
+//! part URLs. The body is [`RegisterFileRequest`], which the handler reads
+//! and the OpenAPI document describes (`domain::validate` says why its
+//! fields are `Raw`).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::presign::{PartChecksums, PresignedPartUrl, parse_part_checksums, presign_parts};
+use super::presign::{
+    PartChecksum, PartChecksums, PresignedPartUrl, parse_part_checksums, presign_parts,
+};
 use super::{register_new::register_new, reregister::reregister};
 use crate::auth::User;
-use crate::domain::{Crc32c, FieldErrors, FileMetadata, JsonObject, PartNumber, PartPlan};
+use crate::domain::{
+    Crc32c, FieldErrors, FileMetadata, FileMetadataBody, PartNumber, PartPlan, Raw, read_body,
+};
 use crate::error::ApiError;
 use crate::services::lookup;
 use crate::services::permits::ensure_registrable;
@@ -30,24 +36,75 @@ pub struct RegisterInput {
     pub part_checksums: PartChecksums,
 }
 
-impl RegisterInput {
-    pub fn from_json(path: &str, value: &Value) -> Result<Self, ApiError> {
-        let mut errors = FieldErrors::default();
-        let file = FileMetadata::from_json(path, value, &mut errors);
-        let obj = JsonObject::new(path, value, &mut FieldErrors::default());
+/// One file to register (contract §4.2): its metadata, plus `partCount` for
+/// presigned part URLs, plus `fileId` to re-register a file whose URLs were
+/// lost.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({
+    "category": "instruction", "name": "castle-instructions.pdf",
+    "size": 12582912, "type": "application/pdf", "ext": "pdf", "partCount": 3
+}))]
+pub struct RegisterFileRequest {
+    #[serde(flatten)]
+    pub metadata: FileMetadataBody,
+    /// Must equal ceil(size / partSizeBytes) (422 otherwise).
+    #[schema(value_type = Option<u16>, minimum = 1, maximum = 10000)]
+    pub part_count: Raw,
+    /// An existing, not completed file of this session, with the same
+    /// metadata: 200 with fresh URLs instead of a new upload.
+    #[schema(value_type = Option<Uuid>)]
+    pub file_id: Raw,
+    /// The whole file's CRC32C as S3 writes it (base64 of the 4 big-endian
+    /// bytes). The upload is then opened with `ChecksumAlgorithm=CRC32C`,
+    /// `ChecksumType=FULL_OBJECT`; complete and finalize check it, and the
+    /// MOC records the file as verified. Without it the file is unverified.
+    /// Sent again with `fileId`, it replaces the declared value of a file
+    /// not yet completed (409 for a file registered without one).
+    #[schema(
+        value_type = Option<String>,
+        min_length = 8,
+        max_length = 8,
+        pattern = r"^[A-Za-z0-9+/]{5}[AQgw]==$",
+        example = "yZRlqg=="
+    )]
+    pub crc32c: Raw,
+    /// Parts whose presigned URLs are signed for their CRC32C (needs
+    /// `partCount` and `crc32c`); each listed part at most once.
+    #[schema(value_type = Option<Vec<PartChecksum>>)]
+    pub part_checksums: Raw,
+}
+
+impl RegisterFileRequest {
+    /// The input, if every field holds to its schema; otherwise each
+    /// problem is in `errors`.
+    fn validate(&self, errors: &mut FieldErrors) -> Option<RegisterInput> {
+        let file = self.metadata.validate("", errors);
         let part_count =
-            obj.optional_integer("partCount", 1..=u64::from(PartNumber::MAX), &mut errors);
-        let file_id = obj.optional_uuid("fileId", &mut errors);
-        let crc32c = obj.optional_parsed("crc32c", 64, &mut errors);
-        let part_checksums = parse_part_checksums(value, part_count, crc32c.is_some(), &mut errors);
-        match file {
-            Some(file) if errors.is_empty() => Ok(Self {
-                file,
-                part_count,
-                file_id,
-                crc32c,
-                part_checksums,
-            }),
+            self.part_count
+                .optional_integer("partCount", 1..=u64::from(PartNumber::MAX), errors);
+        let file_id = self.file_id.optional_uuid("fileId", errors);
+        let crc32c = self.crc32c.optional_parsed("crc32c", 64, errors);
+        let part_checksums =
+            parse_part_checksums(&self.part_checksums, part_count, crc32c.is_some(), errors);
+        Some(RegisterInput {
+            file: file?,
+            part_count,
+            file_id,
+            crc32c,
+            part_checksums,
+        })
+    }
+}
+
+impl RegisterInput {
+    /// Reads a [`RegisterFileRequest`]: a body, or an item of a batch.
+    pub fn read(value: &Value) -> Result<Self, ApiError> {
+        let mut errors = FieldErrors::default();
+        let input = read_body::<RegisterFileRequest>("", value, &mut errors)
+            .and_then(|request| request.validate(&mut errors));
+        match input {
+            Some(input) if errors.is_empty() => Ok(input),
             _ => Err(ApiError::Validation(errors)),
         }
     }
@@ -81,7 +138,7 @@ pub async fn register(
     session_id: Uuid,
     body: Value,
 ) -> Result<Registration, ApiError> {
-    let input = RegisterInput::from_json("", &body)?;
+    let input = RegisterInput::read(&body)?;
     let session = registrable_session(state, user, session_id).await?;
     register_one(state, user, &session, input).await
 }
@@ -167,4 +224,61 @@ fn check_file(
         });
     }
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn errors_of(body: Value) -> Vec<(String, Vec<String>)> {
+        match RegisterInput::read(&body) {
+            Err(ApiError::Validation(errors)) => errors.0.into_iter().collect(),
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_problem_of_the_flattened_body_is_listed_at_once() {
+        let errors = errors_of(json!({
+            "category": "video", "name": null, "size": 1.5, "type": "x", "ext": "pdf",
+            "partCount": 0, "fileId": "nope", "crc32c": 3,
+            "partChecksums": [{"partNumber": 1, "crc32c": "yZRlqg=="}],
+        }));
+        let expected = [
+            (
+                "category",
+                "must be one of instruction, parts-list, image, thumbnail",
+            ),
+            ("crc32c", "must be a string"),
+            ("fileId", "must be a UUID"),
+            ("name", "is required"),
+            ("partChecksums", "needs partCount"),
+            ("partCount", "must be between 1 and 10000"),
+            (
+                "size",
+                "must be an integer between 1 and 9223372036854775807",
+            ),
+        ]
+        .map(|(path, message)| (path.to_owned(), vec![message.to_owned()]));
+        assert_eq!(errors, expected);
+        assert_eq!(
+            errors_of(json!([{"category": "instruction"}])),
+            [("body".to_owned(), vec!["must be an object".to_owned()])]
+        );
+    }
+
+    #[test]
+    fn a_valid_body_reads_with_its_part_checksums() {
+        let input = RegisterInput::read(&json!({
+            "category": "instruction", "name": "a.pdf", "size": 10, "type": "application/pdf",
+            "ext": "pdf", "partCount": 1, "fileId": null, "crc32c": "yZRlqg==",
+            "partChecksums": [{"partNumber": 1, "crc32c": "yZRlqg=="}], "unknown": 1,
+        }))
+        .unwrap();
+        assert_eq!(input.file.name, "a.pdf");
+        assert_eq!((input.part_count, input.file_id), (Some(1), None));
+        assert!(input.crc32c.is_some());
+        assert_eq!(input.part_checksums.len(), 1);
+    }
 }

@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-pub use input::FinalizeInput;
+pub use input::{FinalizeInput, FinalizeRequest};
 pub use view::{FinalizeInProgress, MocView};
 
 use crate::auth::User;
@@ -40,7 +40,7 @@ pub async fn finalize(
     body: Value,
 ) -> Result<FinalizeOutcome, ApiError> {
     let started = Instant::now();
-    let input = FinalizeInput::from_json(&body)?;
+    let input = FinalizeInput::read(&body)?;
     tracing::Span::current().record("session_id", tracing::field::display(input.session_id));
     rate_limit::count_finalize(state.redis(), state.config(), user).await?;
 

@@ -29,7 +29,7 @@ pub struct SessionView {
     #[schema(format = DateTime)]
     pub created_at: String,
     /// The files declared at create, as sent.
-    #[schema(value_type = Vec<crate::openapi::requests::FileMetadataBody>)]
+    #[schema(value_type = Vec<crate::domain::FileMetadataBody>)]
     pub declared_files: Vec<Value>,
     pub files: Vec<FileView>,
     /// Set once the session is finalized.
