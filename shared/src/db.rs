@@ -157,7 +157,8 @@ impl Db {
 const NOT_BEGUN: u8 = 0;
 const OPEN: u8 = 1;
 const ENDED: u8 = 2;
-/// BEGIN went unanswered: what was sent behind it must never run.
+/// BEGIN went unanswered: what was sent behind it is given up with the
+/// connection.
 const ABANDONED: u8 = 3;
 
 /// A transaction. Its BEGIN goes out with its first statement; statements
@@ -223,8 +224,10 @@ impl Tx {
         let begun = async {
             match tokio::time::timeout(ACQUIRE_TIMEOUT, client.batch_execute(self.begin)).await {
                 Ok(begun) => Ok(begun?),
-                // The statement (and a COMMIT behind it) must not run
-                // later: the connection is closed (`Drop`).
+                // Neither reused nor rolled back on: the connection is
+                // closed (`Drop`), so a pooler still queueing the statement
+                // drops it and a server that began it rolls it back
+                // (docs/adr/0011-round-trips.md).
                 Err(_) => {
                     self.state.store(ABANDONED, Ordering::Release);
                     Err(Error::PoolTimedOut)

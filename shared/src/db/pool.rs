@@ -147,8 +147,8 @@ pub(super) struct Lease {
     permit: Option<OwnedSemaphorePermit>,
     /// A transaction is open on the connection.
     pub(super) in_transaction: bool,
-    /// The connection has requests outstanding that must never run: it is
-    /// closed, not reused or rolled back.
+    /// The connection has requests outstanding that are given up: it is
+    /// closed, not reused or rolled back on.
     pub(super) poisoned: bool,
 }
 
