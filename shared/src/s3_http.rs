@@ -9,7 +9,7 @@
 //! base64: about 7 ms of CPU in every cold start (docs/PERFORMANCE.md), which
 //! is a third of the cold-start budget. It accepts extra roots only as PEM,
 //! decoded the same way. The compiled-in roots cost microseconds, and they
-//! are what sqlx and the JWKS fetch already trust (ADR 0003).
+//! are what Postgres and the JWKS fetch already trust (ADR 0003).
 //!
 //! Errors are sorted into the SDK's `ConnectorError` kinds the way its own
 //! client does, because the retry policy reads them: connect failures,

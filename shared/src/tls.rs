@@ -24,8 +24,6 @@ pub struct TrustRoots {
 
 struct ExtraRoots {
     path: String,
-    /// The file as read: sqlx takes extra roots as PEM.
-    pem: Vec<u8>,
     certificates: Vec<CertificateDer<'static>>,
 }
 
@@ -80,7 +78,6 @@ impl TrustRoots {
         Ok(Self {
             extra: Some(Arc::new(ExtraRoots {
                 path: path.to_owned(),
-                pem,
                 certificates,
             })),
         })
@@ -89,11 +86,6 @@ impl TrustRoots {
     /// How many certificates `SSL_CERT_FILE` added (0 when unset).
     pub fn extra_count(&self) -> usize {
         self.extra.as_ref().map_or(0, |e| e.certificates.len())
-    }
-
-    /// The extra roots as PEM, for clients that take them that way (sqlx).
-    pub fn extra_pem(&self) -> Option<&[u8]> {
-        self.extra.as_ref().map(|e| e.pem.as_slice())
     }
 
     /// The compiled-in roots plus the extra ones.
@@ -134,7 +126,6 @@ mod tests {
         for unset in [None, Some(""), Some("  ")] {
             let roots = TrustRoots::load(unset).unwrap();
             assert_eq!(roots.extra_count(), 0);
-            assert!(roots.extra_pem().is_none());
             assert_eq!(
                 roots.root_store().len(),
                 webpki_roots::TLS_SERVER_ROOTS.len()

@@ -184,29 +184,25 @@ async fn postgres_under_verify_ca_checks_the_chain_but_not_the_name(pool: PgPool
         moc_shared::db::pool(&config).unwrap()
     };
     let create = json!({"files": [pdf_meta("a.pdf", 64)]});
+    let refused = |sslmode: &'static str, trusted: bool| {
+        let db = app_with(sslmode, trusted);
+        let create = create.clone();
+        async move {
+            let app = TestApp::with_db(db, &[]).await;
+            let answer = app.post("/api/mocs/uploads/sessions", create).await;
+            assert!(
+                answer.is_server_error(),
+                "{sslmode}: {:?} {}",
+                answer.status,
+                answer.body
+            );
+        }
+    };
 
     // verify-full: a trusted chain for another name is refused.
-    let full = TestApp::with_db(app_with("verify-full", true), &[]).await;
-    let refused = full
-        .post("/api/mocs/uploads/sessions", create.clone())
-        .await;
-    assert!(
-        refused.is_server_error(),
-        "{:?} {}",
-        refused.status,
-        refused.body
-    );
+    refused("verify-full", true).await;
     // verify-ca: an untrusted chain is refused; the trusted one is enough.
-    let untrusted = TestApp::with_db(app_with("verify-ca", false), &[]).await;
-    let refused = untrusted
-        .post("/api/mocs/uploads/sessions", create.clone())
-        .await;
-    assert!(
-        refused.is_server_error(),
-        "{:?} {}",
-        refused.status,
-        refused.body
-    );
+    refused("verify-ca", false).await;
     let ca_only = TestApp::with_db(app_with("verify-ca", true), &[]).await;
     ca_only
         .post("/api/mocs/uploads/sessions", create)
