@@ -282,20 +282,10 @@ impl Executor for &Tx {
     }
 }
 
-impl Executor for &mut Tx {
-    fn run<'s>(self, statement: Statement<'s>) -> BoxFuture<'s, Result<(Vec<Row>, u64)>>
-    where
-        Self: 's,
-    {
-        Box::pin(Tx::run(self, statement))
-    }
-}
-
 mod sealed {
     pub trait Sealed {}
     impl Sealed for &super::Db {}
     impl Sealed for &super::Tx {}
-    impl Sealed for &mut super::Tx {}
 }
 
 /// Postgres SQLSTATE of a database error, if any.
