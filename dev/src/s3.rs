@@ -25,6 +25,12 @@
 //! - `s3s-fs` forgets an upload as soon as CompleteMultipartUpload starts, so
 //!   a rejected completion (small part, wrong ETag) would destroy it, where
 //!   S3 keeps it for a retry; completions are validated before delegating.
+//! - `s3s-fs` completes in steps (forget the upload, then write the object)
+//!   and stops wherever its request is dropped: a client that disconnects
+//!   mid-completion (a killed function) left an upload gone and no object,
+//!   where S3 completes atomically. A completion runs in a task of its own,
+//!   to the end, holding its key; every other operation on the key waits
+//!   for it ([`Completions`]), so none sees it half done.
 //! - An unknown upload id gets `NoSuchUpload` (404), not `AccessDenied`.
 //! - A request signed for another region is refused, as S3 does.
 //! - Object keys: `s3s-fs` names files after the key (the object under
@@ -171,8 +177,9 @@ impl EmbeddedS3 {
             region: cfg.region,
             etag_cache: EtagCache::default(),
             cors: Arc::clone(&cors),
+            completions: Completions::default(),
         };
-        let mut builder = S3ServiceBuilder::new(backend);
+        let mut builder = S3ServiceBuilder::new(SharedBackend(Arc::new(backend)));
         builder.set_auth(SimpleAuth::from_single(cfg.access_key, cfg.secret_key));
         let service = CorsS3Service {
             inner: builder.build(),
@@ -281,6 +288,80 @@ struct Backend {
     etag_cache: EtagCache,
     /// The bucket's CORS rule, for GetBucketCors (`moc-dev doctor` reads it).
     cors: Arc<BucketCors>,
+    completions: Completions,
+}
+
+/// The backend as the service holds it: shared, so a completion can run in
+/// a task that outlives its request.
+struct SharedBackend(Arc<Backend>);
+
+impl std::ops::Deref for SharedBackend {
+    type Target = Backend;
+
+    fn deref(&self) -> &Backend {
+        &self.0
+    }
+}
+
+impl SharedBackend {
+    /// Completes in a task of its own, so a client that goes away does not
+    /// stop it half done (S3 completes or does not, whoever is listening).
+    async fn complete_to_the_end(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let backend = Arc::clone(&self.0);
+        tokio::spawn(async move { backend.complete_multipart_upload_impl(req).await })
+            .await
+            .map_err(|e| internal(io::Error::other(e)))?
+    }
+}
+
+/// The completions running, by `bucket/key`. A completion holds its key's
+/// lock; the other operations naming the key wait until it is free, so a
+/// completion is seen either not begun or done.
+#[derive(Default)]
+struct Completions(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
+
+impl Completions {
+    fn lock_of(&self, bucket: &str, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut running = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(running.entry(format!("{bucket}/{key}")).or_default())
+    }
+
+    /// Holds the key until `work` is done.
+    async fn completing<T>(&self, bucket: &str, key: &str, work: impl Future<Output = T>) -> T {
+        let lock = self.lock_of(bucket, key);
+        let result = {
+            let _held = lock.lock().await;
+            work.await
+        };
+        let mut running = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Only the map and this call hold it: nobody waits for the key.
+        if Arc::strong_count(&lock) == 2 {
+            running.remove(&format!("{bucket}/{key}"));
+        }
+        result
+    }
+
+    /// Waits for a completion of the key, if one is running.
+    async fn settled(&self, bucket: &str, key: &str) {
+        let running = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&format!("{bucket}/{key}"))
+            .cloned();
+        if let Some(lock) = running {
+            drop(lock.lock().await);
+        }
+    }
 }
 
 /// Part ETags, keyed by path and validated by (size, mtime) so a part that
@@ -480,7 +561,16 @@ impl Backend {
 
     /// The open upload a request names. S3 scopes an upload id to its
     /// bucket and key; `s3s-fs` does not.
+    /// Once a completion of its key is done: until then the upload is
+    /// still open, and after it, gone.
     async fn open_upload(&self, input: &impl NamesUpload) -> S3Result<Uuid> {
+        let (bucket, key, _) = input.upload();
+        self.completions.settled(bucket, key).await;
+        self.find_upload(input).await
+    }
+
+    /// [`Backend::open_upload`] for the completion holding the key.
+    async fn find_upload(&self, input: &impl NamesUpload) -> S3Result<Uuid> {
         let (bucket, key, upload_id) = input.upload();
         let id = Uuid::parse_str(upload_id).map_err(|_| no_such_upload())?;
         match self.read_record(id).await? {
@@ -687,9 +777,19 @@ impl Backend {
 
     async fn complete_multipart_upload_impl(
         &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+        self.completions
+            .completing(&bucket, &key, self.complete_now(req))
+            .await
+    }
+
+    async fn complete_now(
+        &self,
         mut req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let id = self.open_upload(&req.input).await?;
+        let id = self.find_upload(&req.input).await?;
         let input = &req.input;
         // Everything s3s-fs would reject is rejected here first: once s3s-fs
         // starts completing, a failure leaves the upload deleted.
@@ -779,11 +879,26 @@ impl Backend {
         }
     }
 
+    /// GetObject, once a completion of the key is done.
+    async fn get_object_impl(
+        &self,
+        mut req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        self.completions
+            .settled(&req.input.bucket, &req.input.key)
+            .await;
+        to_storage_key(&mut req.input.key);
+        self.fs.get_object(req).await
+    }
+
     /// HeadObject, with the object's CRC32C when checksum mode is enabled.
     async fn head_object_impl(
         &self,
         mut req: S3Request<HeadObjectInput>,
     ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.completions
+            .settled(&req.input.bucket, &req.input.key)
+            .await;
         let sidecar = self.crc32c_sidecar(&req.input.bucket, &req.input.key);
         let enabled = req
             .input
@@ -804,6 +919,9 @@ impl Backend {
         &self,
         mut req: S3Request<DeleteObjectInput>,
     ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        self.completions
+            .settled(&req.input.bucket, &req.input.key)
+            .await;
         let sidecar = self.crc32c_sidecar(&req.input.bucket, &req.input.key);
         to_storage_key(&mut req.input.key);
         let resp = self.fs.delete_object(req).await?;
@@ -1124,8 +1242,7 @@ type S3Future<'a, T> = Pin<Box<dyn Future<Output = S3Result<S3Response<T>>> + Se
 
 // `S3` is declared with `#[async_trait]`, and async-trait is not a dependency
 // of this crate, so the methods are written in the form that macro expands to.
-// Every request's region is checked first; `keyed` operations need nothing
-// else but the key mapped, the others have their own `_impl`.
+// Every request's region is checked first, then its `_impl` serves it.
 macro_rules! s3_methods {
     ($($method:ident($input:ty) -> $output:ty => $how:ident;)*) => {$(
         fn $method<'life0, 'async_trait>(
@@ -1138,25 +1255,17 @@ macro_rules! s3_methods {
         {
             Box::pin(async move {
                 self.check_region(&req)?;
-                s3_methods!(@serve self, req, $method, $how)
+                self.$how(req).await
             })
         }
     )*};
-    (@serve $self:ident, $req:ident, $method:ident, keyed) => {{
-        let mut req = $req;
-        to_storage_key(&mut req.input.key);
-        $self.fs.$method(req).await
-    }};
-    (@serve $self:ident, $req:ident, $method:ident, $imp:ident) => {
-        $self.$imp($req).await
-    };
 }
 
-impl S3 for Backend {
+impl S3 for SharedBackend {
     s3_methods! {
         head_bucket(HeadBucketInput) -> HeadBucketOutput => head_bucket_impl;
         get_bucket_cors(GetBucketCorsInput) -> GetBucketCorsOutput => get_bucket_cors_impl;
-        get_object(GetObjectInput) -> GetObjectOutput => keyed;
+        get_object(GetObjectInput) -> GetObjectOutput => get_object_impl;
         head_object(HeadObjectInput) -> HeadObjectOutput => head_object_impl;
         delete_object(DeleteObjectInput) -> DeleteObjectOutput => delete_object_impl;
         create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput
@@ -1164,7 +1273,7 @@ impl S3 for Backend {
         upload_part(UploadPartInput) -> UploadPartOutput => upload_part_impl;
         list_parts(ListPartsInput) -> ListPartsOutput => list_parts_impl;
         complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput
-            => complete_multipart_upload_impl;
+            => complete_to_the_end;
         abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput
             => abort_multipart_upload_impl;
         list_multipart_uploads(ListMultipartUploadsInput) -> ListMultipartUploadsOutput

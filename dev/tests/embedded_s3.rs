@@ -688,6 +688,61 @@ async fn complete_multipart_upload_checks_the_parts_and_keeps_a_rejected_upload(
     );
 }
 
+/// S3 completes an upload atomically: of concurrent completions, each
+/// either completes it or finds it gone with the object already whole, and
+/// nothing reading the key meanwhile sees it half done (s3s-fs alone
+/// forgets the upload before it writes the object).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_completions_see_the_upload_open_or_the_object_whole() {
+    let server = start("complete-race").await;
+    let client = client(&server);
+    let key = "raced.bin";
+    let upload_id = create_upload(&client, key).await;
+    let bodies = [
+        random_bytes(5 * MIB),
+        random_bytes(5 * MIB),
+        random_bytes(MIB),
+    ];
+    let mut etags = Vec::new();
+    for (number, body) in (1..).zip(&bodies) {
+        let etag = upload_part(&client, key, &upload_id, number, body.clone())
+            .await
+            .expect("UploadPart");
+        etags.push((number, etag));
+    }
+
+    let racers = (0..8).map(|_| {
+        let (client, upload_id, etags) = (client.clone(), upload_id.clone(), etags.clone());
+        tokio::spawn(async move {
+            match complete(&client, key, &upload_id, &etags).await {
+                Ok(_) => "completed".to_owned(),
+                Err(err) => {
+                    assert_eq!(err.code(), Some("NoSuchUpload"), "{err:?}");
+                    let object = head(&client, key).await;
+                    let size = object
+                        .as_ref()
+                        .ok()
+                        .and_then(HeadObjectOutput::content_length);
+                    assert_eq!(
+                        size,
+                        Some(11 * i64::try_from(MIB).unwrap()),
+                        "the upload is gone, so the object is whole: {object:?}"
+                    );
+                    "found it completed".to_owned()
+                }
+            }
+        })
+    });
+    let answers: Vec<String> = futures::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(|joined| joined.expect("racer"))
+        .collect();
+    assert!(answers.iter().any(|a| a == "completed"), "{answers:?}");
+    assert_eq!(read_object(&client, key, None).await, bodies.concat());
+    assert!(open_uploads(&client, "").await.is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn abort_and_unknown_uploads() {
     let server = start("abort").await;

@@ -332,6 +332,21 @@ pub fn is_unavailable(error: &Error) -> bool {
     }
 }
 
+/// Whether a failed write may still have been applied: the server did not
+/// answer it, so its COMMIT may have run with only the answer lost (a
+/// connection reset, or a BEGIN, statement and COMMIT sent in one write and
+/// given up when BEGIN's answer was late). Only an answer from the server
+/// (an error it sent, or no row) says the write did not happen. A caller
+/// that would undo a side effect of the write (abort an S3 upload whose ID
+/// it was recording) must not when this holds: the row may name it.
+pub fn outcome_unknown(error: &Error) -> bool {
+    match error {
+        Error::PoolTimedOut => true,
+        Error::RowNotFound => false,
+        Error::Postgres(e) => e.as_db_error().is_none(),
+    }
+}
+
 pub const UNIQUE_VIOLATION: &str = "23505";
 pub const SERIALIZATION_FAILURE: &str = "40001";
 pub const DEADLOCK_DETECTED: &str = "40P01";
@@ -344,5 +359,11 @@ mod tests {
     fn refused_and_dropped_connections_are_unavailable_not_bugs() {
         assert!(is_unavailable(&Error::PoolTimedOut));
         assert!(!is_unavailable(&Error::RowNotFound));
+    }
+
+    #[test]
+    fn only_an_answer_from_the_server_says_a_write_did_not_happen() {
+        assert!(outcome_unknown(&Error::PoolTimedOut));
+        assert!(!outcome_unknown(&Error::RowNotFound));
     }
 }

@@ -246,6 +246,15 @@ impl ApiError {
         }
     }
 
+    /// The file's row has its S3 upload open, but S3 no longer knows it
+    /// and no object took its place: its parts are lost. The client starts
+    /// the file over (docs/contract.md §4.6).
+    pub fn upload_gone() -> Self {
+        Self::bad_request(
+            "The file's upload no longer exists in S3; abort the file and register it again",
+        )
+    }
+
     pub fn internal(error: impl Into<BoxError>) -> Self {
         Self::Internal(error.into())
     }

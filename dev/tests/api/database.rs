@@ -124,6 +124,10 @@ struct Forwarder {
     /// Connections accepted from the client side.
     connections: Arc<AtomicUsize>,
     frozen: watch::Sender<bool>,
+    /// Once set, the next client write that contains these bytes reaches
+    /// the server, and the connection is dropped before its answer: the
+    /// server ran it, the client never hears.
+    lose_answer_to: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -138,6 +142,7 @@ impl Forwarder {
             round_trips: Arc::default(),
             connections: Arc::default(),
             frozen,
+            lose_answer_to: Arc::default(),
             task: None,
         };
         forwarder.serve(listener);
@@ -149,6 +154,7 @@ impl Forwarder {
         let frozen = self.frozen.subscribe();
         let round_trips = self.round_trips.clone();
         let accepted = self.connections.clone();
+        let lose_answer_to = self.lose_answer_to.clone();
         self.task = Some(tokio::spawn(async move {
             // Dropped with the task: stopping closes every connection.
             let mut connections = JoinSet::new();
@@ -160,6 +166,7 @@ impl Forwarder {
                 let upstream = upstream.clone();
                 let frozen = frozen.clone();
                 let round_trips = round_trips.clone();
+                let lose_answer_to = lose_answer_to.clone();
                 connections.spawn(async move {
                     let Ok(server) = TcpStream::connect(&upstream).await else {
                         return;
@@ -168,14 +175,18 @@ impl Forwarder {
                     let (server_read, server_write) = server.into_split();
                     // The client's first bytes start a round trip.
                     let answered = Arc::new(AtomicBool::new(true));
-                    tokio::join!(
-                        pipe(
-                            client_read,
-                            server_write,
-                            frozen.clone(),
-                            Turn::Asks(round_trips, answered.clone())
-                        ),
-                        pipe(server_read, client_write, frozen, Turn::Answers(answered))
+                    let cut = Arc::new(AtomicBool::new(false));
+                    let asks = Turn::Asks {
+                        round_trips,
+                        answered: answered.clone(),
+                        lose_answer_to,
+                        cut: cut.clone(),
+                    };
+                    let answers = Turn::Answers { answered, cut };
+                    // Either side ending ends the connection.
+                    tokio::select!(
+                        () = pipe(client_read, server_write, frozen.clone(), asks) => {},
+                        () = pipe(server_read, client_write, frozen, answers) => {},
                     );
                 });
             }
@@ -199,6 +210,10 @@ impl Forwarder {
     fn freeze(&self, frozen: bool) {
         self.frozen.send_replace(frozen);
     }
+
+    fn lose_answer_to(&self, sql: &str) {
+        *self.lose_answer_to.lock().unwrap() = Some(sql.as_bytes().to_vec());
+    }
 }
 
 impl Drop for Forwarder {
@@ -210,8 +225,17 @@ impl Drop for Forwarder {
 /// Which way a pipe carries: the client's asking (counting a round trip
 /// when it follows an answer) or the server's answering.
 enum Turn {
-    Asks(Arc<AtomicUsize>, Arc<AtomicBool>),
-    Answers(Arc<AtomicBool>),
+    Asks {
+        round_trips: Arc<AtomicUsize>,
+        answered: Arc<AtomicBool>,
+        lose_answer_to: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+        /// Set once a write whose answer is to be lost went through.
+        cut: Arc<AtomicBool>,
+    },
+    Answers {
+        answered: Arc<AtomicBool>,
+        cut: Arc<AtomicBool>,
+    },
 }
 
 async fn pipe(
@@ -227,12 +251,33 @@ async fn pipe(
             Ok(n) => n,
         };
         match &turn {
-            Turn::Asks(round_trips, answered) => {
+            Turn::Asks {
+                round_trips,
+                answered,
+                lose_answer_to,
+                cut,
+            } => {
                 if answered.swap(false, Ordering::Relaxed) {
                     round_trips.fetch_add(1, Ordering::Relaxed);
                 }
+                let mut armed = lose_answer_to.lock().unwrap();
+                if armed
+                    .as_deref()
+                    .is_some_and(|sql| buffer[..n].windows(sql.len()).any(|w| w == sql))
+                {
+                    *armed = None;
+                    cut.store(true, Ordering::Relaxed);
+                }
             }
-            Turn::Answers(answered) => answered.store(true, Ordering::Relaxed),
+            Turn::Answers { answered, cut } => {
+                if cut.load(Ordering::Relaxed) {
+                    // Unheard: the server answers statement by statement, so
+                    // give it time to run the rest of the write (its COMMIT).
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    return;
+                }
+                answered.store(true, Ordering::Relaxed);
+            }
         }
         if frozen.wait_for(|frozen| !frozen).await.is_err() {
             return;
@@ -602,6 +647,55 @@ async fn each_route_costs_at_most_its_target_of_round_trips(pool: PgPool) {
     for (name, spent) in &table {
         assert!(*spent >= 1, "{name}: no round trip counted");
     }
+}
+
+/// A registration whose recording of its S3 upload ran but whose answer
+/// was lost (a reset after the COMMIT) must not abort that upload: the row
+/// names it. Found by `scripts/chaos`: the file's parts then answered 500
+/// for ever, since S3 no longer knew the upload the row named.
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_registration_that_lost_the_answer_to_its_commit_leaves_a_file_that_uploads(
+    pool: PgPool,
+) {
+    let (upstream, options) = upstream_of(&pool);
+    let forwarder = Forwarder::start(upstream).await;
+    let target = plaintext_target_of(options.port(forwarder.port));
+    let app = TestApp::with_db(Db::lazy(target), &[]).await;
+    let pdf = pdf_bytes(4096);
+    let meta = pdf_meta("a.pdf", pdf.len());
+    let session = app.create_session(json!([meta.clone()])).await;
+
+    forwarder.lose_answer_to("SET upload_id = $2");
+    let lost = app.register(&session, meta.clone()).await;
+    lost.assert_error(503, "DATABASE_UNAVAILABLE");
+    let recorded: Option<String> = sqlx::query_scalar(
+        "SELECT upload_id FROM upload_session_files WHERE session_id = $1::uuid",
+    )
+    .bind(&session)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(
+        recorded.is_some(),
+        "the server ran the write whose answer was lost"
+    );
+
+    // The client retries: the name is taken, so it registers by fileId.
+    let taken = app.register(&session, meta.clone()).await;
+    taken.assert_status(409);
+    let mut again = meta;
+    again["fileId"] = taken.details()["existingFileId"].clone();
+    let file = again["fileId"].as_str().unwrap().to_owned();
+    app.register(&session, again).await.assert_status(200);
+    let part = app.put_part(&session, &file, "1", pdf).await;
+    part.assert_status(200);
+    app.complete(
+        &session,
+        &file,
+        json!([{"partNumber": 1, "etag": part.body["etag"]}]),
+    )
+    .await
+    .assert_status(200);
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]

@@ -151,14 +151,24 @@ pub fn through_pooler(pool: &PgPool) -> Db {
 /// The functions' view of a test database sqlx's test harness made (trust
 /// authentication: no password).
 pub fn target_of(options: PgConnectOptions) -> DbTarget {
-    let url = format!(
+    DbTarget::parse(&url_of(&options), &moc_shared::tls::TrustRoots::builtin())
+        .expect("a test database URL")
+}
+
+/// [`target_of`] without TLS, for a test that reads the protocol on the way.
+pub fn plaintext_target_of(options: PgConnectOptions) -> DbTarget {
+    let url = format!("{}?sslmode=disable", url_of(&options));
+    DbTarget::parse(&url, &moc_shared::tls::TrustRoots::builtin()).expect("a test database URL")
+}
+
+fn url_of(options: &PgConnectOptions) -> String {
+    format!(
         "postgres://{}@{}:{}/{}",
         options.get_username(),
         options.get_host(),
         options.get_port(),
         options.get_database().unwrap_or("postgres"),
-    );
-    DbTarget::parse(&url, &moc_shared::tls::TrustRoots::builtin()).expect("a test database URL")
+    )
 }
 
 /// The S3 variables of an app on the embedded S3 `s3`.

@@ -253,6 +253,31 @@ async fn a_proxied_part_is_recorded_and_moves_the_file_to_uploading(pool: PgPool
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_part_for_an_upload_s3_no_longer_knows_is_a_400_not_a_500(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let session = app.create_session(json!([pdf_meta("a.pdf", 100)])).await;
+    let (file_id, _) = app
+        .upload_single_part(&session, pdf_meta("a.pdf", 100), pdf_bytes(100))
+        .await;
+    let (key, upload_id) = app.file_upload(&file_id).await;
+    app.state
+        .s3()
+        .abort_multipart_upload(&key, &upload_id)
+        .await
+        .expect("AbortMultipartUpload");
+    let refused = app.put_part(&session, &file_id, "1", pdf_bytes(100)).await;
+    refused.assert_error(400, "BAD_REQUEST");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("register it again"),
+        "{}",
+        refused.body
+    );
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
 async fn a_file_without_parts_lists_none(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let (session, file) = app.registered_file(pdf_meta("a.pdf", 10)).await;

@@ -269,9 +269,7 @@ async fn adopt_completed_object(
             ?object,
             "the file's upload is gone from S3 and no whole object took its place"
         );
-        return Err(ApiError::bad_request(
-            "The file's upload no longer exists in S3; abort the file and register it again",
-        ));
+        return Err(ApiError::upload_gone());
     }
     let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
     futures::try_join!(

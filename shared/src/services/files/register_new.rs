@@ -56,14 +56,8 @@ pub(super) async fn register_new(
             return Err(error.into());
         }
         (Err(refused), Ok(upload_id)) => {
-            if let Err(error) = state
-                .s3()
-                .abort_multipart_upload(key.as_str(), &upload_id)
-                .await
-            {
-                // The sweeper's orphan pass aborts it later.
-                tracing::warn!(%error, "could not abort the upload of a refused registration");
-            }
+            // Even a row committed without an answer names no upload yet.
+            abort_unrecorded(state, key.as_str(), &upload_id).await;
             return Err(refused);
         }
         (Err(refused), Err(_)) => return Err(refused),
@@ -74,12 +68,35 @@ pub(super) async fn register_new(
             Ok(row)
         }
         Err(error) => {
-            let _ = state
-                .s3()
-                .abort_multipart_upload(key.as_str(), &upload_id)
-                .await;
+            abort_unless_recorded(state, key.as_str(), &upload_id, &error).await;
             Err(error.into())
         }
+    }
+}
+
+/// Aborts the S3 upload a failed write was recording, unless the write may
+/// have committed all the same ([`db::outcome_unknown`]): the row would then
+/// name an upload that is gone, and every part and complete of the file
+/// would fail (found by `scripts/chaos`: a reset that lost only the answer
+/// to the COMMIT). An upload kept that no row names is aborted by the
+/// sweeper's orphan pass.
+pub(super) async fn abort_unless_recorded(
+    state: &AppState,
+    key: &str,
+    upload_id: &str,
+    error: &db::Error,
+) {
+    if db::outcome_unknown(error) {
+        tracing::warn!(%error, upload_id, "recording the S3 upload got no answer; the upload is kept (the row may name it; if not, the sweeper aborts it)");
+        return;
+    }
+    abort_unrecorded(state, key, upload_id).await;
+}
+
+/// Aborts an S3 upload no row names; one left open is the sweeper's.
+pub(super) async fn abort_unrecorded(state: &AppState, key: &str, upload_id: &str) {
+    if let Err(error) = state.s3().abort_multipart_upload(key, upload_id).await {
+        tracing::warn!(%error, upload_id, "could not abort an upload no row names; the sweeper's orphan pass aborts it");
     }
 }
 

@@ -5,6 +5,7 @@
 use serde_json::json;
 use uuid::Uuid;
 
+use super::register_new::{abort_unless_recorded, abort_unrecorded};
 use crate::domain::{Crc32c, FileAction, FileMetadata};
 use crate::error::ApiError;
 use crate::services::{lookup, permits};
@@ -62,10 +63,14 @@ async fn open_missing_upload(state: &AppState, row: FileRow) -> Result<FileRow, 
             tracing::warn!(file_id = %row.id, "re-registration opened the S3 upload its registration never recorded");
             Ok(updated)
         }
-        Ok(None) | Err(_) => {
-            let _ = state.s3().abort_multipart_upload(&key, &upload_id).await;
-            recorded?;
+        Ok(None) => {
+            // Another re-registration recorded its upload first.
+            abort_unrecorded(state, &key, &upload_id).await;
             Ok(lookup::session_file(state.db(), row.session_id, row.id).await?)
+        }
+        Err(error) => {
+            abort_unless_recorded(state, &key, &upload_id, &error).await;
+            Err(error.into())
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::http::ApiRequest;
+use crate::s3::S3Error;
 use crate::services::{lookup, permits};
 use crate::state::AppState;
 use crate::store::parts::{NewPart, Overwrite};
@@ -81,7 +82,12 @@ pub async fn upload(
         // S3 checks it again on arrival; an upload opened without CRC32C
         // (a file registered without one) takes no part checksums.
         let forwarded = file.crc32c.is_some().then_some(crc);
-        let etag = send_part(state, key, upload_id, part_number, body, forwarded).await?;
+        let etag = match send_part(state, key, upload_id, part_number, body, forwarded).await {
+            Err(S3Error::NoSuchUpload { .. }) => {
+                return Err(upload_gone(state, user, session_id, file_id).await);
+            }
+            sent => sent.map_err(ApiError::from)?,
+        };
         Ok((etag, size, s3_started.elapsed()))
     };
     let remaining = budget.saturating_sub(started.elapsed());
@@ -166,6 +172,20 @@ async fn uploadable_file(
     Ok((session, file))
 }
 
+/// What to answer when S3 no longer knows the file's upload: a cancel, an
+/// abort or a complete that won the race since the checks answers as it
+/// would have before; otherwise the upload is lost (400, start the file
+/// over), never a 500 the client would retry for ever.
+async fn upload_gone(state: &AppState, user: &User, session_id: Uuid, file_id: Uuid) -> ApiError {
+    match uploadable_file(state, user, session_id, file_id).await {
+        Err(refusal) => refusal,
+        Ok(_) => {
+            tracing::error!("S3 no longer knows the upload of a file that takes parts");
+            ApiError::upload_gone()
+        }
+    }
+}
+
 /// 408 for an upload abandoned near the function's time limit.
 fn out_of_time(started: Instant, budget: Duration) -> ApiError {
     let elapsed = started.elapsed();
@@ -192,16 +212,15 @@ async fn send_part(
     part_number: PartNumber,
     body: Bytes,
     crc32c: Option<Crc32c>,
-) -> Result<String, ApiError> {
+) -> Result<String, S3Error> {
     let etag = state
         .s3()
         .upload_part(key, upload_id, part_number, body, crc32c)
         .await
-        .map_err(|error| {
+        .inspect_err(|error| {
             if error.is_unavailable() {
                 tracing::error!(%error, "S3 retries exhausted for UploadPart");
             }
-            ApiError::from(error)
         })?;
     if !looks_like_part_etag(&etag) {
         tracing::warn!(etag = %etag, "unexpected ETag format from S3; stored as is");
