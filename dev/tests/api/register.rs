@@ -38,6 +38,8 @@ async fn unknown_foreign_and_malformed_sessions_are_not_found(pool: PgPool) {
     app.register(&other.to_string(), pdf_meta("a.pdf", 1))
         .await
         .assert_error(404, "NOT_FOUND");
+    // The upload each opened while its session was looked up is aborted.
+    assert_eq!(app.open_uploads().await, 0);
     app.post(
         "/api/mocs/uploads/sessions/x/files/y/complete",
         json!({"parts": [{"partNumber": 1, "etag": "e"}]}),
@@ -72,6 +74,7 @@ async fn an_expired_session_refuses_registration_with_410_and_an_inactive_one_wi
     app.register(&session, pdf_meta("a.pdf", 10))
         .await
         .assert_error(400, "BAD_REQUEST");
+    assert_eq!(app.open_uploads().await, 0);
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]

@@ -4,6 +4,8 @@
 //! and the OpenAPI document describes (`domain::validate` says why its
 //! fields are `Raw`).
 
+use std::future::Future;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -21,7 +23,7 @@ use crate::error::ApiError;
 use crate::services::lookup;
 use crate::services::permits::ensure_registrable;
 use crate::state::AppState;
-use crate::store::SessionRow;
+use crate::store::{FileRow, SessionRow};
 
 /// One file to register: its metadata, plus `partCount` to receive presigned
 /// part URLs, plus `fileId` to re-register (recover lost URLs).
@@ -139,8 +141,17 @@ pub async fn register(
     body: Value,
 ) -> Result<Registration, ApiError> {
     let input = RegisterInput::read(&body)?;
-    let session = registrable_session(state, user, session_id).await?;
-    register_one(state, user, &session, input).await
+    match input.file_id {
+        Some(file_id) => {
+            let session = registrable_session(state, user, session_id).await?;
+            register_again(state, &session, file_id, &input).await
+        }
+        // The session is looked up while the file's S3 upload opens.
+        None => {
+            let session = registrable_session(state, user, session_id);
+            register_fresh(state, user, session_id, session, &input).await
+        }
+    }
 }
 
 /// The session, if files may be registered in it: owned (404), active (400)
@@ -162,18 +173,65 @@ pub(super) async fn register_one(
     session: &SessionRow,
     input: RegisterInput,
 ) -> Result<Registration, ApiError> {
-    let plan = check_file(state, session, &input)?;
-    let file = &input.file;
-    let (row, created) = match input.file_id {
-        Some(file_id) => {
-            let row = reregister(state, session, file_id, file, input.crc32c).await?;
-            (row, false)
+    match input.file_id {
+        Some(file_id) => register_again(state, session, file_id, &input).await,
+        None => {
+            let session_row = std::future::ready(Ok(session.clone()));
+            register_fresh(state, user, session.id, session_row, &input).await
         }
-        None => (
-            register_new(state, user, session, file, input.crc32c).await?,
-            true,
-        ),
-    };
+    }
+}
+
+/// A new file: checked against its session once `session` has it.
+async fn register_fresh(
+    state: &AppState,
+    user: &User,
+    session_id: Uuid,
+    session: impl Future<Output = Result<SessionRow, ApiError>>,
+    input: &RegisterInput,
+) -> Result<Registration, ApiError> {
+    if let Err(refusal) = check_limits(state, input) {
+        // Refused whatever the session holds: nothing opens in S3, and the
+        // session's own refusals still come first (§4.2).
+        session.await?;
+        return Err(refusal);
+    }
+    let check = |session: &SessionRow| check_plan(session, input);
+    let (row, plan) = register_new(
+        state,
+        user,
+        session_id,
+        session,
+        check,
+        &input.file,
+        input.crc32c,
+    )
+    .await?;
+    registration(state, &row, plan, input, true).await
+}
+
+/// A file sent again with its `fileId`.
+async fn register_again(
+    state: &AppState,
+    session: &SessionRow,
+    file_id: Uuid,
+    input: &RegisterInput,
+) -> Result<Registration, ApiError> {
+    check_limits(state, input)?;
+    let plan = check_plan(session, input)?;
+    let row = reregister(state, session, file_id, &input.file, input.crc32c).await?;
+    registration(state, &row, plan, input, false).await
+}
+
+/// The answer for a registered file: with its part URLs when `partCount`
+/// was sent.
+async fn registration(
+    state: &AppState,
+    row: &FileRow,
+    plan: PartPlan,
+    input: &RegisterInput,
+    created: bool,
+) -> Result<Registration, ApiError> {
     let (key, upload_id) = row.upload()?;
     let presigned_urls = match input.part_count {
         Some(_) => Some(
@@ -198,17 +256,17 @@ pub(super) async fn register_one(
     })
 }
 
-/// The file within its limits, S3's part count and the client's
-/// `partCount`; its part plan.
-fn check_file(
-    state: &AppState,
-    session: &SessionRow,
-    input: &RegisterInput,
-) -> Result<PartPlan, ApiError> {
+/// The file within the configured limits (413/415 and kin).
+fn check_limits(state: &AppState, input: &RegisterInput) -> Result<(), ApiError> {
     let file = &input.file;
     file.check_limits(&state.config().limits)
-        .map_err(|r| ApiError::file_rejected(&file.name, file.category, &file.mime_type, r))?;
-    let plan = PartPlan::new(file.size, session.part_size());
+        .map_err(|r| ApiError::file_rejected(&file.name, file.category, &file.mime_type, r))
+}
+
+/// The file's part plan at the session's part size: within S3's part count
+/// and the client's `partCount`.
+fn check_plan(session: &SessionRow, input: &RegisterInput) -> Result<PartPlan, ApiError> {
+    let plan = PartPlan::new(input.file.size, session.part_size());
     if !plan.fits_s3() {
         return Err(ApiError::invalid_field(
             "size",

@@ -3,10 +3,12 @@
 //! The session row is locked while the file is counted and inserted, so
 //! concurrent registrations of one session queue and each counts the ones
 //! committed before it; the unique `(session_id, category, name)` index
-//! backs the duplicate check. The S3 upload is created only after the row
-//! committed, so the losers of a race never create one: N identical
-//! concurrent registrations leave one row and one S3 multipart upload.
+//! backs the duplicate check. N identical concurrent registrations leave
+//! one row and one S3 multipart upload: each opens an upload while its row
+//! is decided, and a refused row aborts its own.
 //! Clients should give files unique names within a session.
+
+use std::future::Future;
 
 use serde_json::json;
 use uuid::Uuid;
@@ -22,35 +24,47 @@ use crate::store::files::{NewFile, UNIQUE_NAME_CONSTRAINT};
 use crate::store::{self, FileRow, SessionRow};
 use crate::time;
 
-pub(super) async fn register_new(
+/// A new file's row and S3 upload, made at once. The upload needs only its
+/// key, which the request alone names (the caller, the session ID from the
+/// path, the category and extension, a fresh file ID), so it opens while
+/// the session is looked up (`session`), the file checked against it
+/// (`check`, whose result is handed back) and the row committed under the
+/// session lock: the request waits for the slower of S3 and the database,
+/// not their sum, and the lock is never held across the S3 call. A refusal
+/// aborts the upload; a failed upload gives the row back.
+pub(super) async fn register_new<T>(
     state: &AppState,
     user: &User,
-    session: &SessionRow,
+    session_id: Uuid,
+    session: impl Future<Output = Result<SessionRow, ApiError>>,
+    check: impl FnOnce(&SessionRow) -> Result<T, ApiError>,
     file: &FileMetadata,
     crc32c: Option<Crc32c>,
-) -> Result<FileRow, ApiError> {
+) -> Result<(FileRow, T), ApiError> {
     let file_id = Uuid::new_v4();
     let key = ObjectKey::new(
         state.config().stage.as_str(),
         &user.id,
-        session.id,
+        session_id,
         file.category,
         file_id,
         &file.ext,
     );
-    // The row (checked and committed under the session lock) and the S3
-    // upload are made at once: the upload needs only the key. The lock is
-    // never held across the S3 call. A refused row aborts the upload; a
-    // failed upload gives the row back.
+    let decided = async {
+        let session = session.await?;
+        let checked = check(&session)?;
+        insert_row(state, &session, file, file_id, &key, crc32c).await?;
+        Ok(checked)
+    };
     let (inserted, created) = tokio::join!(
-        insert_row(state, session, file, file_id, &key, crc32c),
+        decided,
         state
             .s3()
             .create_multipart_upload(key.as_str(), &file.mime_type, crc32c.is_some()),
     );
-    let upload_id = match (inserted, created) {
-        (Ok(()), Ok(upload_id)) => upload_id,
-        (Ok(()), Err(error)) => {
+    let (checked, upload_id) = match (inserted, created) {
+        (Ok(checked), Ok(upload_id)) => (checked, upload_id),
+        (Ok(_), Err(error)) => {
             // Give the name back so the client can simply retry.
             let _ = store::files::delete(state.db(), file_id).await;
             return Err(error.into());
@@ -65,7 +79,7 @@ pub(super) async fn register_new(
     match store::files::set_upload_id(state.db(), file_id, &upload_id, time::now()).await {
         Ok(row) => {
             tracing::info!(%file_id, category = %file.category, size = file.size.bytes(), verified = crc32c.is_some(), "file registered");
-            Ok(row)
+            Ok((row, checked))
         }
         Err(error) => {
             abort_unless_recorded(state, key.as_str(), &upload_id, &error).await;
