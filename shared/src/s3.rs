@@ -120,7 +120,11 @@ impl S3Error {
             };
         }
         match &error {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => S3Error::Unavailable {
+            // ResponseError: an answer that came apart on the way (the
+            // connection dropped mid-body), not one S3 gave.
+            SdkError::DispatchFailure(_)
+            | SdkError::TimeoutError(_)
+            | SdkError::ResponseError(_) => S3Error::Unavailable {
                 operation,
                 source: error.into(),
             },
@@ -623,4 +627,31 @@ impl S3Store {
 /// An S3 timestamp as chrono's.
 fn to_chrono(at: &aws_sdk_s3::primitives::DateTime) -> Option<chrono::DateTime<chrono::Utc>> {
     chrono::DateTime::from_timestamp(at.secs(), at.subsec_nanos())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_s3::config::http::HttpResponse;
+    use aws_sdk_s3::operation::list_parts::ListPartsError;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    fn answered(status: u16, body: &'static str) -> HttpResponse {
+        HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body))
+    }
+
+    #[test]
+    fn an_answer_cut_off_on_the_way_is_unavailable_not_a_bug() {
+        let cut: SdkError<ListPartsError, HttpResponse> =
+            SdkError::response_error("connection closed mid-body", answered(200, "<?xml"));
+        assert!(S3Error::classify("ListParts", cut).is_unavailable());
+    }
+
+    #[test]
+    fn a_request_that_could_not_be_built_is_a_bug() {
+        let unbuilt: SdkError<ListPartsError, HttpResponse> =
+            SdkError::construction_failure("no bucket");
+        assert!(!S3Error::classify("ListParts", unbuilt).is_unavailable());
+    }
 }
