@@ -65,18 +65,7 @@ pub async fn upload(
     let started = request.started;
     let budget = state.config().part_upload_budget;
     let work = async {
-        let mut crc = Crc32c::of(b"");
-        let body = match request
-            .read_body_with(max, |chunk| crc = crc.append(chunk))
-            .await
-        {
-            Err(ApiError::PayloadTooLarge { .. }) => return Err(too_large(max)),
-            other => other?,
-        };
-        if body.is_empty() {
-            return Err(ApiError::bad_request("The part body is empty"));
-        }
-        check_crc32c(part_number, declared, crc)?;
+        let (body, crc) = read_part(request, max, part_number, declared).await?;
         let s3_started = Instant::now();
         let size = body.len();
         // S3 checks it again on arrival; an upload opened without CRC32C
@@ -108,6 +97,29 @@ pub async fn upload(
         part_number: part_number.get(),
         etag,
     })
+}
+
+/// The part's bytes, within `max` and not empty, and their CRC32C, held to
+/// the one the client declared.
+async fn read_part(
+    request: &mut ApiRequest,
+    max: u64,
+    part_number: PartNumber,
+    declared: Option<Crc32c>,
+) -> Result<(Bytes, Crc32c), ApiError> {
+    let mut crc = Crc32c::of(b"");
+    let body = match request
+        .read_body_with(max, |chunk| crc = crc.append(chunk))
+        .await
+    {
+        Err(ApiError::PayloadTooLarge { .. }) => return Err(too_large(max)),
+        other => other?,
+    };
+    if body.is_empty() {
+        return Err(ApiError::bad_request("The part body is empty"));
+    }
+    check_crc32c(part_number, declared, crc)?;
+    Ok((body, crc))
 }
 
 /// The part's CRC32C the client declared in `x-amz-checksum-crc32c`, as
