@@ -220,6 +220,23 @@ async fn upload_part(
         .to_owned())
 }
 
+/// Uploads `bodies` as parts 1, 2, …; each part's number and ETag.
+async fn upload_parts(
+    client: &Client,
+    key: &str,
+    upload_id: &str,
+    bodies: &[Vec<u8>],
+) -> Vec<(i32, String)> {
+    let mut etags = Vec::new();
+    for (number, body) in (1..).zip(bodies) {
+        let etag = upload_part(client, key, upload_id, number, body.clone())
+            .await
+            .expect("UploadPart");
+        etags.push((number, etag));
+    }
+    etags
+}
+
 /// An object the way the API stores every file: a completed multipart
 /// upload, here of one part. The object's ETag.
 async fn store_object(client: &Client, key: &str, body: Vec<u8>) -> String {
@@ -648,13 +665,7 @@ async fn complete_multipart_upload_checks_the_parts_and_keeps_a_rejected_upload(
         b"part 2".to_vec(),
         b"part 3".to_vec(),
     ];
-    let mut etags = Vec::new();
-    for (number, body) in (1..).zip(&bodies) {
-        let etag = upload_part(&client, key, &upload_id, number, body.clone())
-            .await
-            .expect("UploadPart");
-        etags.push((number, etag));
-    }
+    let etags = upload_parts(&client, key, &upload_id, &bodies).await;
 
     let bogus = "\"0123456789abcdef0123456789abcdef\"".to_owned();
     let refused = [
@@ -703,13 +714,7 @@ async fn concurrent_completions_see_the_upload_open_or_the_object_whole() {
         random_bytes(5 * MIB),
         random_bytes(MIB),
     ];
-    let mut etags = Vec::new();
-    for (number, body) in (1..).zip(&bodies) {
-        let etag = upload_part(&client, key, &upload_id, number, body.clone())
-            .await
-            .expect("UploadPart");
-        etags.push((number, etag));
-    }
+    let etags = upload_parts(&client, key, &upload_id, &bodies).await;
 
     let racers = (0..8).map(|_| {
         let (client, upload_id, etags) = (client.clone(), upload_id.clone(), etags.clone());

@@ -380,6 +380,18 @@ impl TestApp {
             .expect("the file row")
     }
 
+    /// Aborts the file's S3 upload behind the API's back, as a store that
+    /// lost it would; the file's key.
+    pub async fn abort_upload_in_s3(&self, file: &str) -> String {
+        let (key, upload_id) = self.file_upload(file).await;
+        self.state
+            .s3()
+            .abort_multipart_upload(&key, &upload_id)
+            .await
+            .expect("AbortMultipartUpload");
+        key
+    }
+
     /// Whether S3 holds an object at `key`.
     pub async fn object_exists(&self, key: &str) -> bool {
         self.state

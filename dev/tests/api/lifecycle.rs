@@ -292,12 +292,7 @@ async fn aborting_a_file_frees_its_name_and_slot_and_its_old_url_gets_not_found(
     let again_id = again.body["fileId"].as_str().unwrap().to_owned();
 
     // An upload S3 no longer knows is not an error.
-    let (key, upload_id) = app.file_upload(&again_id).await;
-    app.state
-        .s3()
-        .abort_multipart_upload(&key, &upload_id)
-        .await
-        .unwrap();
+    app.abort_upload_in_s3(&again_id).await;
     app.delete(&format!("{S}/{session}/files/{again_id}"))
         .await
         .assert_status(204);

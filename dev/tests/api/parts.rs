@@ -259,12 +259,7 @@ async fn a_part_for_an_upload_s3_no_longer_knows_is_a_400_not_a_500(pool: PgPool
     let (file_id, _) = app
         .upload_single_part(&session, pdf_meta("a.pdf", 100), pdf_bytes(100))
         .await;
-    let (key, upload_id) = app.file_upload(&file_id).await;
-    app.state
-        .s3()
-        .abort_multipart_upload(&key, &upload_id)
-        .await
-        .expect("AbortMultipartUpload");
+    app.abort_upload_in_s3(&file_id).await;
     let refused = app.put_part(&session, &file_id, "1", pdf_bytes(100)).await;
     refused.assert_error(400, "BAD_REQUEST");
     assert!(

@@ -278,12 +278,7 @@ async fn a_registration_that_died_before_its_upload_is_finished_by_registering_a
     first.assert_status(201);
     let file_id = first.body["fileId"].as_str().unwrap().to_owned();
     // What the dead registration left: the row, no upload recorded or open.
-    let (key, upload_id) = app.file_upload(&file_id).await;
-    app.state
-        .s3()
-        .abort_multipart_upload(&key, &upload_id)
-        .await
-        .unwrap();
+    app.abort_upload_in_s3(&file_id).await;
     sqlx::query("UPDATE upload_session_files SET upload_id = NULL WHERE id = $1::uuid")
         .bind(&file_id)
         .execute(&pool)
