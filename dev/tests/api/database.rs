@@ -624,25 +624,27 @@ async fn each_route_costs_at_most_its_target_of_round_trips(pool: PgPool) {
         eprintln!("round trips to the database: {name:<16} {spent}");
     }
     // Issue 28's targets (docs/adr/0011-round-trips.md): a round trip per
-    // step that waits for an answer, BEGIN and COMMIT riding along.
+    // step that waits for an answer, BEGIN and COMMIT riding along. Then
+    // what the routes cost as built, so that no change adds one unnoticed.
     let targets = [
-        ("create session", 3),
-        ("register", 4),
-        ("proxied part", 4),
-        ("list parts", 3),
-        ("session status", 2),
-        ("complete", 4),
-        ("finalize", 8),
-        ("list sessions", 2),
+        ("create session", 3, 2),
+        ("register", 4, 3),
+        ("proxied part", 4, 2),
+        ("list parts", 3, 2),
+        ("session status", 2, 1),
+        ("complete", 4, 2),
+        ("finalize", 8, 6),
+        ("list sessions", 2, 2),
     ];
     let over: Vec<String> = targets
         .iter()
-        .filter_map(|(name, target)| {
+        .filter_map(|(name, target, built)| {
             let spent = table.iter().find(|(n, _)| n == name)?.1;
-            (spent > *target).then(|| format!("{name}: {spent} > {target}"))
+            (spent > *built.min(target))
+                .then(|| format!("{name}: {spent} > {built} as built (target {target})"))
         })
         .collect();
-    assert!(over.is_empty(), "routes over their target: {over:?}");
+    assert!(over.is_empty(), "routes over their count: {over:?}");
     // And the count is real: every route reached the database.
     for (name, spent) in &table {
         assert!(*spent >= 1, "{name}: no round trip counted");

@@ -137,15 +137,21 @@ pub async fn page_of_user(
     .await
 }
 
-/// The session, locked against every other change until `tx` ends (a
-/// registration counts and inserts its file under this lock).
-pub async fn lock(tx: &Tx, session_id: Uuid) -> crate::db::Result<SessionRow> {
+/// The session, if it is `user_id`'s, locked against every other change
+/// until `tx` ends (a registration reads it, counts and inserts its file
+/// under this lock). Another user's session is neither read nor locked.
+pub async fn lock_owned(
+    tx: &Tx,
+    session_id: Uuid,
+    user_id: &str,
+) -> crate::db::Result<Option<SessionRow>> {
     session_rows!(
         "SELECT",
-        "FROM upload_sessions WHERE id = $1 FOR NO KEY UPDATE",
+        "FROM upload_sessions WHERE id = $1 AND user_id = $2 FOR NO KEY UPDATE",
         session_id,
+        user_id,
     )
-    .fetch_one(tx)
+    .fetch_optional(tx)
     .await
 }
 

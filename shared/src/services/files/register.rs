@@ -4,8 +4,6 @@
 //! and the OpenAPI document describes (`domain::validate` says why its
 //! fields are `Raw`).
 
-use std::future::Future;
-
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -146,10 +144,14 @@ pub async fn register(
             let session = registrable_session(state, user, session_id).await?;
             register_again(state, &session, file_id, &input).await
         }
-        // The session is looked up while the file's S3 upload opens.
         None => {
-            let session = registrable_session(state, user, session_id);
-            register_fresh(state, user, session_id, session, &input).await
+            if let Err(refusal) = check_limits(state, &input) {
+                // Refused whatever the session holds, so nothing opens in
+                // S3; the session's own refusals still come first (§4.2).
+                registrable_session(state, user, session_id).await?;
+                return Err(refusal);
+            }
+            register_fresh(state, user, session_id, &input).await
         }
     }
 }
@@ -176,37 +178,23 @@ pub(super) async fn register_one(
     match input.file_id {
         Some(file_id) => register_again(state, session, file_id, &input).await,
         None => {
-            let session_row = std::future::ready(Ok(session.clone()));
-            register_fresh(state, user, session.id, session_row, &input).await
+            check_limits(state, &input)?;
+            register_fresh(state, user, session.id, &input).await
         }
     }
 }
 
-/// A new file: checked against its session once `session` has it.
+/// A new file within the configured limits: checked against its session
+/// as it is read under its lock, while its S3 upload opens.
 async fn register_fresh(
     state: &AppState,
     user: &User,
     session_id: Uuid,
-    session: impl Future<Output = Result<SessionRow, ApiError>>,
     input: &RegisterInput,
 ) -> Result<Registration, ApiError> {
-    if let Err(refusal) = check_limits(state, input) {
-        // Refused whatever the session holds: nothing opens in S3, and the
-        // session's own refusals still come first (§4.2).
-        session.await?;
-        return Err(refusal);
-    }
     let check = |session: &SessionRow| check_plan(session, input);
-    let (row, plan) = register_new(
-        state,
-        user,
-        session_id,
-        session,
-        check,
-        &input.file,
-        input.crc32c,
-    )
-    .await?;
+    let (row, plan) =
+        register_new(state, user, session_id, check, &input.file, input.crc32c).await?;
     registration(state, &row, plan, input, true).await
 }
 

@@ -8,8 +8,6 @@
 //! is decided, and a refused row aborts its own.
 //! Clients should give files unique names within a session.
 
-use std::future::Future;
-
 use serde_json::json;
 use uuid::Uuid;
 
@@ -27,16 +25,15 @@ use crate::time;
 /// A new file's row and S3 upload, made at once. The upload needs only its
 /// key, which the request alone names (the caller, the session ID from the
 /// path, the category and extension, a fresh file ID), so it opens while
-/// the session is looked up (`session`), the file checked against it
-/// (`check`, whose result is handed back) and the row committed under the
-/// session lock: the request waits for the slower of S3 and the database,
-/// not their sum, and the lock is never held across the S3 call. A refusal
-/// aborts the upload; a failed upload gives the row back.
+/// the session is read under its lock, the file checked against it
+/// (`check`, whose result is handed back) and the row committed: the
+/// request waits for the slower of S3 and the database, not their sum, and
+/// the lock is never held across the S3 call. A refusal aborts the upload;
+/// a failed upload gives the row back.
 pub(super) async fn register_new<T>(
     state: &AppState,
     user: &User,
     session_id: Uuid,
-    session: impl Future<Output = Result<SessionRow, ApiError>>,
     check: impl FnOnce(&SessionRow) -> Result<T, ApiError>,
     file: &FileMetadata,
     crc32c: Option<Crc32c>,
@@ -50,12 +47,15 @@ pub(super) async fn register_new<T>(
         file_id,
         &file.ext,
     );
-    let decided = async {
-        let session = session.await?;
-        let checked = check(&session)?;
-        insert_row(state, &session, file, file_id, &key, crc32c).await?;
-        Ok(checked)
+    let new_file = NewFileOf {
+        user,
+        session_id,
+        file,
+        file_id,
+        key: &key,
+        crc32c,
     };
+    let decided = insert_row(state, &new_file, check);
     let (inserted, created) = tokio::join!(
         decided,
         state
@@ -114,25 +114,45 @@ pub(super) async fn abort_unrecorded(state: &AppState, key: &str, upload_id: &st
     }
 }
 
-/// The file's row, `pending`, committed under the session lock once the
-/// session still takes files, the name is free and the category has room.
-async fn insert_row(
-    state: &AppState,
-    session: &SessionRow,
-    file: &FileMetadata,
+/// What a new file's row is made of: the request's alone.
+struct NewFileOf<'a> {
+    user: &'a User,
+    session_id: Uuid,
+    file: &'a FileMetadata,
     file_id: Uuid,
-    key: &ObjectKey,
+    key: &'a ObjectKey,
     crc32c: Option<Crc32c>,
-) -> Result<(), ApiError> {
-    // The session lock, then the name and the category's count read under
-    // it: one round trip (the reads run after the lock is granted).
+}
+
+/// The file's row, `pending`, committed under the session lock once the
+/// session is the caller's and still takes files, `check` passes, the name
+/// is free and the category has room; in that order, so the session's own
+/// refusals come first (§4.2). Returns what `check` returned.
+async fn insert_row<T>(
+    state: &AppState,
+    new_file: &NewFileOf<'_>,
+    check: impl FnOnce(&SessionRow) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let &NewFileOf {
+        user,
+        session_id,
+        file,
+        file_id,
+        key,
+        crc32c,
+    } = new_file;
+    // The session read under its lock, then the name and the category's
+    // count read under it: one round trip (the reads run after the lock is
+    // granted), and the request's first.
     let tx = state.db().begin().await?;
     let (locked, existing, registered) = futures::try_join!(
-        store::sessions::lock(&tx, session.id),
-        store::files::id_by_name(&tx, session.id, file.category, &file.name),
-        store::files::count_in_category(&tx, session.id, file.category),
+        store::sessions::lock_owned(&tx, session_id, &user.id),
+        store::files::id_by_name(&tx, session_id, file.category, &file.name),
+        store::files::count_in_category(&tx, session_id, file.category),
     )?;
+    let locked = locked.ok_or(ApiError::NotFound("upload session"))?;
     ensure_registrable(state, &tx, &locked).await?;
+    let checked = check(&locked)?;
     if let Some(existing_file_id) = existing {
         return Err(duplicate(existing_file_id, file));
     }
@@ -140,7 +160,7 @@ async fn insert_row(
 
     let row = NewFile {
         id: file_id,
-        session_id: session.id,
+        session_id,
         category: file.category,
         name: &file.name,
         size: file.size.to_column()?,
@@ -159,12 +179,12 @@ async fn insert_row(
             // old service); the index still keeps the name unique.
             drop(tx);
             let existing =
-                store::files::id_by_name(state.db(), session.id, file.category, &file.name).await?;
+                store::files::id_by_name(state.db(), session_id, file.category, &file.name).await?;
             return Err(duplicate(existing.unwrap_or_default(), file));
         }
         return Err(error.into());
     }
-    Ok(())
+    Ok(checked)
 }
 
 /// 400 VALIDATION_ERROR (reason FILE_COUNT_EXCEEDED) unless one more file
