@@ -12,40 +12,39 @@ use crate::db::Tx;
 use crate::domain::limits::{CREATE_SESSION_LIMIT, FINALIZE_LIMIT, RateLimit, RateLimitDenial};
 use crate::error::ApiError;
 use crate::kv::{Kv, KvClient};
-use crate::time;
+use crate::store::quotas::DailyQuota;
+use crate::store::sessions::NewSession;
 
 /// How long a finalize waits for the rate-limit store before failing open:
 /// connecting (a TLS handshake for `rediss://`) and the count together.
 const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// Counts one session creation against today's quota, inside the caller's
-/// transaction so a create that fails later gives the quota back.
+/// Counts one session creation against today's quota and inserts the
+/// session, in one statement inside the caller's transaction, so a create
+/// that fails later gives the quota back and a denied one inserts nothing.
 ///
-/// One statement: the upsert takes the row lock, so concurrent creates queue
-/// on it and each sees the count the previous one committed. The first two
-/// requests of a day both try to insert; the loser waits on the unique index
-/// and then takes the update path, so nobody under the limit is denied (the
-/// old service's race).
+/// The count is an upsert: it takes the row lock, so concurrent creates
+/// queue on it and each sees the count the previous one committed. The
+/// first two requests of a day both try to insert; the loser waits on the
+/// unique index and then takes the update path, so nobody under the limit
+/// is denied (the old service's race).
 ///
-/// The outer error is the database's; the inner one the denial, which the
-/// caller answers after rolling back.
-pub async fn count_session_create(
+/// The outer error is the database's; the inner one the denial.
+pub async fn create_session_counted(
     tx: &Tx,
     config: &Config,
     user: &User,
+    session: &NewSession<'_>,
 ) -> Result<Result<(), ApiError>, ApiError> {
     let rule = &CREATE_SESSION_LIMIT;
     let limit = config.create_session_per_day;
     let now = Utc::now();
-    let counted = crate::store::quotas::count_session_create(
-        tx,
-        &user.id,
-        now.date_naive(),
-        i32::try_from(limit).unwrap_or(i32::MAX),
-        config.rate_limit_bypass,
-        time::now(),
-    )
-    .await?;
+    let quota = DailyQuota {
+        day: now.date_naive(),
+        limit: i32::try_from(limit).unwrap_or(i32::MAX),
+        bypass: config.rate_limit_bypass,
+    };
+    let counted = crate::store::quotas::insert_session_counted(tx, session, quota).await?;
     Ok(match counted {
         Some(count) if i64::from(count) > i64::from(limit) => {
             allow_past_the_limit(rule, user, count.into(), limit);

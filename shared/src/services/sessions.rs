@@ -17,7 +17,7 @@ use crate::domain::{
 use crate::error::ApiError;
 use crate::rate_limit;
 use crate::state::AppState;
-use crate::store::{self, sessions::NewSession};
+use crate::store::sessions::NewSession;
 use crate::time;
 
 /// The most files one create may declare: every category at its maximum.
@@ -60,15 +60,15 @@ pub async fn create(
         created_at: now,
         metadata: &metadata,
     };
-    // The count and the insert leave in one write (docs/adr/0011); a
-    // denied create rolls both back, so it neither counts nor creates.
+    // One statement counts and inserts, and leaves with its BEGIN and
+    // COMMIT in one write (docs/adr/0011): a denied create counts nothing
+    // and inserts nothing, so the COMMIT has nothing to keep.
     let tx = state.db().begin().await?;
-    let (counted, ()) =
-        futures::try_join!(rate_limit::count_session_create(&tx, config, user), async {
-            Ok::<_, ApiError>(store::sessions::insert(&tx, &session).await?)
-        },)?;
+    let (counted, ()) = futures::try_join!(
+        rate_limit::create_session_counted(&tx, config, user, &session),
+        async { Ok::<_, ApiError>(tx.committing().await?) },
+    )?;
     counted?;
-    tx.commit().await?;
 
     tracing::info!(%session_id, files = files.len(), "upload session created");
     Ok(CreatedSession {

@@ -157,16 +157,35 @@ pub async fn count_in_session(db: impl Executor, session_id: Uuid) -> crate::db:
     .await
 }
 
-pub async fn count_in_category(
+/// What a registration checks under its session's lock, in one statement:
+/// the file already registered under this category and name, if any, and
+/// how many files the category holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CategoryCheck {
+    pub existing: Option<Uuid>,
+    pub registered: i64,
+}
+
+crate::from_row!(CategoryCheck {
+    existing,
+    registered
+});
+
+pub async fn check_category(
     tx: &Tx,
     session_id: Uuid,
     category: FileCategory,
-) -> crate::db::Result<i64> {
-    query_scalar!(
-        r#"SELECT count(*) AS "count!" FROM upload_session_files
-            WHERE session_id = $1 AND category = $2"#,
+    name: &str,
+) -> crate::db::Result<CategoryCheck> {
+    query_as!(
+        CategoryCheck,
+        r#"SELECT (SELECT id FROM upload_session_files
+                    WHERE session_id = $1 AND category = $2 AND name = $3) AS existing,
+                  (SELECT count(*) FROM upload_session_files
+                    WHERE session_id = $1 AND category = $2) AS "registered!""#,
         session_id,
         category.as_str(),
+        name,
     )
     .fetch_one(tx)
     .await
@@ -302,6 +321,8 @@ pub async fn mark_uploading(tx: &Tx, file_id: Uuid, now: NaiveDateTime) -> crate
     Ok(())
 }
 
+/// Marks the file completed (`parts::record_listed_and_complete` does the
+/// same with the parts a client listed).
 pub async fn mark_completed(
     tx: &Tx,
     file_id: Uuid,

@@ -6,6 +6,7 @@ use chrono::NaiveDateTime;
 use uuid::Uuid;
 
 use super::Executor;
+use crate::db::Tx;
 use crate::domain::PartNumber;
 
 /// One part to record, as S3 answered for it.
@@ -70,42 +71,49 @@ pub async fn record(
     Ok(())
 }
 
-/// A recorded part.
-/// Records the parts a client listed for a completion S3 accepted: their
-/// ETags as listed, their sizes unknown (NULL) unless a row already knows
-/// them under the same ETag.
-pub async fn record_listed(
-    db: impl Executor,
+/// Marks the file completed and records the parts its client listed for a
+/// completion S3 accepted, in one statement: their ETags as listed, their
+/// sizes unknown (NULL) unless a row already knows them under the same
+/// ETag. The mark is `files::mark_completed`'s.
+pub async fn record_listed_and_complete(
+    tx: &Tx,
     session_id: Uuid,
     file_id: Uuid,
     listed: &[(PartNumber, String)],
+    file_url: &str,
     now: NaiveDateTime,
 ) -> crate::db::Result<()> {
     let ids: Vec<Uuid> = listed.iter().map(|_| Uuid::new_v4()).collect();
     let numbers: Vec<i32> = listed.iter().map(|(number, _)| number.as_i32()).collect();
     let etags: Vec<String> = listed.iter().map(|(_, etag)| etag.clone()).collect();
     query!(
-        "INSERT INTO upload_session_parts
-            (id, session_id, file_id, part_number, etag, size, status, uploaded_at, created_at)
-         SELECT p.id, $1, $2, p.n, p.etag, NULL, 'uploaded', $6, $6
-           FROM UNNEST($3::uuid[], $4::int[], $5::text[]) AS p(id, n, etag)
-         ON CONFLICT (file_id, part_number) DO UPDATE
-            SET etag = EXCLUDED.etag, size = NULL, status = 'uploaded',
-                uploaded_at = EXCLUDED.uploaded_at, session_id = EXCLUDED.session_id
-          WHERE upload_session_parts.etag IS DISTINCT FROM EXCLUDED.etag
-             OR upload_session_parts.session_id IS NULL",
+        "WITH recorded AS (
+            INSERT INTO upload_session_parts
+                (id, session_id, file_id, part_number, etag, size, status, uploaded_at, created_at)
+            SELECT p.id, $1, $2, p.n, p.etag, NULL, 'uploaded', $6, $6
+              FROM UNNEST($3::uuid[], $4::int[], $5::text[]) AS p(id, n, etag)
+            ON CONFLICT (file_id, part_number) DO UPDATE
+               SET etag = EXCLUDED.etag, size = NULL, status = 'uploaded',
+                   uploaded_at = EXCLUDED.uploaded_at, session_id = EXCLUDED.session_id
+             WHERE upload_session_parts.etag IS DISTINCT FROM EXCLUDED.etag
+                OR upload_session_parts.session_id IS NULL
+         )
+         UPDATE upload_session_files SET status = 'completed', file_url = $7, updated_at = $6
+          WHERE id = $2 AND status <> 'completed'",
         session_id,
         file_id,
         &ids,
         &numbers,
         etags.as_slice(),
         now,
+        file_url,
     )
-    .execute(db)
+    .execute(tx)
     .await?;
     Ok(())
 }
 
+/// A recorded part.
 #[derive(Debug, Clone)]
 pub struct PartRow {
     pub part_number: i32,

@@ -155,7 +155,7 @@ pub async fn lock_owned(
     .await
 }
 
-/// A new session, `active`.
+/// A new session, `active`; `quotas::insert_session_counted` inserts it.
 pub struct NewSession<'a> {
     pub id: Uuid,
     pub user_id: &'a str,
@@ -163,23 +163,6 @@ pub struct NewSession<'a> {
     pub expires_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
     pub metadata: &'a Value,
-}
-
-pub async fn insert(tx: &Tx, session: &NewSession<'_>) -> crate::db::Result<()> {
-    query!(
-        "INSERT INTO upload_sessions
-            (id, user_id, status, part_size_bytes, expires_at, created_at, updated_at, metadata)
-         VALUES ($1, $2, 'active', $3, $4, $5, $5, $6)",
-        session.id,
-        session.user_id,
-        session.part_size_bytes,
-        session.expires_at,
-        session.created_at,
-        session.metadata,
-    )
-    .execute(tx)
-    .await?;
-    Ok(())
 }
 
 /// What an attempt at the finalize lock found.

@@ -200,8 +200,8 @@ async fn complete_upload(
 
 /// A list naming each part of the plan once goes to S3 as it is: S3 checks
 /// it while it completes (ETags, sizes, the declared CRC32C), so one S3 call
-/// is the whole of it, and the parts as listed, the mark and the COMMIT
-/// share one round trip. `None` when S3 refuses anything: the caller's
+/// is the whole of it, and one statement recording the parts as listed and
+/// marking the file, with the COMMIT, is one round trip. `None` when S3 refuses anything: the caller's
 /// checked path then lists what S3 holds and answers as precisely as
 /// before.
 async fn complete_as_listed(
@@ -223,8 +223,7 @@ async fn complete_as_listed(
     let file_url = format!("{}/{key}", state.config().s3.public_file_base_url);
     let now = time::now();
     futures::try_join!(
-        store::parts::record_listed(tx, session.id, file.id, listed, now),
-        store::files::mark_completed(tx, file.id, &file_url, now),
+        store::parts::record_listed_and_complete(tx, session.id, file.id, listed, &file_url, now),
         tx.committing(),
     )?;
     Ok(Some((file_url, listed.len())))

@@ -142,21 +142,21 @@ async fn insert_row<T>(
         crc32c,
     } = new_file;
     // The session read under its lock, then the name and the category's
-    // count read under it: one round trip (the reads run after the lock is
-    // granted), and the request's first.
+    // count read under it: one round trip (the second statement runs, with
+    // a snapshot of its own, once the lock is granted), and the request's
+    // first.
     let tx = state.db().begin().await?;
-    let (locked, existing, registered) = futures::try_join!(
+    let (locked, category) = futures::try_join!(
         store::sessions::lock_owned(&tx, session_id, &user.id),
-        store::files::id_by_name(&tx, session_id, file.category, &file.name),
-        store::files::count_in_category(&tx, session_id, file.category),
+        store::files::check_category(&tx, session_id, file.category, &file.name),
     )?;
     let locked = locked.ok_or(ApiError::NotFound("upload session"))?;
     ensure_registrable(state, &tx, &locked).await?;
     let checked = check(&locked)?;
-    if let Some(existing_file_id) = existing {
+    if let Some(existing_file_id) = category.existing {
         return Err(duplicate(existing_file_id, file));
     }
-    check_room(state.config(), &locked, file, registered)?;
+    check_room(state.config(), &locked, file, category.registered)?;
 
     let row = NewFile {
         id: file_id,
