@@ -499,15 +499,7 @@ async fn twenty_identical_registrations_and_ten_finalizes_at_once_get_the_contra
 
     // Upload and complete it, then finalize ten times at once (§4.7): one
     // 201, and 200s that are the same MOC or "in progress", never a 5xx.
-    let part = app.put_part(&session, &file_id, "1", pdf).await;
-    part.assert_status(200);
-    app.complete(
-        &session,
-        &file_id,
-        json!([{"partNumber": 1, "etag": part.body["etag"]}]),
-    )
-    .await
-    .assert_status(200);
+    app.upload_and_complete(&session, &file_id, pdf).await;
     let body = json!({"uploadSessionId": session, "title": "Ten At Once"});
     let finalizes = (0..10).map(|_| {
         let app = app.clone();
@@ -628,7 +620,7 @@ async fn each_route_costs_at_most_its_target_of_round_trips(pool: PgPool) {
     // what the routes cost as built, so that no change adds one unnoticed.
     let targets = [
         ("create session", 3, 1),
-        ("register", 4, 3),
+        ("register", 4, 2),
         ("proxied part", 4, 2),
         ("list parts", 3, 2),
         ("session status", 2, 1),
@@ -667,7 +659,7 @@ async fn a_registration_that_lost_the_answer_to_its_commit_leaves_a_file_that_up
     let meta = pdf_meta("a.pdf", pdf.len());
     let session = app.create_session(json!([meta.clone()])).await;
 
-    forwarder.lose_answer_to("SET upload_id = $2");
+    forwarder.lose_answer_to("INSERT INTO upload_session_files");
     let lost = app.register(&session, meta.clone()).await;
     lost.assert_error(503, "DATABASE_UNAVAILABLE");
     let recorded: Option<String> = sqlx::query_scalar(
@@ -689,15 +681,70 @@ async fn a_registration_that_lost_the_answer_to_its_commit_leaves_a_file_that_up
     again["fileId"] = taken.details()["existingFileId"].clone();
     let file = again["fileId"].as_str().unwrap().to_owned();
     app.register(&session, again).await.assert_status(200);
-    let part = app.put_part(&session, &file, "1", pdf).await;
-    part.assert_status(200);
-    app.complete(
-        &session,
-        &file,
-        json!([{"partNumber": 1, "etag": part.body["etag"]}]),
-    )
-    .await
-    .assert_status(200);
+    app.upload_and_complete(&session, &file, pdf).await;
+}
+
+/// S3 slower to open an upload than a registration waits under its
+/// session's lock: the row commits without the upload, freeing the
+/// session, and the upload is recorded once S3 answers (a third round
+/// trip). The file then uploads and completes as any other.
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_registration_whose_upload_opens_slowly_frees_its_session_and_records_the_upload_after(
+    pool: PgPool,
+) {
+    let moto = moto().await;
+    let bucket = moto_bucket(&moto.url).await;
+    let s3_delay = Duration::from_millis(1000);
+    let endpoint = moto_s3_via_slow_proxy(&moto.url, s3_delay).await;
+    let env = [
+        ("S3_ENDPOINT", endpoint.as_str()),
+        ("S3_REGION", "us-east-1"),
+        ("MOC_BUCKET", bucket.as_str()),
+    ];
+    let (upstream, options) = upstream_of(&pool);
+    let forwarder = Forwarder::start(upstream).await;
+    let app = TestApp::with_db(Db::lazy(target_of(options.port(forwarder.port))), &env).await;
+    let pdf = pdf_bytes(4096);
+    let meta = pdf_meta("a.pdf", pdf.len());
+    let session = app.create_session(json!([meta.clone()])).await;
+
+    let writes = || forwarder.round_trips.load(Ordering::Relaxed);
+    let extend_path = format!("{SESSIONS}/{session}/extend");
+    let extend_session = || app.post(&extend_path, json!({}));
+    let before = writes();
+    extend_session().await.assert_status(200);
+    let extend_costs = writes() - before;
+
+    let before = writes();
+    let started = Instant::now();
+    let register = app.register(&session, meta);
+    let extend = async {
+        // Past the wait under the lock, while S3 still holds the create.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        (extend_session().await, started.elapsed())
+    };
+    let (registered, (extended, extended_at)) = tokio::join!(register, extend);
+    registered.assert_status(201);
+    extended.assert_status(200);
+    assert!(
+        extended_at < s3_delay,
+        "the session was free while S3 opened the upload: extend answered at {extended_at:?}"
+    );
+    assert!(
+        started.elapsed() >= s3_delay,
+        "the registration waited for S3"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        writes() - before,
+        3 + extend_costs,
+        "register's 3 round trips (the upload recorded on its own) and extend's"
+    );
+
+    let file = registered.body["fileId"].as_str().unwrap().to_owned();
+    let (_, upload_id) = app.file_upload(&file).await;
+    assert!(!upload_id.is_empty(), "the row names the upload");
+    app.upload_and_complete(&session, &file, pdf).await;
 }
 
 #[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]

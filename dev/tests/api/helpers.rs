@@ -478,14 +478,25 @@ impl TestApp {
         bytes: Bytes,
     ) -> (String, String) {
         let (file_id, etag) = self.upload_single_part(session, meta, bytes).await;
+        let file_url = self.complete_single_part(session, &file_id, &etag).await;
+        (file_id, file_url)
+    }
+
+    /// Uploads a registered file's bytes as its one proxied part and
+    /// completes it; returns its `fileUrl`.
+    pub async fn upload_and_complete(&self, session: &str, file_id: &str, bytes: Bytes) -> String {
+        let part = self.put_part(session, file_id, "1", bytes).await;
+        part.assert_status(200);
+        let etag = part.body["etag"].as_str().unwrap().to_owned();
+        self.complete_single_part(session, file_id, &etag).await
+    }
+
+    async fn complete_single_part(&self, session: &str, file_id: &str, etag: &str) -> String {
         let completed = self
-            .complete(session, &file_id, json!([{"partNumber": 1, "etag": etag}]))
+            .complete(session, file_id, json!([{"partNumber": 1, "etag": etag}]))
             .await;
         completed.assert_status(200);
-        (
-            file_id,
-            completed.body["fileUrl"].as_str().unwrap().to_owned(),
-        )
+        completed.body["fileUrl"].as_str().unwrap().to_owned()
     }
 
     /// Serves the app on a real local port (the dev server's own loop).
@@ -656,14 +667,21 @@ pub async fn moto_bucket(moto: &str) -> String {
 /// complete (complete lists the parts) on bare moto. Everything else passes
 /// as moto answered it.
 pub async fn moto_s3_via_proxy(moto: &str) -> String {
+    moto_s3_via_slow_proxy(moto, std::time::Duration::ZERO).await
+}
+
+/// [`moto_s3_via_proxy`], holding each CreateMultipartUpload for `delay`
+/// before it forwards it: an S3 slow to open an upload.
+pub async fn moto_s3_via_slow_proxy(moto: &str, delay: std::time::Duration) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let upstream = moto.to_owned();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let upstream = upstream.clone();
-            let service =
-                hyper::service::service_fn(move |request| forward(upstream.clone(), request));
+            let service = hyper::service::service_fn(move |request| {
+                forward(upstream.clone(), request, delay)
+            });
             tokio::spawn(
                 hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service),
@@ -676,9 +694,19 @@ pub async fn moto_s3_via_proxy(moto: &str) -> String {
 async fn forward(
     upstream: String,
     request: Request<hyper::body::Incoming>,
+    create_delay: std::time::Duration,
 ) -> Result<http::Response<Full<Bytes>>, std::convert::Infallible> {
     use http_body_util::BodyExt;
     let (parts, body) = request.into_parts();
+    let creates_an_upload = parts.method == http::Method::POST
+        && parts.uri.query().is_some_and(|query| {
+            query
+                .split('&')
+                .any(|pair| pair == "uploads" || pair == "uploads=")
+        });
+    if creates_an_upload {
+        tokio::time::sleep(create_delay).await;
+    }
     let body = body.collect().await.expect("the request body").to_bytes();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut headers = parts.headers;

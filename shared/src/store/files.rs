@@ -208,7 +208,9 @@ pub async fn id_by_name(
     .await
 }
 
-/// A file being registered: its row, `pending`, before its S3 upload exists.
+/// A file being registered: its row, `pending`, with its S3 upload when S3
+/// opened it in time (`upload_id`), else without it until
+/// [`set_upload_id`] records it.
 pub struct NewFile<'a> {
     pub id: Uuid,
     pub session_id: Uuid,
@@ -218,6 +220,7 @@ pub struct NewFile<'a> {
     pub mime_type: &'a str,
     pub extension: &'a str,
     pub s3_key: &'a str,
+    pub upload_id: Option<&'a str>,
     pub crc32c: Option<Crc32c>,
     pub created_at: NaiveDateTime,
 }
@@ -225,12 +228,14 @@ pub struct NewFile<'a> {
 /// The unique index that keeps a name to one file per category and session.
 pub const UNIQUE_NAME_CONSTRAINT: &str = "upload_session_files_session_category_name_key";
 
-pub async fn insert_pending(tx: &Tx, file: &NewFile<'_>) -> crate::db::Result<()> {
-    query!(
+pub async fn insert_pending(tx: &Tx, file: &NewFile<'_>) -> crate::db::Result<FileRow> {
+    file_rows!(
         "INSERT INTO upload_session_files
-            (id, session_id, category, name, size, mime_type, extension, s3_key, crc32c,
-             status, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $10, 'pending', $9, $9)",
+            (id, session_id, category, name, size, mime_type, extension, s3_key, upload_id,
+             crc32c, status, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $11, 'pending', $10, $10)
+         RETURNING",
+        "",
         file.id,
         file.session_id,
         file.category.as_str(),
@@ -239,12 +244,12 @@ pub async fn insert_pending(tx: &Tx, file: &NewFile<'_>) -> crate::db::Result<()
         file.mime_type,
         file.extension,
         file.s3_key,
+        file.upload_id,
         file.created_at,
         file.crc32c.map(|crc| crc.to_string()),
     )
-    .execute(tx)
-    .await?;
-    Ok(())
+    .fetch_one(tx)
+    .await
 }
 
 /// Records the file's S3 multipart upload.

@@ -8,28 +8,43 @@
 //! is decided, and a refused row aborts its own.
 //! Clients should give files unique names within a session.
 
+use std::future::Future;
+use std::pin::{Pin, pin};
+use std::time::Duration;
+
+use futures::future::{self, Either};
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::User;
 use crate::config::Config;
-use crate::db;
+use crate::db::{self, Tx};
 use crate::domain::{Crc32c, FileCategory, FileMetadata, ObjectKey};
 use crate::error::ApiError;
+use crate::s3::S3Error;
 use crate::services::permits::ensure_registrable;
 use crate::state::AppState;
 use crate::store::files::{NewFile, UNIQUE_NAME_CONSTRAINT};
 use crate::store::{self, FileRow, SessionRow};
 use crate::time;
 
+/// How long a registration that holds its session's lock waits for S3 to
+/// open the file's upload, so that the row names it from its INSERT: the
+/// S3 call started with the request, so this is only what is left of it.
+/// A slower S3 does not hold the session (and the registrations, cancels
+/// and finalizes queued on it) any longer: the row commits without the
+/// upload, which is recorded once S3 answers.
+const S3_WAIT_UNDER_LOCK: Duration = Duration::from_millis(250);
+
 /// A new file's row and S3 upload, made at once. The upload needs only its
 /// key, which the request alone names (the caller, the session ID from the
 /// path, the category and extension, a fresh file ID), so it opens while
-/// the session is read under its lock, the file checked against it
-/// (`check`, whose result is handed back) and the row committed: the
-/// request waits for the slower of S3 and the database, not their sum, and
-/// the lock is never held across the S3 call. A refusal aborts the upload;
-/// a failed upload gives the row back.
+/// the session is read under its lock and the file checked against it
+/// (`check`, whose result is handed back). The row is then inserted with
+/// the upload and committed: two round trips, the request waiting for the
+/// slower of S3 and the checks, not their sum. The lock waits for S3 at
+/// most [`S3_WAIT_UNDER_LOCK`]. A refusal aborts the upload; a failed
+/// upload inserts nothing.
 pub(super) async fn register_new<T>(
     state: &AppState,
     user: &User,
@@ -55,34 +70,105 @@ pub(super) async fn register_new<T>(
         key: &key,
         crc32c,
     };
-    let decided = insert_row(state, &new_file, check);
-    let (inserted, created) = tokio::join!(
-        decided,
-        state
-            .s3()
-            .create_multipart_upload(key.as_str(), &file.mime_type, crc32c.is_some()),
-    );
-    let (checked, upload_id) = match (inserted, created) {
-        (Ok(checked), Ok(upload_id)) => (checked, upload_id),
-        (Ok(_), Err(error)) => {
-            // Give the name back so the client can simply retry.
-            let _ = store::files::delete(state.db(), file_id).await;
-            return Err(error.into());
+    let mut create = pin!(state.s3().create_multipart_upload(
+        key.as_str(),
+        &file.mime_type,
+        crc32c.is_some()
+    ));
+    let mut checks = pin!(lock_and_check(state, &new_file, check));
+    let (decided, created) = match future::select(checks.as_mut(), create.as_mut()).await {
+        Either::Left((Ok(decided), _)) => {
+            let created = tokio::time::timeout(S3_WAIT_UNDER_LOCK, create.as_mut()).await;
+            (decided, created.ok())
         }
-        (Err(refused), Ok(upload_id)) => {
-            // Even a row committed without an answer names no upload yet.
-            abort_unrecorded(state, key.as_str(), &upload_id).await;
+        Either::Left((Err(refused), _)) => {
+            abort_if_opened(state, key.as_str(), create.await).await;
             return Err(refused);
         }
-        (Err(refused), Err(_)) => return Err(refused),
+        Either::Right((created, _)) => match checks.await {
+            Ok(decided) => (decided, Some(created)),
+            Err(refused) => {
+                abort_if_opened(state, key.as_str(), created).await;
+                return Err(refused);
+            }
+        },
     };
-    match store::files::set_upload_id(state.db(), file_id, &upload_id, time::now()).await {
-        Ok(row) => {
-            tracing::info!(%file_id, category = %file.category, size = file.size.bytes(), verified = crc32c.is_some(), "file registered");
-            Ok((row, checked))
+    let registered = match created {
+        Some(Ok(upload_id)) => insert_with_upload(state, decided, &new_file, &upload_id).await?,
+        // The transaction rolls back as it drops: nothing was written.
+        Some(Err(error)) => return Err(error.into()),
+        None => insert_then_record(state, decided, &new_file, create).await?,
+    };
+    tracing::info!(%file_id, category = %file.category, size = file.size.bytes(), verified = crc32c.is_some(), "file registered");
+    Ok(registered)
+}
+
+/// Aborts the upload S3 opened for a registration that was refused.
+async fn abort_if_opened(state: &AppState, key: &str, created: Result<String, S3Error>) {
+    if let Ok(upload_id) = created {
+        abort_unrecorded(state, key, &upload_id).await;
+    }
+}
+
+/// The row naming its upload, inserted and committed in one round trip. A
+/// write that fails aborts the upload, unless it may have committed.
+async fn insert_with_upload<T>(
+    state: &AppState,
+    decided: Decided<T>,
+    new_file: &NewFileOf<'_>,
+    upload_id: &str,
+) -> Result<(FileRow, T), ApiError> {
+    let key = new_file.key.as_str();
+    match commit_row(state, decided.tx, new_file, decided.size, Some(upload_id)).await {
+        Ok(Ok(row)) => Ok((row, decided.checked)),
+        Ok(Err(refused)) => {
+            abort_unrecorded(state, key, upload_id).await;
+            Err(refused)
         }
         Err(error) => {
-            abort_unless_recorded(state, key.as_str(), &upload_id, &error).await;
+            abort_unless_recorded(state, key, upload_id, &error).await;
+            Err(error.into())
+        }
+    }
+}
+
+/// S3 is slow: the row commits without its upload (the session's lock goes
+/// with the COMMIT) while S3 finishes opening it, and the upload is then
+/// recorded on its own. A failed upload gives the name back.
+async fn insert_then_record<T>(
+    state: &AppState,
+    decided: Decided<T>,
+    new_file: &NewFileOf<'_>,
+    create: Pin<&mut impl Future<Output = Result<String, S3Error>>>,
+) -> Result<(FileRow, T), ApiError> {
+    let key = new_file.key.as_str();
+    let (committed, created) = tokio::join!(
+        commit_row(state, decided.tx, new_file, decided.size, None),
+        create
+    );
+    match committed {
+        Ok(Ok(_)) => {}
+        // Even a row committed without an answer names no upload yet.
+        Ok(Err(refused)) => {
+            abort_if_opened(state, key, created).await;
+            return Err(refused);
+        }
+        Err(error) => {
+            abort_if_opened(state, key, created).await;
+            return Err(error.into());
+        }
+    }
+    let upload_id = match created {
+        Ok(upload_id) => upload_id,
+        Err(error) => {
+            let _ = store::files::delete(state.db(), new_file.file_id).await;
+            return Err(error.into());
+        }
+    };
+    match store::files::set_upload_id(state.db(), new_file.file_id, &upload_id, time::now()).await {
+        Ok(row) => Ok((row, decided.checked)),
+        Err(error) => {
+            abort_unless_recorded(state, key, &upload_id, &error).await;
             Err(error.into())
         }
     }
@@ -124,27 +210,33 @@ struct NewFileOf<'a> {
     crc32c: Option<Crc32c>,
 }
 
-/// The file's row, `pending`, committed under the session lock once the
+/// A registration its session let through: the transaction that holds the
+/// session's lock, the file's size as its column holds it, and what `check`
+/// returned.
+struct Decided<T> {
+    tx: Tx,
+    size: i32,
+    checked: T,
+}
+
+/// The session read under its lock, then the file checked against it: the
 /// session is the caller's and still takes files, `check` passes, the name
 /// is free and the category has room; in that order, so the session's own
-/// refusals come first (§4.2). Returns what `check` returned.
-async fn insert_row<T>(
+/// refusals come first (§4.2). One round trip, the request's first.
+async fn lock_and_check<T>(
     state: &AppState,
     new_file: &NewFileOf<'_>,
     check: impl FnOnce(&SessionRow) -> Result<T, ApiError>,
-) -> Result<T, ApiError> {
+) -> Result<Decided<T>, ApiError> {
     let &NewFileOf {
         user,
         session_id,
         file,
-        file_id,
-        key,
-        crc32c,
+        ..
     } = new_file;
-    // The session read under its lock, then the name and the category's
-    // count read under it: one round trip (the second statement runs, with
-    // a snapshot of its own, once the lock is granted), and the request's
-    // first.
+    let size = file.size.to_column()?;
+    // The second statement runs, with a snapshot of its own, once the lock
+    // is granted.
     let tx = state.db().begin().await?;
     let (locked, category) = futures::try_join!(
         store::sessions::lock_owned(&tx, session_id, &user.id),
@@ -157,34 +249,53 @@ async fn insert_row<T>(
         return Err(duplicate(existing_file_id, file));
     }
     check_room(state.config(), &locked, file, category.registered)?;
+    Ok(Decided { tx, size, checked })
+}
 
+/// Inserts the row (naming `upload_id` when S3 opened it in time) and
+/// commits, in one round trip: a refused insert turns the COMMIT into a
+/// rollback. The outer error is the database's (the row may have committed:
+/// [`db::outcome_unknown`]); the inner one a refusal, which wrote nothing.
+async fn commit_row(
+    state: &AppState,
+    tx: Tx,
+    new_file: &NewFileOf<'_>,
+    size: i32,
+    upload_id: Option<&str>,
+) -> Result<Result<FileRow, ApiError>, db::Error> {
+    let &NewFileOf {
+        session_id,
+        file,
+        file_id,
+        key,
+        crc32c,
+        ..
+    } = new_file;
     let row = NewFile {
         id: file_id,
         session_id,
         category: file.category,
         name: &file.name,
-        size: file.size.to_column()?,
+        size,
         mime_type: &file.mime_type,
         extension: file.ext.as_str(),
         s3_key: key.as_str(),
+        upload_id,
         crc32c,
         created_at: time::now(),
     };
-    // The insert and the COMMIT in one round trip: a refused insert turns
-    // the COMMIT into a rollback.
-    if let Err(error) = futures::try_join!(store::files::insert_pending(&tx, &row), tx.committing())
-    {
-        if db::constraint(&error) == Some(UNIQUE_NAME_CONSTRAINT) {
+    match futures::try_join!(store::files::insert_pending(&tx, &row), tx.committing()) {
+        Ok((row, ())) => Ok(Ok(row)),
+        Err(error) if db::constraint(&error) == Some(UNIQUE_NAME_CONSTRAINT) => {
             // Only reachable if a writer bypassed the session lock (e.g. the
             // old service); the index still keeps the name unique.
             drop(tx);
             let existing =
                 store::files::id_by_name(state.db(), session_id, file.category, &file.name).await?;
-            return Err(duplicate(existing.unwrap_or_default(), file));
+            Ok(Err(duplicate(existing.unwrap_or_default(), file)))
         }
-        return Err(error.into());
+        Err(error) => Err(error),
     }
-    Ok(checked)
 }
 
 /// 400 VALIDATION_ERROR (reason FILE_COUNT_EXCEEDED) unless one more file

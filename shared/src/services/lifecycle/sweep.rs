@@ -158,9 +158,9 @@ async fn clean_claimed(state: &AppState, ids: Vec<Uuid>, report: &mut SweepRepor
 
 /// Aborts the listed open uploads (this stage's prefix) started before
 /// `older_than` and that no file row refers to. The age matters: a
-/// registration creates its S3 upload just after committing its row and
-/// records the upload ID just after that, so a young unreferenced upload
-/// may be one being registered right now.
+/// registration opens its S3 upload while it checks its row, and the row
+/// names it when it commits (or, S3 being slow, just after), so a young
+/// unreferenced upload may be one being registered right now.
 async fn abort_orphans(
     state: &AppState,
     listed: Vec<OpenUpload>,
