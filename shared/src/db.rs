@@ -41,7 +41,7 @@ use tokio_postgres::Row;
 
 use crate::config::Config;
 
-pub use statement::{FromRow, Param, Statement, column};
+pub use statement::{FromRow, Param, Statement, column, column_prefixed};
 pub use target::DbTarget;
 
 /// The schema migrations, embedded so every binary and test applies the same set.

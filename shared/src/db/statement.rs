@@ -87,13 +87,25 @@ pub trait FromRow: Sized {
 /// Row types read by column name. A column renamed for sqlx's check
 /// (`status AS "status: SessionStatus"`, `"count!"`) is found by the name
 /// before the annotation.
+/// A join reads its second table's columns named with a prefix
+/// (`f.id AS f_id`): `Row::from_row_prefixed(row, "f_")`.
 #[macro_export]
 macro_rules! from_row {
     ($row:ident { $($field:ident),* $(,)? }) => {
         impl $crate::db::FromRow for $row {
             fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+                Self::from_row_prefixed(row, "")
+            }
+        }
+
+        impl $row {
+            /// The row's columns, each named with `prefix` before it.
+            pub fn from_row_prefixed(
+                row: &tokio_postgres::Row,
+                prefix: &str,
+            ) -> Result<Self, tokio_postgres::Error> {
                 Ok(Self {
-                    $($field: $crate::db::column(row, stringify!($field))?,)*
+                    $($field: $crate::db::column_prefixed(row, prefix, stringify!($field))?,)*
                 })
             }
         }
@@ -102,10 +114,20 @@ macro_rules! from_row {
 
 /// Column `name` of `row`, looked up as [`from_row!`] says.
 pub fn column<'r, T: FromSql<'r>>(row: &'r Row, name: &str) -> Result<T, tokio_postgres::Error> {
+    column_prefixed(row, "", name)
+}
+
+/// Column `prefix` + `name` of `row`: the first whose name, without its
+/// annotation, is that.
+pub fn column_prefixed<'r, T: FromSql<'r>>(
+    row: &'r Row,
+    prefix: &str,
+    name: &str,
+) -> Result<T, tokio_postgres::Error> {
     let index = row
         .columns()
         .iter()
-        .position(|column| unannotated(column.name()) == name);
+        .position(|column| unannotated(column.name()).strip_prefix(prefix) == Some(name));
     match index {
         Some(index) => row.try_get(index),
         // The driver's own "column not found" error.

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::auth::User;
 use crate::error::ApiError;
+use crate::store::files::SessionAndFile;
 use crate::store::{self, Executor, FileRow, SessionRow};
 
 /// The caller's session. Another user's session is 404 too.
@@ -30,21 +31,24 @@ pub async fn session_file(
         .ok_or(ApiError::NotFound("file"))
 }
 
-/// The caller's session and a file of it, read in one round trip (one
-/// transaction, so both come from the same moment). The file's answer is
-/// the caller's to use once the session is known to be the caller's.
+/// The caller's session and a file of it, read in one statement (so both
+/// come from the same moment). The file's answer is the caller's to use
+/// once the session is known to be the caller's.
 pub async fn owned_session_and_file(
-    db: &crate::db::Db,
+    db: impl Executor,
     session_id: Uuid,
     file_id: Uuid,
     user: &User,
 ) -> Result<(SessionRow, Result<FileRow, ApiError>), ApiError> {
-    let tx = db.begin().await?;
-    let (session, file, ()) = futures::try_join!(
-        store::sessions::owned(&tx, session_id, &user.id),
-        store::files::in_session(&tx, session_id, file_id),
-        tx.committing(),
-    )?;
-    let session = session.ok_or(ApiError::NotFound("upload session"))?;
-    Ok((session, file.ok_or(ApiError::NotFound("file"))))
+    let read = store::files::owned_session_and_file(db, session_id, file_id, &user.id).await?;
+    session_then_file(read)
+}
+
+/// 404 for a session that is not the caller's; the file's own 404 for the
+/// caller to answer once the session has passed its checks.
+pub fn session_then_file(
+    read: Option<SessionAndFile>,
+) -> Result<(SessionRow, Result<FileRow, ApiError>), ApiError> {
+    let read = read.ok_or(ApiError::NotFound("upload session"))?;
+    Ok((read.session, read.file.ok_or(ApiError::NotFound("file"))))
 }

@@ -7,7 +7,9 @@ use uuid::Uuid;
 use super::sessions::session_statuses;
 use super::{Executor, SessionRow};
 use crate::db::Tx;
-use crate::domain::{ByteSize, Crc32c, FileCategory, FileStatus, PartPlan, SessionAction};
+use crate::domain::{
+    ByteSize, Crc32c, FileCategory, FileStatus, PartPlan, SessionAction, SessionStatus,
+};
 use crate::error::ApiError;
 
 #[derive(Debug, Clone)]
@@ -89,6 +91,84 @@ macro_rules! file_rows {
     };
 }
 
+/// The caller's session and, when the session holds it, one of its files:
+/// what every file route reads first.
+#[derive(Debug, Clone)]
+pub struct SessionAndFile {
+    pub session: SessionRow,
+    pub file: Option<FileRow>,
+}
+
+impl crate::db::FromRow for SessionAndFile {
+    fn from_row(row: &tokio_postgres::Row) -> Result<Self, tokio_postgres::Error> {
+        let file_id: Option<Uuid> = crate::db::column(row, "f_id")?;
+        Ok(Self {
+            session: SessionRow::from_row_prefixed(row, "")?,
+            file: match file_id {
+                Some(_) => Some(FileRow::from_row_prefixed(row, "f_")?),
+                None => None,
+            },
+        })
+    }
+}
+
+/// One statement for [`owned_session_and_file`] and
+/// [`owned_session_and_locked_file`]: the session's columns as
+/// `SessionRow` reads them, the file's as `FileRow` does, each prefixed
+/// `f_`, the file's read (and locked, with `$lock`) only if the session is
+/// the caller's.
+macro_rules! session_and_file {
+    ($lock:literal $(, $arg:expr)* $(,)?) => {
+        query!(
+            "SELECT s.id, s.user_id, s.status AS \"status: SessionStatus\", s.part_size_bytes,
+                    s.expires_at, s.created_at, s.finalized_at, s.finalizing_at,
+                    s.moc_instruction_id, s.metadata,
+                    f.id AS f_id, f.session_id AS f_session_id, f.category AS f_category,
+                    f.name AS f_name, f.size AS f_size, f.mime_type AS f_mime_type,
+                    f.extension AS f_extension, f.s3_key AS f_s3_key,
+                    f.upload_id AS f_upload_id, f.status AS \"f_status: FileStatus\",
+                    f.file_url AS f_file_url, f.crc32c AS f_crc32c,
+                    f.checksum_verified AS f_checksum_verified
+               FROM upload_sessions s
+               LEFT JOIN LATERAL (
+                    SELECT * FROM upload_session_files
+                     WHERE id = $2 AND session_id = s.id "
+                + $lock
+                + ") f ON true
+              WHERE s.id = $1 AND s.user_id = $3"
+            $(, $arg)*
+        )
+        .reading::<SessionAndFile>()
+    };
+}
+
+/// The caller's session and the file, in one statement. `None` when the
+/// session is not the caller's.
+pub async fn owned_session_and_file(
+    db: impl Executor,
+    session_id: Uuid,
+    file_id: Uuid,
+    user_id: &str,
+) -> crate::db::Result<Option<SessionAndFile>> {
+    session_and_file!("", session_id, file_id, user_id)
+        .fetch_optional(db)
+        .await
+}
+
+/// [`owned_session_and_file`], the file locked until `tx` ends: of two
+/// concurrent completes, the second waits here for the first one's
+/// outcome. Another user's session locks nothing.
+pub async fn owned_session_and_locked_file(
+    tx: &Tx,
+    session_id: Uuid,
+    file_id: Uuid,
+    user_id: &str,
+) -> crate::db::Result<Option<SessionAndFile>> {
+    session_and_file!("FOR NO KEY UPDATE", session_id, file_id, user_id)
+        .fetch_optional(tx)
+        .await
+}
+
 /// The file, if it belongs to the session.
 pub async fn in_session(
     db: impl Executor,
@@ -102,23 +182,6 @@ pub async fn in_session(
         session_id,
     )
     .fetch_optional(db)
-    .await
-}
-
-/// [`in_session`], locked until `tx` ends: of two concurrent completes,
-/// the second waits here for the first one's outcome.
-pub async fn lock_in_session(
-    tx: &Tx,
-    session_id: Uuid,
-    file_id: Uuid,
-) -> crate::db::Result<Option<FileRow>> {
-    file_rows!(
-        "SELECT",
-        "FROM upload_session_files WHERE id = $1 AND session_id = $2 FOR NO KEY UPDATE",
-        file_id,
-        session_id,
-    )
-    .fetch_optional(tx)
     .await
 }
 

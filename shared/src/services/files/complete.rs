@@ -17,7 +17,7 @@ use crate::domain::{
 };
 use crate::error::ApiError;
 use crate::s3::StoredPart;
-use crate::services::{parts, permits};
+use crate::services::{lookup, parts, permits};
 use crate::state::AppState;
 use crate::store::{self, FileRow, SessionRow};
 use crate::time;
@@ -112,13 +112,11 @@ pub async fn complete(
 ) -> Result<CompletedFile, ApiError> {
     let listed = parse_listed_parts(&body)?;
     let tx = state.db().begin().await?;
-    // The session and the locked file in one round trip. The file's lock is
+    // The session and the locked file in one statement. The file's lock is
     // taken even when the lifecycle then refuses: the refusal rolls back.
-    let (session, file) = futures::try_join!(
-        store::sessions::owned(&tx, session_id, &user.id),
-        store::files::lock_in_session(&tx, session_id, file_id),
-    )?;
-    let session = session.ok_or(ApiError::NotFound("upload session"))?;
+    let read =
+        store::files::owned_session_and_locked_file(&tx, session_id, file_id, &user.id).await?;
+    let (session, file) = lookup::session_then_file(read)?;
     let now = time::now();
     // A finalized session still answers a repeated complete of a completed
     // file (below); it completes nothing new.
@@ -128,7 +126,7 @@ pub async fn complete(
             Err(Refusal::Finalized) => Some(Refusal::Finalized),
             Err(refusal) => return Err(permits::refusal_error(&tx, &session, refusal, now).await),
         };
-    let file = file.ok_or(ApiError::NotFound("file"))?;
+    let file = file?;
 
     if let (Ok(Permit::AlreadyDone), Some(file_url)) = (
         permits::file_permit(&file, FileAction::Complete),
