@@ -374,21 +374,6 @@ pub async fn set_crc32c(
     .await
 }
 
-/// Pending → uploading, once its first part is recorded.
-pub async fn mark_uploading(tx: &Tx, file_id: Uuid, now: NaiveDateTime) -> crate::db::Result<()> {
-    query!(
-        "UPDATE upload_session_files SET status = $3, updated_at = $2
-          WHERE id = $1 AND status = $4",
-        file_id,
-        now,
-        FileStatus::Pending.after_part().as_str(),
-        FileStatus::Pending.as_str(),
-    )
-    .execute(tx)
-    .await?;
-    Ok(())
-}
-
 /// Marks the file completed (`parts::record_listed_and_complete` does the
 /// same with the parts a client listed).
 pub async fn mark_completed(

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::Executor;
 use crate::db::Tx;
-use crate::domain::PartNumber;
+use crate::domain::{FileStatus, PartNumber};
 
 /// One part to record, as S3 answered for it.
 #[derive(Debug, Clone)]
@@ -18,24 +18,15 @@ pub struct NewPart<'a> {
     pub uploaded_at: NaiveDateTime,
 }
 
-/// When a part already recorded is overwritten.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Overwrite {
-    /// Always: the part was just uploaded again (last write wins, its
-    /// `uploaded_at` is new).
-    Always,
-    /// Only when S3 holds something else (ETag or size), or the row lacks
-    /// its session: a reconciliation rewrites nothing that is already true.
-    IfChanged,
-}
-
-/// Records parts of a file in one statement, inserting or overwriting each.
+/// Records parts of a file as S3 listed them, in one statement, inserting
+/// each or overwriting it only when S3 holds something else (ETag or size)
+/// or the row lacks its session: a reconciliation rewrites nothing that is
+/// already true.
 pub async fn record(
     db: impl Executor,
     session_id: Uuid,
     file_id: Uuid,
     parts: &[NewPart<'_>],
-    overwrite: Overwrite,
     now: NaiveDateTime,
 ) -> crate::db::Result<()> {
     let ids: Vec<Uuid> = parts.iter().map(|_| Uuid::new_v4()).collect();
@@ -52,8 +43,7 @@ pub async fn record(
          ON CONFLICT (file_id, part_number) DO UPDATE
             SET etag = EXCLUDED.etag, size = EXCLUDED.size, status = 'uploaded',
                 uploaded_at = EXCLUDED.uploaded_at, session_id = EXCLUDED.session_id
-          WHERE $9
-             OR upload_session_parts.etag IS DISTINCT FROM EXCLUDED.etag
+          WHERE upload_session_parts.etag IS DISTINCT FROM EXCLUDED.etag
              OR upload_session_parts.size IS DISTINCT FROM EXCLUDED.size
              OR upload_session_parts.session_id IS NULL",
         session_id,
@@ -64,7 +54,42 @@ pub async fn record(
         &sizes,
         &uploaded,
         now,
-        overwrite == Overwrite::Always,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Records a part just uploaded through the API, overwriting the one
+/// recorded under its number (last write wins, its `uploaded_at` is new),
+/// and moves the file from `pending` to `uploading` with its first part:
+/// one statement. The part's `uploaded_at` is the moment of both writes.
+pub async fn record_uploaded(
+    db: impl Executor,
+    session_id: Uuid,
+    file_id: Uuid,
+    part: &NewPart<'_>,
+) -> crate::db::Result<()> {
+    query!(
+        "WITH marked AS (
+            UPDATE upload_session_files SET status = $8, updated_at = $7
+             WHERE id = $2 AND status = $9
+         )
+         INSERT INTO upload_session_parts
+            (id, session_id, file_id, part_number, etag, size, status, uploaded_at, created_at)
+         VALUES ($3, $1, $2, $4, $5, $6, 'uploaded', $7, $7)
+         ON CONFLICT (file_id, part_number) DO UPDATE
+            SET etag = EXCLUDED.etag, size = EXCLUDED.size, status = 'uploaded',
+                uploaded_at = EXCLUDED.uploaded_at, session_id = EXCLUDED.session_id",
+        session_id,
+        file_id,
+        Uuid::new_v4(),
+        part.number.as_i32(),
+        part.etag,
+        part.size,
+        part.uploaded_at,
+        FileStatus::Pending.after_part().as_str(),
+        FileStatus::Pending.as_str(),
     )
     .execute(db)
     .await?;

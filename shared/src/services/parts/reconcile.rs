@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::s3::{S3Error, StoredPart};
 use crate::state::AppState;
-use crate::store::parts::{NewPart, Overwrite};
+use crate::store::parts::NewPart;
 use crate::store::{self, Executor, FileRow, SessionRow};
 use crate::time;
 
@@ -49,5 +49,5 @@ pub async fn record_stored(
             uploaded_at: p.last_modified.map(|t| t.naive_utc()).unwrap_or(now),
         })
         .collect();
-    store::parts::record(db, session.id, file.id, &parts, Overwrite::IfChanged, now).await
+    store::parts::record(db, session.id, file.id, &parts, now).await
 }

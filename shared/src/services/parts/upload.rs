@@ -16,7 +16,7 @@ use crate::http::ApiRequest;
 use crate::s3::S3Error;
 use crate::services::{lookup, permits};
 use crate::state::AppState;
-use crate::store::parts::{NewPart, Overwrite};
+use crate::store::parts::NewPart;
 use crate::store::{self, FileRow, SessionRow};
 use crate::time;
 
@@ -250,20 +250,13 @@ async fn record_part(
     etag: &str,
     size: usize,
 ) -> Result<(), ApiError> {
-    let now = time::now();
     let part = NewPart {
         number: part_number,
         etag,
         size: crate::domain::ByteSize::new(u64::try_from(size).unwrap_or(u64::MAX)).to_column()?,
-        uploaded_at: now,
+        uploaded_at: time::now(),
     };
-    // Both writes and the COMMIT in one round trip.
-    let tx = state.db().begin().await?;
-    let parts = [part];
-    futures::try_join!(
-        store::parts::record(&tx, session.id, file.id, &parts, Overwrite::Always, now),
-        store::files::mark_uploading(&tx, file.id, now),
-        tx.committing(),
-    )?;
+    // One statement records the part and marks the file: one round trip.
+    store::parts::record_uploaded(state.db(), session.id, file.id, &part).await?;
     Ok(())
 }
