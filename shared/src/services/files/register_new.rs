@@ -77,21 +77,23 @@ pub(super) async fn register_new<T>(
     ));
     let mut checks = pin!(lock_and_check(state, &new_file, check));
     let (decided, created) = match future::select(checks.as_mut(), create.as_mut()).await {
+        // Under the lock, S3 gets a little longer; a refusal waits for the
+        // upload so as to abort it.
         Either::Left((Ok(decided), _)) => {
             let created = tokio::time::timeout(S3_WAIT_UNDER_LOCK, create.as_mut()).await;
-            (decided, created.ok())
+            (Ok(decided), created.ok())
         }
-        Either::Left((Err(refused), _)) => {
-            abort_if_opened(state, key.as_str(), create.await).await;
+        Either::Left((refused, _)) => (refused, Some(create.as_mut().await)),
+        Either::Right((created, _)) => (checks.await, Some(created)),
+    };
+    let decided = match decided {
+        Ok(decided) => decided,
+        Err(refused) => {
+            if let Some(created) = created {
+                abort_if_opened(state, key.as_str(), created).await;
+            }
             return Err(refused);
         }
-        Either::Right((created, _)) => match checks.await {
-            Ok(decided) => (decided, Some(created)),
-            Err(refused) => {
-                abort_if_opened(state, key.as_str(), created).await;
-                return Err(refused);
-            }
-        },
     };
     let registered = match created {
         Some(Ok(upload_id)) => insert_with_upload(state, decided, &new_file, &upload_id).await?,
@@ -146,17 +148,13 @@ async fn insert_then_record<T>(
         commit_row(state, decided.tx, new_file, decided.size, None),
         create
     );
-    match committed {
-        Ok(Ok(_)) => {}
-        // Even a row committed without an answer names no upload yet.
-        Ok(Err(refused)) => {
-            abort_if_opened(state, key, created).await;
-            return Err(refused);
-        }
-        Err(error) => {
-            abort_if_opened(state, key, created).await;
-            return Err(error.into());
-        }
+    // Even a row committed without an answer names no upload yet.
+    if let Err(error) = committed
+        .map_err(ApiError::from)
+        .and_then(|inserted| inserted)
+    {
+        abort_if_opened(state, key, created).await;
+        return Err(error);
     }
     let upload_id = match created {
         Ok(upload_id) => upload_id,
