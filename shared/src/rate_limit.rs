@@ -29,13 +29,15 @@ const STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500)
 /// unique index and then takes the update path, so nobody under the limit
 /// is denied (the old service's race).
 ///
-/// The outer error is the database's; the inner one the denial.
+/// Answers today's count, this create included, which the caller logs
+/// with the session it created (one line per create, not two). The outer
+/// error is the database's; the inner one the denial.
 pub async fn create_session_counted(
     tx: &Tx,
     config: &Config,
     user: &User,
     session: &NewSession<'_>,
-) -> Result<Result<(), ApiError>, ApiError> {
+) -> Result<Result<i32, ApiError>, ApiError> {
     let rule = &CREATE_SESSION_LIMIT;
     let limit = config.create_session_per_day;
     let now = Utc::now();
@@ -46,13 +48,11 @@ pub async fn create_session_counted(
     };
     let counted = crate::store::quotas::insert_session_counted(tx, session, quota).await?;
     Ok(match counted {
-        Some(count) if i64::from(count) > i64::from(limit) => {
-            allow_past_the_limit(rule, user, count.into(), limit);
-            Ok(())
-        }
         Some(count) => {
-            tracing::info!(action = rule.name, user_id = %user.id, count, limit, bypass = config.rate_limit_bypass, "rate limit counted");
-            Ok(())
+            if i64::from(count) > i64::from(limit) {
+                allow_past_the_limit(rule, user, count.into(), limit);
+            }
+            Ok(count)
         }
         None => Err(deny(rule, user, limit, now)),
     })

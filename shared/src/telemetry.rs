@@ -2,6 +2,8 @@
 //! ID, and the JSON formatter copies span fields onto every line, so every log
 //! line of a request can be found by that ID.
 
+mod json_line;
+
 use std::sync::Once;
 
 use tracing::Subscriber;
@@ -9,6 +11,7 @@ use tracing::level_filters::LevelFilter;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -29,22 +32,20 @@ pub fn init() {
 /// One JSON object per line, to `writer`, with the fields of the current
 /// span and of every enclosing one (`spans`, outermost first: the request's
 /// span with its request ID, then the service's) on each line. The current
-/// span is not written again on its own (`span`): it is the list's last,
-/// and every span a line writes is one more serialisation of its fields.
-/// Lines are a quarter shorter for it (docs/PERFORMANCE.md, "Issue 28,
-/// continued: fewer statements"), and writing them is a fifth of the
-/// API's CPU per file in `scripts/bench-load`.
+/// span is not written again on its own (`span`): it is the list's last.
+///
+/// The line is written by [`json_line::JsonLine`], not tracing-subscriber's
+/// JSON format, which parses each span's fields back on every line: writing
+/// the lines was a fifth of the API's CPU per file in `scripts/bench-load`
+/// (docs/PERFORMANCE.md, "Issue 28, continued: fewer statements").
 pub(crate) fn json_lines<S, W>(writer: W) -> impl Layer<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     tracing_subscriber::fmt::layer()
-        .json()
-        .with_current_span(false)
-        .with_span_list(true)
-        .flatten_event(true)
-        .with_target(false)
+        .fmt_fields(JsonFields::new())
+        .event_format(json_line::JsonLine)
         .with_writer(writer)
 }
 

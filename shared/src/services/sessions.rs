@@ -68,9 +68,15 @@ pub async fn create(
         rate_limit::create_session_counted(&tx, config, user, &session),
         async { Ok::<_, ApiError>(tx.committing().await?) },
     )?;
-    counted?;
+    let daily_count = counted?;
 
-    tracing::info!(%session_id, files = files.len(), "upload session created");
+    tracing::info!(
+        %session_id,
+        files = files.len(),
+        daily_count,
+        daily_limit = config.create_session_per_day,
+        "upload session created"
+    );
     Ok(CreatedSession {
         session_id,
         part_size_bytes: config.part_size_bytes(),
