@@ -65,6 +65,9 @@ pub struct Config {
     pub database_url: String,
     /// What migrations and other session-level tooling connect to (§2).
     pub migration_database_url: String,
+    /// `DATABASE_STATEMENTS`: `unnamed` (the default, for any pooler) or
+    /// `named`, for a pooler that keeps named statements (`crate::db::Statements`).
+    pub database_statements: crate::db::Statements,
     pub s3: S3Config,
     pub auth: AuthConfig,
     pub limits: UploadLimits,
@@ -137,6 +140,7 @@ impl Config {
         };
         let stage = Stage(env.string_or("STAGE", "dev"));
         let (database_url, migration_database_url) = read_database_urls(&mut env);
+        let database_statements = read_database_statements(&mut env);
         let s3 = read_s3(&mut env);
         let auth = read_auth(&mut env, &stage);
         let limits = read_upload_limits(&mut env);
@@ -157,6 +161,7 @@ impl Config {
             stage,
             database_url,
             migration_database_url,
+            database_statements,
             s3,
             auth,
             limits,
@@ -229,6 +234,19 @@ fn read_trust(env: &mut Env) -> TrustRoots {
     TrustRoots::load(env.string("SSL_CERT_FILE").as_deref()).unwrap_or_else(|problem| {
         env.problem(problem);
         TrustRoots::builtin()
+    })
+}
+
+/// `DATABASE_STATEMENTS`: `unnamed` unless set (`crate::db::Statements`).
+fn read_database_statements(env: &mut Env) -> crate::db::Statements {
+    let Some(value) = env.string("DATABASE_STATEMENTS") else {
+        return crate::db::Statements::default();
+    };
+    crate::db::Statements::parse(&value).unwrap_or_else(|| {
+        env.problem(format!(
+            "DATABASE_STATEMENTS must be `unnamed` or `named`, not {value:?}"
+        ));
+        crate::db::Statements::default()
     })
 }
 
@@ -563,6 +581,21 @@ mod tests {
                 .any(|p| p.contains("DATABASE_URL (or POSTGRES_URL)")),
             "{missing}"
         );
+    }
+
+    #[test]
+    fn statements_are_unnamed_unless_a_pooler_that_keeps_names_is_declared() {
+        use crate::db::Statements;
+        assert_eq!(load(&[]).unwrap().database_statements, Statements::Unnamed);
+        for (value, expected) in [
+            ("named", Statements::Named),
+            ("Unnamed", Statements::Unnamed),
+        ] {
+            let config = load(&[("DATABASE_STATEMENTS", value)]).unwrap();
+            assert_eq!(config.database_statements, expected, "{value}");
+        }
+        let err = load(&[("DATABASE_STATEMENTS", "prepared")]).unwrap_err();
+        assert!(err.problems[0].contains("DATABASE_STATEMENTS"), "{err}");
     }
 
     #[test]

@@ -42,7 +42,7 @@ use tokio_postgres::Row;
 use crate::config::Config;
 
 pub use statement::{FromRow, Param, Statement, column, column_prefixed};
-pub use target::DbTarget;
+pub use target::{DbTarget, Statements};
 
 /// The schema migrations, embedded so every binary and test applies the same set.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -75,10 +75,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// URL). It connects lazily: building it costs nothing at cold start, and
 /// the first query opens the first connection.
 pub fn pool(config: &Config) -> Result<Db, String> {
-    Ok(Db::lazy(DbTarget::parse(
-        &config.database_url,
-        &config.trust,
-    )?))
+    Ok(Db::lazy(
+        DbTarget::parse(&config.database_url, &config.trust)?
+            .with_statements(config.database_statements),
+    ))
 }
 
 /// The instance's database. An [`Executor`]: each statement run on it is a
@@ -216,7 +216,7 @@ impl Tx {
             .compare_exchange(NOT_BEGUN, OPEN, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         if !first {
-            return statement.run(client).await;
+            return self.lease.run(statement).await;
         }
         // Both are written on their first poll, in this order. BEGIN's
         // answer comes before the statement runs (before any lock wait of
@@ -234,7 +234,7 @@ impl Tx {
                 }
             }
         };
-        let ((), answer) = futures::try_join!(begun, statement.run(client))?;
+        let ((), answer) = futures::try_join!(begun, self.lease.run(statement))?;
         Ok(answer)
     }
 }
@@ -322,6 +322,7 @@ pub fn is_unavailable(error: &Error) -> bool {
                 code.starts_with("08")
                     || code.starts_with("53")
                     || matches!(code, "57P01" | "57P02" | "57P03")
+                    || named_statement_refused(error)
             }
             // Not the server's answer: the connection failed, closed, timed
             // out or could not be opened. A statement the server refused is
@@ -345,6 +346,24 @@ pub fn outcome_unknown(error: &Error) -> bool {
         Error::RowNotFound => false,
         Error::Postgres(e) => e.as_db_error().is_none(),
     }
+}
+
+/// Whether an error says a named statement ([`Statements::Named`]) is not
+/// what this client prepared: gone from the server connection (26000
+/// invalid_sql_statement_name), taken there by another client's of the same
+/// name (42P05 duplicate_prepared_statement), or planned for a table whose
+/// columns changed since (0A000 "cached plan must not change result type",
+/// after a migration). A pooler that does not keep named statements per
+/// client causes the first two; the instance then sends them unnamed, and
+/// the request is retryable ([`is_unavailable`]).
+pub fn named_statement_refused(error: &Error) -> bool {
+    database_error(error).is_some_and(|db| match db.code().code() {
+        "26000" | "42P05" => true,
+        "0A000" => db
+            .message()
+            .contains("cached plan must not change result type"),
+        _ => false,
+    })
 }
 
 pub const UNIQUE_VIOLATION: &str = "23505";

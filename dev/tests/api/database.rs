@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use moc_shared::db;
-use moc_shared::db::Db;
+use moc_shared::db::{Db, Statement, Statements};
 use serde_json::{Value, json};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -816,4 +816,59 @@ async fn a_full_pool_times_out_instead_of_opening_more_connections(pool: PgPool)
     let next = db.begin().await.unwrap();
     next.commit().await.unwrap();
     assert_eq!(db.connections(), (0, 1));
+}
+
+/// How many statements with this exact text the connection has prepared
+/// under a name (run on the same one-connection `db`).
+async fn named_copies_of(db: &Db, sql: &'static str) -> i64 {
+    Statement::new("SELECT count(*) FROM pg_prepared_statements WHERE statement = $1")
+        .bind(sql)
+        .scalar::<i64>()
+        .fetch_one(db)
+        .await
+        .unwrap()
+}
+
+const PROBE: &str = "SELECT 41 + 1";
+
+/// Direct connections: a pooler without per-client statements (PgBouncer
+/// 1.18 here) would move the names between server connections.
+fn one_connection(pool: &PgPool, statements: Statements) -> Db {
+    Db::with_max_connections(
+        target_of((*pool.connect_options()).clone()).with_statements(statements),
+        1,
+    )
+}
+
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_named_statement_is_prepared_once_per_connection_and_an_unnamed_one_never(pool: PgPool) {
+    for (statements, copies) in [(Statements::Named, 1), (Statements::Unnamed, 0)] {
+        let db = one_connection(&pool, statements);
+        for _ in 0..3 {
+            let answer = Statement::new(PROBE).scalar::<i32>().fetch_one(&db).await;
+            assert_eq!(answer.unwrap(), 42);
+        }
+        assert_eq!(named_copies_of(&db, PROBE).await, copies, "{statements:?}");
+    }
+}
+
+/// What a pooler that does not keep named statements per client does to
+/// one (PgBouncer before 1.21: the next transaction's server connection
+/// lacks the name), played on one connection with DEALLOCATE ALL: the
+/// request that meets it gets a retryable error, and the instance sends its
+/// statements unnamed from then on.
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn an_instance_whose_named_statements_are_lost_sends_them_unnamed_from_then_on(pool: PgPool) {
+    let db = one_connection(&pool, Statements::Named);
+    let probe = || Statement::new(PROBE).scalar::<i32>().fetch_one(&db);
+    assert_eq!(probe().await.unwrap(), 42);
+    Statement::new("DEALLOCATE ALL").execute(&db).await.unwrap();
+
+    let lost = probe().await.unwrap_err();
+    assert!(db::named_statement_refused(&lost), "{lost:?}");
+    assert!(db::is_unavailable(&lost), "a retry succeeds: {lost:?}");
+    for _ in 0..2 {
+        assert_eq!(probe().await.unwrap(), 42);
+    }
+    assert_eq!(named_copies_of(&db, PROBE).await, 0);
 }

@@ -15,7 +15,7 @@ use moc_dev::s3::{EmbeddedS3, EmbeddedS3Config};
 use moc_shared::AppState;
 use moc_shared::config::Config;
 use moc_shared::credentials::AwsCredentials;
-use moc_shared::db::{Db, DbTarget, Statement};
+use moc_shared::db::{Db, DbTarget, Statement, Statements};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
@@ -138,14 +138,23 @@ pub fn pooler_port() -> Option<u16> {
         .map(|port| port.parse().expect("MOC_TEST_POOLER_PORT is a port"))
 }
 
+/// How the apps send their statements: `MOC_TEST_DB_STATEMENTS`
+/// (`DATABASE_STATEMENTS`'s values), unnamed unless set.
+pub fn statements() -> Statements {
+    std::env::var("MOC_TEST_DB_STATEMENTS").map_or(Statements::Unnamed, |value| {
+        Statements::parse(&value).expect("MOC_TEST_DB_STATEMENTS is unnamed or named")
+    })
+}
+
 /// The test database with the production settings, through the pooler when
-/// one is set.
+/// one is set, its statements sent as [`statements`] says.
 pub fn through_pooler(pool: &PgPool) -> Db {
     let options = (*pool.connect_options()).clone();
-    Db::lazy(target_of(match pooler_port() {
+    let target = target_of(match pooler_port() {
         Some(port) => options.port(port),
         None => options,
-    }))
+    });
+    Db::lazy(target.with_statements(statements()))
 }
 
 /// The functions' view of a test database sqlx's test harness made (trust

@@ -9,14 +9,15 @@
 //! soon as its last answer arrived, and a dead one is noticed by the client
 //! (`is_closed`) or by the request's first statement.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Row};
 
-use super::DbTarget;
 use super::target::Connection;
+use super::{DbTarget, Result, Statement};
 
 /// A connection idle this long may have been closed by the server or the
 /// pooler in front of it (PgBouncer's `server_idle_timeout` is 600 s,
@@ -38,6 +39,10 @@ struct Shared {
     /// One permit per connection that may exist; a lease holds one.
     permits: Arc<Semaphore>,
     max_connections: u32,
+    /// A named statement was lost or clashed with another client's: the
+    /// database's pooler does not keep them, and this instance sends its
+    /// statements unnamed from now on ([`super::named_statement_refused`]).
+    named_refused: AtomicBool,
 }
 
 struct Idle {
@@ -56,6 +61,7 @@ impl Pool {
                     usize::try_from(max_connections).unwrap_or(1),
                 )),
                 max_connections,
+                named_refused: AtomicBool::new(false),
             }),
         }
     }
@@ -153,13 +159,60 @@ pub(super) struct Lease {
 }
 
 impl Lease {
-    pub(super) fn client(&self) -> &Client {
-        &self
-            .connection
+    fn connection(&self) -> &Connection {
+        self.connection
             .as_ref()
             .expect("a lease holds its connection until it ends")
-            .client
     }
+
+    pub(super) fn client(&self) -> &Client {
+        &self.connection().client
+    }
+
+    /// Runs `statement` on the leased connection: unnamed, or under the name
+    /// it was prepared with on this connection, preparing it on first use
+    /// ([`super::Statements`]).
+    pub(super) async fn run(&self, statement: Statement<'_>) -> Result<(Vec<Row>, u64)> {
+        let connection = self.connection();
+        let client = &connection.client;
+        let prepared = match &connection.prepared {
+            Some(prepared) if !self.shared.named_refused.load(Ordering::Relaxed) => prepared,
+            _ => return statement.run_unnamed(client).await,
+        };
+        let cached = lock(prepared)
+            .get(statement.sql())
+            .filter(|cached| cached.params().iter().eq(statement.types()))
+            .cloned();
+        let answer = async {
+            let named = match cached {
+                Some(named) => named,
+                None => {
+                    let types: Vec<_> = statement.types().cloned().collect();
+                    let named = client.prepare_typed(statement.sql(), &types).await?;
+                    lock(prepared).insert(statement.sql(), named.clone());
+                    named
+                }
+            };
+            statement.run_prepared(client, &named).await
+        }
+        .await;
+        if let Err(error) = &answer
+            && super::named_statement_refused(error)
+            && !self.shared.named_refused.swap(true, Ordering::Relaxed)
+        {
+            tracing::error!(
+                %error,
+                "DATABASE_STATEMENTS=named, but the database lost or mixed up a named statement: its pooler does not keep them (PgBouncer before 1.21, or without max_prepared_statements). This instance sends unnamed statements from now on; set DATABASE_STATEMENTS=unnamed"
+            );
+        }
+        answer
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A map of prepared statements is only read and inserted into: a panic
+    // cannot leave it torn.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Drop for Lease {

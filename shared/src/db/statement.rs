@@ -190,21 +190,52 @@ impl<'a> Statement<'a> {
         Ok(db.run(self).await?.1)
     }
 
-    /// Sends it on `client` in one write and reads the whole answer.
-    pub(super) async fn run(self, client: &Client) -> Result<(Vec<Row>, u64)> {
+    /// Its SQL, the key it is prepared under ([`super::Statements::Named`]).
+    pub(super) fn sql(&self) -> &'static str {
+        self.sql
+    }
+
+    /// Its parameters' types, as declared in its Parse message.
+    pub(super) fn types(&self) -> impl Iterator<Item = &Type> {
+        self.params.iter().map(|(_, ty)| ty)
+    }
+
+    fn values(&self) -> impl ExactSizeIterator<Item = &(dyn ToSql + Sync)> {
+        self.params
+            .iter()
+            .map(|(value, _)| value.as_ref() as &(dyn ToSql + Sync))
+    }
+
+    /// Sends it on `client` unnamed, parsed with its parameter types, in one
+    /// write, and reads the whole answer.
+    pub(super) async fn run_unnamed(self, client: &Client) -> Result<(Vec<Row>, u64)> {
         let params = self
             .params
             .iter()
             .map(|(value, ty)| (value.as_ref() as &(dyn ToSql + Sync), ty.clone()));
-        let stream = client.query_typed_raw(self.sql, params).await?;
-        futures::pin_mut!(stream);
-        let mut rows = Vec::new();
-        while let Some(row) = stream.try_next().await? {
-            rows.push(row);
-        }
-        let affected = stream.rows_affected().unwrap_or(0);
-        Ok((rows, affected))
+        collect(client.query_typed_raw(self.sql, params).await?).await
     }
+
+    /// Binds and executes `prepared` (this statement, prepared on `client`)
+    /// in one write, and reads the whole answer.
+    pub(super) async fn run_prepared(
+        self,
+        client: &Client,
+        prepared: &tokio_postgres::Statement,
+    ) -> Result<(Vec<Row>, u64)> {
+        collect(client.query_raw(prepared, self.values()).await?).await
+    }
+}
+
+/// Every row of an answer, and the rows it affected.
+async fn collect(stream: tokio_postgres::RowStream) -> Result<(Vec<Row>, u64)> {
+    futures::pin_mut!(stream);
+    let mut rows = Vec::new();
+    while let Some(row) = stream.try_next().await? {
+        rows.push(row);
+    }
+    let affected = stream.rows_affected().unwrap_or(0);
+    Ok((rows, affected))
 }
 
 /// How a row is read into the value its caller gets: a [`FromRow`] type

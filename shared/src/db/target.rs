@@ -9,11 +9,12 @@
 //! (`pgbouncer=true`, `channel_binding=prefer`, ...): an unknown one is
 //! logged and ignored, as libpq ignores none but sqlx did.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -31,11 +32,42 @@ use crate::tls::TrustRoots;
 /// How long opening a connection (TCP, TLS, startup) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A database to connect to: the driver's settings and the TLS it needs.
+/// A database to connect to: the driver's settings, the TLS it needs and
+/// how statements are sent to it.
 #[derive(Clone)]
 pub struct DbTarget {
     config: tokio_postgres::Config,
     tls: Tls,
+    statements: Statements,
+}
+
+/// How statements are sent (`DATABASE_STATEMENTS`; docs/adr/0013-named-statements.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Statements {
+    /// Parsed and planned on every run (Parse of the unnamed statement,
+    /// Bind, Execute, Sync in one write): nothing outlives the statement,
+    /// so any pooler passes it, PgBouncer 1.18 in transaction mode included.
+    #[default]
+    Unnamed,
+    /// Prepared once per connection under a name, then only bound and
+    /// executed: Postgres parses and plans each statement once per server
+    /// connection instead of on every run. Only behind a pooler that keeps
+    /// named statements across transactions (PgBouncer 1.21+ with
+    /// `max_prepared_statements`, which Neon and so Vercel Postgres run) or
+    /// none; an instance that meets a lost or clashing name falls back to
+    /// `Unnamed` ([`crate::db::named_statement_refused`]).
+    Named,
+}
+
+impl Statements {
+    /// `DATABASE_STATEMENTS`: `unnamed` or `named`.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_lowercase().as_str() {
+            "unnamed" => Some(Self::Unnamed),
+            "named" => Some(Self::Named),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -55,6 +87,7 @@ impl fmt::Debug for DbTarget {
             .field("user", &self.config.get_user())
             .field("dbname", &self.config.get_dbname())
             .field("sslmode", &self.config.get_ssl_mode())
+            .field("statements", &self.statements)
             .finish()
     }
 }
@@ -182,7 +215,17 @@ impl DbTarget {
             Mode::Prefer => SslMode::Prefer,
             Mode::Require | Mode::VerifyCa | Mode::VerifyFull => SslMode::Require,
         });
-        Ok(Self { config, tls })
+        Ok(Self {
+            config,
+            tls,
+            statements: Statements::Unnamed,
+        })
+    }
+
+    /// The same database, its statements sent as `statements` says.
+    pub fn with_statements(mut self, statements: Statements) -> Self {
+        self.statements = statements;
+        self
     }
 
     /// The same database on another port (tests put a proxy in front).
@@ -219,14 +262,18 @@ impl DbTarget {
         Ok(Connection {
             client,
             task: task.abort_handle(),
+            prepared: (self.statements == Statements::Named).then(Mutex::default),
         })
     }
 }
 
-/// An open connection: the client, and the task running its protocol.
+/// An open connection: the client, the task running its protocol, and the
+/// statements prepared on it ([`Statements::Named`]).
 pub(super) struct Connection {
     pub(super) client: tokio_postgres::Client,
     task: tokio::task::AbortHandle,
+    /// Each statement's SQL and what preparing it on this connection gave.
+    pub(super) prepared: Option<Mutex<HashMap<&'static str, tokio_postgres::Statement>>>,
 }
 
 impl Drop for Connection {
