@@ -11,7 +11,10 @@
 //!   parameter types), Bind, Describe, Execute and Sync leave in one write
 //!   and come back in one answer (tokio-postgres' `query_typed`). Nothing is
 //!   prepared under a name, nothing outlives the statement's Sync, and no
-//!   Describe round trip precedes it;
+//!   Describe round trip precedes it. Unless `DATABASE_STATEMENTS=named`
+//!   says the pooler keeps named statements ([`Statements::Named`],
+//!   `docs/adr/0013-named-statements.md`): then each is prepared once per
+//!   connection and from then on sent as Bind, Execute and Sync;
 //! - a transaction's **BEGIN travels with its first statement**, and
 //!   statements that do not wait for each other's answers (`try_join!` on
 //!   one [`Tx`]), its COMMIT included ([`Tx::committing`]), share one write:

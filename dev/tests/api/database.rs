@@ -534,9 +534,21 @@ async fn twenty_identical_registrations_and_ten_finalizes_at_once_get_the_contra
 async fn each_route_costs_at_most_its_target_of_round_trips(pool: PgPool) {
     let (upstream, options) = upstream_of(&pool);
     let forwarder = Forwarder::start(upstream).await;
-    let app = TestApp::with_db(Db::lazy(target_of(options.port(forwarder.port))), &[]).await;
+    let db = Db::lazy(target_of(options.port(forwarder.port)).with_statements(statements()));
+    let app = TestApp::with_db(db.clone(), &[]).await;
     let pdf = pdf_bytes(4096);
-    // Warm: the connection is open, as on a warm instance.
+    // Warm, as on a warm instance: the connection is open and, with
+    // DATABASE_STATEMENTS=named (scripts/pgbouncer-check), every statement
+    // is prepared on it. By another user, whose sessions the listing below
+    // does not see.
+    let other = TestApp::with_db(db, &[("DEV_USER_SUB", "round-trip-warm-up")]).await;
+    every_database_route(&other).await;
+    let sessions = other.get(&format!("{SESSIONS}?status=all")).await;
+    let first = &sessions.body["sessions"][0]["sessionId"];
+    other
+        .get(&format!("{SESSIONS}/{}", first.as_str().unwrap()))
+        .await
+        .assert_status(200);
     let warm = app.create_session(json!([pdf_meta("w.pdf", 10)])).await;
     app.get(&format!(
         "{SESSIONS}/{warm}/files/{}/parts",
