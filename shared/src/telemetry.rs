@@ -64,6 +64,35 @@ fn filter(rust_log: Option<&str>) -> Targets {
     }
 }
 
+/// What [`json_lines`] wrote to it, for tests that read their log lines.
+#[cfg(test)]
+#[derive(Clone, Default)]
+pub(crate) struct CapturedLines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(test)]
+impl std::io::Write for CapturedLines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl CapturedLines {
+    /// Every line so far, each parsed as JSON.
+    pub(crate) fn lines(&self) -> Vec<serde_json::Value> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a JSON log line"))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::filter;

@@ -1,8 +1,7 @@
 //! The dispatcher's own guarantees, without a database: a handler's panic is
 //! its request's 500, and the request's log lines carry its user.
 
-use std::io::Write;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::LazyLock;
 
 use bytes::Bytes;
 use http::{Method, StatusCode};
@@ -14,6 +13,7 @@ use super::{Handler, Route, dispatch};
 use crate::config::Config;
 use crate::http as api_http;
 use crate::state::AppState;
+use crate::telemetry::CapturedLines;
 
 const DEV_USER: &str = "dev-user-for-routes-tests";
 
@@ -81,28 +81,14 @@ async fn a_panicking_handler_answers_500_and_the_instance_serves_on() {
 /// whether a callsite is enabled, and tests on other threads registering and
 /// dropping their own subscribers race that cache, so a thread's default
 /// can miss a span. Each test picks its own request's lines by request ID.
-static LOG: LazyLock<Captured> = LazyLock::new(|| {
-    let captured = Captured::default();
+static LOG: LazyLock<CapturedLines> = LazyLock::new(|| {
+    let captured = CapturedLines::default();
     let writer = captured.clone();
     let subscriber =
         tracing_subscriber::registry().with(crate::telemetry::json_lines(move || writer.clone()));
     tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
     captured
 });
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// Sends `request` to `route` with a fresh request ID, and returns the log
 /// lines written inside its request span.
@@ -118,11 +104,8 @@ where
         .headers
         .insert("x-request-id", request_id.parse().unwrap());
     dispatch(route, Ok(state()), http::Request::from_parts(parts, body)).await;
-    let bytes = LOG.0.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).expect("a JSON log line"))
+    LOG.lines()
+        .into_iter()
         .filter(|line| line["spans"][0]["request_id"] == request_id.as_str())
         .collect()
 }
@@ -189,11 +172,8 @@ fn cold_start_lines(vars: &[(&str, &str)]) -> Vec<Value> {
     let state = AppState::new(config, credentials).expect("a bad Redis URL still builds");
     let marker = uuid::Uuid::new_v4().to_string();
     tracing::info_span!("cold_start", marker = %marker).in_scope(|| state.log_cold_start());
-    let bytes = LOG.0.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).expect("a JSON log line"))
+    LOG.lines()
+        .into_iter()
         .filter(|line| line["spans"][0]["marker"] == marker.as_str())
         .collect()
 }

@@ -177,41 +177,15 @@ impl<W: fmt::Write + ?Sized> fmt::Write for Escaped<'_, W> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use tracing_subscriber::layer::SubscriberExt;
 
+    use super::super::CapturedLines;
     use super::*;
-
-    /// What a `MakeWriter` wrote, shared with the test.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Captured {
-        fn lines(&self) -> Vec<serde_json::Value> {
-            String::from_utf8(self.0.lock().unwrap().clone())
-                .unwrap()
-                .lines()
-                .map(|line| serde_json::from_str(line).expect("a JSON line"))
-                .collect()
-        }
-    }
 
     #[test]
     fn lines_are_the_json_tracing_subscribers_own_format_writes() {
-        let ours = Captured::default();
-        let theirs = Captured::default();
+        let ours = CapturedLines::default();
+        let theirs = CapturedLines::default();
         let (ours_writer, theirs_writer) = (ours.clone(), theirs.clone());
         let subscriber = tracing_subscriber::registry()
             .with(super::super::json_lines(move || ours_writer.clone()))
@@ -224,6 +198,8 @@ mod tests {
                     .with_target(false)
                     .with_writer(move || theirs_writer.clone()),
             );
+        // A scoped subscriber beside `routes::tests`' global one: neither
+        // filters, so no callsite's cached interest can become "never".
         tracing::subscriber::with_default(subscriber, || {
             tracing::info!(quote = "a \"b\"\n", "outside any span");
             let request = tracing::info_span!("request", request_id = "r-1", path = "/a\\b");
