@@ -5,7 +5,6 @@
 //! Auth: `Authorization: Bearer $CRON_SECRET` only; anything else is 403. All logic lives in
 //! `moc_shared`; this binary only runs the route as a Vercel function.
 
-#[tokio::main]
-async fn main() -> Result<(), moc_shared::runtime::Error> {
-    moc_shared::runtime::serve(&moc_shared::routes::EXPIRE_SESSIONS).await
+fn main() -> Result<(), moc_shared::runtime::Error> {
+    moc_shared::runtime::main(&moc_shared::routes::EXPIRE_SESSIONS)
 }

@@ -17,9 +17,23 @@ use moc_shared::credentials::AwsCredentials;
 const DEV_ACCESS_KEY: &str = "moc-dev-access-key";
 const DEV_SECRET_KEY: &str = "moc-dev-secret-key";
 
-#[tokio::main]
-async fn main() {
-    if let Err(error) = run().await {
+fn main() {
+    // The server runs its routes on one thread, as each function does
+    // (`moc_shared::runtime::main`), so what `scripts/bench-load` measures of
+    // it is what a function spends. The tools (the chaos client, the fault
+    // proxy with its timed delays) keep a thread per CPU.
+    let serving = std::env::args().nth(1).is_none();
+    let runtime = match serving {
+        true => tokio::runtime::Builder::new_current_thread(),
+        false => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build();
+    let outcome = match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => Err(error.into()),
+    };
+    if let Err(error) = outcome {
         eprintln!("moc-dev: {error}");
         std::process::exit(1);
     }

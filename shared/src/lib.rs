@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod s3;
 mod s3_http;
+mod s3_presign;
 pub mod services;
 pub mod state;
 pub mod store;

@@ -10,7 +10,8 @@
 //! Identifiers from S3 are opaque: upload IDs are not always UUIDs, and ETags
 //! are stored and compared exactly as S3 returns them, quotes included.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
@@ -19,7 +20,6 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder;
-use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
@@ -30,6 +30,7 @@ use crate::box_error::BoxError;
 use crate::config::S3Config;
 use crate::credentials::{AwsCredentials, CredentialsProblem};
 use crate::domain::{Crc32c, PartNumber};
+use crate::s3_presign::{PartToSign, Presigner};
 use crate::tls::TrustRoots;
 
 /// Sends `$store.client.$operation()` on the store's bucket with the given
@@ -190,6 +191,9 @@ pub struct S3Store {
     client: Client,
     bucket: String,
     credentials: AwsCredentials,
+    /// The bucket's endpoint for presigned URLs, or why the SDK's endpoint
+    /// rules refused the configuration (every presign then fails with it).
+    presigner: Arc<Result<Presigner, String>>,
 }
 
 /// The HTTP(S) client of every S3 client in the process: rustls on *ring*
@@ -254,6 +258,7 @@ impl S3Store {
             client: Client::from_conf(builder.build()),
             bucket: config.bucket.clone(),
             credentials,
+            presigner: Arc::new(Presigner::resolve(config)),
         }
     }
 
@@ -402,10 +407,11 @@ impl S3Store {
             .content_length(i64::try_from(size).unwrap_or(i64::MAX))
     }
 
-    /// Presigns one `UploadPart`. The signature covers the part number, the
-    /// upload and `Content-Length`, so the URL uploads exactly that part;
-    /// with `crc32c`, also `x-amz-checksum-crc32c` and
-    /// `x-amz-sdk-checksum-algorithm`, so S3 refuses other bytes (BadDigest).
+    /// Presigns one `UploadPart` (`crate::s3_presign`). The signature
+    /// covers the part number, the upload and `Content-Length`, so the URL
+    /// uploads exactly that part; with `crc32c`, also `x-amz-checksum-crc32c`
+    /// and `x-amz-sdk-checksum-algorithm`, so S3 refuses other bytes
+    /// (BadDigest).
     pub async fn presign_upload_part(
         &self,
         key: &str,
@@ -416,32 +422,39 @@ impl S3Store {
         ttl: Duration,
     ) -> Result<PresignedPart, S3Error> {
         const OP: &str = "PresignUploadPart";
-        let presigning = PresigningConfig::expires_in(ttl).map_err(|e| S3Error::Service {
-            operation: OP,
-            code: "PresigningConfig".into(),
-            source: e.into(),
-        })?;
-        let mut builder = self.upload_part_request(key, upload_id, part, size);
-        if let Some(crc32c) = crc32c {
-            builder = builder
-                .checksum_algorithm(ChecksumAlgorithm::Crc32C)
-                .checksum_crc32_c(crc32c.to_string());
-        }
-        let request = builder
-            .presigned(presigning)
+        let presigner = self
+            .presigner
+            .as_ref()
+            .as_ref()
+            .map_err(|refused| S3Error::Service {
+                operation: OP,
+                code: "EndpointResolution".into(),
+                source: refused.clone().into(),
+            })?;
+        let credentials = self
+            .credentials
+            .resolve()
             .await
-            .map_err(|e| S3Error::classify(OP, e))?;
-        let mut headers: Vec<(String, String)> = request
-            .headers()
-            .filter(|(name, _)| !name.eq_ignore_ascii_case("host"))
-            .filter(|(name, _)| !name.eq_ignore_ascii_case("content-length"))
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect();
-        headers.push(("Content-Length".to_owned(), size.to_string()));
-        Ok(PresignedPart {
-            url: request.uri().to_owned(),
-            headers,
-        })
+            .map_err(|problem| S3Error::Credentials {
+                operation: OP,
+                unavailable: problem.is_unavailable(),
+                source: problem.into(),
+            })?
+            .ok_or_else(|| S3Error::Credentials {
+                operation: OP,
+                unavailable: false,
+                source: "no AWS credentials are configured to sign with".into(),
+            })?;
+        let to_sign = PartToSign {
+            key,
+            upload_id,
+            part,
+            size,
+            crc32c,
+            ttl,
+        };
+        let (url, headers) = presigner.presign(&credentials, &to_sign, SystemTime::now());
+        Ok(PresignedPart { url, headers })
     }
 
     /// Uploads one part and returns its ETag, as S3 spelt it. With

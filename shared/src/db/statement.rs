@@ -127,7 +127,7 @@ pub fn column_prefixed<'r, T: FromSql<'r>>(
     let index = row
         .columns()
         .iter()
-        .position(|column| unannotated(column.name()).strip_prefix(prefix) == Some(name));
+        .position(|column| names(column.name(), prefix, name));
     match index {
         Some(index) => row.try_get(index),
         // The driver's own "column not found" error.
@@ -135,10 +135,18 @@ pub fn column_prefixed<'r, T: FromSql<'r>>(
     }
 }
 
-/// A column name without sqlx's annotation: `status: SessionStatus` →
-/// `status`, `count!` → `count`.
-fn unannotated(name: &str) -> &str {
-    name.split([':', '!', '?']).next().unwrap_or(name).trim()
+/// Whether `column` is `prefix` + `name`, bare or with sqlx's annotation
+/// (`status: SessionStatus`, `count!`, `previous_lock?`). Compared in place:
+/// every field of every row read looks its column up this way, so it must
+/// not split or trim the names it passes over.
+fn names(column: &str, prefix: &str, name: &str) -> bool {
+    column
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix(name))
+        .is_some_and(|annotation| {
+            let annotation = annotation.trim_start();
+            annotation.is_empty() || annotation.starts_with([':', '!', '?'])
+        })
 }
 
 impl<A, B> FromRow for (A, B)
@@ -294,10 +302,23 @@ mod tests {
 
     #[test]
     fn annotated_column_names_are_found_by_their_plain_name() {
-        assert_eq!(unannotated("status: SessionStatus"), "status");
-        assert_eq!(unannotated("count!"), "count");
-        assert_eq!(unannotated("previous_lock?"), "previous_lock");
-        assert_eq!(unannotated("id"), "id");
+        assert!(names("status: SessionStatus", "", "status"));
+        assert!(names("status : SessionStatus", "", "status"));
+        assert!(names("count!", "", "count"));
+        assert!(names("previous_lock?", "", "previous_lock"));
+        assert!(names("id", "", "id"));
+        assert!(names("f_id", "f_", "id"));
+        assert!(names("f_status: FileStatus", "f_", "status"));
+    }
+
+    #[test]
+    fn a_column_is_not_found_by_a_prefix_of_its_name_nor_by_another_tables_prefix() {
+        assert!(!names("idx", "", "id"));
+        assert!(!names("id_token", "", "id"));
+        assert!(!names("f_id", "", "id"));
+        assert!(!names("s_id", "f_", "id"));
+        assert!(!names("status", "", "status: SessionStatus"));
+        assert!(!names("status_x: SessionStatus", "", "status"));
     }
 
     #[test]

@@ -6,7 +6,6 @@
 //! Auth: bearer JWT (or AUTH_BYPASS in development). All logic lives in
 //! `moc_shared`; this binary only runs the route as a Vercel function.
 
-#[tokio::main]
-async fn main() -> Result<(), moc_shared::runtime::Error> {
-    moc_shared::runtime::serve(&moc_shared::routes::SESSIONS).await
+fn main() -> Result<(), moc_shared::runtime::Error> {
+    moc_shared::runtime::main(&moc_shared::routes::SESSIONS)
 }

@@ -5,7 +5,6 @@
 //! Auth: cookie or bearer JWT (or AUTH_BYPASS in development). All logic lives in
 //! `moc_shared`; this binary only runs the route as a Vercel function.
 
-#[tokio::main]
-async fn main() -> Result<(), moc_shared::runtime::Error> {
-    moc_shared::runtime::serve(&moc_shared::routes::FRESH_URLS).await
+fn main() -> Result<(), moc_shared::runtime::Error> {
+    moc_shared::runtime::main(&moc_shared::routes::FRESH_URLS)
 }
