@@ -108,50 +108,30 @@ impl Presigner {
         let date = now.format("%Y%m%d").to_string();
         let timestamp = now.format("%Y%m%dT%H%M%SZ").to_string();
         let scope = format!("{date}/{}/{SERVICE}/aws4_request", self.region);
-
-        let mut headers = vec![("content-length", part.size.to_string())];
-        headers.push(("host", self.host.clone()));
-        if let Some(crc32c) = part.crc32c {
-            headers.push(("x-amz-checksum-crc32c", crc32c.to_string()));
-            headers.push(("x-amz-sdk-checksum-algorithm", "CRC32C".to_owned()));
-        }
+        let headers = self.signed_headers(part);
         let signed_headers = headers
             .iter()
             .map(|(name, _)| *name)
             .collect::<Vec<_>>()
             .join(";");
-
         let mut query = vec![
-            ("x-id".to_owned(), "UploadPart".to_owned()),
-            ("partNumber".to_owned(), part.part.get().to_string()),
-            ("uploadId".to_owned(), encode(part.upload_id, false)),
-            ("X-Amz-Algorithm".to_owned(), ALGORITHM.to_owned()),
+            ("x-id", "UploadPart".to_owned()),
+            ("partNumber", part.part.get().to_string()),
+            ("uploadId", encode(part.upload_id, false)),
+            ("X-Amz-Algorithm", ALGORITHM.to_owned()),
             (
-                "X-Amz-Credential".to_owned(),
+                "X-Amz-Credential",
                 encode(&format!("{}/{scope}", credentials.access_key_id()), false),
             ),
-            ("X-Amz-Date".to_owned(), timestamp.clone()),
-            ("X-Amz-Expires".to_owned(), part.ttl.as_secs().to_string()),
-            (
-                "X-Amz-SignedHeaders".to_owned(),
-                encode(&signed_headers, false),
-            ),
+            ("X-Amz-Date", timestamp.clone()),
+            ("X-Amz-Expires", part.ttl.as_secs().to_string()),
+            ("X-Amz-SignedHeaders", encode(&signed_headers, false)),
         ];
         if let Some(token) = credentials.session_token() {
-            query.push(("X-Amz-Security-Token".to_owned(), encode(token, false)));
+            query.push(("X-Amz-Security-Token", encode(token, false)));
         }
-        let mut canonical_query = query.clone();
-        canonical_query.sort();
-        let canonical_query = joined_query(&canonical_query);
-
         let path = format!("{}/{}", self.bucket_path, encode(part.key, true));
-        let canonical_headers: String = headers
-            .iter()
-            .map(|(name, value)| format!("{name}:{}\n", value.trim()))
-            .collect();
-        let canonical_request = format!(
-            "PUT\n{path}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\nUNSIGNED-PAYLOAD"
-        );
+        let canonical_request = canonical_request(&path, &query, &headers, &signed_headers);
         let string_to_sign = format!(
             "{ALGORITHM}\n{timestamp}\n{scope}\n{}",
             hex::encode(digest::digest(
@@ -163,7 +143,7 @@ impl Presigner {
             &self.signing_key(credentials, &date),
             string_to_sign.as_bytes(),
         );
-        query.push(("X-Amz-Signature".to_owned(), hex::encode(signature)));
+        query.push(("X-Amz-Signature", hex::encode(signature)));
 
         let url = format!(
             "{}/{}?{}",
@@ -171,13 +151,20 @@ impl Presigner {
             encode(part.key, true),
             joined_query(&query)
         );
-        let mut sent: Vec<(String, String)> = headers
-            .into_iter()
-            .filter(|(name, _)| !matches!(*name, "host" | "content-length"))
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect();
-        sent.push(("Content-Length".to_owned(), part.size.to_string()));
-        (url, sent)
+        (url, headers_to_send(headers, part.size))
+    }
+
+    /// The headers the URL's signature covers, in SigV4's order (by name).
+    fn signed_headers(&self, part: &PartToSign<'_>) -> Vec<(&'static str, String)> {
+        let mut headers = vec![
+            ("content-length", part.size.to_string()),
+            ("host", self.host.clone()),
+        ];
+        if let Some(crc32c) = part.crc32c {
+            headers.push(("x-amz-checksum-crc32c", crc32c.to_string()));
+            headers.push(("x-amz-sdk-checksum-algorithm", "CRC32C".to_owned()));
+        }
+        headers
     }
 
     /// The signing key of `date` for `credentials`, derived once per day and
@@ -213,7 +200,40 @@ impl Presigner {
     }
 }
 
-fn joined_query(pairs: &[(String, String)]) -> String {
+/// What the client sends with the URL: the signed headers but `host`, which
+/// its HTTP client writes, with `Content-Length` spelt as browsers and the
+/// SDK spell it.
+fn headers_to_send(headers: Vec<(&str, String)>, size: u64) -> Vec<(String, String)> {
+    let mut sent: Vec<(String, String)> = headers
+        .into_iter()
+        .filter(|(name, _)| !matches!(*name, "host" | "content-length"))
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+    sent.push(("Content-Length".to_owned(), size.to_string()));
+    sent
+}
+
+/// SigV4's canonical request of a PUT with an unsigned payload: the query
+/// sorted by its encoded names and values.
+fn canonical_request(
+    path: &str,
+    query: &[(&str, String)],
+    headers: &[(&str, String)],
+    signed_headers: &str,
+) -> String {
+    let mut sorted = query.to_vec();
+    sorted.sort();
+    let canonical_headers: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}:{}\n", value.trim()))
+        .collect();
+    format!(
+        "PUT\n{path}\n{}\n{canonical_headers}\n{signed_headers}\nUNSIGNED-PAYLOAD",
+        joined_query(&sorted)
+    )
+}
+
+fn joined_query(pairs: &[(&str, String)]) -> String {
     pairs
         .iter()
         .map(|(name, value)| format!("{name}={value}"))
