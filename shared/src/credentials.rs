@@ -266,13 +266,21 @@ impl AwsCredentials {
     /// `wanted`, shortened to what the signing credentials have left: a
     /// presigned URL never claims to live longer than they do.
     pub async fn presign_ttl(&self, wanted: Duration) -> Result<Duration, CredentialsProblem> {
-        let expiry = self.resolve().await?.and_then(|c| c.expiry());
-        Ok(
-            match expiry.and_then(|at| at.duration_since(SystemTime::now()).ok()) {
-                Some(left) => wanted.min(left),
-                None => wanted,
-            },
-        )
+        Ok(match self.resolve().await? {
+            Some(credentials) => presign_ttl_of(&credentials, wanted),
+            None => wanted,
+        })
+    }
+}
+
+/// `wanted`, shortened to what `credentials` have left (temporary ones expire).
+pub fn presign_ttl_of(credentials: &Credentials, wanted: Duration) -> Duration {
+    match credentials
+        .expiry()
+        .and_then(|at| at.duration_since(SystemTime::now()).ok())
+    {
+        Some(left) => wanted.min(left),
+        None => wanted,
     }
 }
 

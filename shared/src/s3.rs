@@ -13,13 +13,13 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use aws_credential_types::Credentials;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{
     BehaviorVersion, IdentityCache, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     retry::RetryConfig, timeout::TimeoutConfig,
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::operation::upload_part::builders::UploadPartFluentBuilder;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
@@ -28,7 +28,7 @@ use bytes::Bytes;
 
 use crate::box_error::BoxError;
 use crate::config::S3Config;
-use crate::credentials::{AwsCredentials, CredentialsProblem};
+use crate::credentials::{AwsCredentials, CredentialsProblem, presign_ttl_of};
 use crate::domain::{Crc32c, PartNumber};
 use crate::s3_presign::{PartToSign, Presigner};
 use crate::tls::TrustRoots;
@@ -186,6 +186,48 @@ pub struct PresignedPart {
     pub headers: Vec<(String, String)>,
 }
 
+/// Signs presigned part URLs with one set of credentials, for one lifetime
+/// ([`S3Store::part_presigner`]).
+pub struct PartPresigner<'a> {
+    presigner: &'a Presigner,
+    credentials: Credentials,
+    ttl: Duration,
+}
+
+impl PartPresigner<'_> {
+    /// How long the URLs it signs are valid.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Presigns one `UploadPart` (`crate::s3_presign`). The signature
+    /// covers the part number, the upload and `Content-Length`, so the URL
+    /// uploads exactly that part; with `crc32c`, also `x-amz-checksum-crc32c`
+    /// and `x-amz-sdk-checksum-algorithm`, so S3 refuses other bytes
+    /// (BadDigest).
+    pub fn presign(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: PartNumber,
+        size: u64,
+        crc32c: Option<Crc32c>,
+    ) -> PresignedPart {
+        let to_sign = PartToSign {
+            key,
+            upload_id,
+            part,
+            size,
+            crc32c,
+            ttl: self.ttl,
+        };
+        let (url, headers) = self
+            .presigner
+            .presign(&self.credentials, &to_sign, SystemTime::now());
+        PresignedPart { url, headers }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: Client,
@@ -245,8 +287,8 @@ impl S3Store {
                     .build(),
             );
         if !credentials.is_none() {
-            // The provider keeps (and refreshes) its own credentials; the
-            // SDK's cache would hide their expiry from `presign_ttl`.
+            // The provider keeps (and refreshes) its own credentials; a
+            // second cache in the SDK would only keep them past a refresh.
             builder = builder
                 .credentials_provider(credentials.clone())
                 .identity_cache(IdentityCache::no_cache());
@@ -267,17 +309,45 @@ impl S3Store {
         &self.credentials
     }
 
-    /// `wanted`, shortened to what the signing credentials have left, for
-    /// presigned URLs: a URL never claims to live longer than they do.
-    pub async fn presign_ttl(&self, wanted: Duration) -> Result<Duration, S3Error> {
-        self.credentials
-            .presign_ttl(wanted)
+    /// What signs presigned part URLs for the next `wanted` of time, or less
+    /// when the signing credentials expire sooner (a URL never claims to live
+    /// longer than they do): one credentials lookup for a batch of URLs.
+    pub async fn part_presigner(&self, wanted: Duration) -> Result<PartPresigner<'_>, S3Error> {
+        let (presigner, credentials) = self.signer().await?;
+        Ok(PartPresigner {
+            ttl: presign_ttl_of(&credentials, wanted),
+            presigner,
+            credentials,
+        })
+    }
+
+    /// The bucket's presigner and the credentials to sign with now.
+    async fn signer(&self) -> Result<(&Presigner, Credentials), S3Error> {
+        const OP: &str = "PresignUploadPart";
+        let presigner = self
+            .presigner
+            .as_ref()
+            .as_ref()
+            .map_err(|refused| S3Error::Service {
+                operation: OP,
+                code: "EndpointResolution".into(),
+                source: refused.clone().into(),
+            })?;
+        let credentials = self
+            .credentials
+            .resolve()
             .await
             .map_err(|problem| S3Error::Credentials {
-                operation: "PresignUploadPart",
+                operation: OP,
                 unavailable: problem.is_unavailable(),
                 source: problem.into(),
-            })
+            })?
+            .ok_or_else(|| S3Error::Credentials {
+                operation: OP,
+                unavailable: false,
+                source: "no AWS credentials are configured to sign with".into(),
+            })?;
+        Ok((presigner, credentials))
     }
 
     /// The underlying client, for tests and tooling that inspect the store.
@@ -390,28 +460,7 @@ impl S3Store {
         Ok(uploads)
     }
 
-    /// An `UploadPart` of `size` bytes, to send or to presign.
-    fn upload_part_request(
-        &self,
-        key: &str,
-        upload_id: &str,
-        part: PartNumber,
-        size: u64,
-    ) -> UploadPartFluentBuilder {
-        self.client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(part.as_i32())
-            .content_length(i64::try_from(size).unwrap_or(i64::MAX))
-    }
-
-    /// Presigns one `UploadPart` (`crate::s3_presign`). The signature
-    /// covers the part number, the upload and `Content-Length`, so the URL
-    /// uploads exactly that part; with `crc32c`, also `x-amz-checksum-crc32c`
-    /// and `x-amz-sdk-checksum-algorithm`, so S3 refuses other bytes
-    /// (BadDigest).
+    /// Presigns one `UploadPart` valid for `ttl` ([`PartPresigner::presign`]).
     pub async fn presign_upload_part(
         &self,
         key: &str,
@@ -421,40 +470,13 @@ impl S3Store {
         crc32c: Option<Crc32c>,
         ttl: Duration,
     ) -> Result<PresignedPart, S3Error> {
-        const OP: &str = "PresignUploadPart";
-        let presigner = self
-            .presigner
-            .as_ref()
-            .as_ref()
-            .map_err(|refused| S3Error::Service {
-                operation: OP,
-                code: "EndpointResolution".into(),
-                source: refused.clone().into(),
-            })?;
-        let credentials = self
-            .credentials
-            .resolve()
-            .await
-            .map_err(|problem| S3Error::Credentials {
-                operation: OP,
-                unavailable: problem.is_unavailable(),
-                source: problem.into(),
-            })?
-            .ok_or_else(|| S3Error::Credentials {
-                operation: OP,
-                unavailable: false,
-                source: "no AWS credentials are configured to sign with".into(),
-            })?;
-        let to_sign = PartToSign {
-            key,
-            upload_id,
-            part,
-            size,
-            crc32c,
+        let (presigner, credentials) = self.signer().await?;
+        let signer = PartPresigner {
+            presigner,
+            credentials,
             ttl,
         };
-        let (url, headers) = presigner.presign(&credentials, &to_sign, SystemTime::now());
-        Ok(PresignedPart { url, headers })
+        Ok(signer.presign(key, upload_id, part, size, crc32c))
     }
 
     /// Uploads one part and returns its ETag, as S3 spelt it. With
@@ -469,12 +491,13 @@ impl S3Store {
     ) -> Result<String, S3Error> {
         const OP: &str = "UploadPart";
         let output = self
-            .upload_part_request(
-                key,
-                upload_id,
-                part,
-                u64::try_from(body.len()).unwrap_or(u64::MAX),
-            )
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part.as_i32())
+            .content_length(i64::try_from(body.len()).unwrap_or(i64::MAX))
             .set_checksum_crc32_c(crc32c.map(|crc| crc.to_string()))
             .body(ByteStream::from(body))
             .customize()

@@ -47,25 +47,15 @@ pub async fn presign_parts(
     parts: impl IntoIterator<Item = PartNumber>,
     checksums: &PartChecksums,
 ) -> Result<Vec<PresignedPartUrl>, ApiError> {
-    let ttl = state
+    let signer = state
         .s3()
-        .presign_ttl(state.config().presigned_url_ttl)
+        .part_presigner(state.config().presigned_url_ttl)
         .await?;
-    let expires_at = time::rfc3339(time::add(time::now(), ttl));
+    let expires_at = time::rfc3339(time::add(time::now(), signer.ttl()));
     let mut urls = Vec::new();
     for part in parts {
         let size = plan.part_size_of(part);
-        let presigned = state
-            .s3()
-            .presign_upload_part(
-                key,
-                upload_id,
-                part,
-                size,
-                checksums.get(&part).copied(),
-                ttl,
-            )
-            .await?;
+        let presigned = signer.presign(key, upload_id, part, size, checksums.get(&part).copied());
         urls.push(PresignedPartUrl {
             part_number: part.get(),
             url: presigned.url,
