@@ -18,8 +18,9 @@ pub mod openapi;
 pub mod rate_limit;
 pub mod routes;
 pub mod s3;
+mod s3_call;
 mod s3_http;
-mod s3_presign;
+mod s3_sign;
 pub mod services;
 pub mod state;
 pub mod store;
@@ -27,6 +28,7 @@ pub mod sts;
 pub mod telemetry;
 pub mod time;
 pub mod tls;
+mod xml;
 
 #[cfg(feature = "vercel")]
 pub mod runtime;

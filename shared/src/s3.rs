@@ -1,7 +1,12 @@
 //! The S3 adapter: every S3 call of the API, with errors sorted into "the
 //! store is unreachable, retry later" and everything else.
 //!
-//! Retries: the SDK's standard retry mode makes up to 3 attempts with
+//! The calls on the hot path (register's CreateMultipartUpload, complete's
+//! CompleteMultipartUpload, finalize's HeadObject and ranged GetObject) are
+//! signed and sent here (`crate::s3_sign`, `crate::s3_call`); the rest go
+//! through the SDK's client, over the same connections.
+//!
+//! Retries, for both: the SDK's standard retry mode, up to 3 attempts with
 //! exponential backoff and jitter on throttling, 5xx and connection errors,
 //! within a per-attempt timeout. When the attempts are exhausted the call
 //! fails with [`S3Error::Unavailable`], which the API answers as 503
@@ -21,17 +26,19 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
-};
 use bytes::Bytes;
 
 use crate::box_error::BoxError;
 use crate::config::S3Config;
 use crate::credentials::{AwsCredentials, CredentialsProblem, presign_ttl_of};
 use crate::domain::{Crc32c, PartNumber};
-use crate::s3_presign::{PartToSign, Presigner};
+use crate::s3_call::{
+    ATTEMPT_TIMEOUT, Answer, CONNECT_TIMEOUT, Failure, MAX_ATTEMPTS, PartsPage, Refusal,
+};
+use crate::s3_http::HyperClient;
+use crate::s3_sign::{ObjectCall, PartToSign, Signer};
 use crate::tls::TrustRoots;
+use crate::xml::{escape, leaf_values};
 
 /// Sends `$store.client.$operation()` on the store's bucket with the given
 /// setters, and sorts a failure with [`S3Error::classify`]: the shape of
@@ -132,28 +139,59 @@ impl S3Error {
             SdkError::ServiceError(service) => {
                 let status = service.raw().status().as_u16();
                 let code = service.err().code().unwrap_or("Unknown").to_owned();
-                match code.as_str() {
-                    "NoSuchUpload" => S3Error::NoSuchUpload { operation },
-                    "NoSuchKey" | "NotFound" => S3Error::NoSuchKey { operation },
-                    _ if status == 404 => S3Error::NoSuchKey { operation },
-                    _ if status >= 500 || status == 429 || code == "SlowDown" => {
-                        S3Error::Unavailable {
-                            operation,
-                            source: error.into(),
-                        }
-                    }
-                    _ => S3Error::Service {
-                        operation,
-                        code,
-                        source: error.into(),
-                    },
-                }
+                S3Error::refused(operation, status, code, error.into())
             }
             _ => S3Error::Service {
                 operation,
                 code: "Unknown".to_owned(),
                 source: error.into(),
             },
+        }
+    }
+}
+
+impl S3Error {
+    /// S3's answer refusing a call, by its status and error code. Throttling,
+    /// 5xx and an InternalError (which S3 may state inside a 200) are the
+    /// store being unavailable: retried, then 503.
+    fn refused(operation: &'static str, status: u16, code: String, source: BoxError) -> Self {
+        match code.as_str() {
+            "NoSuchUpload" => S3Error::NoSuchUpload { operation },
+            "NoSuchKey" | "NotFound" => S3Error::NoSuchKey { operation },
+            _ if status == 404 => S3Error::NoSuchKey { operation },
+            "SlowDown" | "InternalError" | "ServiceUnavailable" => {
+                S3Error::Unavailable { operation, source }
+            }
+            _ if status >= 500 || status == 429 => S3Error::Unavailable { operation, source },
+            _ => S3Error::Service {
+                operation,
+                code,
+                source,
+            },
+        }
+    }
+
+    /// One failed attempt of a call sent here.
+    fn of_attempt(operation: &'static str, failure: Failure) -> Self {
+        match failure {
+            Failure::Transport {
+                retryable: true,
+                source,
+            } => S3Error::Unavailable { operation, source },
+            Failure::Transport {
+                retryable: false,
+                source,
+            } => S3Error::Service {
+                operation,
+                code: "Request".to_owned(),
+                source,
+            },
+            Failure::Refused(refusal) => S3Error::refused(
+                operation,
+                refusal.status,
+                refusal.code.clone(),
+                refusal.into(),
+            ),
         }
     }
 }
@@ -189,7 +227,7 @@ pub struct PresignedPart {
 /// Signs presigned part URLs with one set of credentials, for one lifetime
 /// ([`S3Store::part_presigner`]).
 pub struct PartPresigner<'a> {
-    presigner: &'a Presigner,
+    presigner: &'a Signer,
     credentials: Credentials,
     ttl: Duration,
 }
@@ -200,7 +238,7 @@ impl PartPresigner<'_> {
         self.ttl
     }
 
-    /// Presigns one `UploadPart` (`crate::s3_presign`). The signature
+    /// Presigns one `UploadPart` (`crate::s3_sign`). The signature
     /// covers the part number, the upload and `Content-Length`, so the URL
     /// uploads exactly that part; with `crc32c`, also `x-amz-checksum-crc32c`
     /// and `x-amz-sdk-checksum-algorithm`, so S3 refuses other bytes
@@ -231,11 +269,13 @@ impl PartPresigner<'_> {
 #[derive(Debug, Clone)]
 pub struct S3Store {
     client: Client,
+    /// The connection pool of the calls sent here, shared with `client`.
+    http: HyperClient,
     bucket: String,
     credentials: AwsCredentials,
-    /// The bucket's endpoint for presigned URLs, or why the SDK's endpoint
-    /// rules refused the configuration (every presign then fails with it).
-    presigner: Arc<Result<Presigner, String>>,
+    /// The bucket's endpoint and signing key, or why the SDK's endpoint
+    /// rules refused the configuration (every signed call then fails with it).
+    signer: Arc<Result<Signer, String>>,
 }
 
 /// The HTTP(S) client of every S3 client in the process: rustls on *ring*
@@ -271,19 +311,24 @@ impl S3Store {
     /// `credentials` (`crate::credentials`: OIDC, the project's keys, or the
     /// `AWS_*` ones).
     pub fn with_trust(config: &S3Config, trust: &TrustRoots, credentials: AwsCredentials) -> Self {
+        let http = crate::s3_http::hyper_client(trust, Some(CONNECT_TIMEOUT));
         let mut builder = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
-            .http_client(https_client_trusting(trust))
+            .http_client(crate::s3_http::client_sharing(
+                trust,
+                http.clone(),
+                CONNECT_TIMEOUT,
+            ))
             .region(Region::new(config.region.clone()))
             // Presigned part URLs must not carry a checksum of an empty body:
             // servers that check payload checksums would answer InvalidDigest.
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(20))
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                     .build(),
             );
         if !credentials.is_none() {
@@ -298,9 +343,10 @@ impl S3Store {
         }
         Self {
             client: Client::from_conf(builder.build()),
+            http,
             bucket: config.bucket.clone(),
             credentials,
-            presigner: Arc::new(Presigner::resolve(config)),
+            signer: Arc::new(Signer::resolve(config)),
         }
     }
 
@@ -313,7 +359,8 @@ impl S3Store {
     /// when the signing credentials expire sooner (a URL never claims to live
     /// longer than they do): one credentials lookup for a batch of URLs.
     pub async fn part_presigner(&self, wanted: Duration) -> Result<PartPresigner<'_>, S3Error> {
-        let (presigner, credentials) = self.signer().await?;
+        const OP: &str = "PresignUploadPart";
+        let (presigner, credentials) = self.signer(OP).await?;
         Ok(PartPresigner {
             ttl: presign_ttl_of(&credentials, wanted),
             presigner,
@@ -321,15 +368,14 @@ impl S3Store {
         })
     }
 
-    /// The bucket's presigner and the credentials to sign with now.
-    async fn signer(&self) -> Result<(&Presigner, Credentials), S3Error> {
-        const OP: &str = "PresignUploadPart";
+    /// The bucket's signer and the credentials to sign `OP` with now.
+    async fn signer(&self, operation: &'static str) -> Result<(&Signer, Credentials), S3Error> {
         let presigner = self
-            .presigner
+            .signer
             .as_ref()
             .as_ref()
             .map_err(|refused| S3Error::Service {
-                operation: OP,
+                operation,
                 code: "EndpointResolution".into(),
                 source: refused.clone().into(),
             })?;
@@ -338,16 +384,41 @@ impl S3Store {
             .resolve()
             .await
             .map_err(|problem| S3Error::Credentials {
-                operation: OP,
+                operation,
                 unavailable: problem.is_unavailable(),
                 source: problem.into(),
             })?
             .ok_or_else(|| S3Error::Credentials {
-                operation: OP,
+                operation,
                 unavailable: false,
                 source: "no AWS credentials are configured to sign with".into(),
             })?;
         Ok((presigner, credentials))
+    }
+
+    /// Sends `call` (`crate::s3_call`), signed afresh for each attempt, and
+    /// retries what [`S3Error::is_unavailable`] sorts as the store not
+    /// answering, as the SDK's standard mode would.
+    async fn call(&self, operation: &'static str, call: ObjectCall<'_>) -> Result<Answer, S3Error> {
+        let (signer, credentials) = self.signer(operation).await?;
+        let mut attempt = 1;
+        loop {
+            let signed = signer.sign(&credentials, &call, SystemTime::now());
+            let sent =
+                crate::s3_call::attempt(&self.http, call.method.clone(), signed, call.body.clone())
+                    .await;
+            let error = match sent {
+                Ok(answer) => return Ok(answer),
+                Err(failure) => S3Error::of_attempt(operation, failure),
+            };
+            if !error.is_unavailable() || attempt >= MAX_ATTEMPTS {
+                return Err(error);
+            }
+            attempt += 1;
+            let pause = crate::s3_call::backoff(attempt);
+            tracing::info!(operation, attempt, ?pause, %error, "S3 did not answer; trying again");
+            tokio::time::sleep(pause).await;
+        }
     }
 
     /// The underlying client, for tests and tooling that inspect the store.
@@ -365,25 +436,21 @@ impl S3Store {
         full_object_crc32c: bool,
     ) -> Result<String, S3Error> {
         const OP: &str = "CreateMultipartUpload";
-        let (algorithm, checksum_type) = match full_object_crc32c {
-            true => (
-                Some(ChecksumAlgorithm::Crc32C),
-                Some(ChecksumType::FullObject),
-            ),
-            false => (None, None),
+        let mut headers = vec![("content-type", content_type.to_owned())];
+        if full_object_crc32c {
+            headers.push(("x-amz-checksum-algorithm", "CRC32C".to_owned()));
+            headers.push(("x-amz-checksum-type", "FULL_OBJECT".to_owned()));
+        }
+        let call = ObjectCall {
+            method: http::Method::POST,
+            key,
+            query: vec![("uploads", String::new())],
+            headers,
+            body: Bytes::new(),
         };
-        let output = send!(
-            self,
-            create_multipart_upload,
-            OP,
-            key(key),
-            content_type(content_type),
-            set_checksum_algorithm(algorithm),
-            set_checksum_type(checksum_type),
-        )?;
-        output
-            .upload_id()
-            .map(str::to_owned)
+        let answer = self.call(OP, call).await?;
+        let [upload_id] = leaf_values(answer.text(), &["UploadId"]);
+        upload_id
             .ok_or_else(|| S3Error::malformed(OP, "MissingUploadId", "response had no UploadId"))
     }
 
@@ -470,7 +537,8 @@ impl S3Store {
         crc32c: Option<Crc32c>,
         ttl: Duration,
     ) -> Result<PresignedPart, S3Error> {
-        let (presigner, credentials) = self.signer().await?;
+        const OP: &str = "PresignUploadPart";
+        let (presigner, credentials) = self.signer(OP).await?;
         let signer = PartPresigner {
             presigner,
             credentials,
@@ -522,29 +590,24 @@ impl S3Store {
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let output = send!(
-                self,
-                list_parts,
-                OP,
-                key(key),
-                upload_id(upload_id),
-                set_part_number_marker(marker.clone()),
-            )?;
-            parts.extend(output.parts().iter().filter_map(|part| {
-                Some(StoredPart {
-                    part_number: part
-                        .part_number()
-                        .and_then(|n| u16::try_from(n).ok())
-                        .and_then(PartNumber::new)?,
-                    etag: part.e_tag()?.to_owned(),
-                    size: u64::try_from(part.size().unwrap_or(0)).unwrap_or(0),
-                    last_modified: part.last_modified().and_then(to_chrono),
-                    crc32c: part.checksum_crc32_c().and_then(|crc| crc.parse().ok()),
-                })
-            }));
-            let next = output.next_part_number_marker().map(str::to_owned);
-            if output.is_truncated() == Some(true) && next.is_some() && next != marker {
-                marker = next;
+            let mut query = vec![("uploadId", upload_id.to_owned())];
+            query.extend(marker.clone().map(|marker| ("part-number-marker", marker)));
+            let call = ObjectCall {
+                method: http::Method::GET,
+                key,
+                query,
+                headers: Vec::new(),
+                body: Bytes::new(),
+            };
+            let answer = self.call(OP, call).await?;
+            let page = PartsPage::read(answer.text()).map_err(|error| S3Error::Service {
+                operation: OP,
+                code: "MalformedXML".to_owned(),
+                source: error.into(),
+            })?;
+            parts.extend(page.parts);
+            if page.truncated && page.next_marker.is_some() && page.next_marker != marker {
+                marker = page.next_marker;
             } else {
                 break;
             }
@@ -567,37 +630,32 @@ impl S3Store {
         crc32c: Option<Crc32c>,
     ) -> Result<(), S3Error> {
         const OP: &str = "CompleteMultipartUpload";
-        let completed = CompletedMultipartUpload::builder()
-            .set_parts(Some(
-                parts
-                    .iter()
-                    .map(|(number, etag)| {
-                        CompletedPart::builder()
-                            .part_number(number.as_i32())
-                            .e_tag(etag)
-                            .build()
-                    })
-                    .collect(),
-            ))
-            .build();
-        let output = send!(
-            self,
-            complete_multipart_upload,
-            OP,
-            key(key),
-            upload_id(upload_id),
-            multipart_upload(completed),
-            set_checksum_crc32_c(crc32c.map(|crc| crc.to_string())),
-            set_checksum_type(crc32c.map(|_| ChecksumType::FullObject)),
-        )?;
-        if output.e_tag().is_none() {
-            return Err(S3Error::malformed(
+        let mut headers = Vec::new();
+        if let Some(crc32c) = crc32c {
+            headers.push(("x-amz-checksum-crc32c", crc32c.to_string()));
+            headers.push(("x-amz-checksum-type", "FULL_OBJECT".to_owned()));
+        }
+        let call = ObjectCall {
+            method: http::Method::POST,
+            key,
+            query: vec![("uploadId", upload_id.to_owned())],
+            headers,
+            body: completion_document(parts),
+        };
+        let answer = self.call(OP, call).await?;
+        // A 200 may still carry an error, written once S3 had started answering.
+        if let Some(refusal) = Refusal::in_document(200, answer.text()) {
+            return Err(S3Error::of_attempt(OP, Failure::Refused(refusal)));
+        }
+        let [etag] = leaf_values(answer.text(), &["ETag"]);
+        match etag {
+            Some(_) => Ok(()),
+            None => Err(S3Error::malformed(
                 OP,
                 "MissingETag",
                 "completion answered without an ETag",
-            ));
+            )),
         }
-        Ok(())
     }
 
     /// The object's size, or `None` when there is no object at `key`.
@@ -608,17 +666,23 @@ impl S3Store {
     /// The object's size and stored CRC32C (HeadObject with checksum mode
     /// on), or `None` when there is no object at `key`.
     pub async fn stored_object(&self, key: &str) -> Result<Option<StoredObject>, S3Error> {
-        let mode = ChecksumMode::Enabled;
-        match send!(
-            self,
-            head_object,
-            "HeadObject",
-            key(key),
-            checksum_mode(mode)
-        ) {
-            Ok(output) => Ok(Some(StoredObject {
-                size: u64::try_from(output.content_length().unwrap_or(0)).unwrap_or(0),
-                crc32c: output.checksum_crc32_c().and_then(|crc| crc.parse().ok()),
+        const OP: &str = "HeadObject";
+        let call = ObjectCall {
+            method: http::Method::HEAD,
+            key,
+            query: Vec::new(),
+            headers: vec![("x-amz-checksum-mode", "ENABLED".to_owned())],
+            body: Bytes::new(),
+        };
+        match self.call(OP, call).await {
+            Ok(answer) => Ok(Some(StoredObject {
+                size: answer
+                    .header("content-length")
+                    .and_then(|size| size.parse().ok())
+                    .unwrap_or(0),
+                crc32c: answer
+                    .header("x-amz-checksum-crc32c")
+                    .and_then(|crc| crc.parse().ok()),
             })),
             Err(S3Error::NoSuchKey { .. }) => Ok(None),
             Err(other) => Err(other),
@@ -644,20 +708,33 @@ impl S3Store {
     /// The first `len` bytes of the object (fewer if it is shorter).
     pub async fn read_head(&self, key: &str, len: usize) -> Result<Bytes, S3Error> {
         const OP: &str = "GetObject";
-        let range = format!("bytes=0-{}", len.saturating_sub(1));
-        let output = send!(self, get_object, OP, key(key), range(range))?;
-        let body = output
-            .body
-            .collect()
-            .await
-            .map_err(|e| S3Error::Unavailable {
-                operation: OP,
-                source: e.into(),
-            })?;
-        let mut bytes = body.into_bytes();
+        let call = ObjectCall {
+            method: http::Method::GET,
+            key,
+            query: Vec::new(),
+            headers: vec![("range", format!("bytes=0-{}", len.saturating_sub(1)))],
+            body: Bytes::new(),
+        };
+        let mut bytes = self.call(OP, call).await?.body;
         bytes.truncate(len);
         Ok(bytes)
     }
+}
+
+/// The body of a CompleteMultipartUpload: each part's number and ETag, the
+/// ETag as S3 spelt it (quotes included, escaped for XML).
+fn completion_document(parts: &[(PartNumber, String)]) -> Bytes {
+    let mut document = String::from(
+        r#"<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">"#,
+    );
+    for (number, etag) in parts {
+        document.push_str(&format!(
+            "<Part><ETag>{}</ETag><PartNumber>{number}</PartNumber></Part>",
+            escape(etag)
+        ));
+    }
+    document.push_str("</CompleteMultipartUpload>");
+    Bytes::from(document)
 }
 
 /// An S3 timestamp as chrono's.

@@ -39,7 +39,9 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::box_error::BoxError;
 use crate::tls::TrustRoots;
 
-type HyperClient = Client<hyper_rustls::HttpsConnector<TcpConnector>, SdkBody>;
+/// The pooled HTTP(S) client: the SDK's calls and the API's own
+/// (`crate::s3_call`) share one, and so its connections.
+pub(crate) type HyperClient = Client<hyper_rustls::HttpsConnector<TcpConnector>, SdkBody>;
 /// The connect and read timeouts of the SDK's connector settings.
 type Timeouts = (Option<Duration>, Option<Duration>);
 
@@ -50,6 +52,24 @@ pub fn client(trust: &TrustRoots) -> SharedHttpClient {
     SharedHttpClient::new(S3HttpClient {
         trust: trust.clone(),
         connectors: RwLock::default(),
+    })
+}
+
+/// [`client`], whose connector for `connect_timeout` (and no read timeout,
+/// as the S3 client is configured) is `pool`: the SDK's calls then share
+/// `pool`'s connections with the calls the API sends itself.
+pub(crate) fn client_sharing(
+    trust: &TrustRoots,
+    pool: HyperClient,
+    connect_timeout: Duration,
+) -> SharedHttpClient {
+    let connector = SharedHttpConnector::new(Connector {
+        client: pool,
+        read_timeout: None,
+    });
+    SharedHttpClient::new(S3HttpClient {
+        trust: trust.clone(),
+        connectors: RwLock::new(HashMap::from([((Some(connect_timeout), None), connector)])),
     })
 }
 
@@ -105,23 +125,29 @@ impl Connector {
         connect_timeout: Option<Duration>,
         read_timeout: Option<Duration>,
     ) -> Self {
-        let mut tcp = TcpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(connect_timeout);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(trust.client_config_with(restricted_ring_provider()))
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
-        let mut builder = Client::builder(TokioExecutor::new());
-        // The pool's idle timeout only runs with a timer.
-        builder.pool_timer(TokioTimer::new());
         Self {
-            client: builder.build(https),
+            client: hyper_client(trust, connect_timeout),
             read_timeout,
         }
     }
+}
+
+/// A pooled client: plain HTTP for an `http://` endpoint, TLS on ring with
+/// `trust`'s roots for `https://`.
+pub(crate) fn hyper_client(trust: &TrustRoots, connect_timeout: Option<Duration>) -> HyperClient {
+    let mut tcp = TcpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(connect_timeout);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(trust.client_config_with(restricted_ring_provider()))
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
+    let mut builder = Client::builder(TokioExecutor::new());
+    // The pool's idle timeout only runs with a timer.
+    builder.pool_timer(TokioTimer::new());
+    builder.build(https)
 }
 
 /// ring's suites minus the ones `aws-smithy-http-client` leaves out: the
@@ -172,7 +198,7 @@ impl HttpConnector for Connector {
 }
 
 /// The SDK's own classification (`aws-smithy-http-client`'s `downcast_error`).
-fn classify(error: hyper_util::client::legacy::Error) -> ConnectorError {
+pub(crate) fn classify(error: hyper_util::client::legacy::Error) -> ConnectorError {
     if error.is_connect() {
         let timed_out = find_source::<std::io::Error>(&error)
             .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);

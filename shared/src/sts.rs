@@ -7,12 +7,10 @@
 //! no `aws-sdk-sts`/`aws-config` in the binaries. The answer is read with
 //! `aws-smithy-xml`, which the S3 client links anyway.
 
-use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
-use aws_smithy_xml::decode::{Document, try_data};
-
 use crate::tls::TrustRoots;
+use crate::xml::leaf_values;
 
 /// The STS API version of the query protocol.
 const VERSION: &str = "2011-06-15";
@@ -163,24 +161,6 @@ pub fn parse_credentials(body: &str) -> Result<StsCredentials, StsError> {
         session_token: token.ok_or_else(|| missing("SessionToken"))?,
         expiration: SystemTime::from(expiration),
     })
-}
-
-/// The text of the first element named each of `names` (local names, any
-/// depth); `None` where there is none or the XML breaks before it.
-fn leaf_values<const N: usize>(body: &str, names: &[&str; N]) -> [Option<String>; N] {
-    let mut found: [Option<String>; N] = std::array::from_fn(|_| None);
-    let mut document = Document::new(body);
-    while let Some(start) = document.next_start_element() {
-        let Some(index) = names.iter().position(|name| start.local() == *name) else {
-            continue;
-        };
-        if found[index].is_some() {
-            continue;
-        }
-        let mut scoped = document.scoped_to(start);
-        found[index] = try_data(&mut scoped).ok().map(Cow::into_owned);
-    }
-    found
 }
 
 fn first_line(body: &str) -> &str {

@@ -1,13 +1,15 @@
-//! Presigned `UploadPart` URLs, signed here: SigV4 in the query string
-//! (`UNSIGNED-PAYLOAD`), to the same URL and headers the SDK's presigning
-//! makes (the tests hold the two equal).
+//! SigV4 for the bucket, signed here: presigned `UploadPart` URLs (the
+//! signature in the query, `UNSIGNED-PAYLOAD`), to the same URL and headers
+//! the SDK's presigning makes, and the `Authorization` header of the calls
+//! the API sends itself (`crate::s3_call`). The tests hold both equal to the
+//! SDK's signer.
 //!
-//! Why not the SDK's `presigned()`: it runs the whole operation pipeline for
-//! each URL (interceptors, the S3 endpoint rules, a fresh signing key), about
-//! 15 % of the API's instructions in a small-file flow under callgrind, for
-//! what is one HMAC chain. Here the bucket's endpoint is resolved once, by
-//! the SDK's own rules ([`DefaultResolver`]), and the day's signing key is
-//! derived once per day and credentials (docs/PERFORMANCE.md, issue 28).
+//! Why not the SDK's: it runs the whole operation pipeline for each URL and
+//! call (interceptors, the S3 endpoint rules, a fresh signing key), for what
+//! is one HMAC chain (docs/adr/0014-api-cpu.md, 0015-s3-calls.md). Here the
+//! bucket's endpoint is resolved once, by the SDK's own rules
+//! ([`DefaultResolver`]), and the day's signing key is derived once per day
+//! and credentials.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
@@ -23,10 +25,12 @@ use crate::domain::{Crc32c, PartNumber};
 
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 const SERVICE: &str = "s3";
+/// What a presigned URL signs as its payload: the client's bytes are not known.
+const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// Where the bucket is and how to sign for it, resolved once per client.
 #[derive(Debug)]
-pub(crate) struct Presigner {
+pub(crate) struct Signer {
     /// The bucket's URL without a trailing slash: `http://host:port/bucket`
     /// in path style, `https://bucket.s3.REGION.amazonaws.com` otherwise.
     bucket_url: String,
@@ -62,7 +66,49 @@ pub(crate) struct PartToSign<'a> {
     pub ttl: Duration,
 }
 
-impl Presigner {
+/// One call on an object of the bucket, before signing: its query values
+/// and header values as they are (the signer encodes them), header names in
+/// lower case.
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectCall<'a> {
+    pub method: http::Method,
+    pub key: &'a str,
+    pub query: Vec<(&'static str, String)>,
+    pub headers: Vec<(&'static str, String)>,
+    /// The body, whose SHA-256 the signature covers (a few hundred bytes at
+    /// most: the parts of a completion).
+    pub body: bytes::Bytes,
+}
+
+/// An [`ObjectCall`] signed: the URL, and every header to send with it
+/// (`host` included, so the signed one is the one sent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SignedCall {
+    pub url: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// The SigV4 date and time of one signature, and its credential scope.
+struct Stamp {
+    date: String,
+    timestamp: String,
+    scope: String,
+}
+
+impl Stamp {
+    fn at(now: SystemTime, region: &str) -> Self {
+        let now: DateTime<Utc> = now.into();
+        let date = now.format("%Y%m%d").to_string();
+        let scope = format!("{date}/{region}/{SERVICE}/aws4_request");
+        Self {
+            timestamp: now.format("%Y%m%dT%H%M%SZ").to_string(),
+            date,
+            scope,
+        }
+    }
+}
+
+impl Signer {
     /// The bucket's endpoint, by the SDK's S3 endpoint rules for this
     /// configuration (a custom endpoint is addressed path-style, as the
     /// client is). An error names what the rules refused.
@@ -104,16 +150,9 @@ impl Presigner {
         part: &PartToSign<'_>,
         now: SystemTime,
     ) -> (String, Vec<(String, String)>) {
-        let now: DateTime<Utc> = now.into();
-        let date = now.format("%Y%m%d").to_string();
-        let timestamp = now.format("%Y%m%dT%H%M%SZ").to_string();
-        let scope = format!("{date}/{}/{SERVICE}/aws4_request", self.region);
+        let stamp = Stamp::at(now, &self.region);
         let headers = self.signed_headers(part);
-        let signed_headers = headers
-            .iter()
-            .map(|(name, _)| *name)
-            .collect::<Vec<_>>()
-            .join(";");
+        let signed_headers = names_of(&headers);
         let mut query = vec![
             ("x-id", "UploadPart".to_owned()),
             ("partNumber", part.part.get().to_string()),
@@ -121,9 +160,12 @@ impl Presigner {
             ("X-Amz-Algorithm", ALGORITHM.to_owned()),
             (
                 "X-Amz-Credential",
-                encode(&format!("{}/{scope}", credentials.access_key_id()), false),
+                encode(
+                    &format!("{}/{}", credentials.access_key_id(), stamp.scope),
+                    false,
+                ),
             ),
-            ("X-Amz-Date", timestamp.clone()),
+            ("X-Amz-Date", stamp.timestamp.clone()),
             ("X-Amz-Expires", part.ttl.as_secs().to_string()),
             ("X-Amz-SignedHeaders", encode(&signed_headers, false)),
         ];
@@ -131,19 +173,16 @@ impl Presigner {
             query.push(("X-Amz-Security-Token", encode(token, false)));
         }
         let path = format!("{}/{}", self.bucket_path, encode(part.key, true));
-        let canonical_request = canonical_request(&path, &query, &headers, &signed_headers);
-        let string_to_sign = format!(
-            "{ALGORITHM}\n{timestamp}\n{scope}\n{}",
-            hex::encode(digest::digest(
-                &digest::SHA256,
-                canonical_request.as_bytes()
-            ))
-        );
-        let signature = hmac::sign(
-            &self.signing_key(credentials, &date),
-            string_to_sign.as_bytes(),
-        );
-        query.push(("X-Amz-Signature", hex::encode(signature)));
+        let canonical = CanonicalRequest {
+            method: "PUT",
+            path: &path,
+            query: &query,
+            headers: &headers,
+            signed_headers: &signed_headers,
+            payload: UNSIGNED_PAYLOAD,
+        };
+        let signature = self.signature(credentials, &stamp, &canonical.to_string());
+        query.push(("X-Amz-Signature", signature));
 
         let url = format!(
             "{}/{}?{}",
@@ -152,6 +191,58 @@ impl Presigner {
             joined_query(&query)
         );
         (url, headers_to_send(headers, part.size))
+    }
+
+    /// Signs `call` with an `Authorization` header: every header it sends
+    /// is signed, `host`, `x-amz-date`, `x-amz-content-sha256` and (with
+    /// temporary credentials) `x-amz-security-token` among them.
+    pub(crate) fn sign(
+        &self,
+        credentials: &Credentials,
+        call: &ObjectCall<'_>,
+        now: SystemTime,
+    ) -> SignedCall {
+        let stamp = Stamp::at(now, &self.region);
+        let payload = sha256_hex(&call.body);
+        let payload = payload.as_str();
+        let mut headers = call.headers.clone();
+        headers.push(("host", self.host.clone()));
+        headers.push(("x-amz-content-sha256", payload.to_owned()));
+        headers.push(("x-amz-date", stamp.timestamp.clone()));
+        if let Some(token) = credentials.session_token() {
+            headers.push(("x-amz-security-token", token.to_owned()));
+        }
+        headers.sort();
+        let signed_headers = names_of(&headers);
+        let query: Vec<(&str, String)> = call
+            .query
+            .iter()
+            .map(|(name, value)| (*name, encode(value, false)))
+            .collect();
+        let path = format!("{}/{}", self.bucket_path, encode(call.key, true));
+        let canonical = CanonicalRequest {
+            method: call.method.as_str(),
+            path: &path,
+            query: &query,
+            headers: &headers,
+            signed_headers: &signed_headers,
+            payload,
+        };
+        let signature = self.signature(credentials, &stamp, &canonical.to_string());
+        headers.push((
+            "authorization",
+            format!(
+                "{ALGORITHM} Credential={}/{}, SignedHeaders={signed_headers}, Signature={signature}",
+                credentials.access_key_id(),
+                stamp.scope
+            ),
+        ));
+        let mut url = format!("{}/{}", self.bucket_url, encode(call.key, true));
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(&joined_query(&query));
+        }
+        SignedCall { url, headers }
     }
 
     /// The headers the URL's signature covers, in SigV4's order (by name).
@@ -165,6 +256,18 @@ impl Presigner {
             headers.push(("x-amz-sdk-checksum-algorithm", "CRC32C".to_owned()));
         }
         headers
+    }
+
+    /// The signature (hex) of a canonical request made at `stamp`.
+    fn signature(&self, credentials: &Credentials, stamp: &Stamp, canonical: &str) -> String {
+        let string_to_sign = format!(
+            "{ALGORITHM}\n{}\n{}\n{}",
+            stamp.timestamp,
+            stamp.scope,
+            sha256_hex(canonical.as_bytes())
+        );
+        let key = self.signing_key(credentials, &stamp.date);
+        hex::encode(hmac::sign(&key, string_to_sign.as_bytes()))
     }
 
     /// The signing key of `date` for `credentials`, derived once per day and
@@ -200,6 +303,20 @@ impl Presigner {
     }
 }
 
+/// The SHA-256 of `bytes` in lower-case hex, as SigV4 writes hashes.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(digest::digest(&digest::SHA256, bytes))
+}
+
+/// The `;`-joined names of headers sorted by name.
+fn names_of(headers: &[(&str, String)]) -> String {
+    headers
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
 /// What the client sends with the URL: the signed headers but `host`, which
 /// its HTTP client writes, with `Content-Length` spelt as browsers and the
 /// SDK spell it.
@@ -213,30 +330,44 @@ fn headers_to_send(headers: Vec<(&str, String)>, size: u64) -> Vec<(String, Stri
     sent
 }
 
-/// SigV4's canonical request of a PUT with an unsigned payload: the query
-/// sorted by its encoded names and values.
-fn canonical_request(
-    path: &str,
-    query: &[(&str, String)],
-    headers: &[(&str, String)],
-    signed_headers: &str,
-) -> String {
-    let mut sorted = query.to_vec();
-    sorted.sort();
-    let canonical_headers: String = headers
-        .iter()
-        .map(|(name, value)| format!("{name}:{}\n", value.trim()))
-        .collect();
-    format!(
-        "PUT\n{path}\n{}\n{canonical_headers}\n{signed_headers}\nUNSIGNED-PAYLOAD",
-        joined_query(&sorted)
-    )
+/// SigV4's canonical request: the query (already encoded) sorted by its
+/// names and values, the headers (sorted by name) trimmed.
+struct CanonicalRequest<'a> {
+    method: &'a str,
+    path: &'a str,
+    query: &'a [(&'a str, String)],
+    headers: &'a [(&'a str, String)],
+    signed_headers: &'a str,
+    payload: &'a str,
 }
 
+impl std::fmt::Display for CanonicalRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut sorted = self.query.to_vec();
+        sorted.sort();
+        writeln!(f, "{}\n{}", self.method, self.path)?;
+        // An empty value keeps its `=` here (`uploads=`), unlike in the URL.
+        let query: Vec<String> = sorted
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        writeln!(f, "{}", query.join("&"))?;
+        for (name, value) in self.headers {
+            writeln!(f, "{name}:{}", value.trim())?;
+        }
+        write!(f, "\n{}\n{}", self.signed_headers, self.payload)
+    }
+}
+
+/// The query of a URL: `name=value`, or `name` alone for an empty value
+/// (`?uploads`), as S3's own clients write it.
 fn joined_query(pairs: &[(&str, String)]) -> String {
     pairs
         .iter()
-        .map(|(name, value)| format!("{name}={value}"))
+        .map(|(name, value)| match value.is_empty() {
+            true => (*name).to_owned(),
+            false => format!("{name}={value}"),
+        })
         .collect::<Vec<_>>()
         .join("&")
 }
@@ -354,7 +485,7 @@ mod tests {
             None,
             "test",
         );
-        let (url, headers) = Presigner::resolve(config)
+        let (url, headers) = Signer::resolve(config)
             .unwrap()
             .presign(&credentials, part, at);
         split(&url, headers)
@@ -420,7 +551,7 @@ mod tests {
     #[test]
     fn the_signing_key_is_derived_again_for_a_new_day_or_new_credentials() {
         let config = config("us-east-1", "moc-uploads", Some("http://127.0.0.1:9000"));
-        let presigner = Presigner::resolve(&config).unwrap();
+        let presigner = Signer::resolve(&config).unwrap();
         let sign = |secret: &str, day: u64| {
             let credentials = Credentials::new("AKID", secret, None, None, "test");
             // The same instant of the day, so only the key can differ.
@@ -449,7 +580,7 @@ mod tests {
         assert_eq!(
             next_day,
             signature(
-                Presigner::resolve(&config)
+                Signer::resolve(&config)
                     .unwrap()
                     .presign(
                         &Credentials::new("AKID", "secret-1", None, None, "test"),
@@ -459,6 +590,125 @@ mod tests {
                     .0
             ),
             "a kept key of the new day signs as a fresh one"
+        );
+    }
+
+    /// The `Authorization` the SDK's signer (`aws-sigv4`, with S3's
+    /// settings) gives the headers we send, at the same instant.
+    fn sdk_authorization(
+        call: &ObjectCall<'_>,
+        signed: &SignedCall,
+        credentials: &Credentials,
+        region: &str,
+        at: SystemTime,
+    ) -> String {
+        use aws_sigv4::http_request::{
+            PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest,
+            SigningSettings, UriPathNormalizationMode, sign,
+        };
+        let mut settings = SigningSettings::default();
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        let identity = credentials.clone().into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(region)
+            .name("s3")
+            .time(at)
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into();
+        // What we send but what the SDK's signer adds itself.
+        let ours = signed.headers.iter().filter(|(name, _)| {
+            !matches!(
+                *name,
+                "authorization" | "x-amz-date" | "x-amz-content-sha256" | "x-amz-security-token"
+            )
+        });
+        let request = SignableRequest::new(
+            call.method.as_str(),
+            signed.url.as_str(),
+            ours.map(|(name, value)| (*name, value.as_str())),
+            SignableBody::Bytes(&call.body),
+        )
+        .unwrap();
+        let (instructions, _) = sign(request, &params).unwrap().into_parts();
+        let (headers, _) = instructions.into_parts();
+        headers
+            .iter()
+            .find(|header| header.name() == "authorization")
+            .map(|header| header.value().to_owned())
+            .unwrap()
+    }
+
+    fn signed_header<'a>(signed: &'a SignedCall, name: &str) -> &'a str {
+        signed
+            .headers
+            .iter()
+            .find(|(header, _)| *header == name)
+            .map(|(_, value)| value.as_str())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_create_on_a_path_style_endpoint_is_signed_as_the_sdk_signs_it() {
+        let config = config("us-east-1", "moc-uploads", Some("http://127.0.0.1:9000"));
+        let signer = Signer::resolve(&config).unwrap();
+        let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+        let call = ObjectCall {
+            method: http::Method::POST,
+            key: "mocs/u/s/ä+b=c (1).pdf",
+            query: vec![("uploads", String::new())],
+            headers: vec![
+                ("content-type", "application/pdf".to_owned()),
+                ("x-amz-checksum-algorithm", "CRC32C".to_owned()),
+                ("x-amz-checksum-type", "FULL_OBJECT".to_owned()),
+            ],
+            body: bytes::Bytes::new(),
+        };
+        let signed = signer.sign(&credentials, &call, at(1_796_000_000));
+        assert_eq!(
+            signed.url,
+            "http://127.0.0.1:9000/moc-uploads/mocs/u/s/%C3%A4%2Bb%3Dc%20%281%29.pdf?uploads"
+        );
+        assert_eq!(signed_header(&signed, "host"), "127.0.0.1:9000");
+        assert_eq!(
+            signed_header(&signed, "authorization"),
+            sdk_authorization(&call, &signed, &credentials, "us-east-1", at(1_796_000_000))
+        );
+    }
+
+    #[test]
+    fn a_completion_on_aws_with_a_session_token_is_signed_as_the_sdk_signs_it() {
+        let config = config("eu-west-1", "moc-uploads-prod", None);
+        let signer = Signer::resolve(&config).unwrap();
+        let credentials = Credentials::new(
+            "ASIAEXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            Some("IQoJb3JpZ2luX2VjE/token+with=odd/chars".to_owned()),
+            None,
+            "test",
+        );
+        let call = ObjectCall {
+            method: http::Method::POST,
+            key: "mocs/u/s/f/instructions.pdf",
+            query: vec![("uploadId", "2~iCw_lDY8VoNEGazq7T0JQh+Dv/ZE=x".to_owned())],
+            headers: vec![("x-amz-checksum-crc32c", "yZRlqg==".to_owned())],
+            body: bytes::Bytes::from_static(b"<CompleteMultipartUpload/>"),
+        };
+        let signed = signer.sign(&credentials, &call, at(1_796_000_123));
+        assert!(signed.url.starts_with(
+            "https://moc-uploads-prod.s3.eu-west-1.amazonaws.com/mocs/u/s/f/instructions.pdf?uploadId=2~iCw_lDY8VoNEGazq7T0JQh%2BDv%2FZE%3Dx"
+        ));
+        assert_eq!(
+            signed_header(&signed, "x-amz-content-sha256"),
+            sha256_hex(b"<CompleteMultipartUpload/>")
+        );
+        assert_eq!(
+            signed_header(&signed, "authorization"),
+            sdk_authorization(&call, &signed, &credentials, "eu-west-1", at(1_796_000_123))
         );
     }
 
