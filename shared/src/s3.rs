@@ -2,8 +2,8 @@
 //! store is unreachable, retry later" and everything else.
 //!
 //! The calls on the hot path (register's CreateMultipartUpload, complete's
-//! CompleteMultipartUpload, finalize's HeadObject and ranged GetObject) are
-//! signed and sent here (`crate::s3_sign`, `crate::s3_call`); the rest go
+//! CompleteMultipartUpload, the parts listing's ListParts, finalize's
+//! HeadObject and ranged GetObject) are signed and sent here (`crate::s3_sign`, `crate::s3_call`); the rest go
 //! through the SDK's client, over the same connections.
 //!
 //! Retries, for both: the SDK's standard retry mode, up to 3 attempts with
@@ -32,9 +32,7 @@ use crate::box_error::BoxError;
 use crate::config::S3Config;
 use crate::credentials::{AwsCredentials, CredentialsProblem, presign_ttl_of};
 use crate::domain::{Crc32c, PartNumber};
-use crate::s3_call::{
-    ATTEMPT_TIMEOUT, Answer, CONNECT_TIMEOUT, Failure, MAX_ATTEMPTS, PartsPage, Refusal,
-};
+use crate::s3_call::{ATTEMPT_TIMEOUT, Answer, CONNECT_TIMEOUT, Failure, MAX_ATTEMPTS, PartsPage};
 use crate::s3_http::HyperClient;
 use crate::s3_sign::{ObjectCall, PartToSign, Signer};
 use crate::tls::TrustRoots;
@@ -617,9 +615,9 @@ impl S3Store {
         Ok(parts)
     }
 
-    /// Completes the upload from `parts` (ascending). The SDK turns an error
-    /// document inside a 200 answer into an error, and a success without an
-    /// ETag is treated as a failure too. With `crc32c`, S3 checks the whole
+    /// Completes the upload from `parts` (ascending). An error document
+    /// inside a 200 answer is an error (`crate::s3_call`), and a success
+    /// without an ETag is treated as a failure too. With `crc32c`, S3 checks the whole
     /// object against it (FULL_OBJECT) and refuses a mismatch
     /// ([`S3Error::is_checksum_mismatch`]), keeping the upload open.
     pub async fn complete_multipart_upload(
@@ -643,10 +641,6 @@ impl S3Store {
             body: completion_document(parts),
         };
         let answer = self.call(OP, call).await?;
-        // A 200 may still carry an error, written once S3 had started answering.
-        if let Some(refusal) = Refusal::in_document(200, answer.text()) {
-            return Err(S3Error::of_attempt(OP, Failure::Refused(refusal)));
-        }
         let [etag] = leaf_values(answer.text(), &["ETag"]);
         match etag {
             Some(_) => Ok(()),
@@ -759,6 +753,117 @@ mod tests {
         let cut: SdkError<ListPartsError, HttpResponse> =
             SdkError::response_error("connection closed mid-body", answered(200, "<?xml"));
         assert!(S3Error::classify("ListParts", cut).is_unavailable());
+    }
+
+    /// A stand-in S3 on a local port answering each request with the next
+    /// of `answers` (the last one repeated), one connection per request; it
+    /// records each request's head.
+    async fn scripted_s3(
+        answers: Vec<(u16, &'static str)>,
+    ) -> (S3Store, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            for index in 0.. {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !String::from_utf8_lossy(&request).contains("\r\n\r\n") {
+                    let read = socket.read(&mut chunk).await.unwrap();
+                    request.extend_from_slice(&chunk[..read]);
+                }
+                let head = String::from_utf8_lossy(&request).into_owned();
+                log.lock().unwrap().push(head);
+                let (status, body) = answers[index.min(answers.len() - 1)];
+                let answer = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(answer.as_bytes()).await.unwrap();
+            }
+        });
+        let config = S3Config {
+            bucket: "bucket".to_owned(),
+            region: "us-east-1".to_owned(),
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            public_file_base_url: "https://files.example".to_owned(),
+        };
+        let keys = StaticCredentials {
+            access_key_id: "AKID".to_owned(),
+            secret_access_key: "secret".to_owned(),
+            session_token: None,
+        };
+        (S3Store::new(&config, keys), seen)
+    }
+
+    #[tokio::test]
+    async fn a_throttled_create_is_signed_and_sent_again_until_s3_answers() {
+        let (store, seen) = scripted_s3(vec![
+            (503, "<Error><Code>SlowDown</Code><Message>reduce your rate</Message></Error>"),
+            (200, "<InitiateMultipartUploadResult><UploadId>opaque/id+1</UploadId></InitiateMultipartUploadResult>"),
+        ])
+        .await;
+        let upload_id = store
+            .create_multipart_upload("a b.pdf", "application/pdf", true)
+            .await
+            .unwrap();
+        assert_eq!(upload_id, "opaque/id+1");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let head = seen[1].to_lowercase();
+        assert!(
+            head.starts_with("post /bucket/a%20b.pdf?uploads http/1.1"),
+            "{head}"
+        );
+        for header in [
+            "authorization: aws4-hmac-sha256 credential=akid/",
+            "content-length: 0",
+            "x-amz-checksum-algorithm: crc32c",
+            "x-amz-checksum-type: full_object",
+        ] {
+            assert!(head.contains(header), "{header} in {head}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_inside_a_200_is_tried_three_times_then_unavailable() {
+        let (store, seen) = scripted_s3(vec![(
+            200,
+            "<?xml version=\"1.0\"?>\n<Error><Code>InternalError</Code><Message>retry</Message></Error>",
+        )])
+        .await;
+        let part = PartNumber::new(1).unwrap();
+        let error = store
+            .complete_multipart_upload("k", "u", &[(part, "\"e\"".to_owned())], None)
+            .await
+            .unwrap_err();
+        assert!(error.is_unavailable(), "{error:?}");
+        assert_eq!(seen.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refused_completion_is_sent_once_and_keeps_its_code() {
+        let (store, seen) = scripted_s3(vec![(
+            400,
+            "<Error><Code>InvalidPart</Code><Message>no such part</Message></Error>",
+        )])
+        .await;
+        let part = PartNumber::new(1).unwrap();
+        let error = store
+            .complete_multipart_upload("k", "u", &[(part, "\"e\"".to_owned())], None)
+            .await
+            .unwrap_err();
+        assert!(error.is_invalid_part(), "{error:?}");
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_head_answered_404_without_a_body_is_no_object() {
+        let (store, _) = scripted_s3(vec![(404, "")]).await;
+        assert_eq!(store.stored_object("k").await.unwrap(), None);
     }
 
     #[test]

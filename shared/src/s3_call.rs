@@ -75,7 +75,7 @@ pub(crate) struct Refusal {
 
 impl Refusal {
     /// The refusal an error document states, if `body` is one.
-    pub(crate) fn in_document(status: u16, body: &str) -> Option<Self> {
+    fn in_document(status: u16, body: &str) -> Option<Self> {
         let [code, message] = leaf_values(body, &["Code", "Message"]);
         Some(Self {
             status,
@@ -106,21 +106,10 @@ pub(crate) async fn attempt(
     signed: SignedCall,
     body: Bytes,
 ) -> Result<Answer, Failure> {
-    let mut request = http::Request::builder().method(&method).uri(signed.url);
-    for (name, value) in signed.headers {
-        request = request.header(name, value);
-    }
-    // hyper writes no Content-Length for an empty body; S3 wants one on
-    // every POST (411 MissingContentLength otherwise), as the SDK sends it.
-    if method == http::Method::POST {
-        request = request.header(http::header::CONTENT_LENGTH, body.len());
-    }
-    let request = request
-        .body(SdkBody::from(body))
-        .map_err(|error| Failure::Transport {
-            retryable: false,
-            source: error.into(),
-        })?;
+    let request = request(&method, signed, body).map_err(|error| Failure::Transport {
+        retryable: false,
+        source: error.into(),
+    })?;
     let exchange = async {
         let response = http.request(request).await.map_err(|error| {
             let error = classify(error);
@@ -141,13 +130,7 @@ pub(crate) async fn attempt(
                 source: error.into(),
             })?
             .to_bytes();
-        match parts.status.is_success() {
-            true => Ok(Answer {
-                headers: parts.headers,
-                body,
-            }),
-            false => Err(Failure::Refused(Refusal::of_status(parts.status, &body))),
-        }
+        answer(&method, parts, body)
     };
     tokio::time::timeout(ATTEMPT_TIMEOUT, exchange)
         .await
@@ -157,6 +140,48 @@ pub(crate) async fn attempt(
                 source: elapsed.into(),
             })
         })
+}
+
+/// The HTTP request of a signed call.
+fn request(
+    method: &http::Method,
+    signed: SignedCall,
+    body: Bytes,
+) -> Result<http::Request<SdkBody>, http::Error> {
+    let mut request = http::Request::builder().method(method).uri(signed.url);
+    for (name, value) in signed.headers {
+        request = request.header(name, value);
+    }
+    // hyper writes no Content-Length for an empty body; S3 wants one on
+    // every POST (411 MissingContentLength otherwise), as the SDK sends it.
+    if method == http::Method::POST {
+        request = request.header(http::header::CONTENT_LENGTH, body.len());
+    }
+    request.body(SdkBody::from(body))
+}
+
+/// What a whole answer means: a 2xx is an [`Answer`], unless it is a POST's
+/// 200 carrying an error document; anything else is S3's refusal.
+fn answer(
+    method: &http::Method,
+    parts: http::response::Parts,
+    body: Bytes,
+) -> Result<Answer, Failure> {
+    if !parts.status.is_success() {
+        return Err(Failure::Refused(Refusal::of_status(parts.status, &body)));
+    }
+    // S3 may answer a POST (CompleteMultipartUpload) 200 and then write an
+    // error document, once it has started answering: a refusal like any
+    // other, retried when it is an InternalError.
+    if method == http::Method::POST
+        && let Some(refusal) = Refusal::in_document(200, std::str::from_utf8(&body).unwrap_or(""))
+    {
+        return Err(Failure::Refused(refusal));
+    }
+    Ok(Answer {
+        headers: parts.headers,
+        body,
+    })
 }
 
 /// The pause before attempt `next` (2 for the first retry): a random
