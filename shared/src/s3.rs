@@ -828,36 +828,39 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn an_internal_error_inside_a_200_is_tried_three_times_then_unavailable() {
-        let (store, seen) = scripted_s3(vec![(
-            200,
-            "<?xml version=\"1.0\"?>\n<Error><Code>InternalError</Code><Message>retry</Message></Error>",
-        )])
-        .await;
+    /// Completes a one-part upload against a stand-in S3 that always gives
+    /// `answer`: the error, and how many requests it received.
+    async fn completing_against(answer: (u16, &'static str)) -> (S3Error, usize) {
+        let (store, seen) = scripted_s3(vec![answer]).await;
         let part = PartNumber::new(1).unwrap();
         let error = store
             .complete_multipart_upload("k", "u", &[(part, "\"e\"".to_owned())], None)
             .await
             .unwrap_err();
+        let requests = seen.lock().unwrap().len();
+        (error, requests)
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_inside_a_200_is_tried_three_times_then_unavailable() {
+        let (error, requests) = completing_against((
+            200,
+            "<?xml version=\"1.0\"?>\n<Error><Code>InternalError</Code><Message>retry</Message></Error>",
+        ))
+        .await;
         assert!(error.is_unavailable(), "{error:?}");
-        assert_eq!(seen.lock().unwrap().len(), 3);
+        assert_eq!(requests, 3);
     }
 
     #[tokio::test]
     async fn a_refused_completion_is_sent_once_and_keeps_its_code() {
-        let (store, seen) = scripted_s3(vec![(
+        let (error, requests) = completing_against((
             400,
             "<Error><Code>InvalidPart</Code><Message>no such part</Message></Error>",
-        )])
+        ))
         .await;
-        let part = PartNumber::new(1).unwrap();
-        let error = store
-            .complete_multipart_upload("k", "u", &[(part, "\"e\"".to_owned())], None)
-            .await
-            .unwrap_err();
         assert!(error.is_invalid_part(), "{error:?}");
-        assert_eq!(seen.lock().unwrap().len(), 1);
+        assert_eq!(requests, 1);
     }
 
     #[tokio::test]
