@@ -146,9 +146,7 @@ impl S3Error {
             },
         }
     }
-}
 
-impl S3Error {
     /// S3's answer refusing a call, by its status and error code. Throttling,
     /// 5xx and an InternalError (which S3 may state inside a 200) are the
     /// store being unavailable: retried, then 503.
@@ -366,7 +364,7 @@ impl S3Store {
         })
     }
 
-    /// The bucket's signer and the credentials to sign `OP` with now.
+    /// The bucket's signer and the credentials to sign `operation` with now.
     async fn signer(&self, operation: &'static str) -> Result<(&Signer, Credentials), S3Error> {
         let presigner = self
             .signer
