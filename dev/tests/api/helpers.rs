@@ -669,18 +669,9 @@ pub async fn moto_bucket(moto: &str) -> String {
     bucket
 }
 
-/// moto's S3 at `moto`, behind a local proxy that renames one thing: the
-/// root element of moto's ListParts answer. moto 5.2 writes
-/// `ListPartsResponse` where S3 writes `ListPartsResult`, and the AWS SDK
-/// for Rust refuses that answer ("invalid XML root"), so no upload can
-/// complete (complete lists the parts) on bare moto. Everything else passes
-/// as moto answered it.
-pub async fn moto_s3_via_proxy(moto: &str) -> String {
-    moto_s3_via_slow_proxy(moto, std::time::Duration::ZERO).await
-}
-
-/// [`moto_s3_via_proxy`], holding each CreateMultipartUpload for `delay`
-/// before it forwards it: an S3 slow to open an upload.
+/// moto's S3 at `moto`, behind a local proxy that holds each
+/// CreateMultipartUpload for `delay` before it forwards it: an S3 slow to
+/// open an upload. Everything passes as moto answered it.
 pub async fn moto_s3_via_slow_proxy(moto: &str, delay: std::time::Duration) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -729,12 +720,7 @@ async fn forward(
         .expect("moto answers");
     let status = answer.status();
     let mut headers = answer.headers().clone();
-    let mut body = answer.bytes().await.expect("moto's answer");
-    let text = String::from_utf8_lossy(&body);
-    if text.contains("<ListPartsResponse") {
-        body = Bytes::from(text.replace("ListPartsResponse", "ListPartsResult"));
-        headers.insert(http::header::CONTENT_LENGTH, body.len().into());
-    }
+    let body = answer.bytes().await.expect("moto's answer");
     headers.remove(http::header::TRANSFER_ENCODING);
     let mut response = http::Response::new(Full::new(body));
     *response.status_mut() = status;
