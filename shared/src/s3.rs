@@ -274,17 +274,14 @@ pub struct S3Store {
     signer: Arc<Result<Signer, String>>,
 }
 
-/// The HTTP(S) client of every S3 client in the process: rustls on *ring*
-/// (no aws-lc entropy seeding) with the compiled-in Mozilla roots (no root
-/// store to load and decode at start) plus `SSL_CERT_FILE`'s; see
-/// `crate::s3_http` and docs/adr/0003-crypto-provider.md.
+/// The HTTP(S) stack of the functions' S3 client, for the tools' own SDK
+/// clients: rustls on *ring* (no aws-lc entropy seeding) with the
+/// compiled-in Mozilla roots (no root store to load and decode at start);
+/// see `crate::s3_http` and docs/adr/0003-crypto-provider.md. The functions'
+/// [`S3Store`] shares its pool with the calls it sends itself
+/// ([`S3Store::with_trust`]).
 pub fn https_client() -> aws_sdk_s3::config::SharedHttpClient {
-    https_client_trusting(&TrustRoots::builtin())
-}
-
-/// [`https_client`], also trusting `SSL_CERT_FILE`'s roots (`crate::tls`).
-pub fn https_client_trusting(trust: &TrustRoots) -> aws_sdk_s3::config::SharedHttpClient {
-    crate::s3_http::client(trust)
+    crate::s3_http::client(&TrustRoots::builtin())
 }
 
 /// Fixed keys, as tools hold them (an [`AwsCredentials`] source through
