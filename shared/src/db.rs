@@ -142,6 +142,17 @@ impl Db {
         self.begin_with("BEGIN").await
     }
 
+    /// [`Db::begin`] for a transaction that writes only what S3 still
+    /// holds (the parts of an open upload, recorded by list parts): its
+    /// COMMIT does not wait for the WAL to reach disk (`synchronous_commit`
+    /// off, for this transaction alone, set in BEGIN's own message). A
+    /// Postgres crash right after it can lose the write, never a part: S3
+    /// is the truth, and the next listing records it again.
+    pub async fn begin_rederivable(&self) -> Result<Tx> {
+        self.begin_with("BEGIN; SET LOCAL synchronous_commit = off")
+            .await
+    }
+
     /// [`Db::begin`] with its own BEGIN statement, e.g. to set the isolation
     /// level.
     ///

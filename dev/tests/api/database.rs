@@ -830,6 +830,24 @@ async fn a_full_pool_times_out_instead_of_opening_more_connections(pool: PgPool)
     assert_eq!(db.connections(), (0, 1));
 }
 
+#[sqlx::test(migrator = "moc_shared::db::MIGRATOR")]
+async fn a_rederivable_transaction_skips_the_wait_for_the_disk_and_only_it_does(pool: PgPool) {
+    let (_, options) = upstream_of(&pool);
+    // One connection: the transaction after it runs where it ran.
+    let db = Db::with_max_connections(target_of(options), 1);
+    let setting =
+        || Statement::new("SELECT current_setting('synchronous_commit')").scalar::<String>();
+
+    let tx = db.begin_rederivable().await.unwrap();
+    assert_eq!(setting().fetch_one(&tx).await.unwrap(), "off");
+    tx.commit().await.unwrap();
+
+    let tx = db.begin().await.unwrap();
+    assert_eq!(setting().fetch_one(&tx).await.unwrap(), "on");
+    tx.commit().await.unwrap();
+    assert_eq!(db.connections(), (0, 1));
+}
+
 /// How many statements with this exact text the connection has prepared
 /// under a name (run on the same one-connection `db`).
 async fn named_copies_of(db: &Db, sql: &'static str) -> i64 {

@@ -71,8 +71,9 @@ pub async fn list(
     } else {
         Vec::new()
     };
-    // Recording what S3 holds and reading the rows back: one round trip.
-    let tx = state.db().begin().await?;
+    // Recording what S3 holds and reading the rows back: one round trip,
+    // whose COMMIT need not wait for the disk, since S3 holds what it records.
+    let tx = state.db().begin_rederivable().await?;
     let ((), rows, ()) = futures::try_join!(
         record_stored(&tx, &session, &file, &stored),
         store::parts::of_file(&tx, file_id),
