@@ -8,6 +8,7 @@ answer; libpq's pipeline mode can, and so sends exactly what the API does.
 """
 import multiprocessing
 import os
+import queue
 import re
 import sys
 import time
@@ -91,7 +92,8 @@ def client(args):
                 if result.status == pq.ExecStatus.PIPELINE_SYNC:
                     syncs -= 1
                 elif result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
-                    raise SystemExit(f"pg-floor attribute: {name}: {result.error_message.decode()}")
+                    # An Exception, not SystemExit: the pool hands it to get(); a worker that exits would hang it.
+                    raise RuntimeError(f"{round_trip}: {result.error_message.decode()}")
             pg.exit_pipeline_mode()
     conn.close()
 
@@ -108,7 +110,14 @@ def measure(variant, files):
     pids, go = manager.Queue(), manager.Event()
     with multiprocessing.Pool(CLIENTS) as pool:
         done = pool.map_async(client, [(one_sync, named, sslmode, options, files, pids, go)] * CLIENTS)
-        backends = [pids.get(timeout=30) for _ in range(CLIENTS)]
+        backends = []
+        while len(backends) < CLIENTS:
+            if done.ready():
+                done.get()  # a client failed before it started: raises its error
+            try:
+                backends.append(pids.get(timeout=0.1))
+            except queue.Empty:
+                pass
         writer = walwriter()
         first = {pid: on_cpu_ns(pid) for pid in backends + [writer]}
         last = dict(first)
@@ -132,7 +141,10 @@ def main():
     results = {variant[0]: [] for variant in VARIANTS}
     for r in range(rounds):
         for variant in VARIANTS:
-            backends, writer = measure(variant, files)
+            try:
+                backends, writer = measure(variant, files)
+            except (RuntimeError, psycopg.Error) as error:
+                sys.exit(f"pg-floor attribute: {variant[0]}: {error}")
             results[variant[0]].append((backends, writer))
             print(f"pg-floor attribute: round {r + 1}: {variant[0]}: {backends:.3f} ms/file "
                   f"(WAL writer {writer:.3f})", file=sys.stderr)
