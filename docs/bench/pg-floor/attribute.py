@@ -11,14 +11,13 @@ import os
 import queue
 import re
 import sys
-import time
 import uuid
 
 import psycopg
 from psycopg import pq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from floor import CLIENTS, DB, VARS, create_database, flow_statements, on_cpu_ns, summary
+from floor import CLIENTS, DB, VARS, cpu_while, create_database, flow_statements, summary
 
 # The API's round trips for one file (`crate::db`: BEGIN leaves with the
 # first statement, COMMIT with the last; `each_route_costs` counts them):
@@ -119,19 +118,10 @@ def measure(variant, files):
             except queue.Empty:
                 pass
         writer = walwriter()
-        first = {pid: on_cpu_ns(pid) for pid in backends + [writer]}
-        last = dict(first)
-        go.set()
-        while not done.ready():
-            for pid in first:
-                try:
-                    last[pid] = on_cpu_ns(pid)
-                except OSError:
-                    pass  # a backend's counter is gone with it: keep the last value read
-            time.sleep(0.01)
+        spent = cpu_while(backends + [writer], lambda: not done.ready(), started=go.set)
         done.get()
     per_file = CLIENTS * files * 1e6
-    return (sum(last[p] - first[p] for p in backends) / per_file, (last[writer] - first[writer]) / per_file)
+    return sum(spent.get(p, 0) for p in backends) / per_file, spent.get(writer, 0) / per_file
 
 
 def main():

@@ -1,6 +1,6 @@
 """What `run` and `attribute` share: the database they measure in, the values
 the full flow's statements take, and the backends' CPU (README.md)."""
-import os, re, subprocess
+import os, re, subprocess, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
@@ -45,6 +45,28 @@ def on_cpu_ns(pid):
     """A process's time on CPU so far (schedstat), as bench-load reads it."""
     with open(f"/proc/{pid}/schedstat") as f:
         return int(f.read().split()[0])
+
+
+def cpu_while(pids, running, started=lambda: None):
+    """Each process's CPU ns from before `started()` until `running()` turns
+    false, read every 10 ms: a backend's counter goes with it, so its last
+    reading counts. A pid already gone at the start is left out."""
+    first = {}
+    for pid in pids:
+        try:
+            first[pid] = on_cpu_ns(pid)
+        except OSError:
+            pass
+    last = dict(first)
+    started()
+    while running():
+        for pid in first:
+            try:
+                last[pid] = on_cpu_ns(pid)
+            except OSError:
+                pass
+        time.sleep(0.01)
+    return {pid: last[pid] - first[pid] for pid in first}
 
 
 def summary(values, digits=2):
