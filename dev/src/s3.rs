@@ -82,7 +82,6 @@ use s3s::service::S3ServiceBuilder;
 use s3s::{S3, S3Error, S3Request, S3Response, S3Result, s3_error};
 use s3s_fs::FileSystem;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -367,8 +366,8 @@ impl Completions {
 /// Part ETags, keyed by path and validated by (size, mtime) so a part that
 /// was uploaded again is re-hashed. Hashing lazily at ListParts / completion
 /// keeps it correct without a hook on every write path.
-#[derive(Default)]
-struct EtagCache(Mutex<HashMap<PathBuf, PartInfo>>);
+#[derive(Default, Clone)]
+struct EtagCache(Arc<Mutex<HashMap<PathBuf, PartInfo>>>);
 
 /// `s3s-fs` only remembers who created an upload, but ListMultipartUploads
 /// and the bucket/key check need where it goes and when it started.
@@ -445,13 +444,34 @@ fn internal(err: io::Error) -> S3Error {
     S3Error::internal_error(err)
 }
 
-/// `Ok(None)` for a file that is not there.
-fn if_present<T>(result: io::Result<T>) -> S3Result<Option<T>> {
+/// Runs a step's file operations, `std::fs` in one closure, as one task on
+/// Tokio's blocking pool. Each `tokio::fs` call is such a task of its own,
+/// and every hand-off wakes two threads; thread switches were about half of
+/// this server's CPU in `scripts/bench-load` (which charges it to the cores
+/// the API shares). Most are `s3s-fs`'s own, but the wrapper's steps now
+/// cost one hand-off each: a completion went from about thirty to twenty.
+async fn blocking<T, F>(work: F) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(io::Error::other)?
+}
+
+/// `None` for a file that is not there.
+fn found<T>(result: io::Result<T>) -> io::Result<Option<T>> {
     match result {
         Ok(value) => Ok(Some(value)),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(internal(err)),
+        Err(err) => Err(err),
     }
+}
+
+/// `Ok(None)` for a file that is not there.
+fn if_present<T>(result: io::Result<T>) -> S3Result<Option<T>> {
+    found(result).map_err(internal)
 }
 
 impl EtagCache {
@@ -541,17 +561,16 @@ impl Backend {
     }
 
     fn part_path(&self, id: Uuid, number: i32) -> PathBuf {
-        self.root.join(format!("{}{number}", part_name_prefix(id)))
+        part_path_in(&self.root, id, number)
     }
 
     async fn read_record(&self, id: Uuid) -> S3Result<Option<UploadRecord>> {
-        if !tokio::fs::try_exists(self.fs_upload_marker(id))
-            .await
-            .map_err(internal)?
-        {
-            return Ok(None);
-        }
-        let Some(bytes) = if_present(tokio::fs::read(self.record_path(id)).await)? else {
+        let (marker, path) = (self.fs_upload_marker(id), self.record_path(id));
+        let read = blocking(move || match marker.try_exists()? {
+            true => found(std::fs::read(path)),
+            false => Ok(None),
+        });
+        let Some(bytes) = read.await.map_err(internal)? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
@@ -563,49 +582,41 @@ impl Backend {
     /// bucket and key; `s3s-fs` does not.
     /// Once a completion of its key is done: until then the upload is
     /// still open, and after it, gone.
-    async fn open_upload(&self, input: &impl NamesUpload) -> S3Result<Uuid> {
+    async fn open_upload(&self, input: &impl NamesUpload) -> S3Result<(Uuid, UploadRecord)> {
         let (bucket, key, _) = input.upload();
         self.completions.settled(bucket, key).await;
         self.find_upload(input).await
     }
 
     /// [`Backend::open_upload`] for the completion holding the key.
-    async fn find_upload(&self, input: &impl NamesUpload) -> S3Result<Uuid> {
+    async fn find_upload(&self, input: &impl NamesUpload) -> S3Result<(Uuid, UploadRecord)> {
         let (bucket, key, upload_id) = input.upload();
         let id = Uuid::parse_str(upload_id).map_err(|_| no_such_upload())?;
         match self.read_record(id).await? {
-            Some(rec) if rec.bucket == bucket && rec.key == key => Ok(id),
+            Some(rec) if rec.bucket == bucket && rec.key == key => Ok((id, rec)),
             _ => Err(no_such_upload()),
         }
     }
 
-    async fn write_record(&self, id: Uuid, rec: &UploadRecord) -> io::Result<()> {
+    /// Writes an upload's record and creates its empty part index.
+    async fn open_record(&self, id: Uuid, rec: &UploadRecord) -> io::Result<()> {
         let bytes = serde_json::to_vec(rec).map_err(io::Error::other)?;
-        let path = self.record_path(id);
-        let tmp = path.with_extension("json.tmp");
-        tokio::fs::write(&tmp, bytes).await?;
-        tokio::fs::rename(&tmp, path).await
+        let (path, index) = (self.record_path(id), self.part_index(id));
+        blocking(move || {
+            let tmp = path.with_extension("json.tmp");
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, path)?;
+            std::fs::create_dir(index)
+        })
+        .await
     }
 
-    /// Part files of one upload, sorted by part number, as its part index
-    /// lists them. An upload opened before the index existed (a data
-    /// directory kept from an older dev server) has none, and its parts are
-    /// found by reading the root.
+    /// Part files of one upload, sorted by part number ([`part_numbers`]).
     async fn part_files(&self, id: Uuid) -> S3Result<Vec<PartFile>> {
-        let mut numbers: Vec<i32> = match file_names(&self.part_index(id)).await {
-            Ok(index) => index.iter().filter_map(|n| n.parse().ok()).collect(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let prefix = part_name_prefix(id);
-                file_names(&self.root)
-                    .await
-                    .map_err(internal)?
-                    .iter()
-                    .filter_map(|name| name.strip_prefix(&prefix)?.parse().ok())
-                    .collect()
-            }
-            Err(e) => return Err(internal(e)),
-        };
-        numbers.sort_unstable();
+        let (root, index) = (self.root.clone(), self.part_index(id));
+        let numbers = blocking(move || part_numbers(&root, &index, id))
+            .await
+            .map_err(internal)?;
         Ok(numbers
             .into_iter()
             .map(|number| PartFile {
@@ -619,33 +630,43 @@ impl Backend {
     /// same bytes even if the part is being replaced (s3s-fs renames a new
     /// file over it) meanwhile. `None`: the part does not exist.
     async fn part_info(&self, path: &Path) -> S3Result<Option<PartInfo>> {
-        let Some(mut file) = if_present(tokio::fs::File::open(path).await)? else {
-            return Ok(None);
-        };
-        let meta = file.metadata().await.map_err(internal)?;
-        let (len, modified) = (meta.len(), meta.modified().map_err(internal)?);
-        if let Some(cached) = self.etag_cache.get(path, len, modified) {
-            return Ok(Some(cached));
-        }
-        let (etag, crc32c) = digest_part(&mut file).await.map_err(internal)?;
-        let info = PartInfo {
-            len,
-            modified,
-            etag,
-            crc32c,
-        };
-        self.etag_cache.insert(path, &info);
-        Ok(Some(info))
+        let (path, cache) = (path.to_owned(), self.etag_cache.clone());
+        blocking(move || {
+            let Some(mut file) = found(std::fs::File::open(&path))? else {
+                return Ok(None);
+            };
+            let meta = file.metadata()?;
+            let (len, modified) = (meta.len(), meta.modified()?);
+            if let Some(cached) = cache.get(&path, len, modified) {
+                return Ok(Some(cached));
+            }
+            let (etag, crc32c) = digest_part(&mut file)?;
+            let info = PartInfo {
+                len,
+                modified,
+                etag,
+                crc32c,
+            };
+            cache.insert(&path, &info);
+            Ok(Some(info))
+        })
+        .await
+        .map_err(internal)
     }
 
     /// Drops the record and any part files the completion did not use
     /// (S3 discards those too); s3s-fs leaves them behind.
     async fn forget_upload(&self, id: Uuid) -> S3Result<()> {
-        for part in self.part_files(id).await? {
-            if_present(tokio::fs::remove_file(&part.path).await)?;
-        }
-        if_present(tokio::fs::remove_dir_all(self.part_index(id)).await)?;
-        if_present(tokio::fs::remove_file(self.record_path(id)).await)?;
+        let (root, index, record) = (self.root.clone(), self.part_index(id), self.record_path(id));
+        blocking(move || {
+            for number in part_numbers(&root, &index, id)? {
+                found(std::fs::remove_file(part_path_in(&root, id, number)))?;
+            }
+            found(std::fs::remove_dir_all(index))?;
+            found(std::fs::remove_file(record)).map(drop)
+        })
+        .await
+        .map_err(internal)?;
         self.etag_cache
             .forget_under(&self.root.join(part_name_prefix(id)));
         Ok(())
@@ -672,10 +693,7 @@ impl Backend {
             .as_deref()
             .and_then(|id| Uuid::parse_str(id).ok())
             .ok_or_else(|| s3_error!(InternalError, "s3s-fs returned no usable upload id"))?;
-        self.write_record(id, &record).await.map_err(internal)?;
-        tokio::fs::create_dir(self.part_index(id))
-            .await
-            .map_err(internal)?;
+        self.open_record(id, &record).await.map_err(internal)?;
         Ok(resp)
     }
 
@@ -683,7 +701,7 @@ impl Backend {
         &self,
         mut req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
-        let id = self.open_upload(&req.input).await?;
+        let (id, _) = self.open_upload(&req.input).await?;
         // s3s-fs only checks the upper bound; 0 or a negative number would
         // become a part that can never be completed.
         if req.input.part_number < 1 {
@@ -714,7 +732,7 @@ impl Backend {
         req: S3Request<ListPartsInput>,
     ) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
-        let id = self.open_upload(&input).await?;
+        let (id, record) = self.open_upload(&input).await?;
         let max_parts = page_size(input.max_parts, "max-parts")?;
         let marker = input.part_number_marker.unwrap_or(0);
         if marker < 0 {
@@ -723,7 +741,9 @@ impl Backend {
                 "part-number-marker must be non-negative"
             ));
         }
-        let (parts, is_truncated) = self.parts_page(id, marker, max_parts).await?;
+        // S3 lists part checksums of uploads opened with an algorithm.
+        let crc32c = record.full_object_crc32c;
+        let (parts, is_truncated) = self.parts_page(id, marker, max_parts, crc32c).await?;
         let next_marker = parts.last().and_then(|p| p.part_number).unwrap_or(marker);
         Ok(S3Response::new(ListPartsOutput {
             bucket: Some(input.bucket),
@@ -738,12 +758,14 @@ impl Backend {
         }))
     }
 
-    /// Up to `max_parts` parts after part `marker`, and whether more follow.
+    /// Up to `max_parts` parts after part `marker`, and whether more follow;
+    /// with their CRC32Cs when `crc32c`.
     async fn parts_page(
         &self,
         id: Uuid,
         marker: i32,
         max_parts: usize,
+        crc32c: bool,
     ) -> S3Result<(Vec<Part>, bool)> {
         let mut remaining = self
             .part_files(id)
@@ -751,11 +773,6 @@ impl Backend {
             .into_iter()
             .filter(|p| p.number > marker)
             .peekable();
-        // S3 lists part checksums of uploads opened with an algorithm.
-        let crc32c = self
-            .read_record(id)
-            .await?
-            .is_some_and(|r| r.full_object_crc32c);
         let mut parts = Vec::new();
         while parts.len() < max_parts {
             let Some(file) = remaining.next() else { break };
@@ -789,7 +806,7 @@ impl Backend {
         &self,
         mut req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
-        let id = self.find_upload(&req.input).await?;
+        let (id, record) = self.find_upload(&req.input).await?;
         let input = &req.input;
         // Everything s3s-fs would reject is rejected here first: once s3s-fs
         // starts completing, a failure leaves the upload deleted.
@@ -799,7 +816,9 @@ impl Backend {
             .and_then(|m| m.parts.as_deref())
             .unwrap_or_default();
         self.check_completion(id, requested).await?;
-        let crc32c = self.check_object_crc32c(id, input, requested).await?;
+        let crc32c = self
+            .check_object_crc32c(id, &record, input, requested)
+            .await?;
 
         let real_key = input.key.clone();
         let sidecar = self.crc32c_sidecar(&input.bucket, &real_key);
@@ -838,13 +857,11 @@ impl Backend {
     async fn check_object_crc32c(
         &self,
         id: Uuid,
+        record: &UploadRecord,
         input: &CompleteMultipartUploadInput,
         requested: &[CompletedPart],
     ) -> S3Result<Option<Crc32c>> {
-        let full_object = self
-            .read_record(id)
-            .await?
-            .is_some_and(|r| r.full_object_crc32c);
+        let full_object = record.full_object_crc32c;
         let declared = input
             .checksum_crc32c
             .as_deref()
@@ -972,7 +989,7 @@ impl Backend {
         &self,
         mut req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
-        let id = self.open_upload(&req.input).await?;
+        let (id, _) = self.open_upload(&req.input).await?;
         to_storage_key(&mut req.input.key);
         let resp = self.fs.abort_multipart_upload(req).await?;
         self.forget_upload(id).await?;
@@ -1029,7 +1046,9 @@ impl Backend {
         prefix: &str,
     ) -> S3Result<Vec<(UploadRecord, Uuid)>> {
         let mut uploads = Vec::new();
-        for name in file_names(&self.root).await.map_err(internal)? {
+        let root = self.root.clone();
+        let names = blocking(move || file_names(&root)).await;
+        for name in names.map_err(internal)? {
             let Some(id) = name
                 .strip_prefix(RECORD_PREFIX)
                 .and_then(|n| n.strip_suffix(RECORD_SUFFIX))
@@ -1170,13 +1189,35 @@ fn check_completed_part(
 }
 
 /// The names in a directory, as far as they are UTF-8.
-async fn file_names(dir: &Path) -> io::Result<Vec<String>> {
+fn file_names(dir: &Path) -> io::Result<Vec<String>> {
     let mut names = Vec::new();
-    let mut entries = tokio::fs::read_dir(dir).await?;
-    while let Some(entry) = entries.next_entry().await? {
-        names.extend(entry.file_name().into_string().ok());
+    for entry in std::fs::read_dir(dir)? {
+        names.extend(entry?.file_name().into_string().ok());
     }
     Ok(names)
+}
+
+/// The part numbers of upload `id`, ascending, from its part index `index`;
+/// an upload opened before the index existed (a data directory kept from an
+/// older dev server) has none, and its parts are found by reading `root`.
+fn part_numbers(root: &Path, index: &Path, id: Uuid) -> io::Result<Vec<i32>> {
+    let mut numbers: Vec<i32> = match found(file_names(index))? {
+        Some(index) => index.iter().filter_map(|n| n.parse().ok()).collect(),
+        None => {
+            let prefix = part_name_prefix(id);
+            file_names(root)?
+                .iter()
+                .filter_map(|name| name.strip_prefix(&prefix)?.parse().ok())
+                .collect()
+        }
+    };
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// s3s-fs's file of part `number` of upload `id` under `root`.
+fn part_path_in(root: &Path, id: Uuid, number: i32) -> PathBuf {
+    root.join(format!("{}{number}", part_name_prefix(id)))
 }
 
 fn page_size(requested: Option<i32>, name: &str) -> S3Result<usize> {
@@ -1200,12 +1241,13 @@ fn unix_ms(t: SystemTime) -> u64 {
 
 /// The lowercase-hex MD5 of the rest of `file` (the ETag s3s-fs returned
 /// from UploadPart) and its CRC32C, in one read.
-async fn digest_part(file: &mut tokio::fs::File) -> io::Result<(String, Crc32c)> {
+fn digest_part(file: &mut std::fs::File) -> io::Result<(String, Crc32c)> {
+    use std::io::Read;
     let mut md5 = Md5::new();
     let mut crc = Crc32c::of(b"");
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = file.read(&mut buf).await?;
+        let n = file.read(&mut buf)?;
         if n == 0 {
             return Ok((hex_lower(&md5.finalize()), crc));
         }
