@@ -446,10 +446,9 @@ fn internal(err: io::Error) -> S3Error {
 
 /// Runs a step's file operations, `std::fs` in one closure, as one task on
 /// Tokio's blocking pool. Each `tokio::fs` call is such a task of its own,
-/// and every hand-off wakes two threads; thread switches were about half of
-/// this server's CPU in `scripts/bench-load` (which charges it to the cores
-/// the API shares). Most are `s3s-fs`'s own, but the wrapper's steps now
-/// cost one hand-off each: a completion went from about thirty to twenty.
+/// and every hand-off wakes two threads, CPU that `scripts/bench-load`
+/// charges to the cores the API shares (docs/PERFORMANCE.md, "the embedded
+/// S3's thread hand-offs"); `s3s-fs`'s own calls stay as they are.
 async fn blocking<T, F>(work: F) -> io::Result<T>
 where
     T: Send + 'static,
